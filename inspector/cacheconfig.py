@@ -1,0 +1,265 @@
+"""The BuildKit cache config (``application/vnd.buildkit.cacheconfig.v0``).
+
+Schema: ``cache/remotecache/v1/types/spec.go``. The traps, all handled here:
+
+* ``parent`` is ``omitempty``: a missing ``parent`` means layer **0**; only
+  ``-1`` means "no parent".
+* A record's ``layers`` are its *results* (indexes of the top layer of a chain).
+* Keys match case-insensitively, unknown keys are ignored (Go decoding).
+* Blob digests and record digests repeat; records are sorted by digest, not
+  topologically, so links point forward and backward.
+
+Structural errors that make BuildKit's importer fail (``parse.go``: bad
+indexes, looping layers or records, an empty input list, a bad time) raise
+``InvalidContent`` with the position in the document.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from . import _json
+from .digest import Digest
+from .errors import InvalidContent
+
+__all__ = [
+    "CacheConfig",
+    "CacheInput",
+    "CacheLayer",
+    "CacheRecord",
+    "CacheResult",
+    "ChainedResult",
+    "LayerAnnotations",
+    "parse_cache_config",
+]
+
+
+@dataclass(frozen=True, slots=True)
+class LayerAnnotations:
+    """Layer metadata that only the gha/s3/azblob backends write (they have no wrapper descriptors)."""
+
+    media_type: str
+    diff_id: Digest | None
+    size: int | None
+    created_at: _json.Timestamp | None
+
+
+@dataclass(frozen=True, slots=True)
+class CacheLayer:
+    blob: Digest
+    parent: int
+    annotations: LayerAnnotations | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class CacheResult:
+    layer: int
+    created_at: _json.Timestamp
+
+
+@dataclass(frozen=True, slots=True)
+class ChainedResult:
+    """Inline-cache results: explicit layer indexes, bottom to top, parents not followed."""
+
+    layers: tuple[int, ...]
+    created_at: _json.Timestamp
+
+
+@dataclass(frozen=True, slots=True)
+class CacheInput:
+    link: int
+    selector: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class CacheRecord:
+    digest: Digest
+    results: tuple[CacheResult, ...] = ()
+    chains: tuple[ChainedResult, ...] = ()
+    inputs: tuple[tuple[CacheInput, ...], ...] = ()
+
+    @property
+    def is_root(self) -> bool:
+        return not self.inputs
+
+    @property
+    def has_result(self) -> bool:
+        return bool(self.results or self.chains)
+
+
+@dataclass(frozen=True, slots=True)
+class CacheConfig:
+    """A parsed config; constructing one validates layer chains (no loops)."""
+
+    layers: tuple[CacheLayer, ...]
+    records: tuple[CacheRecord, ...]
+    parents_first: tuple[int, ...] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "parents_first", _parents_first(self.layers))
+
+    def chain(self, layer: int) -> tuple[int, ...]:
+        """Layer indexes from the bottom of the chain up to ``layer`` (validated: no loops)."""
+        out: list[int] = []
+        while layer != -1:
+            out.append(layer)
+            layer = self.layers[layer].parent
+        out.reverse()
+        return tuple(out)
+
+    def result_chains(self, record: CacheRecord) -> list[tuple[int, ...]]:
+        """Every result of a record as a chain of layer indexes, bottom to top."""
+        chains = [self.chain(r.layer) for r in record.results]
+        chains.extend(c.layers for c in record.chains)
+        return chains
+
+
+def _parents_first(layers: tuple[CacheLayer, ...]) -> tuple[int, ...]:
+    """Every layer index, each after its parent; raises on a loop. O(n) for any shape."""
+    state = [0] * len(layers)  # 0 unseen, 1 on the current walk, 2 placed
+    order: list[int] = []
+    for start in range(len(layers)):
+        path: list[int] = []
+        index = start
+        while index != -1 and state[index] != 2:
+            if state[index] == 1:
+                raise InvalidContent(
+                    f"cache config: layer {index} is its own ancestor (BuildKit: invalid looping layer)"
+                )
+            state[index] = 1
+            path.append(index)
+            index = layers[index].parent
+        for member in reversed(path):
+            state[member] = 2
+            order.append(member)
+    return tuple(order)
+
+
+def _check_record_loops(records: tuple[CacheRecord, ...]) -> None:
+    """Reject record cycles through ``inputs`` links, iteratively (BuildKit: invalid looping record)."""
+    state = [0] * len(records)  # 0 new, 1 on the current path, 2 finished
+    for root in range(len(records)):
+        if state[root]:
+            continue
+        stack: list[tuple[int, int]] = [(root, 0)]
+        state[root] = 1
+        while stack:
+            node, pos = stack[-1]
+            links = [i.link for alternatives in records[node].inputs for i in alternatives]
+            if pos == len(links):
+                state[node] = 2
+                stack.pop()
+                continue
+            stack[-1] = (node, pos + 1)
+            target = links[pos]
+            if state[target] == 1:
+                raise InvalidContent(
+                    f"cache config: record {target} ({records[target].digest.short}) links to itself "
+                    "through its inputs (BuildKit: invalid looping record)"
+                )
+            if state[target] == 0:
+                state[target] = 1
+                stack.append((target, 0))
+
+
+def _parse_layer(value: Any, where: str, count: int) -> CacheLayer:
+    f = _json.fields(value, ("blob", "parent", "annotations"), where)
+    parent = _json.as_int(f.get("parent"), f"{where}.parent")
+    if not -1 <= parent < count:
+        raise InvalidContent(f"{where}.parent: {parent} is not a layer index (BuildKit: invalid layer index)")
+    annotations = None
+    if f.get("annotations") is not None:
+        a = _json.fields(
+            f["annotations"], ("mediaType", "diffID", "size", "createdAt"), f"{where}.annotations"
+        )
+        diff_id = a.get("diffID")
+        created = _json.as_str(a.get("createdAt"), f"{where}.annotations.createdAt")
+        annotations = LayerAnnotations(
+            media_type=_json.as_str(a.get("mediaType"), f"{where}.annotations.mediaType"),
+            diff_id=_json.as_digest(diff_id, f"{where}.annotations.diffID") if diff_id else None,
+            size=_json.as_int(a.get("size"), f"{where}.annotations.size")
+            if a.get("size") is not None
+            else None,
+            created_at=_json.parse_go_time(created, f"{where}.annotations.createdAt") if created else None,
+        )
+    return CacheLayer(_json.as_digest(f.get("blob"), f"{where}.blob"), parent, annotations)
+
+
+def _index(value: Any, where: str, count: int, noun: str) -> int:
+    index = _json.as_int(value, where)
+    if not 0 <= index < count:
+        raise InvalidContent(f"{where}: {index} is not a {noun} index (there are {count})")
+    return index
+
+
+def _parse_record(value: Any, where: str, n_layers: int, n_records: int) -> CacheRecord:
+    f = _json.fields(value, ("layers", "chains", "digest", "inputs"), where)
+    results = []
+    for i, item in enumerate(_json.as_list(f.get("layers"), f"{where}.layers")):
+        r = _json.fields(item, ("layer", "createdAt"), f"{where}.layers[{i}]")
+        results.append(
+            CacheResult(
+                layer=_index(r.get("layer"), f"{where}.layers[{i}].layer", n_layers, "layer"),
+                created_at=_json.parse_go_time(
+                    _json.as_str(r.get("createdAt"), f"{where}.layers[{i}].createdAt"),
+                    f"{where}.layers[{i}].createdAt",
+                ),
+            )
+        )
+    chains = []
+    for i, item in enumerate(_json.as_list(f.get("chains"), f"{where}.chains")):
+        c = _json.fields(item, ("layers", "createdAt"), f"{where}.chains[{i}]")
+        indexes = tuple(
+            _index(x, f"{where}.chains[{i}].layers[{j}]", n_layers, "layer")
+            for j, x in enumerate(_json.as_list(c.get("layers"), f"{where}.chains[{i}].layers"))
+        )
+        chains.append(
+            ChainedResult(
+                indexes,
+                _json.parse_go_time(
+                    _json.as_str(c.get("createdAt"), f"{where}.chains[{i}].createdAt"),
+                    f"{where}.chains[{i}].createdAt",
+                ),
+            )
+        )
+    inputs = []
+    for k, alternatives in enumerate(_json.as_list(f.get("inputs"), f"{where}.inputs")):
+        slot = []
+        items = _json.as_list(alternatives, f"{where}.inputs[{k}]")
+        if not items:
+            raise InvalidContent(f"{where}.inputs[{k}] is empty (BuildKit: invalid empty input for record)")
+        for j, item in enumerate(items):
+            x = _json.fields(item, ("selector", "link"), f"{where}.inputs[{k}][{j}]")
+            slot.append(
+                CacheInput(
+                    link=_index(x.get("link"), f"{where}.inputs[{k}][{j}].link", n_records, "record"),
+                    selector=_json.as_str(x.get("selector"), f"{where}.inputs[{k}][{j}].selector"),
+                )
+            )
+        inputs.append(tuple(slot))
+    return CacheRecord(
+        digest=_json.as_digest(f.get("digest"), f"{where}.digest"),
+        results=tuple(results),
+        chains=tuple(chains),
+        inputs=tuple(inputs),
+    )
+
+
+def parse_cache_config(raw: bytes) -> CacheConfig:
+    """Parse and structurally validate a cache config, as BuildKit's importer would."""
+    doc = _json.load(raw, "cache config")
+    if not isinstance(doc, _json.Obj):
+        raise InvalidContent("cache config: expected a JSON object")
+    f = _json.fields(doc, ("layers", "records"), "cache config")
+    raw_layers = _json.as_list(f.get("layers"), "cache config.layers")
+    raw_records = _json.as_list(f.get("records"), "cache config.records")
+    layers = tuple(
+        _parse_layer(v, f"cache config.layers[{i}]", len(raw_layers)) for i, v in enumerate(raw_layers)
+    )
+    records = tuple(
+        _parse_record(v, f"cache config.records[{i}]", len(raw_layers), len(raw_records))
+        for i, v in enumerate(raw_records)
+    )
+    _check_record_loops(records)
+    return CacheConfig(layers, records)

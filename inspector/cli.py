@@ -1,0 +1,57 @@
+"""Process entry point: argument handling, error-to-exit-code mapping, nothing else.
+
+Heavy imports (typer, rich, httpx) happen only when a command needs them, so
+``cacheinspect --version`` starts fast.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Sequence
+
+__all__ = ["main", "run"]
+
+
+def run(argv: Sequence[str] | None = None) -> int:
+    """Run the CLI with ``argv`` and return the exit code (never raises for expected failures)."""
+    args = list(sys.argv[1:] if argv is None else argv)
+    if args in (["--version"], ["-V"]):
+        from ._version import __version__
+
+        print(f"cacheinspect {__version__}")
+        return 0
+
+    import click
+
+    from . import commands
+    from .errors import CacheInspectError, ExitCode
+
+    state = commands.STATE
+    state.reset()
+    try:
+        result = commands.app(args=args, prog_name="cacheinspect", standalone_mode=False)
+    except click.exceptions.Abort:
+        print("cacheinspect: aborted", file=sys.stderr)
+        return 130
+    except click.exceptions.ClickException as exc:
+        exc.show()
+        return int(ExitCode.USAGE) if exc.exit_code == 2 else exc.exit_code
+    except CacheInspectError as exc:
+        commands.report_error(exc)
+        return int(exc.exit_code)
+    except KeyboardInterrupt:
+        print("cacheinspect: interrupted", file=sys.stderr)
+        return 130
+    except Exception as exc:  # a bug: say so in one line, full traceback only with --debug
+        if state.debug:
+            raise
+        print(
+            f"cacheinspect: internal error: {type(exc).__name__}: {exc} (rerun with --debug for a traceback)",
+            file=sys.stderr,
+        )
+        return int(ExitCode.BUG)
+    return result if isinstance(result, int) else 0
+
+
+def main() -> None:
+    sys.exit(run())

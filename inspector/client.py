@@ -1,0 +1,474 @@
+"""A small, strict client for the OCI distribution API.
+
+One ``httpx.Client`` (keep-alive, bounded pool) serves every request; fan-out
+uses a bounded thread pool over it. Every answer is judged in one place
+(``_fail``); retries happen only for transient failures (connection errors,
+429 and 5xx) on idempotent requests, with capped jittered backoff that honours
+``Retry-After``. Bodies are capped and content is verified against the digest
+it was fetched by.
+"""
+
+from __future__ import annotations
+
+import email.utils
+import logging
+import random
+import ssl
+import threading
+import time
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import TypeVar
+from urllib.parse import urlencode, urljoin, urlsplit
+
+import httpx
+
+from . import _json, mediatypes
+from ._version import __version__
+from .auth import RegistryAuth
+from .credentials import Credentials
+from .digest import Digest
+from .errors import (
+    DigestMismatch,
+    InvalidContent,
+    RegistryError,
+    TransportError,
+    UsageError,
+    registry_error_from_response,
+)
+from .models import Descriptor, ManifestDocument, parse_manifest
+from .reference import Reference, Repository, is_loopback_host
+
+__all__ = ["MANIFEST_LIMIT", "BlobStat", "ClientOptions", "RegistryClient"]
+
+log = logging.getLogger(__name__)
+
+MANIFEST_LIMIT = 4 * 1024 * 1024
+TAG_PAGE_LIMIT = 32 * 1024 * 1024
+_RETRY_STATUS = frozenset({429, 500, 502, 503, 504})
+_IDEMPOTENT = frozenset({"GET", "HEAD"})
+_MAX_PAGES = 100_000
+
+T = TypeVar("T")
+R = TypeVar("R")
+
+
+@dataclass(frozen=True, slots=True)
+class ClientOptions:
+    """Transport settings. Plain HTTP is used for loopback hosts, or everywhere with ``plain_http``."""
+
+    plain_http: bool = False
+    insecure: bool = False
+    ca_file: str | None = None
+    timeout: float = 30.0
+    concurrency: int = 8
+    retries: int = 4
+    backoff_base: float = 0.25
+    backoff_cap: float = 8.0
+    max_retry_after: float = 60.0
+    user_agent: str = f"cacheinspect/{__version__}"
+
+
+@dataclass(frozen=True, slots=True)
+class BlobStat:
+    """What a blob HEAD said: whether it exists, and the size and digest the registry reports."""
+
+    digest: Digest
+    exists: bool
+    size: int | None = None
+    reported_digest: str | None = None
+
+
+class RegistryClient:
+    """Distribution API client. Use as a context manager; safe to share between threads."""
+
+    def __init__(
+        self,
+        options: ClientOptions | None = None,
+        *,
+        credentials: Callable[[str], Credentials | None] | None = None,
+        transport: httpx.BaseTransport | None = None,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        self.options = options or ClientOptions()
+        if self.options.concurrency < 1:
+            raise UsageError("--concurrency must be at least 1")
+        self._sleep = sleep
+        self._auth = RegistryAuth(credentials or (lambda host: None), send=self._send_without_auth)
+        verify: ssl.SSLContext | bool = True
+        if self.options.insecure:
+            verify = False
+        elif self.options.ca_file:
+            try:
+                verify = ssl.create_default_context(cafile=self.options.ca_file)
+            except (OSError, ssl.SSLError) as exc:
+                raise UsageError(f"cannot load CA file {self.options.ca_file}: {exc}") from None
+        pool = max(self.options.concurrency, 1)
+        self._http = httpx.Client(
+            auth=self._auth,
+            verify=verify,
+            timeout=httpx.Timeout(self.options.timeout, connect=min(self.options.timeout, 10.0)),
+            limits=httpx.Limits(max_connections=pool + 2, max_keepalive_connections=pool + 2),
+            follow_redirects=True,
+            headers={"User-Agent": self.options.user_agent},
+            transport=transport,
+            event_hooks={"request": [self._check_scheme]},
+        )
+        self._counter_lock = threading.Lock()
+        self.request_count = 0
+
+    def __enter__(self) -> RegistryClient:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self._http.close()
+
+    # -- plumbing ---------------------------------------------------------------------------------
+
+    def scheme_for(self, host: str) -> str:
+        return "http" if self.options.plain_http or is_loopback_host(host) else "https"
+
+    def _url(self, registry: str, path: str, query: dict[str, str] | None = None) -> str:
+        host = "registry-1.docker.io" if registry == "docker.io" else registry
+        url = f"{self.scheme_for(host)}://{host}{path}"
+        return f"{url}?{urlencode(query)}" if query else url
+
+    def _check_scheme(self, request: httpx.Request) -> None:
+        """Refuse to follow a redirect from HTTPS down to plain HTTP on a non-loopback host."""
+        if (
+            request.url.scheme == "http"
+            and not self.options.plain_http
+            and not is_loopback_host(request.url.netloc.decode())
+        ):
+            raise UsageError(f"refusing plain HTTP to {request.url.host} (use --plain-http to allow it)")
+
+    def _send_without_auth(self, request: httpx.Request) -> httpx.Response:
+        self._count()
+        return self._http.send(request, auth=None)
+
+    def _count(self) -> None:
+        with self._counter_lock:
+            self.request_count += 1
+
+    def _backoff(self, attempt: int, response: httpx.Response | None) -> float | None:
+        """Seconds to wait before retry ``attempt`` (0-based), or None to give up."""
+        if attempt >= self.options.retries:
+            return None
+        if response is not None:
+            after = _retry_after(response.headers.get("Retry-After"))
+            if after is not None:
+                return after if after <= self.options.max_retry_after else None
+        ceiling = min(self.options.backoff_cap, self.options.backoff_base * (2**attempt))
+        return random.uniform(ceiling / 2, ceiling)
+
+    def _request(
+        self,
+        method: str,
+        url: str,
+        *,
+        what: str,
+        headers: dict[str, str] | None = None,
+        limit: int = 0,
+        ok: Iterable[int] = (200,),
+        content: bytes | None = None,
+    ) -> tuple[httpx.Response, bytes]:
+        """Send with retries; return the response and up to ``limit`` bytes of its body.
+
+        Non-``ok`` statuses become typed errors. A body longer than ``limit``
+        raises ``InvalidContent`` without reading the rest.
+        """
+        ok_statuses = frozenset(ok)
+        retryable = method in _IDEMPOTENT
+        attempt = 0
+        while True:
+            request = self._http.build_request(method, url, headers=headers, content=content)
+            started = time.monotonic()
+            try:
+                self._count()
+                response = self._http.send(request, stream=True)
+                try:
+                    if response.status_code in ok_statuses:
+                        body = _read_capped(response, limit, what) if limit else b""
+                        log.debug(
+                            "%s %s -> %s in %.0f ms",
+                            method,
+                            _loggable(url),
+                            response.status_code,
+                            (time.monotonic() - started) * 1000,
+                        )
+                        return response, body
+                    error_body = _read_capped(response, 64 * 1024, what, truncate=True)
+                finally:
+                    response.close()
+            except httpx.TransportError as exc:
+                delay = self._backoff(attempt, None) if retryable else None
+                log.debug("%s %s failed: %s", method, _loggable(url), type(exc).__name__)
+                if delay is None:
+                    raise TransportError(f"{what}: {_describe_transport_error(exc, url)}") from None
+                self._sleep(delay)
+                attempt += 1
+                continue
+            log.debug("%s %s -> %s", method, _loggable(url), response.status_code)
+            if response.status_code in _RETRY_STATUS and retryable:
+                delay = self._backoff(attempt, response)
+                if delay is not None:
+                    self._sleep(delay)
+                    attempt += 1
+                    continue
+            raise self._fail(response, error_body, method, url, what)
+
+    @staticmethod
+    def _fail(response: httpx.Response, body: bytes, method: str, url: str, what: str) -> RegistryError:
+        error = registry_error_from_response(
+            status=response.status_code,
+            method=method,
+            url=_loggable(url),
+            body=body,
+            what=what,
+            retry_after=_retry_after(response.headers.get("Retry-After")),
+        )
+        if response.status_code == 401 and not error.hint:
+            error.hint = (
+                "check the credentials (--username/--password-stdin, CACHEINSPECT_USERNAME, docker login)"
+            )
+        return error
+
+    def map_bounded(
+        self,
+        fn: Callable[[T], R],
+        items: Sequence[T],
+        on_done: Callable[[int, int], None] | None = None,
+    ) -> list[R]:
+        """Apply ``fn`` to every item with at most ``concurrency`` in flight; results keep input order."""
+        if not items:
+            return []
+        results: list[R] = []
+        total = len(items)
+        if self.options.concurrency == 1 or total == 1:
+            for done, item in enumerate(items, 1):
+                results.append(fn(item))
+                if on_done:
+                    on_done(done, total)
+            return results
+        with ThreadPoolExecutor(max_workers=min(self.options.concurrency, total)) as pool:
+            futures = [pool.submit(fn, item) for item in items]
+            try:
+                for done, future in enumerate(futures, 1):
+                    results.append(future.result())
+                    if on_done:
+                        on_done(done, total)
+            except BaseException:
+                for future in futures:
+                    future.cancel()
+                raise
+        return results
+
+    # -- API ---------------------------------------------------------------------------------------
+
+    def ping(self, registry: str) -> httpx.Headers:
+        """``GET /v2/``; returns the response headers (authenticated if the registry asks)."""
+        response, _ = self._request("GET", self._url(registry, "/v2/"), what=f"ping {registry}")
+        return response.headers
+
+    def head_manifest(self, ref: Reference) -> Descriptor:
+        """Resolve a reference to a descriptor without fetching the body."""
+        repo = ref.repository
+        response, _ = self._request(
+            "HEAD",
+            self._url(repo.registry, f"/v2/{repo.path}/manifests/{ref.identifier}"),
+            what=f"resolve {ref}",
+            headers={"Accept": mediatypes.MANIFEST_ACCEPT},
+        )
+        reported = response.headers.get("Docker-Content-Digest")
+        size = response.headers.get("Content-Length")
+        if not reported or size is None:
+            document = self.get_manifest(ref)
+            return document.descriptor
+        try:
+            digest = Digest(reported)
+        except UsageError:
+            raise InvalidContent(
+                f"resolve {ref}: registry reported an invalid digest {reported[:80]!r}"
+            ) from None
+        if ref.digest is not None and digest != ref.digest:
+            raise DigestMismatch(f"resolve {ref}: registry reported {digest}")
+        return Descriptor(mediatypes.base(response.headers.get("Content-Type", "")), digest, int(size))
+
+    def get_manifest(self, ref: Reference, *, limit: int = MANIFEST_LIMIT) -> ManifestDocument:
+        """Fetch and parse a manifest/index; verified against ``ref.digest`` when there is one."""
+        repo = ref.repository
+        response, raw = self._request(
+            "GET",
+            self._url(repo.registry, f"/v2/{repo.path}/manifests/{ref.identifier}"),
+            what=f"fetch manifest {ref}",
+            headers={"Accept": mediatypes.MANIFEST_ACCEPT},
+            limit=limit,
+        )
+        if ref.digest is not None and not ref.digest.matches(raw):
+            raise DigestMismatch(
+                f"manifest {ref}: the registry served content that does not hash to {ref.digest}"
+            )
+        document = parse_manifest(
+            raw, content_type=response.headers.get("Content-Type", ""), what=f"manifest {ref}"
+        )
+        reported = response.headers.get("Docker-Content-Digest")
+        if reported and reported != document.digest:
+            log.debug(
+                "manifest %s: Docker-Content-Digest %s differs from computed %s",
+                ref,
+                reported,
+                document.digest,
+            )
+        return document
+
+    def head_blob(self, repo: Repository, digest: Digest) -> BlobStat:
+        """Whether a blob exists, with its size; a 404 is an answer, not an error."""
+        try:
+            response, _ = self._request(
+                "HEAD",
+                self._url(repo.registry, f"/v2/{repo.path}/blobs/{digest}"),
+                what=f"check blob {digest}",
+            )
+        except RegistryError as exc:
+            if exc.status == 404:
+                return BlobStat(digest, exists=False)
+            raise
+        length = response.headers.get("Content-Length")
+        return BlobStat(
+            digest,
+            exists=True,
+            size=int(length) if length and length.isdigit() else None,
+            reported_digest=response.headers.get("Docker-Content-Digest"),
+        )
+
+    def get_blob(self, repo: Repository, descriptor: Descriptor, *, limit: int) -> bytes:
+        """Fetch a small blob (config) in full, verified against its descriptor's digest and size."""
+        if descriptor.size > limit:
+            raise InvalidContent(
+                f"blob {descriptor.digest} is {descriptor.size} bytes; refusing to fetch more than {limit}"
+            )
+        _, data = self._request(
+            "GET",
+            self._url(repo.registry, f"/v2/{repo.path}/blobs/{descriptor.digest}"),
+            what=f"fetch blob {descriptor.digest.short}",
+            limit=descriptor.size + 1,
+        )
+        verify_blob(descriptor, data)
+        return data
+
+    def list_tags(self, repo: Repository, *, page_size: int | None = None) -> list[str]:
+        """Every tag of a repository, following ``Link: <…>; rel="next"`` pages."""
+        return [tag for page in self.iter_tag_pages(repo, page_size=page_size) for tag in page]
+
+    def iter_tag_pages(self, repo: Repository, *, page_size: int | None = None) -> Iterator[list[str]]:
+        query = {"n": str(page_size)} if page_size else None
+        url = self._url(repo.registry, f"/v2/{repo.path}/tags/list", query)
+        seen: set[str] = set()
+        while url:
+            if url in seen or len(seen) >= _MAX_PAGES:
+                raise InvalidContent(
+                    f"list tags of {repo}: the registry's Link pagination loops back to {_loggable(url)}"
+                )
+            seen.add(url)
+            response, raw = self._request("GET", url, what=f"list tags of {repo}", limit=TAG_PAGE_LIMIT)
+            yield _parse_tag_page(raw, repo)
+            next_url = _next_link(response.headers.get_list("Link"))
+            url = urljoin(url, next_url) if next_url else ""
+            if url and urlsplit(url).netloc != urlsplit(self._url(repo.registry, "/")).netloc:
+                raise InvalidContent(
+                    f"list tags of {repo}: pagination Link points to another host ({_loggable(url)})"
+                )
+
+
+def verify_blob(descriptor: Descriptor, data: bytes) -> None:
+    """Raise unless ``data`` is exactly the content ``descriptor`` names."""
+    if len(data) != descriptor.size:
+        raise DigestMismatch(
+            f"blob {descriptor.digest}: got {len(data)} bytes, its descriptor says {descriptor.size}"
+        )
+    if not descriptor.digest.matches(data):
+        raise DigestMismatch(f"blob {descriptor.digest}: content does not hash to its digest")
+
+
+def _read_capped(response: httpx.Response, limit: int, what: str, *, truncate: bool = False) -> bytes:
+    declared = response.headers.get("Content-Length")
+    if not truncate and declared and declared.isdigit() and int(declared) > limit:
+        raise InvalidContent(f"{what}: the response is {int(declared)} bytes, over the {limit} byte limit")
+    chunks: list[bytes] = []
+    size = 0
+    for chunk in response.iter_bytes():
+        chunks.append(chunk)
+        size += len(chunk)
+        if size > limit:
+            if truncate:
+                break
+            raise InvalidContent(f"{what}: the response is longer than the {limit} byte limit")
+    return b"".join(chunks)[:limit] if truncate else b"".join(chunks)
+
+
+def _parse_tag_page(raw: bytes, repo: Repository) -> list[str]:
+    doc = _json.load(raw, f"tag list of {repo}")
+    f = _json.fields(doc, ("name", "tags"), f"tag list of {repo}")
+    return [
+        _json.as_str(t, f"tag list of {repo}.tags")
+        for t in _json.as_list(f.get("tags"), f"tag list of {repo}.tags")
+    ]
+
+
+def _next_link(values: list[str]) -> str | None:
+    """The target of the ``rel="next"`` link, from one or several Link headers."""
+    for value in values:
+        for part in value.split(","):
+            url_part, _, params = part.partition(";")
+            url_part = url_part.strip()
+            if not (url_part.startswith("<") and url_part.endswith(">")):
+                continue
+            for param in params.split(";"):
+                key, _, val = param.strip().partition("=")
+                if key.strip().lower() == "rel" and "next" in val.strip().strip('"').lower().split():
+                    return url_part[1:-1]
+    return None
+
+
+def _retry_after(value: str | None) -> float | None:
+    if not value:
+        return None
+    value = value.strip()
+    if value.isdigit():
+        return float(value)
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    return max(0.0, (when - datetime.now(UTC)).total_seconds())
+
+
+def _loggable(url: str) -> str:
+    """A URL without its query string (pre-signed storage URLs carry credentials there)."""
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.netloc}{parts.path}"
+
+
+def _describe_transport_error(exc: httpx.TransportError, url: str) -> str:
+    host = urlsplit(url).netloc
+    if isinstance(exc, httpx.TimeoutException):
+        return f"timed out talking to {host}"
+    if isinstance(exc, httpx.ConnectError):
+        text = str(exc)
+        if "CERTIFICATE_VERIFY_FAILED" in text or "certificate" in text.lower():
+            return (
+                f"TLS certificate of {host} not trusted (use --ca-file, or --insecure to skip verification)"
+            )
+        if "WRONG_VERSION_NUMBER" in text or "wrong version number" in text.lower():
+            return f"{host} does not speak TLS (for a plain-HTTP registry use --plain-http)"
+        return f"cannot connect to {host} ({text or type(exc).__name__})"
+    if isinstance(exc, httpx.RemoteProtocolError):
+        return f"{host} closed the connection or sent a malformed response ({exc})"
+    return f"network error talking to {host} ({type(exc).__name__}: {exc})"

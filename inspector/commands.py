@@ -1,0 +1,271 @@
+"""The typer commands: each collects options, calls one library function, renders the result."""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+from rich.console import Console
+
+from ._version import __version__
+from .errors import CacheInspectError, ExitCode, UsageError
+from .reference import Reference
+
+if TYPE_CHECKING:
+    from .client import RegistryClient
+    from .credentials import Credentials
+
+__all__ = ["STATE", "app", "report_error"]
+
+
+@dataclass
+class _State:
+    """Process-wide CLI settings from the global options and the running command."""
+
+    debug: bool = False
+    verbose: bool = False
+    json: bool = False
+
+    def reset(self) -> None:
+        self.debug = self.verbose = self.json = False
+
+
+STATE = _State()
+
+app = typer.Typer(
+    name="cacheinspect",
+    help="Inspect, clean up and probe BuildKit registry build caches (--cache-to type=registry).",
+    no_args_is_help=True,
+    add_completion=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
+    pretty_exceptions_enable=False,
+)
+
+
+def _stderr() -> Console:
+    return Console(stderr=True, highlight=False)
+
+
+def report_error(exc: CacheInspectError) -> None:
+    """One line on stderr (plus a hint line); in --json mode also a JSON error document on stdout."""
+    if STATE.json:
+        doc = {
+            "error": {
+                "code": type(exc).__name__,
+                "exitCode": int(exc.exit_code),
+                "message": exc.message,
+                "hint": exc.hint,
+            }
+        }
+        print(json.dumps(doc))
+    print(f"cacheinspect: error: {exc.message}", file=sys.stderr)
+    if exc.hint:
+        print(f"cacheinspect: hint: {exc.hint}", file=sys.stderr)
+
+
+def _version_callback(value: bool) -> None:
+    if value:
+        print(f"cacheinspect {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _main(
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version", "-V", help="Print the version and exit.", callback=_version_callback, is_eager=True
+        ),
+    ] = False,
+    verbose: Annotated[
+        bool, typer.Option("--verbose", "-v", help="Log each HTTP request (no secrets) to stderr.")
+    ] = False,
+    debug: Annotated[
+        bool, typer.Option("--debug", help="Debug logging, and tracebacks for internal errors.")
+    ] = False,
+) -> None:
+    STATE.debug = debug
+    STATE.verbose = verbose or debug
+    if STATE.verbose:
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(logging.Formatter("%(asctime)s %(name)s: %(message)s", "%H:%M:%S"))
+        root = logging.getLogger("inspector")
+        root.handlers[:] = [handler]
+        root.setLevel(logging.DEBUG)
+
+
+# Registry options shared by every command that talks to a registry.
+PlainHttp = Annotated[
+    bool, typer.Option("--plain-http", help="Use plain HTTP (always on for localhost/127.0.0.0/8/::1).")
+]
+Insecure = Annotated[bool, typer.Option("--insecure", help="Skip TLS certificate verification.")]
+CaFile = Annotated[
+    str | None, typer.Option("--ca-file", help="PEM file of CA certificates to trust.", metavar="FILE")
+]
+Username = Annotated[
+    str | None,
+    typer.Option("--username", "-u", help="Registry user (password from --password-stdin).", envvar=None),
+]
+PasswordStdin = Annotated[
+    bool, typer.Option("--password-stdin", help="Read the password or token from stdin.")
+]
+Concurrency = Annotated[
+    int, typer.Option("--concurrency", "-j", min=1, max=64, help="Requests in flight per registry.")
+]
+Timeout = Annotated[float, typer.Option("--timeout", min=1.0, help="Seconds to wait for each response.")]
+JsonOut = Annotated[bool, typer.Option("--json", help="Print one JSON document on stdout.")]
+
+
+@dataclass(frozen=True)
+class _Connection:
+    plain_http: bool
+    insecure: bool
+    ca_file: str | None
+    username: str | None
+    password_stdin: bool
+    concurrency: int
+    timeout: float
+
+    def client(self) -> RegistryClient:
+        from .client import ClientOptions, RegistryClient
+        from .credentials import resolve_credentials
+
+        if self.password_stdin and not self.username:
+            raise UsageError("--password-stdin needs --username")
+        if self.username and not self.password_stdin:
+            raise UsageError("--username needs --password-stdin (passwords are never taken as arguments)")
+        password = None
+        if self.password_stdin:
+            password = sys.stdin.readline().rstrip("\r\n")
+            if not password:
+                raise UsageError("--password-stdin: nothing on stdin")
+        username = self.username
+
+        def lookup(host: str) -> Credentials | None:
+            return resolve_credentials(host, username=username, password=password)
+
+        options = ClientOptions(
+            plain_http=self.plain_http,
+            insecure=self.insecure,
+            ca_file=self.ca_file,
+            timeout=self.timeout,
+            concurrency=self.concurrency,
+        )
+        return RegistryClient(options, credentials=lookup)
+
+
+@contextmanager
+def _progress(enabled: bool, description: str) -> Iterator[Callable[[int, int], None] | None]:
+    """A rich progress bar on stderr, only when stderr is a terminal."""
+    if not enabled or not sys.stderr.isatty():
+        yield None
+        return
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    with Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=_stderr(),
+        transient=True,
+    ) as progress:
+        task = progress.add_task(description, total=None)
+
+        def update(done: int, total: int) -> None:
+            progress.update(task, completed=done, total=total)
+
+        yield update
+
+
+@app.command()
+def show(
+    ref: Annotated[
+        str,
+        typer.Argument(
+            help="Cache reference (registry/repo:tag, @sha256:…) or oci:DIR[:TAG] for a local cache."
+        ),
+    ],
+    json_out: JsonOut = False,
+    strict: Annotated[
+        bool, typer.Option("--strict", help=f"Exit {int(ExitCode.UNHEALTHY)} when the cache is unhealthy.")
+    ] = False,
+    no_check_blobs: Annotated[
+        bool, typer.Option("--no-check-blobs", help="Skip the HEAD request per layer blob.")
+    ] = False,
+    plain_http: PlainHttp = False,
+    insecure: Insecure = False,
+    ca_file: CaFile = None,
+    username: Username = None,
+    password_stdin: PasswordStdin = False,
+    concurrency: Concurrency = 8,
+    timeout: Timeout = 30.0,
+) -> int:
+    """Show a cache: layers per Dockerfile stage, sizes, dates and a health verdict."""
+    STATE.json = json_out
+    from .report import inspect_cache, report_to_json
+    from .source import LayoutSource, RegistrySource, parse_source
+
+    target = parse_source(ref)
+    connection = _Connection(plain_http, insecure, ca_file, username, password_stdin, concurrency, timeout)
+    with _progress(not json_out and not no_check_blobs, "checking blobs") as on_progress:
+        if isinstance(target, Reference):
+            with connection.client() as client:
+                report = inspect_cache(
+                    RegistrySource(client, target), check_blobs=not no_check_blobs, on_progress=on_progress
+                )
+        else:
+            report = inspect_cache(
+                LayoutSource(target), check_blobs=not no_check_blobs, on_progress=on_progress
+            )
+    if json_out:
+        print(json.dumps(report_to_json(report), indent=2))
+    else:
+        from .render import render_report
+
+        Console(highlight=False).print(render_report(report))
+    if strict and not report.health.ok:
+        return int(ExitCode.UNHEALTHY)
+    return 0
+
+
+@app.command()
+def tags(
+    repository: Annotated[
+        str, typer.Argument(help="Repository, e.g. ghcr.io/org/app or localhost:5000/cache.")
+    ],
+    json_out: JsonOut = False,
+    page_size: Annotated[
+        int | None,
+        typer.Option("--page-size", "-n", min=1, help="Ask for N tags per page (registries may ignore it)."),
+    ] = None,
+    plain_http: PlainHttp = False,
+    insecure: Insecure = False,
+    ca_file: CaFile = None,
+    username: Username = None,
+    password_stdin: PasswordStdin = False,
+    timeout: Timeout = 30.0,
+) -> int:
+    """List the tags of a repository, following pagination."""
+    STATE.json = json_out
+    from .reference import parse_repository
+
+    repo = parse_repository(repository)
+    connection = _Connection(plain_http, insecure, ca_file, username, password_stdin, 1, timeout)
+    with connection.client() as client:
+        names = client.list_tags(repo, page_size=page_size)
+    if json_out:
+        print(json.dumps({"repository": str(repo), "tags": names}, indent=2))
+    else:
+        out = sys.stdout
+        for name in names:
+            out.write(name + "\n")
+        if not names:
+            print(f"{repo}: no tags", file=sys.stderr)
+    return 0

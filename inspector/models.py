@@ -1,0 +1,136 @@
+"""Descriptors and top-level documents (image manifest, index, manifest list).
+
+A ``ManifestDocument`` keeps the raw bytes it was parsed from: digests are
+computed over those bytes, never over re-serialised JSON.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from types import MappingProxyType
+from typing import Any, Literal
+
+from . import _json, mediatypes
+from .digest import Digest, sha256_digest
+from .errors import InvalidContent
+
+__all__ = ["Descriptor", "DocumentKind", "ManifestDocument", "Platform", "parse_descriptor", "parse_manifest"]
+
+DocumentKind = Literal["manifest", "index"]
+_EMPTY: Mapping[str, str] = MappingProxyType({})
+
+
+@dataclass(frozen=True, slots=True)
+class Platform:
+    os: str
+    architecture: str
+    variant: str = ""
+
+    def __str__(self) -> str:
+        return "/".join(p for p in (self.os, self.architecture, self.variant) if p)
+
+
+@dataclass(frozen=True, slots=True)
+class Descriptor:
+    """A content descriptor (OCI image-spec ``descriptor.md``)."""
+
+    media_type: str
+    digest: Digest
+    size: int
+    annotations: Mapping[str, str] = field(default_factory=lambda: _EMPTY)
+    platform: Platform | None = None
+
+
+def parse_descriptor(value: Any, where: str) -> Descriptor:
+    f = _json.fields(value, ("mediaType", "digest", "size", "annotations", "platform"), where)
+    size = _json.as_int(f.get("size"), f"{where}.size")
+    if size < 0:
+        raise InvalidContent(f"{where}.size: negative size {size}")
+    platform = None
+    if f.get("platform") is not None:
+        p = _json.fields(f["platform"], ("os", "architecture", "variant"), f"{where}.platform")
+        platform = Platform(
+            _json.as_str(p.get("os"), f"{where}.platform.os"),
+            _json.as_str(p.get("architecture"), f"{where}.platform.architecture"),
+            _json.as_str(p.get("variant"), f"{where}.platform.variant"),
+        )
+    annotations = _json.as_str_map(f.get("annotations"), f"{where}.annotations")
+    return Descriptor(
+        media_type=_json.as_str(f.get("mediaType"), f"{where}.mediaType"),
+        digest=_json.as_digest(f.get("digest"), f"{where}.digest"),
+        size=size,
+        annotations=MappingProxyType(annotations) if annotations else _EMPTY,
+        platform=platform,
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class ManifestDocument:
+    """A top-level document as served: raw bytes, their digest, and its parsed form.
+
+    ``media_type`` is the effective type: the body's ``mediaType`` when present,
+    else inferred from structure the way BuildKit's importer does
+    (``util/imageutil/config.go`` DetectManifestBlobMediaType).
+    """
+
+    raw: bytes = field(repr=False)
+    digest: Digest
+    media_type: str
+    content_type: str
+    kind: DocumentKind
+    config: Descriptor | None = None
+    layers: tuple[Descriptor, ...] = ()
+    manifests: tuple[Descriptor, ...] = ()
+
+    @property
+    def size(self) -> int:
+        return len(self.raw)
+
+    @property
+    def descriptor(self) -> Descriptor:
+        return Descriptor(self.media_type, self.digest, self.size)
+
+
+def parse_manifest(raw: bytes, *, content_type: str = "", what: str = "manifest") -> ManifestDocument:
+    """Parse a manifest, index or manifest list, rejecting what BuildKit's importer rejects."""
+    doc = _json.load(raw, what)
+    f = _json.fields(
+        doc, ("schemaVersion", "mediaType", "config", "layers", "manifests", "fsLayers", "signatures"), what
+    )
+    if not isinstance(doc, _json.Obj):
+        raise InvalidContent(f"{what}: expected a JSON object")
+    schema_version = _json.as_int(f.get("schemaVersion"), f"{what}.schemaVersion")
+    if schema_version == 1 or "fsLayers" in f:
+        raise InvalidContent(f"{what} is a Docker schema 1 manifest (deprecated; never a BuildKit cache)")
+    declared = _json.as_str(f.get("mediaType"), f"{what}.mediaType")
+    has_manifest_fields = f.get("config") is not None or f.get("layers") is not None
+    if has_manifest_fields and f.get("manifests") is not None:
+        raise InvalidContent(
+            f"{what} has both 'manifests' and 'config'/'layers' (ambiguous manifest and index)"
+        )
+    kind: DocumentKind = "manifest" if has_manifest_fields else "index"
+    inferred = mediatypes.DOCKER_MANIFEST if kind == "manifest" else mediatypes.DOCKER_MANIFEST_LIST
+    if declared in mediatypes.INDEX_TYPES | mediatypes.MANIFEST_TYPES:
+        if (declared in mediatypes.INDEX_TYPES) != (kind == "index"):
+            raise InvalidContent(f"{what}: mediaType {declared} does not match its contents (a {kind})")
+        media_type = declared
+    elif declared:
+        media_type = declared
+    else:
+        served = mediatypes.base(content_type)
+        media_type = served if served in mediatypes.INDEX_TYPES | mediatypes.MANIFEST_TYPES else inferred
+    if kind == "manifest":
+        config = parse_descriptor(f.get("config"), f"{what}.config") if f.get("config") is not None else None
+        layers = tuple(
+            parse_descriptor(item, f"{what}.layers[{i}]")
+            for i, item in enumerate(_json.as_list(f.get("layers"), f"{what}.layers"))
+        )
+        return ManifestDocument(
+            raw, sha256_digest(raw), media_type, content_type, kind, config=config, layers=layers
+        )
+    manifests = tuple(
+        parse_descriptor(item, f"{what}.manifests[{i}]")
+        for i, item in enumerate(_json.as_list(f.get("manifests"), f"{what}.manifests"))
+    )
+    return ManifestDocument(raw, sha256_digest(raw), media_type, content_type, kind, manifests=manifests)

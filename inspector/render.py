@@ -1,0 +1,168 @@
+"""Human output: reports to rich renderables. Pure functions; the CLI prints them."""
+
+from __future__ import annotations
+
+from rich.console import Group, RenderableType
+from rich.markup import escape
+from rich.table import Table
+from rich.text import Text
+
+from . import _json
+from .analysis import Stage
+from .cache import FORM_WRITERS
+from .report import CacheReport, base_label, stage_label
+
+__all__ = ["human_size", "render_report"]
+
+_FORM_NAMES = {
+    "image-manifest": "OCI image manifest",
+    "oci-index": "OCI image index",
+    "docker-manifest-list": "Docker manifest list",
+    "docker-manifest": "Docker image manifest",
+}
+
+
+def human_size(size: int) -> str:
+    value = float(size)
+    for unit in ("B", "kB", "MB", "GB", "TB"):
+        if value < 1000 or unit == "TB":
+            return f"{size} B" if unit == "B" else f"{value:.1f} {unit}"
+        value /= 1000
+    return f"{size} B"  # pragma: no cover
+
+
+def _when(ts: _json.Timestamp | None) -> str:
+    if ts is None:
+        return "-"
+    return ts.datetime.strftime("%Y-%m-%d %H:%M:%SZ")
+
+
+def _header(report: CacheReport) -> Table:
+    docs = report.documents
+    table = Table.grid(padding=(0, 2))
+    table.add_column(style="bold")
+    table.add_column()
+    table.add_row("cache", escape(report.source))
+    table.add_row("digest", f"{docs.manifest.digest} ({docs.manifest.size} bytes, {_FORM_NAMES[docs.form]})")
+    table.add_row("form", f"{docs.form} - written by {FORM_WRITERS[docs.form]}")
+    config = docs.config
+    if config is not None:
+        with_results = sum(1 for s in report.record_status if s not in ("root", "key-only"))
+        roots = sum(1 for s in report.record_status if s == "root")
+        table.add_row(
+            "mode",
+            f"{report.mode or 'unknown'} ({len(config.records)} records: {with_results} with results, "
+            f"{roots} roots, {len(config.records) - with_results - roots} key-only)",
+        )
+    table.add_row("config", f"{docs.config_descriptor.digest} ({docs.config_descriptor.size} bytes)")
+    mix = ", ".join(f"{name} {count}" for name, count in sorted(report.compression.items())) or "none"
+    table.add_row(
+        "layers",
+        f"{len(report.layers)} blobs, {human_size(report.total_size)} ({mix})"
+        + (
+            f"; {len(docs.layer_descriptors)} descriptors"
+            if len(docs.layer_descriptors) != len(report.layers)
+            else ""
+        ),
+    )
+    created = report.created_range
+    if created is not None:
+        table.add_row("created", f"{_when(created[0])} .. {_when(created[1])}")
+    return table
+
+
+def _stage_table(report: CacheReport, stage: Stage) -> Table:
+    graph = report.graph
+    config = report.documents.config
+    assert graph is not None and config is not None
+    steps = len(stage.steps)
+    size = sum(
+        layer.descriptor.size
+        for i in dict.fromkeys(stage.layers)
+        if (layer := report.layer(config.layers[i].blob)) is not None
+    )
+    title = Text.assemble(
+        (stage_label(stage), "bold cyan"),
+        f"  {base_label(stage, graph)}  ",
+        (f"{steps} step{'s' if steps != 1 else ''}, {human_size(size)}", "dim"),
+    )
+    table = Table(title=title, title_justify="left", show_edge=False, pad_edge=False, box=None, expand=False)
+    table.add_column("step", justify="right", style="bold")
+    table.add_column("layer")
+    table.add_column("size", justify="right")
+    table.add_column("created")
+    table.add_column("notes", style="dim")
+
+    def add_layer(step: str, index: int, notes: str) -> None:
+        blob = config.layers[index].blob
+        info = report.layer(blob)
+        missing = info is not None and info.present is False
+        table.add_row(
+            step,
+            Text(blob.short, style="red" if missing or info is None else ""),
+            human_size(info.descriptor.size) if info else "?",
+            _when(info.created_at) if info else "-",
+            ("MISSING " if missing else "") + ("not listed " if info is None else "") + notes,
+        )
+
+    image = stage.base.image
+    if image is not None:
+        for index in image.layers:
+            add_layer("base", index, "")
+    for step in stage.steps:
+        record = config.records[step.record]
+        notes = []
+        for item in step.inputs:
+            if item.kind == "stage" and item.stage is not None:
+                notes.append(f"from {stage_label(graph.stages[item.stage])}")
+            elif item.kind == "context":
+                notes.append("from build context")
+            elif item.kind == "image":
+                notes.append("from an image")
+        status = report.record_status[step.record]
+        if status == "key-only":
+            notes.append("key only (no result)")
+        elif status in ("broken", "partial"):
+            notes.append(f"result {status}")
+        if step.inferred_layers:
+            notes.append("layer placed by position")
+        text = ", ".join(notes)
+        label = f"#{step.number}"
+        if not step.layers:
+            table.add_row(label, Text(f"(record {record.digest.short})", style="dim"), "", "", text)
+        for n, index in enumerate(step.layers):
+            add_layer(label if n == 0 else "", index, text if n == 0 else "")
+    return table
+
+
+def _health(report: CacheReport) -> RenderableType:
+    health = report.health
+    checked = "blobs checked" if health.blobs_checked else "blobs not checked (--no-check-blobs)"
+    if health.ok and not health.problems:
+        return Text.assemble(("health  ", "bold"), ("OK", "bold green"), f"  ({checked})")
+    verdict = ("OK", "bold green") if health.ok else ("UNHEALTHY", "bold red")
+    lines: list[RenderableType] = [Text.assemble(("health  ", "bold"), verdict, f"  ({checked})")]
+    for problem in health.problems:
+        style = "red" if problem.severity == "error" else "yellow"
+        lines.append(
+            Text.assemble(
+                ("  " + problem.severity.ljust(8), style), (problem.code, "bold"), "  ", problem.message
+            )
+        )
+    return Group(*lines)
+
+
+def render_report(report: CacheReport) -> RenderableType:
+    parts: list[RenderableType] = [_header(report), Text("")]
+    graph = report.graph
+    if graph is None:
+        parts.append(Text("stages  not available: the cache config could not be read", style="yellow"))
+    else:
+        for stage in graph.stages:
+            parts.extend([_stage_table(report, stage), Text("")])
+        if graph.unattributed_layers:
+            parts.append(
+                Text(f"{len(graph.unattributed_layers)} layers belong to no reconstructed stage", style="dim")
+            )
+    parts.append(_health(report))
+    return Group(*parts)

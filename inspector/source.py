@@ -1,0 +1,189 @@
+"""Where a cache is read from: a registry reference, or a local OCI layout (``--cache-to type=local``).
+
+Both sources answer the same three questions (the top-level document, a small
+blob, which blobs exist), so everything above this module is source-agnostic.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol
+
+from . import _json
+from .client import MANIFEST_LIMIT, BlobStat, RegistryClient, verify_blob
+from .digest import Digest
+from .errors import DigestMismatch, InvalidContent, InvalidReference, MissingContent, UsageError
+from .models import Descriptor, ManifestDocument, parse_descriptor, parse_manifest
+from .reference import Reference, parse_reference
+
+__all__ = [
+    "CacheSource",
+    "LayoutReference",
+    "LayoutSource",
+    "RegistrySource",
+    "parse_layout_reference",
+    "parse_source",
+]
+
+Progress = Callable[[int, int], None]
+LAYOUT_PREFIX = "oci:"
+_IMAGE_NAME = "io.containerd.image.name"
+_REF_NAME = "org.opencontainers.image.ref.name"
+
+
+class CacheSource(Protocol):
+    @property
+    def display(self) -> str: ...
+
+    def fetch_manifest(self) -> ManifestDocument: ...
+
+    def fetch_blob(self, descriptor: Descriptor, *, limit: int) -> bytes: ...
+
+    def stat_blobs(self, digests: Sequence[Digest], on_done: Progress | None = None) -> list[BlobStat]: ...
+
+
+@dataclass(frozen=True, slots=True)
+class LayoutReference:
+    """``oci:PATH[:TAG]`` or ``oci:PATH@sha256:…``; the tag defaults to ``latest`` as in BuildKit."""
+
+    path: Path
+    tag: str | None = None
+    digest: Digest | None = None
+
+    def __str__(self) -> str:
+        text = f"{LAYOUT_PREFIX}{self.path}"
+        if self.digest is not None:
+            return f"{text}@{self.digest}"
+        return f"{text}:{self.tag or 'latest'}"
+
+
+def parse_layout_reference(text: str) -> LayoutReference:
+    if not text.startswith(LAYOUT_PREFIX) or len(text) == len(LAYOUT_PREFIX):
+        raise InvalidReference(f"invalid layout reference {text!r}: expected oci:PATH[:TAG]")
+    rest = text[len(LAYOUT_PREFIX) :]
+    path, at, digest_text = rest.rpartition("@")
+    if at and digest_text.startswith(("sha256:", "sha512:")):
+        return LayoutReference(Path(path), digest=Digest(digest_text))
+    path, colon, tag = rest.rpartition(":")
+    if colon and "/" not in tag and tag:
+        return LayoutReference(Path(path), tag=tag)
+    return LayoutReference(Path(rest))
+
+
+def parse_source(text: str) -> Reference | LayoutReference:
+    """A registry reference, or ``oci:PATH[:TAG]`` for a local cache directory."""
+    if text.startswith(LAYOUT_PREFIX):
+        return parse_layout_reference(text)
+    return parse_reference(text)
+
+
+class RegistrySource:
+    def __init__(self, client: RegistryClient, reference: Reference) -> None:
+        self.client = client
+        self.reference = reference
+
+    @property
+    def display(self) -> str:
+        return str(self.reference)
+
+    def fetch_manifest(self) -> ManifestDocument:
+        return self.client.get_manifest(self.reference)
+
+    def fetch_blob(self, descriptor: Descriptor, *, limit: int) -> bytes:
+        return self.client.get_blob(self.reference.repository, descriptor, limit=limit)
+
+    def stat_blobs(self, digests: Sequence[Digest], on_done: Progress | None = None) -> list[BlobStat]:
+        repo = self.reference.repository
+        return self.client.map_bounded(lambda d: self.client.head_blob(repo, d), digests, on_done)
+
+
+class LayoutSource:
+    """An OCI image layout directory as BuildKit's local cache exporter writes it (spec §6.1)."""
+
+    def __init__(self, reference: LayoutReference) -> None:
+        self.reference = reference
+        root = reference.path
+        if not root.is_dir():
+            raise UsageError(
+                f"{root}: no such directory (expected a --cache-to type=local,dest=DIR directory)"
+            )
+        if not (root / "index.json").is_file():
+            raise UsageError(f"{root}: not an OCI image layout (no index.json)")
+        self.root = root
+
+    @property
+    def display(self) -> str:
+        return str(self.reference)
+
+    def _blob_path(self, digest: Digest) -> Path:
+        return self.root / "blobs" / digest.algorithm / digest.hex
+
+    def _read(self, path: Path, limit: int, what: str) -> bytes:
+        try:
+            with path.open("rb") as handle:
+                data = handle.read(limit + 1)
+        except FileNotFoundError:
+            raise MissingContent(f"{what}: {path} does not exist") from None
+        except OSError as exc:
+            raise UsageError(f"{what}: cannot read {path}: {exc.strerror}") from None
+        if len(data) > limit:
+            raise InvalidContent(f"{what}: {path} is larger than the {limit} byte limit")
+        return data
+
+    def resolve(self) -> Descriptor:
+        """The index.json entry for the tag (``io.containerd.image.name`` first, then ``ref.name``)."""
+        raw = self._read(self.root / "index.json", MANIFEST_LIMIT, "layout index")
+        doc = _json.load(raw, f"{self.root}/index.json")
+        f = _json.fields(doc, ("manifests",), "index.json")
+        entries = [
+            parse_descriptor(item, f"index.json.manifests[{i}]")
+            for i, item in enumerate(_json.as_list(f.get("manifests"), "index.json.manifests"))
+        ]
+        if self.reference.digest is not None:
+            for entry in entries:
+                if entry.digest == self.reference.digest:
+                    return entry
+            raise MissingContent(f"{self.display}: index.json has no entry {self.reference.digest}")
+        tag = self.reference.tag or "latest"
+        for key in (_IMAGE_NAME, _REF_NAME):
+            for entry in entries:
+                if entry.annotations.get(key) == tag:
+                    return entry
+        names = sorted(
+            {e.annotations.get(_REF_NAME) or e.annotations.get(_IMAGE_NAME) or "" for e in entries} - {""}
+        )
+        known = f" (tags there: {', '.join(names)})" if names else ""
+        raise MissingContent(f"{self.display}: no tag {tag!r} in {self.root}/index.json{known}")
+
+    def fetch_manifest(self) -> ManifestDocument:
+        entry = self.resolve()
+        raw = self._read(self._blob_path(entry.digest), MANIFEST_LIMIT, f"manifest {entry.digest.short}")
+        if not entry.digest.matches(raw):
+            raise DigestMismatch(f"{self._blob_path(entry.digest)} does not hash to {entry.digest}")
+        return parse_manifest(raw, content_type=entry.media_type, what=f"manifest {entry.digest.short}")
+
+    def fetch_blob(self, descriptor: Descriptor, *, limit: int) -> bytes:
+        if descriptor.size > limit:
+            raise InvalidContent(
+                f"blob {descriptor.digest} is {descriptor.size} bytes; refusing to read more than {limit}"
+            )
+        data = self._read(
+            self._blob_path(descriptor.digest), descriptor.size, f"blob {descriptor.digest.short}"
+        )
+        verify_blob(descriptor, data)
+        return data
+
+    def stat_blobs(self, digests: Sequence[Digest], on_done: Progress | None = None) -> list[BlobStat]:
+        out = []
+        for done, digest in enumerate(digests, 1):
+            try:
+                size: int | None = os.stat(self._blob_path(digest)).st_size
+            except FileNotFoundError:
+                size = None
+            out.append(BlobStat(digest, exists=size is not None, size=size))
+            if on_done:
+                on_done(done, len(digests))
+        return out

@@ -1,0 +1,64 @@
+"""The embedded default: a throwaway registry seeded with the sample caches, each one shown.
+
+Run through ``scripts/demo.sh`` (which prepares .venv and docker-registry first).
+``--keep`` leaves the registry running so you can point cacheinspect at it yourself.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from inspector.cli import run
+from tests.registry import RegistryUnavailable, load_samples, seed_sample, start_registry
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--keep", action="store_true", help="keep the registry running until Ctrl-C")
+    parser.add_argument("--json", action="store_true", help="print show --json instead of the human view")
+    args = parser.parse_args()
+
+    with tempfile.TemporaryDirectory(prefix="cacheinspect-demo-") as workdir:
+        try:
+            registry = start_registry(Path(workdir))
+        except RegistryUnavailable as exc:
+            print(f"demo: {exc}", file=sys.stderr)
+            return 1
+        try:
+            samples = load_samples()
+            print(f"# local registry {registry.host} (docker-registry, pid {registry.process.pid})")
+            for sample in samples:
+                seed_sample(registry.host, f"samples/{sample['name']}", sample)
+            print(f"# pushed {len(samples)} sample caches from testdata/ with oras-py\n")
+            worst = 0
+            for sample in samples:
+                for tag in sample["tags"]:
+                    ref = f"{registry.host}/samples/{sample['name']}:{tag}"
+                    print(f"$ cacheinspect show {ref}{' --json' if args.json else ''}")
+                    print(f"# {sample['notes']}")
+                    code = run(["show", ref, *(["--json"] if args.json else [])])
+                    print(f"# exit code {code}\n")
+                    worst = max(worst, 0 if code in (0, 8) else code)
+            print(f"$ cacheinspect tags {registry.host}/samples/multistage-max")
+            run(["tags", f"{registry.host}/samples/multistage-max"])
+            if args.keep:
+                print(
+                    f"\nregistry running at {registry.host}; try: cacheinspect show {registry.host}/samples/multistage-max:oci-index"
+                )
+                print("Ctrl-C to stop")
+                try:
+                    while registry.alive():
+                        time.sleep(1)
+                except KeyboardInterrupt:
+                    pass
+            return worst
+        finally:
+            registry.stop()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,208 @@
+"""A real registry for tests and the demo: Debian's ``docker-registry`` (CNCF distribution 2.8.2).
+
+Each instance gets its own storage directory and a free loopback port, and
+answers with a header carrying a random instance id: ``start_registry`` checks
+that the process it started is alive *and* is the one answering, so a port
+collision can never send requests to somebody else's registry.
+
+Samples from ``testdata/`` are pushed with oras-py (an independent client), so
+our reader is checked against bytes that our own code did not upload.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import socket
+import subprocess
+import time
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+__all__ = [
+    "INSTANCE_HEADER",
+    "LocalRegistry",
+    "RegistryUnavailable",
+    "find_registry_binary",
+    "seed_sample",
+    "start_registry",
+]
+
+INSTANCE_HEADER = "X-Cacheinspect-Instance"
+TESTDATA = Path(__file__).resolve().parent.parent / "testdata"
+
+
+class RegistryUnavailable(RuntimeError):
+    """The registry binary is missing or would not start."""
+
+
+def find_registry_binary() -> str | None:
+    found = shutil.which("docker-registry")
+    if found:
+        return found
+    return "/usr/bin/docker-registry" if os.access("/usr/bin/docker-registry", os.X_OK) else None
+
+
+@dataclass
+class LocalRegistry:
+    host: str
+    root: Path
+    instance: str
+    process: subprocess.Popen[bytes]
+    log_path: Path
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.host}"
+
+    def alive(self) -> bool:
+        return self.process.poll() is None
+
+    def stop(self) -> None:
+        if self.alive():
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(timeout=10)
+
+    def garbage_collect(self, *, delete_untagged: bool = False) -> str:
+        """Run the registry's own offline GC against this instance's storage (stop the server first)."""
+        binary = find_registry_binary()
+        assert binary is not None
+        args = [binary, "garbage-collect", str(self.root / "config.yml")]
+        if delete_untagged:
+            args.append("--delete-untagged")
+        return subprocess.run(args, check=True, capture_output=True, text=True).stdout
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+
+
+def _free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _config(
+    root: Path, port: int, instance: str, delete: bool, extra: dict[str, Any] | None
+) -> dict[str, Any]:
+    config: dict[str, Any] = {
+        "version": 0.1,
+        "log": {"level": "info", "accesslog": {"disabled": True}},
+        "storage": {
+            "filesystem": {"rootdirectory": str(root / "data")},
+            "delete": {"enabled": delete},
+            "maintenance": {"uploadpurging": {"enabled": False}},
+        },
+        "http": {"addr": f"127.0.0.1:{port}", "headers": {INSTANCE_HEADER: [instance]}},
+    }
+    if extra:
+        config.update(extra)
+    return config
+
+
+def start_registry(
+    workdir: Path, *, delete: bool = True, extra_config: dict[str, Any] | None = None
+) -> LocalRegistry:
+    """Start a registry on a free loopback port and wait until it (and only it) answers."""
+    binary = find_registry_binary()
+    if binary is None:
+        raise RegistryUnavailable("docker-registry is not installed (apt-get install -y docker-registry)")
+    last_error = ""
+    for _attempt in range(5):
+        port = _free_port()
+        instance = uuid.uuid4().hex
+        root = workdir / f"registry-{port}"
+        root.mkdir(parents=True, exist_ok=True)
+        # YAML is a superset of JSON, so the config is written as JSON.
+        (root / "config.yml").write_text(
+            json.dumps(_config(root, port, instance, delete, extra_config), indent=2)
+        )
+        log_path = root / "registry.log"
+        with log_path.open("wb") as log:
+            process = subprocess.Popen(
+                [binary, "serve", str(root / "config.yml")],
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+            )
+        registry = LocalRegistry(f"127.0.0.1:{port}", root, instance, process, log_path)
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            if not registry.alive():
+                last_error = f"exited with {process.returncode}: {registry.log()[-500:]}"
+                break
+            try:
+                response = httpx.get(f"{registry.url}/v2/", timeout=1)
+            except httpx.TransportError:
+                time.sleep(0.05)
+                continue
+            if response.headers.get(INSTANCE_HEADER) != instance:
+                last_error = f"port {port} is answered by another process"
+                registry.stop()
+                break
+            return registry
+        else:
+            registry.stop()
+            last_error = "did not answer within 20 s"
+    raise RegistryUnavailable(f"docker-registry would not start: {last_error}")
+
+
+def _oras_registry(host: str) -> Any:
+    import oras.provider
+
+    return oras.provider.Registry(hostname=host, insecure=True)
+
+
+def seed_sample(host: str, repository: str, sample: dict[str, Any]) -> dict[str, str]:
+    """Push one ``testdata/samples.json`` entry with oras-py; returns tag -> manifest digest.
+
+    Every blob of the layout (and of ``removed-blobs/``) is uploaded, each tagged
+    document is PUT byte for byte, then ``removed_blobs`` are deleted again so
+    the registry serves a cache whose blob is gone.
+    """
+    import oras.container
+
+    layout = TESTDATA / sample["layout"]
+    registry = _oras_registry(host)
+    container = oras.container.Container(f"{host}/{repository}:seed")
+    blob_files = sorted((layout / "blobs" / "sha256").glob("*")) + sorted(
+        (layout / "removed-blobs" / "sha256").glob("*")
+    )
+    for path in blob_files:
+        layer = {
+            "digest": f"sha256:{path.name}",
+            "size": path.stat().st_size,
+            "mediaType": "application/octet-stream",
+        }
+        response = registry.upload_blob(str(path), container, layer)
+        if response.status_code not in (200, 201, 202):
+            raise RuntimeError(f"upload of {path.name} failed: {response.status_code} {response.text[:200]}")
+    index = json.loads((layout / "index.json").read_bytes())
+    pushed: dict[str, str] = {}
+    for entry in index["manifests"]:
+        tag = entry["annotations"]["org.opencontainers.image.ref.name"]
+        raw = (layout / "blobs" / "sha256" / entry["digest"].split(":", 1)[1]).read_bytes()
+        url = f"http://{host}/v2/{repository}/manifests/{tag}"
+        response = registry.do_request(url, "PUT", data=raw, headers={"Content-Type": entry["mediaType"]})
+        if response.status_code != 201:
+            raise RuntimeError(f"PUT {repository}:{tag} failed: {response.status_code} {response.text[:300]}")
+        pushed[tag] = response.headers["Docker-Content-Digest"]
+    for digest in sample.get("removed_blobs", []):
+        response = registry.do_request(f"http://{host}/v2/{repository}/blobs/{digest}", "DELETE")
+        if response.status_code != 202:
+            raise RuntimeError(f"DELETE blob {digest} failed: {response.status_code}")
+    return pushed
+
+
+def load_samples() -> list[dict[str, Any]]:
+    samples: list[dict[str, Any]] = json.loads((TESTDATA / "samples.json").read_text())
+    return samples

@@ -1,0 +1,198 @@
+from __future__ import annotations
+
+import contextlib
+import json
+from pathlib import Path
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from inspector.cacheconfig import parse_cache_config
+from inspector.errors import InvalidContent
+
+A = "sha256:" + "a" * 64
+B = "sha256:" + "b" * 64
+C = "sha256:" + "c" * 64
+T = "2025-06-02T10:15:33.515337026Z"
+
+REALWORLD_CONFIGS = {
+    # file: (layers, records, records with results, layers with no parent key)
+    "05-local-2021-cacheconfig.json": (3, 14, 2),
+    "08-local-2025-cacheconfig.json": (10, 18, 6),
+    "09-local-2025-cacheconfig-dup-digests.json": (9, 37, 5),
+    "11-local-2026-cacheconfig.json": (10, 9, 5),
+    "13-buildkit-pr7048-cyclic-merge-chain-cacheconfig.json": (18, 25, 20),
+    "14-buildkit-pr4429-s3-config-with-annotations.json": (51, 52, 34),
+}
+
+
+def doc(**parts: object) -> bytes:
+    return json.dumps(parts).encode()
+
+
+@pytest.mark.parametrize("name", sorted(REALWORLD_CONFIGS))
+def test_realworld_configs_parse(realworld: Path, name: str) -> None:
+    raw = (realworld / name).read_bytes()
+    config = parse_cache_config(raw)
+    layers, records, with_results = REALWORLD_CONFIGS[name]
+    assert (len(config.layers), len(config.records), sum(r.has_result for r in config.records)) == (
+        layers,
+        records,
+        with_results,
+    )
+    # Every layer whose JSON has no "parent" key must come out with parent 0 (Go omitempty).
+    for parsed, source in zip(config.layers, json.loads(raw)["layers"], strict=True):
+        assert parsed.parent == source.get("parent", 0)
+
+
+def test_missing_parent_means_zero_not_root(realworld: Path) -> None:
+    config = parse_cache_config((realworld / "11-local-2026-cacheconfig.json").read_bytes())
+    # layer 5 has no "parent" key: its chain goes through layer 0 down to the root layer 4.
+    assert config.layers[5].parent == 0
+    assert config.chain(5)[-2:] == (0, 5)
+    assert config.layers[config.chain(5)[0]].parent == -1
+
+
+def test_s3_annotations_and_unknown_fields(realworld: Path) -> None:
+    config = parse_cache_config(
+        (realworld / "14-buildkit-pr4429-s3-config-with-annotations.json").read_bytes()
+    )
+    annotated = [layer.annotations for layer in config.layers if layer.annotations is not None]
+    assert len(annotated) == 51
+    assert all(a.diff_id is not None and a.size is not None and a.created_at is not None for a in annotated)
+
+
+def test_duplicate_record_digests_are_kept_by_position(realworld: Path) -> None:
+    config = parse_cache_config((realworld / "09-local-2025-cacheconfig-dup-digests.json").read_bytes())
+    digests = [r.digest for r in config.records]
+    assert len(digests) - len(set(digests)) == 11
+
+
+def test_chain_order() -> None:
+    raw = doc(
+        layers=[{"blob": A, "parent": 1}, {"blob": B, "parent": -1}, {"blob": C, "parent": 0}], records=[]
+    )
+    config = parse_cache_config(raw)
+    assert config.chain(2) == (1, 0, 2)
+    assert config.chain(1) == (1,)
+
+
+@pytest.mark.parametrize(
+    ("parts", "message"),
+    [
+        ({"layers": [{"blob": A}]}, "its own ancestor"),  # no parent key = parent 0 = itself
+        ({"layers": [{"blob": A, "parent": 1}, {"blob": B}]}, "its own ancestor"),
+        ({"layers": [{"blob": A, "parent": 5}]}, "not a layer index"),
+        ({"layers": [{"blob": A, "parent": -2}]}, "not a layer index"),
+        ({"layers": [{"blob": "sha256:zz", "parent": -1}]}, "invalid digest"),
+        ({"layers": [{"blob": A, "parent": 1.0}]}, "expected an integer"),
+        ({"layers": [{"blob": A, "parent": True}]}, "expected an integer"),
+        ({"records": [{"digest": A, "inputs": [[]]}]}, "inputs\\[0\\] is empty"),
+        ({"records": [{"digest": A, "inputs": [[{"link": 3}]]}]}, "not a record index"),
+        ({"records": [{"digest": A, "inputs": [[{"link": 0}]]}]}, "links to itself"),
+        (
+            {"records": [{"digest": A, "inputs": [[{"link": 1}]]}, {"digest": B, "inputs": [[{"link": 0}]]}]},
+            "links to itself",
+        ),
+        (
+            {
+                "layers": [{"blob": A, "parent": -1}],
+                "records": [{"digest": A, "layers": [{"layer": 1, "createdAt": T}]}],
+            },
+            "not a layer index",
+        ),
+        (
+            {
+                "layers": [{"blob": A, "parent": -1}],
+                "records": [{"digest": A, "layers": [{"layer": 0, "createdAt": "yesterday"}]}],
+            },
+            "not an RFC 3339 time",
+        ),
+        ({"records": [{"inputs": []}]}, "missing digest"),
+        ({"layers": {}}, "expected an array"),
+    ],
+)
+def test_structural_errors(parts: dict[str, object], message: str) -> None:
+    with pytest.raises(InvalidContent, match=message):
+        parse_cache_config(json.dumps(parts).encode())
+
+
+def test_keys_match_case_insensitively_last_wins() -> None:
+    raw = (
+        f'{{"Layers":[{{"BLOB":"{A}","Parent":-1}}],"records":[{{"Digest":"{A}","LAYERS":[{{"Layer":0,"createdat":"{T}"}}]}}],'
+        f'"records":[{{"digest":"{B}","layers":[{{"layer":0,"CreatedAt":"{T}"}}],"unknown":1}}],"extra":{{"x":1}}}}'
+    ).encode()
+    config = parse_cache_config(raw)
+    assert config.layers[0].blob == A and config.layers[0].parent == -1
+    assert [r.digest for r in config.records] == [B]
+    assert config.records[0].results[0].created_at.text == T
+
+
+def test_null_fields_are_zero_values() -> None:
+    config = parse_cache_config(doc(layers=[{"blob": A, "parent": -1, "annotations": None}], records=None))
+    assert config.records == ()
+
+
+def test_deeply_nested_json_is_invalid_content() -> None:
+    with pytest.raises(InvalidContent):
+        parse_cache_config(b"[" * 100_000 + b"]" * 100_000)
+
+
+def test_long_chain_has_no_recursion_limit() -> None:
+    n = 50_000
+    layers = [{"blob": A, "parent": -1}] + [{"blob": A, "parent": i} for i in range(n - 1)]
+    config = parse_cache_config(doc(layers=layers))
+    assert len(config.chain(n - 1)) == n
+
+
+@settings(max_examples=300)
+@given(st.binary(max_size=300))
+def test_arbitrary_bytes_raise_only_invalid_content(data: bytes) -> None:
+    with contextlib.suppress(InvalidContent):
+        parse_cache_config(data)
+
+
+_json_values = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers(-3, 5)
+    | st.floats(allow_nan=False)
+    | st.sampled_from([A, B, T, "", "x"]),
+    lambda children: (
+        st.lists(children, max_size=4)
+        | st.dictionaries(
+            st.sampled_from(
+                [
+                    "layers",
+                    "records",
+                    "blob",
+                    "parent",
+                    "digest",
+                    "inputs",
+                    "link",
+                    "selector",
+                    "layer",
+                    "createdAt",
+                    "chains",
+                    "annotations",
+                    "Layers",
+                ]
+            ),
+            children,
+            max_size=5,
+        )
+    ),
+    max_leaves=30,
+)
+
+
+@settings(max_examples=500)
+@given(_json_values)
+def test_arbitrary_json_shapes_raise_only_invalid_content(value: object) -> None:
+    try:
+        config = parse_cache_config(json.dumps(value).encode())
+    except InvalidContent:
+        return
+    for index in range(len(config.layers)):
+        assert config.chain(index)[-1] == index
