@@ -268,11 +268,19 @@ def analyze(config: CacheConfig, annotations: Mapping[Digest, Mapping[str, str]]
             stage_base = StageBase("stage", stage=renumber[stage_base.stage])
         steps = _steps(config, members, stage_base, parent, is_root, segment_of, renumber, root_key_layer)
         base_image = stage_base.image
-        if base_image is not None and not base_image.verified and steps and steps[0].chain:
-            # Unverified base: assume the first step added one layer on top of it.
-            inferred = BaseImage(base_image.roots, layers=steps[0].chain[:-1])
-            stage_base = StageBase(stage_base.kind, image=inferred)
-            steps[0] = _replace_layers(steps[0], steps[0].chain[-1:], steps[0].inferred_layers)
+        first_chain = steps[0].chain if steps else None
+        if base_image is not None and not base_image.verified and first_chain:
+            if stage_base.kind == "unknown" and len(first_chain) == 1:
+                # One root and a one-layer chain: a copy from the build context onto an empty state.
+                context = StepInput(0, "context", record=base_image.roots[0])
+                stage_base = StageBase("scratch")
+                steps[0] = Step(steps[0].record, 1, steps[0].chain or (), steps[0].chain, (context, *steps[0].inputs))
+                steps[1:] = [_renumber(step, step.number - 1) for step in steps[1:]]
+            else:
+                # Unverified image base: assume the first step added one layer on top of it.
+                inferred = BaseImage(base_image.roots, layers=first_chain[:-1])
+                stage_base = StageBase(stage_base.kind, image=inferred)
+                steps[0] = _replace_layers(steps[0], first_chain[-1:], steps[0].inferred_layers)
         stage = Stage(index=len(stages), base=stage_base, steps=tuple(steps))
         attributed.update(stage.layers)
         stages.append(stage)
@@ -314,6 +322,10 @@ def _continues(config: CacheConfig, record: CacheRecord, link: CacheInput) -> bo
 
 def _replace_layers(step: Step, layers: tuple[int, ...], inferred: bool) -> Step:
     return Step(step.record, step.number, layers, step.chain, step.inputs, inferred, step.instruction)
+
+
+def _renumber(step: Step, number: int) -> Step:
+    return Step(step.record, number, step.layers, step.chain, step.inputs, step.inferred_layers, step.instruction)
 
 
 def _stage_order(

@@ -21,21 +21,18 @@ def run(argv: Sequence[str] | None = None) -> int:
         print(f"cacheinspect {__version__}")
         return 0
 
-    import click
-
     from . import commands
     from .errors import CacheInspectError, ExitCode
 
     state = commands.STATE
     state.reset()
     try:
-        result = commands.app(args=args, prog_name="cacheinspect", standalone_mode=False)
-    except click.exceptions.Abort:
-        print("cacheinspect: aborted", file=sys.stderr)
-        return 130
-    except click.exceptions.ClickException as exc:
-        exc.show()
-        return int(ExitCode.USAGE) if exc.exit_code == 2 else exc.exit_code
+        # Standalone mode: typer reports usage errors itself and ends with SystemExit.
+        commands.app(args=args, prog_name="cacheinspect", standalone_mode=True)
+    except SystemExit as exc:
+        if exc.code is None:
+            return 0
+        return exc.code if isinstance(exc.code, int) else int(ExitCode.BUG)
     except CacheInspectError as exc:
         commands.report_error(exc)
         return int(exc.exit_code)
@@ -50,7 +47,7 @@ def run(argv: Sequence[str] | None = None) -> int:
             file=sys.stderr,
         )
         return int(ExitCode.BUG)
-    return result if isinstance(result, int) else 0
+    return 0
 
 
 def main() -> None:

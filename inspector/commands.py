@@ -206,7 +206,7 @@ def show(
     password_stdin: PasswordStdin = False,
     concurrency: Concurrency = 8,
     timeout: Timeout = 30.0,
-) -> int:
+) -> None:
     """Show a cache: layers per Dockerfile stage, sizes, dates and a health verdict."""
     STATE.json = json_out
     from .report import inspect_cache, report_to_json
@@ -231,8 +231,7 @@ def show(
 
         Console(highlight=False).print(render_report(report))
     if strict and not report.health.ok:
-        return int(ExitCode.UNHEALTHY)
-    return 0
+        raise typer.Exit(int(ExitCode.UNHEALTHY))
 
 
 @app.command()
@@ -251,7 +250,7 @@ def tags(
     username: Username = None,
     password_stdin: PasswordStdin = False,
     timeout: Timeout = 30.0,
-) -> int:
+) -> None:
     """List the tags of a repository, following pagination."""
     STATE.json = json_out
     from .reference import parse_repository
@@ -268,4 +267,3 @@ def tags(
             out.write(name + "\n")
         if not names:
             print(f"{repo}: no tags", file=sys.stderr)
-    return 0

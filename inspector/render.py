@@ -71,7 +71,7 @@ def _header(report: CacheReport) -> Table:
     return table
 
 
-def _stage_table(report: CacheReport, stage: Stage) -> Table:
+def _stage_table(report: CacheReport, stage: Stage) -> RenderableType:
     graph = report.graph
     config = report.documents.config
     assert graph is not None and config is not None
@@ -86,7 +86,7 @@ def _stage_table(report: CacheReport, stage: Stage) -> Table:
         f"  {base_label(stage, graph)}  ",
         (f"{steps} step{'s' if steps != 1 else ''}, {human_size(size)}", "dim"),
     )
-    table = Table(title=title, title_justify="left", show_edge=False, pad_edge=False, box=None, expand=False)
+    table = Table(show_edge=False, pad_edge=False, box=None, expand=False)
     table.add_column("step", justify="right", style="bold")
     table.add_column("layer")
     table.add_column("size", justify="right")
@@ -132,7 +132,7 @@ def _stage_table(report: CacheReport, stage: Stage) -> Table:
             table.add_row(label, Text(f"(record {record.digest.short})", style="dim"), "", "", text)
         for n, index in enumerate(step.layers):
             add_layer(label if n == 0 else "", index, text if n == 0 else "")
-    return table
+    return Group(title, table)
 
 
 def _health(report: CacheReport) -> RenderableType:
