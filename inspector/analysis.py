@@ -274,7 +274,9 @@ def analyze(config: CacheConfig, annotations: Mapping[Digest, Mapping[str, str]]
                 # One root and a one-layer chain: a copy from the build context onto an empty state.
                 context = StepInput(0, "context", record=base_image.roots[0])
                 stage_base = StageBase("scratch")
-                steps[0] = Step(steps[0].record, 1, steps[0].chain or (), steps[0].chain, (context, *steps[0].inputs))
+                steps[0] = Step(
+                    steps[0].record, 1, steps[0].chain or (), steps[0].chain, (context, *steps[0].inputs)
+                )
                 steps[1:] = [_renumber(step, step.number - 1) for step in steps[1:]]
             else:
                 # Unverified image base: assume the first step added one layer on top of it.
@@ -325,7 +327,9 @@ def _replace_layers(step: Step, layers: tuple[int, ...], inferred: bool) -> Step
 
 
 def _renumber(step: Step, number: int) -> Step:
-    return Step(step.record, number, step.layers, step.chain, step.inputs, step.inferred_layers, step.instruction)
+    return Step(
+        step.record, number, step.layers, step.chain, step.inputs, step.inferred_layers, step.instruction
+    )
 
 
 def _stage_order(

@@ -103,7 +103,8 @@ def _describe_non_cache(source: CacheSource, manifest: ManifestDocument) -> NotA
                 hint="registry caches are written with --cache-to type=registry,ref=…",
             )
         return NotACache(
-            f"{where} is a container image ({len(manifest.layers)} layers, config {config.media_type}), "
+            f"{where} is a container image ({len(manifest.layers)} layer{'s' if len(manifest.layers) != 1 else ''}, "
+            f"config {config.media_type}), "
             "not a BuildKit cache",
             hint="point cacheinspect at the tag your --cache-to ref= names",
         )

@@ -56,14 +56,12 @@ def _header(report: CacheReport) -> Table:
         )
     table.add_row("config", f"{docs.config_descriptor.digest} ({docs.config_descriptor.size} bytes)")
     mix = ", ".join(f"{name} {count}" for name, count in sorted(report.compression.items())) or "none"
+    listed = sum(d.size for d in docs.layer_descriptors)
+    extra = ""
+    if len(docs.layer_descriptors) != len(report.layers):
+        extra = f"; listed {len(docs.layer_descriptors)} times, {human_size(listed)} counting repeats"
     table.add_row(
-        "layers",
-        f"{len(report.layers)} blobs, {human_size(report.total_size)} ({mix})"
-        + (
-            f"; {len(docs.layer_descriptors)} descriptors"
-            if len(docs.layer_descriptors) != len(report.layers)
-            else ""
-        ),
+        "layers", f"{len(report.layers)} blobs, {human_size(report.total_size)} unique ({mix}){extra}"
     )
     created = report.created_range
     if created is not None:
@@ -109,7 +107,25 @@ def _stage_table(report: CacheReport, stage: Stage) -> RenderableType:
     if image is not None:
         for index in image.layers:
             add_layer("base", index, "")
-    for step in stage.steps:
+    hidden = _collapsed_steps(stage)
+    for position, step in enumerate(stage.steps):
+        if position in hidden:
+            if position - 1 not in hidden:
+                run_end = position
+                while run_end + 1 in hidden:
+                    run_end += 1
+                first, last = stage.steps[position].number, stage.steps[run_end].number
+                table.add_row(
+                    "",
+                    Text(
+                        f"... {run_end - position + 1} more steps without layers (#{first}-#{last})",
+                        style="dim",
+                    ),
+                    "",
+                    "",
+                    "",
+                )
+            continue
         record = config.records[step.record]
         notes = []
         for item in step.inputs:
@@ -133,6 +149,20 @@ def _stage_table(report: CacheReport, stage: Stage) -> RenderableType:
         for n, index in enumerate(step.layers):
             add_layer(label if n == 0 else "", index, text if n == 0 else "")
     return Group(title, table)
+
+
+def _collapsed_steps(stage: Stage, keep: int = 2) -> set[int]:
+    """Positions of steps to fold: inside long runs of steps that have no layers, all but ``keep`` at each end."""
+    hidden: set[int] = set()
+    run: list[int] = []
+    for position, step in enumerate([*stage.steps, None]):
+        if step is not None and not step.layers:
+            run.append(position)
+            continue
+        if len(run) > 2 * keep + 1:
+            hidden.update(run[keep:-keep])
+        run = []
+    return hidden
 
 
 def _health(report: CacheReport) -> RenderableType:

@@ -156,13 +156,19 @@ def start_registry(
     raise RegistryUnavailable(f"docker-registry would not start: {last_error}")
 
 
-def _oras_registry(host: str) -> Any:
+def _oras_registry(host: str, basic_auth: tuple[str, str] | None) -> Any:
     import oras.provider
 
-    return oras.provider.Registry(hostname=host, insecure=True)
+    if basic_auth is None:
+        return oras.provider.Registry(hostname=host, insecure=True)
+    registry = oras.provider.Registry(hostname=host, insecure=True, auth_backend="basic")
+    registry.auth.set_basic_auth(*basic_auth)
+    return registry
 
 
-def seed_sample(host: str, repository: str, sample: dict[str, Any]) -> dict[str, str]:
+def seed_sample(
+    host: str, repository: str, sample: dict[str, Any], *, basic_auth: tuple[str, str] | None = None
+) -> dict[str, str]:
     """Push one ``testdata/samples.json`` entry with oras-py; returns tag -> manifest digest.
 
     Every blob of the layout (and of ``removed-blobs/``) is uploaded, each tagged
@@ -172,7 +178,7 @@ def seed_sample(host: str, repository: str, sample: dict[str, Any]) -> dict[str,
     import oras.container
 
     layout = TESTDATA / sample["layout"]
-    registry = _oras_registry(host)
+    registry = _oras_registry(host, basic_auth)
     container = oras.container.Container(f"{host}/{repository}:seed")
     blob_files = sorted((layout / "blobs" / "sha256").glob("*")) + sorted(
         (layout / "removed-blobs" / "sha256").glob("*")

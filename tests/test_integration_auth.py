@@ -1,0 +1,108 @@
+"""Basic auth against a real docker-registry with an htpasswd file, and secrets never printed."""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import bcrypt
+import pytest
+
+from tests.registry import LocalRegistry, find_registry_binary, seed_sample, start_registry
+
+pytestmark = pytest.mark.integration
+USER = "ci-bot"
+PASSWORD = "s3cret-Pa55-7f3a91"  # distinctive so a leak is found by substring search
+
+
+@pytest.fixture(scope="module")
+def auth_registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalRegistry]:
+    if find_registry_binary() is None:
+        if os.environ.get("CI", "").lower() == "true":
+            pytest.fail("docker-registry is not installed (CI=true: integration tests may not be skipped)")
+        pytest.skip("docker-registry is not installed")
+    workdir = tmp_path_factory.mktemp("auth-registry")
+    htpasswd = workdir / "htpasswd"
+    htpasswd.write_bytes(
+        USER.encode() + b":" + bcrypt.hashpw(PASSWORD.encode(), bcrypt.gensalt(rounds=4)) + b"\n"
+    )
+    registry = start_registry(
+        workdir, extra_config={"auth": {"htpasswd": {"realm": "cacheinspect-test", "path": str(htpasswd)}}}
+    )
+    yield registry
+    registry.stop()
+
+
+def cli(
+    *args: str, env: dict[str, str] | None = None, stdin: str | None = None
+) -> subprocess.CompletedProcess[str]:
+    full_env = {k: v for k, v in os.environ.items() if not k.startswith(("CACHEINSPECT_", "DOCKER_"))}
+    full_env["DOCKER_CONFIG"] = "/nonexistent-docker-config"
+    full_env.update(env or {})
+    return subprocess.run(
+        [sys.executable, "-m", "inspector", *args],
+        capture_output=True,
+        text=True,
+        env=full_env,
+        input=stdin,
+        timeout=120,
+    )
+
+
+def test_basic_auth_sources_work_and_never_leak(auth_registry: LocalRegistry, tmp_path: Path) -> None:
+    samples = json.loads((Path(__file__).resolve().parent.parent / "testdata" / "samples.json").read_text())
+    multistage = next(s for s in samples if s["name"] == "multistage-max")
+    seed_sample(auth_registry.host, "private/app", multistage, basic_auth=(USER, PASSWORD))
+
+    ref = f"{auth_registry.host}/private/app:oci-index"
+    anonymous = cli("show", ref)
+    assert anonymous.returncode == 4 and "401" in anonymous.stderr and "Traceback" not in anonymous.stderr
+
+    wrong = cli("show", ref, "--username", USER, "--password-stdin", stdin="wrong\n")
+    assert wrong.returncode == 4
+
+    docker_config = tmp_path / "docker"
+    docker_config.mkdir()
+    token = base64.b64encode(f"{USER}:{PASSWORD}".encode()).decode()
+    (docker_config / "config.json").write_text(json.dumps({"auths": {auth_registry.host: {"auth": token}}}))
+    runs = {
+        "flags": cli(
+            "-v",
+            "--debug",
+            "show",
+            ref,
+            "--json",
+            "--username",
+            USER,
+            "--password-stdin",
+            stdin=PASSWORD + "\n",
+        ),
+        "env": cli(
+            "-v",
+            "--debug",
+            "show",
+            ref,
+            "--json",
+            env={"CACHEINSPECT_USERNAME": USER, "CACHEINSPECT_PASSWORD": PASSWORD},
+        ),
+        "DOCKER_AUTH_CONFIG": cli(
+            "-v",
+            "--debug",
+            "show",
+            ref,
+            "--json",
+            env={"DOCKER_AUTH_CONFIG": json.dumps({"auths": {auth_registry.host: {"auth": token}}})},
+        ),
+        "config.json": cli("-v", "--debug", "show", ref, "--json", env={"DOCKER_CONFIG": str(docker_config)}),
+    }
+    for source, result in runs.items():
+        assert result.returncode == 0, (source, result.stderr[-500:])
+        assert json.loads(result.stdout)["health"]["ok"] is True, source
+        assert "GET http://" in result.stderr, "-v should log requests"
+        for secret in (PASSWORD, token):
+            assert secret not in result.stdout and secret not in result.stderr, f"{source} leaked a secret"
