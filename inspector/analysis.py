@@ -23,8 +23,9 @@ Dockerfile or provenance later.
 
 from __future__ import annotations
 
+from collections import deque
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Literal
 
 from .cacheconfig import CacheConfig, CacheInput, CacheRecord
@@ -243,19 +244,19 @@ def analyze(config: CacheConfig, annotations: Mapping[Digest, Mapping[str, str]]
     # Walk input-0 chains into stage segments; a branch starts new stages based on the segment it leaves.
     segments: list[tuple[StageBase, list[int]]] = []
     segment_of: dict[int, int] = {}
-    pending: list[tuple[int, StageBase]] = [(r, b) for r, b in sorted(starts.items())]
+    pending: deque[tuple[int, StageBase]] = deque(sorted(starts.items()))
     while pending:
-        node, stage_base = pending.pop(0)
+        node, stage_base = pending.popleft()
         members = [node]
-        while len(children.get(members[-1], [])) == 1:
+        while len(children.get(members[-1], ())) == 1:
             members.append(children[members[-1]][0])
         seg = len(segments)
         segments.append((stage_base, members))
         for member in members:
             segment_of[member] = seg
-        for child in children.get(members[-1], []) if len(children.get(members[-1], [])) > 1 else []:
-            pending.append((child, StageBase("stage", stage=seg)))
-    # Records on a cycle-free chain that never reached a start (cannot happen after validation) are ignored.
+        branches = children.get(members[-1], [])
+        if len(branches) > 1:
+            pending.extend((child, StageBase("stage", stage=seg)) for child in branches)
 
     order = _stage_order(segments, segment_of, records, parent)
     renumber = {old: new for new, old in enumerate(order)}
@@ -274,15 +275,12 @@ def analyze(config: CacheConfig, annotations: Mapping[Digest, Mapping[str, str]]
                 # One root and a one-layer chain: a copy from the build context onto an empty state.
                 context = StepInput(0, "context", record=base_image.roots[0])
                 stage_base = StageBase("scratch")
-                steps[0] = Step(
-                    steps[0].record, 1, steps[0].chain or (), steps[0].chain, (context, *steps[0].inputs)
-                )
-                steps[1:] = [_renumber(step, step.number - 1) for step in steps[1:]]
+                steps[0] = replace(steps[0], number=1, layers=first_chain, inputs=(context, *steps[0].inputs))
+                steps[1:] = [replace(step, number=step.number - 1) for step in steps[1:]]
             else:
                 # Unverified image base: assume the first step added one layer on top of it.
-                inferred = BaseImage(base_image.roots, layers=first_chain[:-1])
-                stage_base = StageBase(stage_base.kind, image=inferred)
-                steps[0] = _replace_layers(steps[0], first_chain[-1:], steps[0].inferred_layers)
+                stage_base = replace(stage_base, image=BaseImage(base_image.roots, layers=first_chain[:-1]))
+                steps[0] = replace(steps[0], layers=first_chain[-1:])
         stage = Stage(index=len(stages), base=stage_base, steps=tuple(steps))
         attributed.update(stage.layers)
         stages.append(stage)
@@ -291,13 +289,13 @@ def analyze(config: CacheConfig, annotations: Mapping[Digest, Mapping[str, str]]
     for record in records:
         for chain in config.result_chains(record):
             referenced.update(chain)
-    context_roots = tuple(
-        i for i, r in enumerate(records) if is_root[i] and not any(i in group for group in bases)
-    )
+    images = tuple(dict.fromkeys(stage.base.image for stage in stages if stage.base.image is not None))
+    image_roots = {root for image in images for root in image.roots}
+    context_roots = tuple(i for i in range(len(records)) if is_root[i] and i not in image_roots)
     return CacheGraph(
         config=config,
         stages=tuple(stages),
-        bases=tuple(bases.values()),
+        bases=images,
         context_roots=context_roots,
         unattributed_layers=tuple(sorted(referenced - attributed)),
     )
@@ -320,16 +318,6 @@ def _continues(config: CacheConfig, record: CacheRecord, link: CacheInput) -> bo
     if mine is not None and theirs is not None:
         return mine[: len(theirs)] == theirs
     return link.selector in ("", ROOT_SELECTOR)
-
-
-def _replace_layers(step: Step, layers: tuple[int, ...], inferred: bool) -> Step:
-    return Step(step.record, step.number, layers, step.chain, step.inputs, inferred, step.instruction)
-
-
-def _renumber(step: Step, number: int) -> Step:
-    return Step(
-        step.record, number, step.layers, step.chain, step.inputs, step.inferred_layers, step.instruction
-    )
 
 
 def _stage_order(
@@ -401,9 +389,9 @@ def _steps(
         between = [*pending, position]
         if len(between) > 1 and len(own) == len(between):
             for offset, pos in enumerate(between):
-                steps[pos] = _replace_layers(steps[pos], own[offset : offset + 1], True)
+                steps[pos] = replace(steps[pos], layers=own[offset : offset + 1], inferred_layers=True)
         else:
-            steps[position] = _replace_layers(step, own, False)
+            steps[position] = replace(step, layers=own)
         pending = []
         reference = step.chain
     return steps
