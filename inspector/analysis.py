@@ -33,6 +33,7 @@ from .digest import Digest, sha256_digest
 
 __all__ = [
     "BaseImage",
+    "Basis",
     "CacheGraph",
     "Stage",
     "StageBase",
@@ -45,6 +46,9 @@ __all__ = [
 ]
 
 BaseKind = Literal["image", "stage", "scratch", "unknown"]
+# How sure a name is: "exact" (provenance, image history, or a recomputed root key), "matched"
+# (aligned with a Dockerfile), "structural" (from the cache alone, no outside information).
+Basis = Literal["exact", "matched", "structural"]
 InputKind = Literal["stage", "context", "image", "unknown"]
 
 
@@ -81,6 +85,8 @@ class BaseImage:
     chain_id: Digest | None = None
     verified: bool = False
     name: str | None = None
+    basis: Basis = "structural"
+    platform: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -110,6 +116,8 @@ class Step:
     inputs: tuple[StepInput, ...] = ()
     inferred_layers: bool = False
     instruction: str | None = None
+    basis: Basis = "structural"
+    line: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -118,6 +126,7 @@ class Stage:
     base: StageBase
     steps: tuple[Step, ...]
     name: str | None = None
+    basis: Basis = "structural"
 
     @property
     def layers(self) -> tuple[int, ...]:
@@ -135,6 +144,7 @@ class CacheGraph:
     bases: tuple[BaseImage, ...]
     context_roots: tuple[int, ...]
     unattributed_layers: tuple[int, ...] = field(default=())
+    notes: tuple[str, ...] = ()
 
     def stage_of(self, record: int) -> Stage | None:
         for stage in self.stages:

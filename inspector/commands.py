@@ -6,8 +6,9 @@ import json
 import logging
 import sys
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
@@ -199,6 +200,52 @@ def show(
     no_check_blobs: Annotated[
         bool, typer.Option("--no-check-blobs", help="Skip the HEAD request per layer blob.")
     ] = False,
+    dockerfile: Annotated[
+        Path | None,
+        typer.Option(
+            "--dockerfile", "-f", help="Name stages and steps from this Dockerfile.", metavar="PATH"
+        ),
+    ] = None,
+    target: Annotated[
+        str | None, typer.Option("--target", help="The Dockerfile stage that was built (default: the last).")
+    ] = None,
+    build_arg: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--build-arg", help="K=V, as given to the build (for ARGs in FROM lines).", metavar="K=V"
+        ),
+    ] = None,
+    resolve_bases: Annotated[
+        bool,
+        typer.Option(
+            "--resolve-bases",
+            help="Resolve each external FROM image in its registry and name bases exactly by their root keys.",
+        ),
+    ] = False,
+    base: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--base",
+            help="A base image reference to resolve (repeatable; implies --resolve-bases).",
+            metavar="REF",
+        ),
+    ] = None,
+    image: Annotated[
+        str | None,
+        typer.Option(
+            "--image",
+            help="The image the same build pushed: its history and provenance (mode=max) give exact step names.",
+            metavar="REF",
+        ),
+    ] = None,
+    graph: Annotated[
+        str | None,
+        typer.Option(
+            "--graph",
+            help="Print the stage graph as 'mermaid' or 'dot' instead of the tables.",
+            metavar="FORMAT",
+        ),
+    ] = None,
     plain_http: PlainHttp = False,
     insecure: Insecure = False,
     ca_file: CaFile = None,
@@ -209,22 +256,60 @@ def show(
 ) -> None:
     """Show a cache: layers per Dockerfile stage, sizes, dates and a health verdict."""
     STATE.json = json_out
+    from .dockerfile import BuildPlan, plan_dockerfile
+    from .naming import label_report
+    from .reference import parse_reference
     from .report import inspect_cache, report_to_json
     from .source import LayoutSource, RegistrySource, parse_source
 
-    target = parse_source(ref)
+    if graph is not None and graph not in ("mermaid", "dot"):
+        raise UsageError(f"--graph {graph!r}: expected 'mermaid' or 'dot'")
+    if graph is not None and json_out:
+        raise UsageError("--graph and --json are exclusive")
+    args = _build_args(build_arg or [])
+    plan: BuildPlan | None = None
+    if dockerfile is not None:
+        try:
+            text = dockerfile.read_text()
+        except OSError as exc:
+            raise UsageError(f"--dockerfile {dockerfile}: {exc.strerror}") from None
+        plan = plan_dockerfile(text, target=target, build_args=args)
+    elif target is not None or build_arg:
+        raise UsageError("--target and --build-arg describe a Dockerfile: give it with --dockerfile")
+    base_refs = list(base or [])
+    if resolve_bases:
+        if plan is None and not base_refs:
+            raise UsageError("--resolve-bases needs --dockerfile (for its FROM lines) or --base REF")
+        if plan is not None:
+            base_refs += [s.base_ref for s in plan.stages if s.base_kind == "image" and s.base_ref]
+            base_refs += [step.from_image for s in plan.stages for step in s.steps if step.from_image]
+    image_ref = parse_reference(image) if image else None
+    for candidate in base_refs:
+        parse_reference(candidate)  # a bad reference is a usage error before any request
+
+    target_ref = parse_source(ref)
     connection = _Connection(plain_http, insecure, ca_file, username, password_stdin, concurrency, timeout)
-    with _progress(not json_out and not no_check_blobs, "checking blobs") as on_progress:
-        if isinstance(target, Reference):
-            with connection.client() as client:
-                report = inspect_cache(
-                    RegistrySource(client, target), check_blobs=not no_check_blobs, on_progress=on_progress
-                )
-        else:
-            report = inspect_cache(
-                LayoutSource(target), check_blobs=not no_check_blobs, on_progress=on_progress
+    with ExitStack() as stack:
+        opened: list[RegistryClient] = []
+
+        def client() -> RegistryClient:
+            if not opened:
+                opened.append(stack.enter_context(connection.client()))
+            return opened[0]
+
+        with _progress(not json_out and not no_check_blobs, "checking blobs") as on_progress:
+            source = (
+                RegistrySource(client(), target_ref)
+                if isinstance(target_ref, Reference)
+                else LayoutSource(target_ref)
             )
-    if json_out:
+            report = inspect_cache(source, check_blobs=not no_check_blobs, on_progress=on_progress)
+        report = label_report(report, client=client, plan=plan, image=image_ref, base_refs=base_refs)
+    if graph is not None:
+        from .graph import render_graph
+
+        sys.stdout.write(render_graph(report, "mermaid" if graph == "mermaid" else "dot"))
+    elif json_out:
         print(json.dumps(report_to_json(report), indent=2))
     else:
         from .render import render_report
@@ -232,6 +317,16 @@ def show(
         Console(highlight=False).print(render_report(report))
     if strict and not report.health.ok:
         raise typer.Exit(int(ExitCode.UNHEALTHY))
+
+
+def _build_args(values: list[str]) -> dict[str, str]:
+    out: dict[str, str] = {}
+    for value in values:
+        key, eq, val = value.partition("=")
+        if not eq or not key:
+            raise UsageError(f"--build-arg {value!r}: expected KEY=VALUE")
+        out[key] = val
+    return out
 
 
 @app.command()
@@ -267,3 +362,6 @@ def tags(
             out.write(name + "\n")
         if not names:
             print(f"{repo}: no tags", file=sys.stderr)
+
+
+from . import commands_repo  # noqa: E402,F401  (registers du and diff)

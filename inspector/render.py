@@ -10,7 +10,7 @@ from rich.text import Text
 from . import _json
 from .analysis import Stage
 from .cache import FORM_WRITERS
-from .report import CacheReport, base_label, stage_label
+from .report import CacheReport, base_label, human_size, stage_label
 
 __all__ = ["human_size", "render_report"]
 
@@ -20,15 +20,6 @@ _FORM_NAMES = {
     "docker-manifest-list": "Docker manifest list",
     "docker-manifest": "Docker image manifest",
 }
-
-
-def human_size(size: int) -> str:
-    value = float(size)
-    for unit in ("B", "kB", "MB", "GB", "TB"):
-        if value < 1000 or unit == "TB":
-            return f"{size} B" if unit == "B" else f"{value:.1f} {unit}"
-        value /= 1000
-    return f"{size} B"  # pragma: no cover
 
 
 def _when(ts: _json.Timestamp | None) -> str:
@@ -79,13 +70,15 @@ def _stage_table(report: CacheReport, stage: Stage) -> RenderableType:
         for i in dict.fromkeys(stage.layers)
         if (layer := report.layer(config.layers[i].blob)) is not None
     )
+    basis = f" ({stage.basis})" if stage.name else ""
     title = Text.assemble(
         (stage_label(stage), "bold cyan"),
+        (basis, "dim"),
         f"  {base_label(stage, graph)}  ",
         (f"{steps} step{'s' if steps != 1 else ''}, {human_size(size)}", "dim"),
     )
     table = Table(show_edge=False, pad_edge=False, box=None, expand=False)
-    table.add_column("step", justify="right", style="bold")
+    table.add_column("step", style="bold", overflow="fold")
     table.add_column("layer")
     table.add_column("size", justify="right")
     table.add_column("created")
@@ -96,11 +89,11 @@ def _stage_table(report: CacheReport, stage: Stage) -> RenderableType:
         info = report.layer(blob)
         missing = info is not None and info.present is False
         table.add_row(
-            step,
+            Text(step),
             Text(blob.short, style="red" if missing or info is None else ""),
             human_size(info.descriptor.size) if info else "?",
             _when(info.created_at) if info else "-",
-            ("MISSING " if missing else "") + ("not listed " if info is None else "") + notes,
+            Text(("MISSING " if missing else "") + ("not listed " if info is None else "") + notes),
         )
 
     image = stage.base.image
@@ -143,9 +136,11 @@ def _stage_table(report: CacheReport, stage: Stage) -> RenderableType:
         if step.inferred_layers:
             notes.append("layer placed by position")
         text = ", ".join(notes)
-        label = f"#{step.number}"
+        label = step.instruction or f"#{step.number}"
         if not step.layers:
-            table.add_row(label, Text(f"(record {record.digest.short})", style="dim"), "", "", text)
+            table.add_row(
+                Text(label), Text(f"(record {record.digest.short})", style="dim"), "", "", Text(text)
+            )
         for n, index in enumerate(step.layers):
             add_layer(label if n == 0 else "", index, text if n == 0 else "")
     return Group(title, table)
@@ -194,5 +189,7 @@ def render_report(report: CacheReport) -> RenderableType:
             parts.append(
                 Text(f"{len(graph.unattributed_layers)} layers belong to no reconstructed stage", style="dim")
             )
+    if graph is not None:
+        parts.extend(Text(f"note: {note}", style="yellow") for note in graph.notes)
     parts.append(_health(report))
     return Group(*parts)

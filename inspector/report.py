@@ -29,6 +29,7 @@ __all__ = [
     "Problem",
     "RecordStatus",
     "base_label",
+    "human_size",
     "inspect_cache",
     "report_to_json",
     "stage_label",
@@ -295,6 +296,15 @@ def inspect_cache(
     return CacheReport(source.display, docs, layers, graph, statuses, health)
 
 
+def human_size(size: int) -> str:
+    value = float(size)
+    for unit in ("B", "kB", "MB", "GB", "TB"):
+        if value < 1000 or unit == "TB":
+            return f"{size} B" if unit == "B" else f"{value:.1f} {unit}"
+        value /= 1000
+    return f"{size} B"  # pragma: no cover
+
+
 def stage_label(stage: Stage) -> str:
     return stage.name or f"stage {stage.index + 1}"
 
@@ -309,7 +319,8 @@ def base_label(stage: Stage, graph: CacheGraph) -> str:
     if image is None:
         return "unknown base"
     if image.name:
-        return f"FROM {image.name}"
+        platform = f" {image.platform}" if image.platform else ""
+        return f"FROM {image.name}{platform} ({image.basis})"
     count = len(image.layers)
     layers = f"{count} layer{'s' if count != 1 else ''}"
     if image.verified and image.chain_id is not None:
@@ -352,6 +363,8 @@ def report_to_json(report: CacheReport) -> dict[str, Any]:
                         "record": str(record.digest),
                         "recordIndex": step.record,
                         "instruction": step.instruction,
+                        "basis": step.basis if step.instruction else None,
+                        "line": step.line,
                         "layers": [digest_of(i) for i in step.layers],
                         "size": size_of(step.layers),
                         "layersInferred": step.inferred_layers,
@@ -367,12 +380,15 @@ def report_to_json(report: CacheReport) -> dict[str, Any]:
                 {
                     "index": stage.index,
                     "name": stage.name,
+                    "basis": stage.basis,
                     "label": stage_label(stage),
                     "base": {
                         "kind": stage.base.kind,
                         "label": base_label(stage, graph),
                         "stage": stage.base.stage,
                         "name": image.name if image else None,
+                        "basis": image.basis if image else None,
+                        "platform": image.platform if image else None,
                         "chainID": str(image.chain_id) if image and image.chain_id else None,
                         "verified": bool(image and image.verified),
                         "layers": [digest_of(i) for i in image.layers] if image else [],
@@ -439,6 +455,7 @@ def report_to_json(report: CacheReport) -> dict[str, Any]:
         ],
         "stages": stages,
         "unattributedLayers": [digest_of(i) for i in graph.unattributed_layers] if graph else [],
+        "notes": list(graph.notes) if graph else [],
         "records": records,
         "health": {
             "ok": report.health.ok,

@@ -1,0 +1,230 @@
+"""Exact step names from the image the same build produced (``show --image``).
+
+Two sources, both keyed by layer content, so nothing is guessed:
+
+* the image config's ``history[]``: each entry with a layer names the
+  instruction that made the layer whose diffID sits at the same position of
+  ``rootfs.diff_ids`` (final stage only);
+* a BuildKit provenance attestation with ``mode=max`` (an attestation manifest
+  in the image index, ``vnd.docker.reference.type: attestation-manifest``):
+  its BuildKit metadata maps ``step<N>:<output>`` to layer chains and
+  ``step<N>`` to Dockerfile line ranges, and carries the Dockerfile itself —
+  every cached layer of every stage, mapped to its instruction.
+
+Where it sits in the predicate (``solver/llbsolver/provenance/types/types.go``):
+SLSA v1 ``runDetails.metadata.buildkit_metadata``, SLSA v0.2
+``metadata["https://mobyproject.org/buildkit@v1#metadata"]``.
+"""
+
+from __future__ import annotations
+
+import base64
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
+from typing import Any
+
+from . import _json, mediatypes
+from .analysis import CacheGraph, Stage, Step
+from .client import MANIFEST_LIMIT, RegistryClient
+from .digest import Digest
+from .dockerfile import BuildPlan, plan_dockerfile
+from .errors import CacheInspectError
+from .models import Descriptor
+from .reference import Reference
+
+__all__ = ["ImageFacts", "name_from_image", "read_image_facts"]
+
+PROVENANCE_TYPES = ("https://slsa.dev/provenance/v1", "https://slsa.dev/provenance/v0.2")
+_V02_METADATA = "https://mobyproject.org/buildkit@v1#metadata"
+_STATEMENT_LIMIT = 16 * 1024 * 1024
+
+
+@dataclass(frozen=True, slots=True)
+class ImageFacts:
+    """What an image says about the layers it was built from."""
+
+    history: Mapping[str, str]  # diffID -> created_by
+    step_of_blob: Mapping[str, str]  # layer blob digest or diffID -> "stepN"
+    step_lines: Mapping[str, tuple[int, int]]  # "stepN" -> (first line, last line) of the Dockerfile
+    dockerfile: str | None
+    predicate_types: tuple[str, ...]
+
+
+def _created_by(text: str) -> str:
+    """``RUN /bin/sh -c go build # buildkit`` -> ``RUN go build`` (BuildKit's history wording)."""
+    text = text.removesuffix(" # buildkit")
+    for shell in ("/bin/sh -c ", "|0 /bin/sh -c "):
+        if text.startswith("RUN " + shell):
+            return "RUN " + text[len("RUN " + shell) :]
+    return text
+
+
+def _history(raw: bytes) -> dict[str, str]:
+    doc = _json.load(raw, "image config")
+    fields = _json.fields(doc, ("history", "rootfs"), "image config")
+    rootfs = _json.fields(fields.get("rootfs"), ("diff_ids",), "image config.rootfs")
+    diffs = [_json.as_str(d, "diff_ids") for d in _json.as_list(rootfs.get("diff_ids"), "diff_ids")]
+    out: dict[str, str] = {}
+    position = 0
+    for entry in _json.as_list(fields.get("history"), "image config.history"):
+        item = _json.fields(entry, ("created_by", "empty_layer"), "image config.history[]")
+        if item.get("empty_layer") is True:
+            continue
+        if position < len(diffs):
+            out[diffs[position]] = _created_by(_json.as_str(item.get("created_by"), "created_by"))
+        position += 1
+    return out
+
+
+def _buildkit_metadata(statement: Any) -> tuple[str, Any]:
+    fields = _json.fields(statement, ("predicateType", "predicate"), "in-toto statement")
+    kind = _json.as_str(fields.get("predicateType"), "predicateType")
+    predicate = fields.get("predicate")
+    if kind.endswith("/v1"):
+        run = _json.fields(predicate, ("runDetails",), "predicate")
+        meta = _json.fields(
+            _json.fields(run.get("runDetails"), ("metadata",), "runDetails").get("metadata"),
+            ("buildkit_metadata",),
+            "runDetails.metadata",
+        )
+        return kind, meta.get("buildkit_metadata")
+    v02 = _json.fields(predicate, ("metadata",), "predicate").get("metadata")
+    found: dict[str, Any] = dict(v02) if isinstance(v02, _json.Obj) else {}
+    return kind, found.get(_V02_METADATA)
+
+
+def _read_provenance(
+    statement: Any,
+    step_of_blob: dict[str, str],
+    step_lines: dict[str, tuple[int, int]],
+) -> tuple[str, str | None]:
+    kind, metadata = _buildkit_metadata(statement)
+    fields = _json.fields(metadata, ("layers", "source"), "buildkit metadata")
+    layers = fields.get("layers")
+    if isinstance(layers, _json.Obj):
+        for key, chains in layers:
+            step = key.split(":", 1)[0]
+            for chain in _json.as_list(chains, f"layers[{key}]"):
+                descriptors = _json.as_list(chain, f"layers[{key}][]")
+                if not descriptors:
+                    continue
+                top = _json.fields(descriptors[-1], ("digest", "annotations"), f"layers[{key}]")
+                step_of_blob[_json.as_str(top.get("digest"), "digest")] = step
+                diff = _json.as_str_map(top.get("annotations"), "annotations").get(
+                    mediatypes.ANNOTATION_UNCOMPRESSED
+                )
+                if diff:
+                    step_of_blob[diff] = step
+    source = _json.fields(fields.get("source"), ("locations", "infos"), "buildkit metadata.source")
+    locations = source.get("locations")
+    if isinstance(locations, _json.Obj):
+        for step, value in locations:
+            entries = _json.as_list(_json.fields(value, ("locations",), step).get("locations"), step)
+            lines = [
+                (
+                    _json.as_int(
+                        _json.fields(_json.fields(r, ("start",), step).get("start"), ("line",), step).get(
+                            "line"
+                        ),
+                        step,
+                    ),
+                    _json.as_int(
+                        _json.fields(_json.fields(r, ("end",), step).get("end"), ("line",), step).get("line"),
+                        step,
+                    ),
+                )
+                for entry in entries
+                for r in _json.as_list(_json.fields(entry, ("ranges",), step).get("ranges"), step)
+            ]
+            if lines:
+                step_lines[step] = (min(a for a, _ in lines), max(b for _, b in lines))
+    dockerfile: str | None = None
+    for info in _json.as_list(source.get("infos"), "source.infos"):
+        item = _json.fields(info, ("filename", "data", "language"), "source.infos[]")
+        data = _json.as_str(item.get("data"), "source.infos[].data")
+        if data and dockerfile is None:
+            try:
+                dockerfile = base64.b64decode(data, validate=True).decode("utf-8")
+            except (ValueError, UnicodeDecodeError):
+                dockerfile = None
+    return kind, dockerfile
+
+
+def read_image_facts(client: RegistryClient, ref: Reference) -> ImageFacts:
+    """Fetch an image's configs and provenance attestations (each document verified by digest)."""
+    top = client.get_manifest(ref)
+    repo = ref.repository
+    images: list[Descriptor] = []
+    attestations: list[Descriptor] = []
+    if top.kind == "index":
+        for entry in top.manifests:
+            if entry.annotations.get("vnd.docker.reference.type") == "attestation-manifest":
+                attestations.append(entry)
+            elif entry.media_type in mediatypes.MANIFEST_TYPES:
+                images.append(entry)
+    history: dict[str, str] = {}
+    step_of_blob: dict[str, str] = {}
+    step_lines: dict[str, tuple[int, int]] = {}
+    dockerfile: str | None = None
+    kinds: list[str] = []
+    documents = [top] if top.kind == "manifest" else [client.get_manifest(repo.at(d.digest)) for d in images]
+    for manifest in documents:
+        if manifest.config is not None and manifest.config.media_type in (
+            mediatypes.OCI_IMAGE_CONFIG,
+            mediatypes.DOCKER_IMAGE_CONFIG,
+        ):
+            history.update(_history(client.get_blob(repo, manifest.config, limit=MANIFEST_LIMIT)))
+    for entry in attestations:
+        manifest = client.get_manifest(repo.at(entry.digest))
+        for layer in manifest.layers:
+            if layer.annotations.get("in-toto.io/predicate-type") not in PROVENANCE_TYPES:
+                continue
+            statement = _json.load(
+                client.get_blob(repo, layer, limit=_STATEMENT_LIMIT), "provenance statement"
+            )
+            kind, text = _read_provenance(statement, step_of_blob, step_lines)
+            kinds.append(kind)
+            dockerfile = dockerfile or text
+    return ImageFacts(history, step_of_blob, step_lines, dockerfile, tuple(dict.fromkeys(kinds)))
+
+
+def name_from_image(graph: CacheGraph, facts: ImageFacts, diff_ids: Mapping[Digest, str]) -> CacheGraph:
+    """Label steps whose own layer the image's provenance or history names (basis ``exact``).
+
+    ``diff_ids`` maps cache layer blob digests to their diffIDs.
+    """
+    plan: BuildPlan | None = None
+    if facts.dockerfile:
+        try:
+            plan = plan_dockerfile(facts.dockerfile)
+        except CacheInspectError:
+            plan = None
+    planned_by_line = {s.line: s for stage in plan.stages for s in stage.steps} if plan else {}
+    config = graph.config
+    stages: list[Stage] = []
+    for stage in graph.stages:
+        steps: list[Step] = []
+        names: list[str] = []
+        for step in stage.steps:
+            label: str | None = None
+            line: int | None = None
+            for index in reversed(step.layers):
+                blob = config.layers[index].blob
+                diff = diff_ids.get(blob)
+                step_id = facts.step_of_blob.get(blob) or (facts.step_of_blob.get(diff) if diff else None)
+                if step_id is not None and step_id in facts.step_lines:
+                    line = facts.step_lines[step_id][0]
+                    planned = planned_by_line.get(line)
+                    label = planned.label() if planned else f"Dockerfile line {line}"
+                    if planned and planned.stage not in names:
+                        names.append(planned.stage)
+                    break
+                if diff is not None and diff in facts.history:
+                    label = facts.history[diff]
+                    break
+            steps.append(replace(step, instruction=label, basis="exact", line=line) if label else step)
+        named = replace(stage, steps=tuple(steps))
+        if names:
+            named = replace(named, name=" + ".join(names), basis="exact")
+        stages.append(named)
+    return replace(graph, stages=tuple(stages))

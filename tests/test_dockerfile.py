@@ -1,0 +1,137 @@
+"""The Dockerfile planner: stages, totals and labels as BuildKit's convert.go prints them."""
+
+from __future__ import annotations
+
+import pytest
+
+from inspector.dockerfile import expand, plan_dockerfile
+from inspector.errors import UsageError
+
+GO_BUILD = """\
+# syntax=docker/dockerfile:1
+ARG REGISTRY=docker.io
+ARG GO=1.23
+FROM ${REGISTRY}/library/golang:${GO}-alpine AS build
+ENV CGO_ENABLED=0 OUT=/out
+WORKDIR /src
+COPY go.mod go.sum ./
+RUN --mount=type=cache,target=/root/.cache go mod download
+COPY . .
+RUN go build -o $OUT/app && echo $UNSET
+
+FROM build AS test
+RUN go test ./...
+
+FROM ${REGISTRY}/library/alpine:3.20
+WORKDIR /
+RUN apk add --no-cache ca-certificates
+COPY --from=build /out/app /usr/local/bin/app
+WORKDIR app
+"""
+
+
+def labels(text: str, **kwargs: object) -> list[str]:
+    plan = plan_dockerfile(text, **kwargs)  # type: ignore[arg-type]
+    return [step.label() for stage in plan.stages for step in stage.steps]
+
+
+def test_labels_totals_and_pruning() -> None:
+    plan = plan_dockerfile(GO_BUILD)
+    assert [s.name for s in plan.stages] == ["build", "stage-2"]  # "test" is not needed by the last stage
+    build, final = plan.stages
+    assert (build.base_kind, build.base_ref, build.total) == (
+        "image",
+        "docker.io/library/golang:1.23-alpine",
+        6,
+    )
+    assert [s.label() for s in build.steps] == [
+        "[build 2/6] WORKDIR /src",
+        "[build 3/6] COPY go.mod go.sum ./",
+        "[build 4/6] RUN --mount=type=cache,target=/root/.cache go mod download",
+        "[build 5/6] COPY . .",
+        "[build 6/6] RUN go build -o /out/app && echo $UNSET",  # ENV expanded, unset left as written
+    ]
+    # WORKDIR / counts in the total but makes no op, so it takes no number.
+    assert final.total == 5
+    assert [s.label() for s in final.steps] == [
+        "[stage-2 2/5] RUN apk add --no-cache ca-certificates",
+        "[stage-2 3/5] COPY --from=build /out/app /usr/local/bin/app",
+        "[stage-2 4/5] WORKDIR app",
+    ]
+    assert final.steps[1].from_stage == "build" and build.steps[1].context_input
+
+
+def test_build_args_and_target() -> None:
+    plan = plan_dockerfile(GO_BUILD, target="test", build_args={"REGISTRY": "127.0.0.1:5000", "GO": "1.24"})
+    assert [s.name for s in plan.stages] == ["build", "test"]
+    assert plan.stages[0].base_ref == "127.0.0.1:5000/library/golang:1.24-alpine"
+    test = plan.stages[1]
+    assert (test.base_kind, test.base_stage, test.total) == ("stage", "build", 1)
+    assert [s.label() for s in test.steps] == ["[test 1/1] RUN go test ./..."]
+
+
+def test_width_of_step_numbers_follows_the_total() -> None:
+    text = "FROM alpine\n" + "".join(f"RUN echo {i}\n" for i in range(11))
+    assert labels(text)[:2] == ["[stage-0  2/12] RUN echo 0", "[stage-0  3/12] RUN echo 1"]
+    assert (
+        plan_dockerfile(text).stages[0].steps[0].label("linux/arm64")
+        == "[linux/arm64 stage-0  2/12] RUN echo 0"
+    )
+
+
+def test_scratch_numeric_from_and_mounts() -> None:
+    text = (
+        "FROM alpine AS a\nRUN make\n"
+        "FROM scratch\nCOPY --from=0 /bin/app /app\nCOPY --link conf /etc/conf\n"
+        "FROM alpine\nRUN --mount=type=bind,from=a,source=/x,target=/x cat /x\nCOPY --from=1 /app /app\n"
+    )
+    a, scratch, last = plan_dockerfile(text).stages
+    assert (scratch.base_kind, scratch.total) == ("scratch", 2)
+    assert (
+        scratch.steps[0].from_stage == "a"
+        and scratch.steps[0].label() == "[stage-1 1/2] COPY --from=0 /bin/app /app"
+    )
+    assert scratch.steps[1].link and scratch.steps[1].context_input
+    assert last.steps[0].from_stage == "a" and last.steps[1].from_stage == "stage-1"
+    assert a.steps[0].root_selector
+
+
+def test_copy_from_an_image_is_not_a_stage() -> None:
+    (stage,) = plan_dockerfile("FROM alpine\nCOPY --from=busybox:1.36 /bin/busybox /bin/\n").stages
+    assert stage.steps[0].from_image == "busybox:1.36" and stage.steps[0].from_stage is None
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [("RUN echo\n", "no FROM"), ('FROM alpine\nRUN ["unterminated\n', "")],
+)
+def test_bad_dockerfiles(text: str, message: str) -> None:
+    try:
+        plan_dockerfile(text)
+    except UsageError as exc:
+        assert message in str(exc)
+    else:
+        assert message == "", "expected a UsageError"
+
+
+def test_unknown_target() -> None:
+    with pytest.raises(UsageError, match="no such stage"):
+        plan_dockerfile(GO_BUILD, target="nope")
+
+
+@pytest.mark.parametrize(
+    ("word", "expected"),
+    [
+        ("$A", "1"),
+        ("${A}-x", "1-x"),
+        ("${B:-d}", "d"),
+        ("${A:+alt}", "alt"),
+        ("${B:+alt}", ""),
+        ("$B", "$B"),
+        ("\\$A", "\\$A"),
+        ("${E:-fallback}", "fallback"),
+        ("${E-kept}", ""),
+    ],
+)
+def test_expand(word: str, expected: str) -> None:
+    assert expand(word, {"A": "1", "E": ""}, keep_unset=True) == expected
