@@ -1,0 +1,145 @@
+"""The ``du`` and ``diff`` commands (registered on ``commands.app`` when ``commands`` is imported)."""
+
+from __future__ import annotations
+
+import json
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+from rich.console import Console
+
+from .commands import (
+    STATE,
+    CaFile,
+    Concurrency,
+    Insecure,
+    JsonOut,
+    PasswordStdin,
+    PlainHttp,
+    Timeout,
+    Username,
+    _Connection,
+    _progress,
+    app,
+)
+from .reference import Reference
+
+if TYPE_CHECKING:
+    from .client import RegistryClient
+    from .report import CacheReport
+    from .source import LayoutReference
+
+__all__ = ["DIFFERENT", "diff", "du"]
+
+# Like `git diff --exit-code`: with --exit-code, diff exits 1 when the caches differ.
+DIFFERENT = 1
+
+
+@app.command()
+def du(
+    repository: Annotated[
+        str, typer.Argument(help="Repository, e.g. ghcr.io/org/app or localhost:5000/cache.")
+    ],
+    tag_pattern: Annotated[
+        str | None,
+        typer.Option(
+            "--tag-pattern", help="Only tags matching this glob (fnmatch: *, ?, [...]).", metavar="GLOB"
+        ),
+    ] = None,
+    json_out: JsonOut = False,
+    page_size: Annotated[
+        int | None,
+        typer.Option("--page-size", "-n", min=1, help="Ask for N tags per page (registries may ignore it)."),
+    ] = None,
+    plain_http: PlainHttp = False,
+    insecure: Insecure = False,
+    ca_file: CaFile = None,
+    username: Username = None,
+    password_stdin: PasswordStdin = False,
+    concurrency: Concurrency = 8,
+    timeout: Timeout = 30.0,
+) -> None:
+    """Disk usage of every cache tag in a repository: size, bytes unique to it, bytes shared, total."""
+    STATE.json = json_out
+    from .du import disk_usage, usage_to_json
+    from .reference import parse_repository
+
+    repo = parse_repository(repository)
+    connection = _Connection(plain_http, insecure, ca_file, username, password_stdin, concurrency, timeout)
+    with connection.client() as client, _progress(not json_out, "reading manifests") as on_progress:
+        usage = disk_usage(
+            client, repo, tag_pattern=tag_pattern, page_size=page_size, on_progress=on_progress
+        )
+    if json_out:
+        print(json.dumps(usage_to_json(usage), indent=2))
+    else:
+        from .render_repo import render_usage
+
+        Console(highlight=False).print(render_usage(usage))
+
+
+def _inspect(
+    target: Reference | LayoutReference, client: RegistryClient | None, check_blobs: bool, json_out: bool
+) -> CacheReport:
+    from .report import inspect_cache
+    from .source import LayoutSource, RegistrySource
+
+    with _progress(not json_out and check_blobs, f"checking blobs of {target}") as on_progress:
+        if isinstance(target, Reference):
+            assert client is not None
+            return inspect_cache(
+                RegistrySource(client, target), check_blobs=check_blobs, on_progress=on_progress
+            )
+        return inspect_cache(LayoutSource(target), check_blobs=check_blobs, on_progress=on_progress)
+
+
+@app.command()
+def diff(
+    ref_a: Annotated[
+        str,
+        typer.Argument(help="The cache to compare from (e.g. main's), or oci:DIR[:TAG].", metavar="REF_A"),
+    ],
+    ref_b: Annotated[
+        str, typer.Argument(help="The cache to compare with (e.g. the branch's).", metavar="REF_B")
+    ],
+    json_out: JsonOut = False,
+    exit_code: Annotated[
+        bool, typer.Option("--exit-code", help=f"Exit {DIFFERENT} when the caches differ (like git diff).")
+    ] = False,
+    no_check_blobs: Annotated[
+        bool, typer.Option("--no-check-blobs", help="Skip the HEAD request per layer blob.")
+    ] = False,
+    plain_http: PlainHttp = False,
+    insecure: Insecure = False,
+    ca_file: CaFile = None,
+    username: Username = None,
+    password_stdin: PasswordStdin = False,
+    concurrency: Concurrency = 8,
+    timeout: Timeout = 30.0,
+) -> None:
+    """Compare two caches: layers added/removed/shared, records, and per stage the first step that differs."""
+    STATE.json = json_out
+    from .diff import diff_caches, diff_to_json
+    from .source import parse_source
+
+    target_a, target_b = parse_source(ref_a), parse_source(ref_b)  # both parse before any request
+    check = not no_check_blobs
+    if isinstance(target_a, Reference) or isinstance(target_b, Reference):
+        connection = _Connection(
+            plain_http, insecure, ca_file, username, password_stdin, concurrency, timeout
+        )
+        with connection.client() as client:
+            report_a = _inspect(target_a, client, check, json_out)
+            report_b = _inspect(target_b, client, check, json_out)
+    else:
+        report_a = _inspect(target_a, None, check, json_out)
+        report_b = _inspect(target_b, None, check, json_out)
+    result = diff_caches(report_a, report_b)
+    if json_out:
+        print(json.dumps(diff_to_json(result), indent=2))
+    else:
+        from .render_repo import render_diff
+
+        Console(highlight=False).print(render_diff(result))
+    if exit_code and not result.identical:
+        raise typer.Exit(DIFFERENT)

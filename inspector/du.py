@@ -1,0 +1,294 @@
+"""``disk_usage``: what every cache tag of a repository costs, and what deleting it would free.
+
+Request budget: the tag list once (following ``Link`` pages), one manifest
+HEAD per tag for its digest, then one GET per *distinct* digest, by digest.
+Whether a tag is a cache and the sizes of its blobs come from that manifest
+alone (``cache.find_cache_config``): no blob, not even the cache config, is
+fetched or HEADed. Sizes are the descriptors' sizes.
+
+The numbers (``compute_usage``, pure, so a ``gc`` planner can reuse them):
+
+* **size** of a cache = its distinct layer blobs **plus its cache config blob**
+  (size from the config descriptor); a blob listed twice counts once.
+* Tags on one manifest digest are one **entry**: deleting one of them frees
+  nothing, so bytes are never "unique" to a single tag of a shared digest.
+* **unique** bytes of an entry = its blobs that no other cache manifest in the
+  result references (what deleting all its tags, then a registry GC, frees);
+  **shared** = size - unique. Non-cache manifests are not considered.
+* **repository total** = the distinct blobs of all cache manifests, each once;
+  the manifests' own bytes are reported separately.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from fnmatch import fnmatchcase
+from types import MappingProxyType
+from typing import Any
+
+from .cache import Form, find_cache_config, form_of
+from .client import RegistryClient
+from .digest import Digest
+from .errors import InvalidContent, InvalidReference, NotFound
+from .models import Descriptor, ManifestDocument
+from .reference import Repository
+
+__all__ = [
+    "ManifestUsage",
+    "RepositoryUsage",
+    "SkippedTag",
+    "compute_usage",
+    "disk_usage",
+    "usage_to_json",
+]
+
+Progress = Callable[[int, int], None]
+
+
+@dataclass(frozen=True, slots=True)
+class SkippedTag:
+    """A listed tag whose manifest could not be read (deleted meanwhile, or not a valid document)."""
+
+    tag: str
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class ManifestUsage:
+    """One distinct cache manifest and every tag on it."""
+
+    digest: Digest
+    tags: tuple[str, ...]
+    media_type: str
+    form: Form
+    manifest_size: int
+    config: Descriptor
+    layers: tuple[Descriptor, ...]
+    unique_size: int
+    unique_blobs: int
+
+    @property
+    def layer_size(self) -> int:
+        """Bytes of the distinct layer blobs (the config blob not included)."""
+        return sum(layer.size for layer in self.layers)
+
+    @property
+    def size(self) -> int:
+        """Distinct layer blobs plus the cache config blob, each once."""
+        if any(layer.digest == self.config.digest for layer in self.layers):
+            return self.layer_size
+        return self.layer_size + self.config.size
+
+    @property
+    def shared_size(self) -> int:
+        return self.size - self.unique_size
+
+    @property
+    def blobs(self) -> frozenset[Digest]:
+        return frozenset({self.config.digest, *(layer.digest for layer in self.layers)})
+
+
+@dataclass(frozen=True, slots=True)
+class RepositoryUsage:
+    """Disk usage of the cache tags of one repository; ``entries`` sorted by unique bytes, largest first."""
+
+    repository: str
+    tag_pattern: str | None
+    tags_listed: int
+    tags_matched: int
+    entries: tuple[ManifestUsage, ...]
+    non_cache_tags: tuple[str, ...]
+    skipped_tags: tuple[SkippedTag, ...]
+    blob_sizes: Mapping[Digest, int]
+    referrers: Mapping[Digest, frozenset[Digest]]
+
+    @property
+    def cache_tags(self) -> int:
+        return sum(len(entry.tags) for entry in self.entries)
+
+    @property
+    def total_size(self) -> int:
+        """Distinct blobs (layers and configs) of all cache manifests, each counted once."""
+        return sum(self.blob_sizes.values())
+
+    @property
+    def manifest_size(self) -> int:
+        """Bytes of the distinct cache manifests themselves."""
+        return sum(entry.manifest_size for entry in self.entries)
+
+    def freed_by(self, manifests: Iterable[Digest]) -> int:
+        """Blob bytes no remaining cache manifest would reference once ``manifests`` are deleted."""
+        gone = frozenset(manifests)
+        return sum(
+            size for blob, size in self.blob_sizes.items() if self.referrers.get(blob, frozenset()) <= gone
+        )
+
+
+def _distinct(descriptors: Iterable[Descriptor]) -> tuple[Descriptor, ...]:
+    out: dict[Digest, Descriptor] = {}
+    for descriptor in descriptors:
+        out.setdefault(descriptor.digest, descriptor)
+    return tuple(out.values())
+
+
+def compute_usage(
+    repository: str,
+    documents: Mapping[str, ManifestDocument],
+    *,
+    tags_listed: int | None = None,
+    tag_pattern: str | None = None,
+    skipped: Iterable[SkippedTag] = (),
+) -> RepositoryUsage:
+    """The numbers for ``{tag: manifest}``; tags whose manifest is not a cache are listed and left out.
+
+    A blob whose descriptors disagree on its size is counted with the size of
+    the first descriptor met in manifest-digest order.
+    """
+    skipped = tuple(skipped)
+    tags_by_digest: dict[Digest, list[str]] = {}
+    by_digest: dict[Digest, ManifestDocument] = {}
+    non_cache: list[str] = []
+    for tag in sorted(documents):
+        document = documents[tag]
+        if find_cache_config(document) is None:
+            non_cache.append(tag)
+            continue
+        tags_by_digest.setdefault(document.digest, []).append(tag)
+        by_digest[document.digest] = document
+
+    parts: dict[Digest, tuple[Descriptor, tuple[Descriptor, ...]]] = {}
+    sizes: dict[Digest, int] = {}
+    referrers: dict[Digest, set[Digest]] = {}
+    for digest in sorted(by_digest):
+        found = find_cache_config(by_digest[digest])
+        assert found is not None
+        config, layers = found[0], _distinct(found[1])
+        parts[digest] = (config, layers)
+        for blob in (config, *layers):
+            sizes.setdefault(blob.digest, blob.size)
+            referrers.setdefault(blob.digest, set()).add(digest)
+
+    entries = []
+    for digest, (config, layers) in parts.items():
+        document = by_digest[digest]
+        own = {config.digest, *(layer.digest for layer in layers)}
+        unique = [blob for blob in own if referrers[blob] == {digest}]
+        entries.append(
+            ManifestUsage(
+                digest=digest,
+                tags=tuple(tags_by_digest[digest]),
+                media_type=document.media_type,
+                form=form_of(document),
+                manifest_size=document.size,
+                config=config,
+                layers=layers,
+                unique_size=sum(sizes[blob] for blob in unique),
+                unique_blobs=len(unique),
+            )
+        )
+    entries.sort(key=lambda e: (-e.unique_size, -e.size, e.tags[0]))
+    return RepositoryUsage(
+        repository=repository,
+        tag_pattern=tag_pattern,
+        tags_listed=len(documents) + len(skipped) if tags_listed is None else tags_listed,
+        tags_matched=len(documents) + len(skipped),
+        entries=tuple(entries),
+        non_cache_tags=tuple(non_cache),
+        skipped_tags=tuple(sorted(skipped, key=lambda s: s.tag)),
+        blob_sizes=MappingProxyType(sizes),
+        referrers=MappingProxyType({blob: frozenset(users) for blob, users in referrers.items()}),
+    )
+
+
+def disk_usage(
+    client: RegistryClient,
+    repository: Repository,
+    *,
+    tag_pattern: str | None = None,
+    page_size: int | None = None,
+    on_progress: Progress | None = None,
+) -> RepositoryUsage:
+    """List the tags, HEAD each (matching ``tag_pattern``, an fnmatch glob), GET each distinct digest once.
+
+    A tag that vanishes between listing and reading (404), or whose manifest is
+    not a valid document, is reported in ``skipped_tags``; other errors raise.
+    """
+    listed = list(
+        dict.fromkeys(tag for page in client.iter_tag_pages(repository, page_size=page_size) for tag in page)
+    )
+    matched = [tag for tag in listed if tag_pattern is None or fnmatchcase(tag, tag_pattern)]
+
+    def resolve(tag: str) -> Digest | SkippedTag:
+        try:
+            return client.head_manifest(repository.tag(tag)).digest
+        except (NotFound, InvalidContent, InvalidReference) as exc:
+            return SkippedTag(tag, exc.message)
+
+    heads = client.map_bounded(resolve, matched, on_progress)
+    digests = list(dict.fromkeys(d for d in heads if isinstance(d, Digest)))
+
+    def fetch(digest: Digest) -> ManifestDocument | str:
+        try:
+            return client.get_manifest(repository.at(digest))
+        except (NotFound, InvalidContent) as exc:
+            return exc.message
+
+    def fetched(done: int, total: int) -> None:
+        if on_progress is not None:
+            on_progress(len(matched) + done, len(matched) + total)
+
+    bodies = dict(zip(digests, client.map_bounded(fetch, digests, fetched), strict=True))
+    documents: dict[str, ManifestDocument] = {}
+    skipped: list[SkippedTag] = []
+    for tag, head in zip(matched, heads, strict=True):
+        if isinstance(head, SkippedTag):
+            skipped.append(head)
+            continue
+        body = bodies[head]
+        if isinstance(body, str):
+            skipped.append(SkippedTag(tag, body))
+        else:
+            documents[tag] = body
+    return compute_usage(
+        str(repository), documents, tags_listed=len(listed), tag_pattern=tag_pattern, skipped=skipped
+    )
+
+
+def usage_to_json(usage: RepositoryUsage) -> dict[str, Any]:
+    """The stable ``du --json`` document (schema: ``inspector/schemas/du.schema.json``)."""
+    return {
+        "repository": usage.repository,
+        "tagPattern": usage.tag_pattern,
+        "tags": {
+            "listed": usage.tags_listed,
+            "matched": usage.tags_matched,
+            "cache": usage.cache_tags,
+            "nonCache": list(usage.non_cache_tags),
+            "skipped": [{"tag": s.tag, "reason": s.reason} for s in usage.skipped_tags],
+        },
+        "configCounted": True,
+        "manifests": [
+            {
+                "digest": str(entry.digest),
+                "tags": list(entry.tags),
+                "mediaType": entry.media_type,
+                "form": entry.form,
+                "manifestSize": entry.manifest_size,
+                "config": {"digest": str(entry.config.digest), "size": entry.config.size},
+                "layers": len(entry.layers),
+                "layerSize": entry.layer_size,
+                "size": entry.size,
+                "uniqueSize": entry.unique_size,
+                "uniqueBlobs": entry.unique_blobs,
+                "sharedSize": entry.shared_size,
+            }
+            for entry in usage.entries
+        ],
+        "total": {
+            "blobs": len(usage.blob_sizes),
+            "size": usage.total_size,
+            "manifests": len(usage.entries),
+            "manifestSize": usage.manifest_size,
+        },
+    }
