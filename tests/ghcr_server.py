@@ -1,0 +1,593 @@
+"""A GitHub REST emulator for the Packages endpoints ``inspector.ghcr`` uses, backed by a real registry.
+
+A threaded stdlib HTTP server on 127.0.0.1 (free port, Nagle off, keep-alive). Package versions are
+the registry's manifests: every digest a tag of ``OWNER/NAME`` resolves to (``tags/list`` + HEAD), plus
+every digest the emulator has seen before that the registry still has (tracked untagged pushes, and
+digests whose tag moved away). Deleting a version is ``DELETE /v2/OWNER/NAME/manifests/<digest>`` on the
+real registry, which drops the manifest and all its tags.
+
+Endpoints and shapes follow github/rest-api-description
+(``descriptions-next/api.github.com/api.github.com.2022-11-28.yaml``)::
+
+    GET    /orgs/{org}/packages/container/{package_name}/versions            packages/get-all-package-versions-for-package-owned-by-org
+    GET    /users/{username}/packages/container/{package_name}/versions      packages/get-all-package-versions-for-package-owned-by-user
+    GET    /user/packages/container/{package_name}/versions                  packages/get-all-package-versions-for-package-owned-by-authenticated-user
+    GET    …/versions/{package_version_id}        packages/get-package-version-for-organization | -for-user | -for-authenticated-user
+    DELETE …/versions/{package_version_id}        packages/delete-package-version-for-org | -for-user | -for-authenticated-user
+    GET    /user                                   users/get-authenticated (a subset of public-user)
+
+Lists page with ``page``/``per_page`` (default 30, max 100) and a GitHub-style ``Link`` header; errors
+are ``basic-error`` bodies. Knobs: ``page_size_cap`` (serve fewer per page than asked), tokens without
+delete permission (``TokenInfo.can_delete``; refused with ``deny_delete_status`` 403 or 404),
+``undeletable`` digests (the 5,000-downloads refusal), private user packages (only ``/user/…`` serves
+them), ``loop_links``, and scripted faults (``add_fault``): 429 with Retry-After, secondary rate limits
+with and without ``retry-after``, the primary limit (``x-ratelimit-remaining: 0``), a flaky 502, a 502
+*after* acting (a DELETE whose answer was lost), and a dropped connection.
+"""
+
+from __future__ import annotations
+
+import json
+import socket
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any, Literal
+from urllib.parse import parse_qs, quote, unquote, urlencode, urlsplit
+
+import httpx
+
+from inspector import mediatypes
+
+__all__ = [
+    "PACKAGE_VERSION_SCHEMA",
+    "Fault",
+    "FaultKind",
+    "GitHubEmulator",
+    "RecordedRequest",
+    "TokenInfo",
+    "push_blob",
+    "push_manifest",
+]
+
+OwnerKind = Literal["org", "user"]
+FaultKind = Literal["429", "secondary", "secondary-bare", "primary", "502", "502-after", "drop"]
+
+DOCS = "https://docs.github.com/rest/packages/packages"
+SECONDARY_MESSAGE = (
+    "You have exceeded a secondary rate limit. Please wait a few minutes before you try again. "
+    "If you reach out to GitHub Support for help, please include the request ID 0000:0000."
+)
+PRIMARY_MESSAGE = "API rate limit exceeded for user ID 1."
+#: What the emulator says when a token may not delete (the text GitHub uses for admin-only refusals).
+DENY_MESSAGE = "Must have admin rights to Repository."
+DOWNLOADS_MESSAGE = (
+    "Publicly visible package versions with more than 5000 downloads cannot be deleted. "
+    "Contact GitHub support for further assistance."
+)
+
+#: ``components/schemas/package-version`` of github/rest-api-description (2022-11-28), transcribed.
+PACKAGE_VERSION_SCHEMA: dict[str, Any] = {
+    "title": "Package Version",
+    "type": "object",
+    "properties": {
+        "id": {"type": "integer"},
+        "name": {"type": "string"},
+        "url": {"type": "string"},
+        "package_html_url": {"type": "string"},
+        "html_url": {"type": "string"},
+        "license": {"type": "string"},
+        "description": {"type": "string"},
+        "created_at": {"type": "string", "format": "date-time"},
+        "updated_at": {"type": "string", "format": "date-time"},
+        "deleted_at": {"type": "string", "format": "date-time"},
+        "metadata": {
+            "type": "object",
+            "properties": {
+                "package_type": {
+                    "type": "string",
+                    "enum": ["npm", "maven", "rubygems", "docker", "nuget", "container"],
+                },
+                "container": {
+                    "type": "object",
+                    "properties": {"tags": {"type": "array", "items": {"type": "string"}}},
+                    "required": ["tags"],
+                },
+            },
+            "required": ["package_type"],
+        },
+    },
+    "required": ["id", "name", "url", "package_html_url", "created_at", "updated_at"],
+}
+
+_ACCEPT = ", ".join(
+    (
+        mediatypes.OCI_MANIFEST,
+        mediatypes.OCI_INDEX,
+        mediatypes.DOCKER_MANIFEST,
+        mediatypes.DOCKER_MANIFEST_LIST,
+    )
+)
+
+
+@dataclass(frozen=True)
+class TokenInfo:
+    """A token the emulator accepts. ``login`` None = an app/installation token (``GET /user`` is 403)."""
+
+    login: str | None
+    can_delete: bool = True
+
+
+@dataclass
+class Fault:
+    """A scripted failure for the next ``times`` matching requests."""
+
+    kind: FaultKind
+    method: str | None = None
+    path_contains: str | None = None
+    times: int = 1
+    seconds: int = 5  # Retry-After, or how far ahead x-ratelimit-reset is
+
+    def matches(self, method: str, path: str) -> bool:
+        return (
+            self.times > 0
+            and (self.method is None or self.method == method)
+            and (self.path_contains is None or self.path_contains in path)
+        )
+
+
+@dataclass(frozen=True)
+class RecordedRequest:
+    """One request as received; ``auth`` is the Authorization scheme only, never the token."""
+
+    method: str
+    raw_path: str
+    query: dict[str, list[str]]
+    headers: dict[str, str]
+    auth: str | None
+    status: int = 0
+
+
+@dataclass
+class _Version:
+    id: int
+    digest: str
+    created: float
+    tags: tuple[str, ...] = ()
+
+
+@dataclass
+class _Package:
+    versions: dict[str, _Version] = field(default_factory=dict)  # digest -> version
+
+
+class GitHubEmulator:
+    """Start with ``with GitHubEmulator(...) as github:``; ``github.url`` is the API base URL."""
+
+    def __init__(
+        self,
+        registry_host: str,
+        *,
+        owners: dict[str, OwnerKind],
+        tokens: dict[str, TokenInfo],
+        page_size_cap: int = 100,
+        deny_delete_status: int = 403,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.registry_host = registry_host
+        self.owners = owners
+        self.tokens = tokens
+        self.page_size_cap = page_size_cap
+        self.deny_delete_status = deny_delete_status
+        self.clock = clock
+        self.undeletable: set[str] = set()
+        self.private: set[tuple[str, str]] = set()
+        self.loop_links = False
+        self.requests: list[RecordedRequest] = []
+        self.errors: list[str] = []  # exceptions inside the emulator (a test should see none)
+        self._faults: list[Fault] = []
+        self._packages: dict[str, _Package] = {}
+        self._next_id = 1000
+        self._lock = threading.RLock()
+        self._registry = httpx.Client(base_url=f"http://{registry_host}", timeout=10)
+        self._server = _Server(("127.0.0.1", 0), _Handler)
+        self._server.emulator = self
+        self._thread = threading.Thread(
+            target=self._server.serve_forever,
+            kwargs={"poll_interval": 0.05},
+            name="github-emulator",
+            daemon=True,
+        )
+
+    @property
+    def url(self) -> str:
+        host, port = self._server.server_address[:2]
+        return f"http://{host!s}:{port}"
+
+    def __enter__(self) -> GitHubEmulator:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+        self._thread.join(timeout=10)
+        self._registry.close()
+
+    # -- test controls -----------------------------------------------------------------------------
+
+    def add_fault(self, kind: FaultKind, **kwargs: Any) -> Fault:
+        fault = Fault(kind, **kwargs)
+        with self._lock:
+            self._faults.append(fault)
+        return fault
+
+    def push_manifest(
+        self, owner: str, name: str, raw: bytes, media_type: str, *, tag: str | None = None
+    ) -> str:
+        """PUT a manifest into the backing registry (by digest unless ``tag``) and remember its digest."""
+        digest = push_manifest(self.registry_host, f"{owner}/{name}", raw, media_type, tag=tag)
+        self.track(owner, name, digest)
+        return digest
+
+    def track(self, owner: str, name: str, digest: str) -> int:
+        """Remember a manifest pushed by digest (GitHub sees every pushed manifest); returns its id."""
+        with self._lock:
+            return self._version(f"{owner}/{name}", digest).id
+
+    def version_id(self, owner: str, name: str, digest: str) -> int:
+        with self._lock:
+            return self._packages[f"{owner}/{name}"].versions[digest].id
+
+    def paths(self, method: str | None = None) -> list[str]:
+        return [r.raw_path for r in self.requests if method is None or r.method == method]
+
+    # -- the model ---------------------------------------------------------------------------------
+
+    def _version(self, repo: str, digest: str) -> _Version:
+        package = self._packages.setdefault(repo, _Package())
+        version = package.versions.get(digest)
+        if version is None:
+            self._next_id += 1
+            version = _Version(self._next_id, digest, self.clock())
+            package.versions[digest] = version
+        return version
+
+    def _live_versions(self, repo: str) -> list[_Version] | None:
+        """The package's versions, newest first, or None when the registry has no such repository."""
+        tags_response = self._registry.get(f"/v2/{repo}/tags/list", params={"n": "10000"})
+        tags: list[str] = []
+        if tags_response.status_code == 200:
+            tags = list(tags_response.json().get("tags") or [])
+        elif tags_response.status_code != 404:
+            raise RuntimeError(f"tags/list {repo}: {tags_response.status_code}")
+        by_digest: dict[str, list[str]] = {}
+        for tag in tags:
+            head = self._registry.head(f"/v2/{repo}/manifests/{tag}", headers={"Accept": _ACCEPT})
+            if head.status_code == 200:
+                by_digest.setdefault(head.headers["Docker-Content-Digest"], []).append(tag)
+        with self._lock:
+            for digest in by_digest:
+                self._version(repo, digest)
+            package = self._packages.get(repo)
+            known = list(package.versions.values()) if package else []
+        live: list[_Version] = []
+        for version in known:
+            if version.digest not in by_digest:
+                head = self._registry.head(
+                    f"/v2/{repo}/manifests/{version.digest}", headers={"Accept": _ACCEPT}
+                )
+                if head.status_code != 200:
+                    continue
+            version.tags = tuple(sorted(by_digest.get(version.digest, ())))
+            live.append(version)
+        if tags_response.status_code == 404 and not live:
+            return None
+        return sorted(live, key=lambda v: v.id, reverse=True)
+
+    def _delete(self, repo: str, version: _Version) -> None:
+        response = self._registry.delete(f"/v2/{repo}/manifests/{version.digest}")
+        if response.status_code not in (202, 404):
+            raise RuntimeError(
+                f"registry DELETE {version.digest}: {response.status_code} {response.text[:200]}"
+            )
+        with self._lock:
+            self._packages[repo].versions.pop(version.digest, None)
+
+    def _take_fault(self, method: str, path: str) -> Fault | None:
+        with self._lock:
+            for fault in self._faults:
+                if fault.matches(method, path):
+                    fault.times -= 1
+                    return fault
+        return None
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+    allow_reuse_address = True
+    emulator: GitHubEmulator
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        import sys
+
+        exc = sys.exc_info()[1]
+        if not isinstance(exc, ConnectionError):  # a dropped connection is a scripted fault
+            self.emulator.errors.append(repr(exc))
+
+
+@dataclass(frozen=True)
+class _Route:
+    scope: Literal["org", "user", "authenticated-user"]
+    owner: str
+    name: str
+    version_id: int | None
+
+
+def _route(segments: list[str], login: str | None) -> _Route | None:
+    """Match ``…/packages/container/{name}/versions[/{id}]`` under /orgs/X, /users/X or /user."""
+    scope: Literal["org", "user", "authenticated-user"]
+    if len(segments) >= 2 and segments[0] in ("orgs", "users"):
+        scope = "org" if segments[0] == "orgs" else "user"
+        owner, rest = segments[1], segments[2:]
+    elif segments and segments[0] == "user" and login is not None:
+        scope, owner, rest = "authenticated-user", login, segments[1:]
+    else:
+        return None
+    if len(rest) not in (4, 5) or rest[:2] != ["packages", "container"] or rest[3] != "versions":
+        return None
+    version_id: int | None = None
+    if len(rest) == 5:
+        if not rest[4].isdigit():
+            return None
+        version_id = int(rest[4])
+    return _Route(scope, owner, rest[2], version_id)
+
+
+class _Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    disable_nagle_algorithm = True
+    server: _Server
+    _record: RecordedRequest
+
+    def log_message(self, format: str, *args: Any) -> None:  # quiet
+        return
+
+    def do_GET(self) -> None:
+        self._handle("GET")
+
+    def do_DELETE(self) -> None:
+        self._handle("DELETE")
+
+    # -- plumbing ----------------------------------------------------------------------------------
+
+    @property
+    def emulator(self) -> GitHubEmulator:
+        return self.server.emulator
+
+    def _handle(self, method: str) -> None:
+        raw_path, _, raw_query = self.path.partition("?")
+        query = parse_qs(raw_query)
+        scheme, _, token = self.headers.get("Authorization", "").partition(" ")
+        if scheme.lower() not in ("bearer", "token"):
+            token = ""
+        headers = {k.lower(): v for k, v in self.headers.items() if k.lower() != "authorization"}
+        self._record = RecordedRequest(method, raw_path, query, headers, scheme or None)
+        try:
+            self._dispatch(method, raw_path, query, token.strip())
+        except Exception as exc:  # the emulator's own failure: answer 500 and let the test see it
+            self.emulator.errors.append(f"{method} {raw_path}: {exc!r}")
+            self._json(500, {"message": f"emulator error: {exc}"})
+
+    def _log_request(self, status: int) -> None:
+        """Recorded before the answer is written, so a client never sees an answer that is not logged."""
+        record = self._record
+        with self.emulator._lock:
+            self.emulator.requests.append(
+                RecordedRequest(
+                    record.method, record.raw_path, record.query, record.headers, record.auth, status
+                )
+            )
+
+    def _dispatch(self, method: str, raw_path: str, query: dict[str, list[str]], token: str) -> int:
+        emulator = self.emulator
+        fault = emulator._take_fault(method, raw_path)
+        if fault is not None and fault.kind != "502-after":
+            return self._fault(fault)
+        info = emulator.tokens.get(token) if token else None
+        if not token:
+            return self._json(401, {"message": "Requires authentication", "documentation_url": DOCS})
+        if info is None:
+            return self._json(
+                401, {"message": "Bad credentials", "documentation_url": "https://docs.github.com/rest"}
+            )
+        segments = [unquote(s) for s in raw_path.strip("/").split("/")]
+        if segments == ["user"] and method == "GET":
+            if info.login is None:
+                return self._json(
+                    403, {"message": "Resource not accessible by integration", "documentation_url": DOCS}
+                )
+            user_id = abs(hash(info.login)) % 10**8
+            return self._json(
+                200,
+                {
+                    "login": info.login,
+                    "id": user_id,
+                    "node_id": f"U_{user_id}",
+                    "type": "User",
+                    "site_admin": False,
+                    "user_view_type": "public",
+                },
+            )
+        route = _route(segments, info.login)
+        if route is None:
+            return self._json(
+                404, {"message": "Not Found", "documentation_url": "https://docs.github.com/rest"}
+            )
+        expected = "org" if route.scope == "org" else "user"
+        if emulator.owners.get(route.owner) != expected:
+            return self._json(404, {"message": "Not Found", "documentation_url": DOCS})
+        if route.scope == "user" and (route.owner, route.name) in emulator.private:
+            return self._json(404, {"message": "Package not found.", "documentation_url": DOCS})
+        repo = f"{route.owner}/{route.name}"
+        versions = emulator._live_versions(repo)
+        if versions is None:
+            return self._json(404, {"message": "Package not found.", "documentation_url": DOCS})
+        if route.version_id is None:
+            if method != "GET":
+                return self._json(404, {"message": "Not Found", "documentation_url": DOCS})
+            return self._list(route, raw_path, query, versions)
+        version = next((v for v in versions if v.id == route.version_id), None)
+        if version is None:
+            return self._json(404, {"message": "Package not found.", "documentation_url": DOCS})
+        if method == "GET":
+            return self._json(200, self._version_json(route, version))
+        if not info.can_delete:
+            status = emulator.deny_delete_status
+            message = DENY_MESSAGE if status == 403 else "Package not found."
+            return self._json(status, {"message": message, "documentation_url": DOCS})
+        if version.digest in emulator.undeletable:
+            return self._json(400, {"message": DOWNLOADS_MESSAGE, "documentation_url": DOCS})
+        emulator._delete(repo, version)
+        if fault is not None:  # 502-after: acted, then the answer is lost
+            return self._fault(Fault("502"))
+        return self._empty(204)
+
+    def _list(self, route: _Route, raw_path: str, query: dict[str, list[str]], versions: list[Any]) -> int:
+        emulator = self.emulator
+        try:
+            per_page = int(query.get("per_page", ["30"])[0])
+            page = int(query.get("page", ["1"])[0])
+        except ValueError:
+            return self._json(400, {"message": "Invalid page or per_page", "documentation_url": DOCS})
+        per_page = max(1, min(per_page, 100, emulator.page_size_cap))
+        page = max(page, 1)
+        last = max(1, -(-len(versions) // per_page))
+        chunk = versions[(page - 1) * per_page : page * per_page]
+        links: list[str] = []
+
+        def link(target: int, rel: str) -> str:
+            params = {k: v[0] for k, v in query.items()}  # GitHub echoes the query it was given
+            params["page"] = str(target)
+            return f'<{emulator.url}{raw_path}?{urlencode(params)}>; rel="{rel}"'
+
+        if emulator.loop_links:
+            links.append(link(1, "next"))
+        elif page < last:
+            links += [link(page + 1, "next"), link(last, "last")]
+        if page > 1:
+            links += [link(page - 1, "prev"), link(1, "first")]
+        body = [self._version_json(route, v) for v in chunk]
+        return self._json(200, body, {"Link": ", ".join(links)} if links else None)
+
+    def _version_json(self, route: _Route, version: Any) -> dict[str, Any]:
+        owner_path = {"org": f"orgs/{route.owner}", "user": f"users/{route.owner}"}.get(
+            route.scope, f"users/{route.owner}"
+        )
+        api_prefix = {"org": f"/orgs/{route.owner}", "user": f"/users/{route.owner}"}.get(
+            route.scope, "/user"
+        )
+        name = quote(route.name, safe="")
+        stamp = datetime.fromtimestamp(version.created, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+        return {
+            "id": version.id,
+            "name": version.digest,
+            "url": f"{self.emulator.url}{api_prefix}/packages/container/{name}/versions/{version.id}",
+            "package_html_url": f"https://github.com/{owner_path}/packages/container/package/{name}",
+            "created_at": stamp,
+            "updated_at": stamp,
+            "html_url": f"https://github.com/{owner_path}/packages/container/{name}/{version.id}",
+            "metadata": {"package_type": "container", "container": {"tags": list(version.tags)}},
+        }
+
+    def _fault(self, fault: Fault) -> int:
+        reset = str(int(self.emulator.clock()) + fault.seconds)
+        if fault.kind == "drop":
+            self._log_request(0)
+            self.close_connection = True
+            self.connection.shutdown(socket.SHUT_RDWR)
+            return 0
+        if fault.kind == "429":
+            body = {"message": SECONDARY_MESSAGE, "documentation_url": DOCS}
+            return self._json(429, body, {"Retry-After": str(fault.seconds)})
+        if fault.kind == "secondary":
+            body = {"message": SECONDARY_MESSAGE, "documentation_url": DOCS}
+            return self._json(403, body, {"retry-after": str(fault.seconds)})
+        if fault.kind == "secondary-bare":
+            return self._json(403, {"message": SECONDARY_MESSAGE, "documentation_url": DOCS})
+        if fault.kind == "primary":
+            body = {"message": PRIMARY_MESSAGE, "documentation_url": DOCS}
+            return self._json(403, body, {"x-ratelimit-remaining": "0", "x-ratelimit-reset": reset})
+        return self._json(502, {"message": "Server Error"})
+
+    def _headers(self, status: int, extra: dict[str, str] | None, length: int) -> None:
+        self._log_request(status)
+        self.send_response(status)
+        defaults = {
+            "X-GitHub-Api-Version-Selected": self.headers.get("X-GitHub-Api-Version", "2022-11-28"),
+            "X-GitHub-Request-Id": uuid.uuid4().hex[:16].upper(),
+            "x-ratelimit-limit": "5000",
+            "x-ratelimit-remaining": "4999",
+            "x-ratelimit-reset": str(int(self.emulator.clock()) + 3600),
+            "x-ratelimit-resource": "core",
+            "Content-Length": str(length),
+        }
+        for key, value in {**defaults, **(extra or {})}.items():
+            self.send_header(key, value)
+        self.end_headers()
+
+    def _json(self, status: int, body: Any, extra: dict[str, str] | None = None) -> int:
+        data = json.dumps(body).encode()
+        self._headers(status, {"Content-Type": "application/json; charset=utf-8", **(extra or {})}, len(data))
+        self.wfile.write(data)
+        return status
+
+    def _empty(self, status: int) -> int:
+        self._headers(status, None, 0)
+        return status
+
+
+# -- pushing content into the backing registry ------------------------------------------------------
+
+
+def push_blob(registry_host: str, repo: str, data: bytes) -> str:
+    """Monolithic blob upload (POST + PUT ?digest=); returns the digest."""
+    import hashlib
+
+    digest = "sha256:" + hashlib.sha256(data).hexdigest()
+    with httpx.Client(base_url=f"http://{registry_host}", timeout=10) as client:
+        started = client.post(f"/v2/{repo}/blobs/uploads/")
+        if started.status_code != 202:
+            raise RuntimeError(f"blob upload to {repo}: {started.status_code} {started.text[:200]}")
+        location = started.headers["Location"]
+        separator = "&" if urlsplit(location).query else "?"
+        done = client.put(
+            f"{location}{separator}digest={digest}",
+            content=data,
+            headers={"Content-Type": "application/octet-stream"},
+        )
+        if done.status_code != 201:
+            raise RuntimeError(f"blob PUT {digest}: {done.status_code} {done.text[:200]}")
+    return digest
+
+
+def push_manifest(
+    registry_host: str, repo: str, raw: bytes, media_type: str, *, tag: str | None = None
+) -> str:
+    """PUT a manifest by digest (or by ``tag``); returns the digest the registry reports."""
+    import hashlib
+
+    reference = tag or "sha256:" + hashlib.sha256(raw).hexdigest()
+    response = httpx.put(
+        f"http://{registry_host}/v2/{repo}/manifests/{reference}",
+        content=raw,
+        headers={"Content-Type": media_type},
+        timeout=10,
+    )
+    if response.status_code != 201:
+        raise RuntimeError(f"PUT {repo}:{reference}: {response.status_code} {response.text[:300]}")
+    return response.headers["Docker-Content-Digest"]
