@@ -21,6 +21,10 @@ uses creation order, which is one of the orders Go can produce.
 Op cache-map digests are synthetic (``D = sha256("fixturegen.<op>.v0:" + JSON of the step)``) but
 stable; record digests are ``sha256(D + "@0")`` like BuildKit's. Image roots use BuildKit's real
 formulas, content-checksum roots are ``sha256(checksum + "@-1")`` with a synthetic checksum.
+
+Several :class:`Build` s (one per platform) go into one export with :func:`generate_platforms`, like a
+multi-platform build; a multi-platform base is a :class:`BaseIndex`. To describe a build as a Dockerfile
+(labels, image, provenance), see :mod:`tests.dockerfilegen`.
 """
 
 from __future__ import annotations
@@ -56,6 +60,8 @@ __all__ = [
     "SCRATCH",
     "TAR_MTIME",
     "BaseImage",
+    "BaseIndex",
+    "BaseInfo",
     "Build",
     "CacheConfig",
     "CacheExport",
@@ -85,8 +91,11 @@ __all__ = [
     "copy",
     "digest_of",
     "generate",
+    "generate_platforms",
     "go_json",
+    "go_json_indent",
     "go_map",
+    "go_sorted",
     "go_time",
     "image_root_digests",
     "inline_cache_records",
@@ -205,6 +214,67 @@ def go_map(mapping: Mapping[str, GoValue]) -> dict[str, GoValue]:
     return dict(sorted(mapping.items()))
 
 
+def go_json_indent(value: GoValue) -> bytes:
+    """Go ``json.MarshalIndent(value, "", "  ")`` (BuildKit's image manifests and indexes).
+
+    The compact encoding re-indented with ``encoding/json``'s ``Indent`` rules: a newline and the
+    indent after ``{``, ``[`` and ``,`` (not inside strings), ``": "`` after keys, and empty ``{}``/``[]``
+    kept on one line. No trailing newline.
+    """
+    compact = go_json(value).decode()
+    out: list[str] = []
+    depth = 0
+    need_indent = False
+    in_string = escaped = False
+    for ch in compact:
+        if in_string:
+            out.append(ch)
+            if escaped:
+                escaped = False
+            elif ch == "\\":
+                escaped = True
+            elif ch == '"':
+                in_string = False
+            continue
+        if need_indent and ch not in "]}":
+            need_indent = False
+            depth += 1
+            out.append("\n" + "  " * depth)
+        if ch == '"':
+            in_string = True
+            out.append(ch)
+        elif ch in "{[":
+            out.append(ch)
+            need_indent = True
+        elif ch == ",":
+            out.append(ch + "\n" + "  " * depth)
+        elif ch == ":":
+            out.append(": ")
+        elif ch in "}]":
+            if need_indent:
+                need_indent = False
+            else:
+                depth -= 1
+                out.append("\n" + "  " * depth)
+            out.append(ch)
+        else:
+            out.append(ch)
+    return "".join(out).encode()
+
+
+def go_sorted(value: GoValue) -> GoValue:
+    """``value`` after a round trip through Go's ``map[string]any``: every object's keys sorted.
+
+    BuildKit marshals the SLSA v1 ``internalParameters`` and the v0.2 ``environment`` this way
+    (``provenance/types/types.go`` ``MarshalJSON``: struct → JSON → map → JSON).
+    """
+    if isinstance(value, Mapping):
+        return {key: go_sorted(item) for key, item in sorted(value.items())}
+    if isinstance(value, (str, bytes)) or value is None or isinstance(value, (bool, int)):
+        return value
+    return [go_sorted(item) for item in value]
+
+
 # --------------------------------------------------------------------------------------------------
 # Times (Go time.Time marshals as RFC3339Nano, trailing fractional zeros trimmed)
 
@@ -269,6 +339,24 @@ class Platform:
     os: str = "linux"
     architecture: str = "amd64"
     variant: str = ""
+
+    def format(self) -> str:
+        """``platforms.Format``: ``linux/arm64``, ``linux/arm/v7``."""
+        return "/".join(p for p in (self.os, self.architecture, self.variant) if p)
+
+    def to_oci(self) -> dict[str, GoValue]:
+        """An OCI ``platform`` object (``architecture``, ``os``, ``variant``: Go field order)."""
+        out: dict[str, GoValue] = {"architecture": self.architecture, "os": self.os}
+        if self.variant:
+            out["variant"] = self.variant
+        return out
+
+    @classmethod
+    def parse(cls, text: str) -> Platform:
+        parts = text.split("/")
+        if len(parts) not in (2, 3) or not all(parts):
+            raise ValueError(f"not an os/arch[/variant] platform: {text!r}")
+        return cls(parts[0], parts[1], parts[2] if len(parts) == 3 else "")
 
 
 def manifest_key(resolved_digest: str, platform: Platform) -> str:
@@ -437,11 +525,14 @@ class Descriptor:
     digest: str
     size: int
     annotations: Mapping[str, str] = field(default_factory=dict)
+    platform: Platform | None = None
 
     def to_go(self) -> dict[str, GoValue]:
         out: dict[str, GoValue] = {"mediaType": self.media_type, "digest": self.digest, "size": self.size}
         if self.annotations:
             out["annotations"] = go_map(self.annotations)
+        if self.platform is not None:
+            out["platform"] = self.platform.to_oci()
         return out
 
     @classmethod
@@ -634,6 +725,45 @@ class BaseImage:
 
 
 @dataclass(frozen=True)
+class BaseIndex:
+    """A multi-platform ``FROM`` image: an OCI image index of per-platform :class:`BaseImage` s.
+
+    BuildKit resolves the tag to the index digest, so both the ``FROM`` label's ``@digest`` and the
+    manifest-key root (spec §3.3) use the index digest with the platform of the build, while the ChainID
+    root uses the platform child's diffIDs. Every child needs ``platform`` set.
+    """
+
+    name: str
+    manifests: tuple[BaseImage, ...]
+
+    def __post_init__(self) -> None:
+        if not self.manifests or any(m.platform is None for m in self.manifests):
+            raise ValueError("a base index needs children, each with a platform")
+
+    def children(self) -> tuple[tuple[BaseImage, ImageExport], ...]:
+        return tuple((m, m.image(m.platform or Platform())) for m in self.manifests)
+
+    @property
+    def index_bytes(self) -> bytes:
+        """The OCI index (compact; ``platform`` on every entry)."""
+        entries = [
+            replace(image.manifest_descriptor, platform=child.platform) for child, image in self.children()
+        ]
+        return _index(OCI_INDEX, entries)
+
+    @property
+    def digest(self) -> str:
+        return digest_of(self.index_bytes)
+
+    def for_platform(self, platform: Platform) -> BaseImage:
+        """The child for ``platform``, resolved through the index (``digest`` = the index digest)."""
+        for child in self.manifests:
+            if child.platform == platform:
+                return replace(child, digest=self.digest)
+        raise ValueError(f"base {self.name} has no manifest for {platform.format()}")
+
+
+@dataclass(frozen=True)
 class Overrides:
     """Explicit values instead of the synthetic/derived ones (to reproduce documents exactly).
 
@@ -655,12 +785,14 @@ class Overrides:
 
 @dataclass(frozen=True)
 class Step:
-    """One Dockerfile instruction that makes a cache record: ``RUN``, ``COPY`` or ``WORKDIR``.
+    """One Dockerfile instruction that makes a cache record: ``RUN``, ``COPY``/``ADD`` or ``WORKDIR``.
 
-    Use :func:`run`, :func:`copy` and :func:`workdir` to build them.
+    Use :func:`run`, :func:`copy` and :func:`workdir` to build them. ``env``, ``user``, ``chown`` and
+    ``chmod`` are part of the op (and so of its synthetic digest) only when set; :mod:`tests.dockerfilegen`
+    sets them from the Dockerfile.
     """
 
-    kind: Literal["RUN", "COPY", "WORKDIR"]
+    kind: Literal["RUN", "COPY", "ADD", "WORKDIR"]
     args: str
     sources: tuple[str, ...] = ()
     dest: str = ""
@@ -668,16 +800,21 @@ class Step:
     link: bool = False
     layer: LayerSpec = LayerSpec()
     overrides: Overrides = Overrides()
+    env: tuple[str, ...] = ()
+    user: str = ""
+    chown: str = ""
+    chmod: str = ""
+    argv: tuple[str, ...] = ()  # RUN: the process arguments when not ``/bin/sh -c args`` (exec form, SHELL)
 
     @property
     def text(self) -> str:
         """The instruction as it would read in a Dockerfile."""
-        if self.kind != "COPY":
+        if self.kind not in ("COPY", "ADD"):
             return f"{self.kind} {self.args}"
         flags = "".join(
             [" --link" if self.link else "", f" --from={self.from_stage}" if self.from_stage else ""]
         )
-        return f"COPY{flags} {' '.join([*self.sources, self.dest])}"
+        return f"{self.kind}{flags} {' '.join([*self.sources, self.dest])}"
 
 
 def _with_files(layer: LayerSpec | None, files: FilesArg) -> LayerSpec:
@@ -757,6 +894,10 @@ class Build:
     # BuildKit >= 0.13 (dc608427e, 091fb2c80) links a RUN's rootfs input with the selector sha256("/");
     # older versions, and the spec's §2.5 example, write no selector there.
     exec_root_selector: bool = True
+    # Put the platform into FileOp/MergeOp digests too (every LLB op carries the platform, so the same
+    # COPY in two platforms of one multi-platform build gives two records). Off for the older samples,
+    # whose digests predate it.
+    file_op_platform: bool = False
 
 
 # --------------------------------------------------------------------------------------------------
@@ -775,6 +916,13 @@ class StepInfo:
     layer_blob: str | None  # the layer this step added, when some exported chain holds it
     layer_index: int | None  # config layer index of this step's result, when the record has one
     merge_record_index: int | None = None  # COPY --link: the MergeOp record
+    platform: str = ""  # os/arch[/variant] of the build this step belongs to
+    merge_record_digest: str | None = None
+    # the layer chain (bottom first) of the step's result, and of its MergeOp for COPY --link; filled for
+    # every step, exported or not (blobs of unexported layers are not in the cache)
+    chain: tuple[RealLayer, ...] = field(default=(), compare=False, repr=False)
+    merge_chain: tuple[RealLayer, ...] = field(default=(), compare=False, repr=False)
+    created: tuple[str, ...] = field(default=(), compare=False, repr=False)  # buildkit/createdat per layer
 
 
 class _Layer:
@@ -838,17 +986,39 @@ class _State:
     workdir: str = "/"
 
 
+@dataclass(frozen=True)
+class BaseInfo:
+    """A ``FROM`` image as the export sees it: its two root records and its layer chain."""
+
+    base: BaseImage
+    platform: str
+    resolved_digest: str
+    chain_id: str
+    manifest_root: str
+    chain_root: str
+    layers: tuple[RealLayer, ...]
+    created: tuple[str, ...]  # buildkit/createdat of each layer (the pull time)
+
+
 class _Generator:
-    def __init__(self, build: Build) -> None:
-        self.build = build
+    def __init__(self, builds: Sequence[Build]) -> None:
+        if not builds:
+            raise ValueError("no build to export")
+        first = builds[0]
+        for other in builds[1:]:
+            if (other.mode, other.started_at) != (first.mode, first.started_at):
+                raise ValueError("the builds of one export share mode and start time")
+        self.builds = tuple(builds)
+        self.build = first
         self.items: list[_Item] = []
         self.roots: dict[str, _Item] = {}
         self.ops: dict[tuple[str, tuple[frozenset[tuple[str, int]], ...]], _Item] = {}
         self.stages: dict[str, _State] = {}
         self.bases: dict[BaseImage, _State] = {}
-        self.start = parse_go_time(build.started_at)
+        self.base_infos: list[BaseInfo] = []
+        self.start = parse_go_time(first.started_at)
         self.ticks = 0
-        self.steps: list[tuple[str, int, Step, _Item, _Item | None]] = []
+        self.steps: list[tuple[str, int, Step, _Item, _Item | None, str]] = []
 
     # records --------------------------------------------------------------------------------------
 
@@ -901,6 +1071,18 @@ class _Generator:
         manifest_root, chain_root = image_root_digests(resolved, diff_ids, platform)
         state = _State((self.root(manifest_root), self.root(chain_root)), node)
         self.bases[base] = state
+        self.base_infos.append(
+            BaseInfo(
+                base,
+                platform.format(),
+                resolved,
+                chain_id(diff_ids),
+                manifest_root,
+                chain_root,
+                tuple(layer.real() for layer in node.bottom_up()),
+                tuple(layer.created_at for layer in node.bottom_up()),
+            )
+        )
         return state
 
     def run_stage(self, stage: Stage) -> None:
@@ -927,6 +1109,10 @@ class _Generator:
             path = posixpath.normpath(posixpath.join(state.workdir, step.args))
             default: tuple[File, ...] = (File(path, mode=0o755, type="dir"),)
             spec: dict[str, GoValue] = {"action": "mkdir", "path": path, "makeParents": True}
+            if step.user:
+                spec["user"] = step.user
+            if self.build.file_op_platform:
+                spec["platform"] = self.platform_json()
             layer = _Layer(step.layer, default, self.compression(step), layer_created)
             item = self.op(
                 self.op_record(step, "file", spec),
@@ -934,7 +1120,7 @@ class _Generator:
                 _Node(layer, state.node),
                 result_created,
             )
-            self.steps.append((stage, number, step, item, None))
+            self.add_step(stage, number, step, item, None)
             return _State((item,), item.node, path)
         if kind == "RUN":
             if not state.links:
@@ -942,17 +1128,21 @@ class _Generator:
             slug = f"{stage}-{number}"
             default = (File(f"var/lib/fixturegen/{slug}.txt", f"{step.args}\n".encode()),)
             spec = {
-                "args": ["/bin/sh", "-c", step.args],
+                "args": list(step.argv) if step.argv else ["/bin/sh", "-c", step.args],
                 "cwd": state.workdir,
                 "platform": self.platform_json(),
             }
+            if step.env:
+                spec["env"] = list(step.env)
+            if step.user:
+                spec["user"] = step.user
             layer = _Layer(step.layer, default, self.compression(step), layer_created)
             node = _Node(layer, state.node)
             rootfs = path_selector(["/"]) if self.build.exec_root_selector else ""
             item = self.op(
                 self.op_record(step, "exec", spec), [[(rootfs, i) for i in state.links]], node, result_created
             )
-            self.steps.append((stage, number, step, item, None))
+            self.add_step(stage, number, step, item, None)
             return replace(state, links=(item,), node=item.node)
         return self.run_copy(stage, number, step, state, layer_created, result_created)
 
@@ -962,6 +1152,13 @@ class _Generator:
         dest = posixpath.normpath(posixpath.join(state.workdir, step.dest))
         into_dir = step.dest.endswith(("/", ".")) or len(step.sources) > 1
         spec: dict[str, GoValue] = {"action": "copy", "src": list(step.sources), "dest": dest}
+        if step.kind == "ADD":
+            spec["unpack"] = True
+        for key, value in (("chown", step.chown), ("chmod", step.chmod)):
+            if value:
+                spec[key] = value
+        if self.build.file_op_platform:
+            spec["platform"] = self.platform_json()
         if step.from_stage is not None:
             source = self.stages.get(step.from_stage)
             if source is None:
@@ -1001,7 +1198,7 @@ class _Generator:
             item = self.op(
                 self.op_record(step, "file", spec), inputs, _Node(layer, state.node), result_created
             )
-            self.steps.append((stage, number, step, item, None))
+            self.add_step(stage, number, step, item, None)
             return replace(state, links=(item,), node=item.node)
 
         # COPY --link: FileOp copy onto scratch (a chain of its own), then MergeOp(state, copy).
@@ -1009,8 +1206,11 @@ class _Generator:
         copied = self.op(
             self.op_record(step, "file", spec), [source_links], _Node(layer, None), result_created
         )
+        merge_spec: dict[str, GoValue] = {"merge": step.text}
+        if self.build.file_op_platform:
+            merge_spec["platform"] = self.platform_json()
         merge_d = step.overrides.merge_op_digest or key_digest(
-            "fixturegen.merge.v0:" + go_json({"merge": step.text}).decode()
+            "fixturegen.merge.v0:" + go_json(merge_spec).decode()
         )
         merge_digest = step.overrides.merge_record_digest or record_digest(merge_d)
         merge_created = step.overrides.merge_result_created_at or go_time(
@@ -1020,7 +1220,7 @@ class _Generator:
         merged = self.op(
             merge_digest, [base_links, [("", copied)]], _Node(copied.node.layer, state.node), merge_created
         )
-        self.steps.append((stage, number, step, copied, merged))
+        self.add_step(stage, number, step, copied, merged)
         return replace(state, links=(merged,), node=merged.node)
 
     def copied_files(
@@ -1037,6 +1237,9 @@ class _Generator:
             out.append(File(posixpath.join(dest, _basename(path)) if into_dir else dest, content, mode))
         return tuple(out)
 
+    def add_step(self, stage: str, number: int, step: Step, item: _Item, merged: _Item | None) -> None:
+        self.steps.append((stage, number, step, item, merged, self.build.platform.format()))
+
     def compression(self, step: Step) -> Compression:
         return step.layer.compression or self.build.compression
 
@@ -1052,20 +1255,29 @@ class _Generator:
 
     # export ---------------------------------------------------------------------------------------
 
-    def export(self) -> CacheExport:
-        if not self.build.stages:
+    def run_build(self, build: Build) -> _Item:
+        """Solve one platform's build into the shared record graph; returns its target record."""
+        self.build = build
+        self.stages = {}
+        if not build.stages:
             raise ValueError("a build needs at least one stage")
-        for build_stage in self.build.stages:
+        for build_stage in build.stages:
             self.run_stage(build_stage)
-        target = self.stages[self.build.stages[-1].name]
+        target = self.stages[build.stages[-1].name]
         if len(target.links) != 1 or not target.links[0].inputs:
             raise ValueError("the target stage has no op (BuildKit skips exporting an empty result)")
         self.check_all_used(target.links[0])
+        return target.links[0]
+
+    def export(self) -> CacheExport:
+        # One export for all platforms (solver/llbsolver/export.go runCacheExporters: every ref of the
+        # result is exported into the same cache chains, then marshalled once).
+        targets = [self.run_build(build) for build in self.builds]
         exported: set[int]
         if self.build.mode == "max":
             exported = {id(item) for item in self.items if item.inputs and item.node is not None}
         else:
-            exported = {id(target.links[0])}
+            exported = {id(target) for target in targets}
         config, blob_descriptors, new_record, new_layer = _marshal(self.items, exported)
         blobs: dict[str, bytes] = {}
         for item in self.items:
@@ -1076,7 +1288,7 @@ class _Generator:
                         blobs[layer.real().blob] = data
         in_cache = {layer.blob for layer in config.layers}
         infos = []
-        for stage, number, step, item, merged in self.steps:
+        for stage, number, step, item, merged, platform in self.steps:
             own = item.node.layer.realized if item.node is not None else None
             infos.append(
                 StepInfo(
@@ -1088,9 +1300,23 @@ class _Generator:
                     layer_blob=own.blob if own is not None and own.blob in in_cache else None,
                     layer_index=new_layer.get(id(item)),
                     merge_record_index=new_record[id(merged)] if merged is not None else None,
+                    platform=platform,
+                    merge_record_digest=merged.digest if merged is not None else None,
                 )
             )
-        return CacheExport.from_config(config, blob_descriptors, blobs, tuple(infos))
+        # the chains of every step (realized only now, so that ``layer_blob`` above reflects the export)
+        infos = [
+            replace(
+                info,
+                chain=_chain(item),
+                merge_chain=_chain(merged) if merged is not None else (),
+                created=tuple(layer.created_at for layer in (merged or item).node.bottom_up())
+                if (merged or item).node is not None
+                else (),
+            )
+            for info, (_, _, _, item, merged, _) in zip(infos, self.steps, strict=True)
+        ]
+        return CacheExport.from_config(config, blob_descriptors, blobs, tuple(infos), tuple(self.base_infos))
 
     def check_all_used(self, target: _Item) -> None:
         """BuildKit only solves (and exports) what the target needs: refuse unused stages."""
@@ -1105,6 +1331,10 @@ class _Generator:
         for name, state in self.stages.items():
             if state.links and not any(id(i) in seen for i in state.links):
                 raise ValueError(f"stage {name!r} is not used by the target, BuildKit would not build it")
+
+
+def _chain(item: _Item) -> tuple[RealLayer, ...]:
+    return tuple(layer.real() for layer in item.node.bottom_up()) if item.node is not None else ()
 
 
 def _basename(path: str) -> str:
@@ -1234,6 +1464,7 @@ class CacheExport:
     layer_descriptors: tuple[Descriptor, ...]  # one per config layer entry, OCI media types
     blobs: Mapping[str, bytes]  # layer blob digest -> bytes (layers with real content only)
     steps: tuple[StepInfo, ...] = ()
+    bases: tuple[BaseInfo, ...] = ()  # every FROM image, in the order the builds first used them
 
     @classmethod
     def from_config(
@@ -1242,6 +1473,7 @@ class CacheExport:
         descriptors: Mapping[str, Descriptor],
         blobs: Mapping[str, bytes],
         steps: tuple[StepInfo, ...] = (),
+        bases: tuple[BaseInfo, ...] = (),
     ) -> CacheExport:
         """Encode ``config`` and list one descriptor per layer entry (``export.go`` ``Finalize``)."""
         data = config.encode()
@@ -1250,14 +1482,20 @@ class CacheExport:
             raise ValueError(f"no descriptor for config blob(s) {sorted(missing)}")
         layer_descriptors = tuple(descriptors[layer.blob] for layer in config.layers)
         return cls(
-            config, data, Descriptor.of(BUILDKIT_CACHE_CONFIG, data), layer_descriptors, dict(blobs), steps
+            config,
+            data,
+            Descriptor.of(BUILDKIT_CACHE_CONFIG, data),
+            layer_descriptors,
+            dict(blobs),
+            steps,
+            bases,
         )
 
     def with_config(self, config: CacheConfig) -> CacheExport:
         """The same blobs under another (e.g. hand-broken) config: re-encoded, re-hashed, re-wrapped."""
         descriptors = {d.digest: d for d in self.layer_descriptors}
         blobs = {layer.blob: self.blobs[layer.blob] for layer in config.layers if layer.blob in self.blobs}
-        return CacheExport.from_config(config, descriptors, blobs, self.steps)
+        return CacheExport.from_config(config, descriptors, blobs, self.steps, self.bases)
 
     def document(self, form: Form) -> bytes:
         """The top-level document (tag target) in one wire form."""
@@ -1298,13 +1536,28 @@ class CacheExport:
             )
         return tuple(out)
 
-    def step(self, stage: str, number: int) -> StepInfo:
-        return next(s for s in self.steps if s.stage == stage and s.number == number)
+    def step(self, stage: str, number: int, platform: str | None = None) -> StepInfo:
+        """Step ``number`` (1-based among the stage's op steps) of ``stage`` (of ``platform`` if given)."""
+        return next(
+            s
+            for s in self.steps
+            if s.stage == stage and s.number == number and platform in (None, s.platform)
+        )
 
 
 def generate(build: Build) -> CacheExport:
     """Export ``build``'s cache as BuildKit's registry/local exporter would."""
-    return _Generator(build).export()
+    return _Generator([build]).export()
+
+
+def generate_platforms(builds: Sequence[Build]) -> CacheExport:
+    """One cache export of a multi-platform build: one :class:`Build` per platform, in platform order.
+
+    The builds' records go into one graph (identical records are shared, e.g. a build-context checksum
+    root) and are marshalled once, like BuildKit exporting every ref of a multi-platform result into the
+    same cache chains. All builds must share ``mode`` and ``started_at``.
+    """
+    return _Generator(builds).export()
 
 
 # --------------------------------------------------------------------------------------------------

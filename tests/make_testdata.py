@@ -20,9 +20,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
+from tests.dockerfilegen import DockerfileBuild, StepFiles, base_documents, from_dockerfile
 from tests.fixturegen import (
     FORMS,
     BaseImage,
+    BaseIndex,
     Build,
     CacheConfig,
     CacheExport,
@@ -30,21 +32,28 @@ from tests.fixturegen import (
     File,
     Form,
     LayerSpec,
+    LayoutEntry,
     Mode,
     Overrides,
+    Platform,
     Stage,
     build_image,
     copy,
+    digest_of,
     generate,
     inline_cache_records,
     run,
     workdir,
     write_layout,
 )
+from tests.provenancegen import ProvenanceVersion
 
 __all__ = [
     "ALPINE",
+    "ALPINE_320",
+    "DOCKERFILES",
     "GOLANG",
+    "GOLANG_123",
     "SPEC_ALPINE",
     "SPEC_FILE_FORMS",
     "GeneratedSample",
@@ -55,7 +64,7 @@ __all__ = [
 ]
 
 TESTDATA = Path(__file__).resolve().parent.parent / "testdata"
-GENERATED = ("spec", "layouts", "samples.json")  # paths under testdata/ this script owns
+GENERATED = ("spec", "layouts", "dockerfiles", "samples.json")  # paths under testdata/ this script owns
 
 
 def _noise(label: str, size: int) -> bytes:
@@ -405,6 +414,8 @@ class GeneratedSample:
     layer_entries: int | None
     records: int | None
     removed_blobs: list[str] = field(default_factory=list)
+    # Dockerfile samples only (left out of the JSON of the other samples)
+    extra: dict[str, object] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, object]:
         return {
@@ -420,6 +431,7 @@ class GeneratedSample:
             "layer_entries": self.layer_entries,
             "records": self.records,
             "notes": self.notes,
+            **self.extra,
         }
 
 
@@ -627,10 +639,336 @@ def _write_not_a_cache(root: Path) -> GeneratedSample:
     )
 
 
+# --------------------------------------------------------------------------------------------------
+# Dockerfile samples (tests.dockerfilegen): a Dockerfile + base images -> cache, truth, built image
+
+AMD64 = Platform()
+ARM64 = Platform("linux", "arm64")
+_ARCH = {"amd64": "x86_64", "arm64": "aarch64"}
+
+
+def _alpine_rootfs(platform: Platform) -> LayerSpec:
+    arch = _ARCH[platform.architecture]
+    return LayerSpec(
+        files=(
+            File("bin/busybox", _binary(f"busybox-{arch}", 1536), mode=0o755),
+            File("bin/sh", type="symlink", linkname="/bin/busybox", mode=0o777),
+            File("etc/alpine-release", b"3.20.3\n"),
+            File(
+                "etc/os-release",
+                b'NAME="Alpine Linux"\nID=alpine\nVERSION_ID=3.20.3\nPRETTY_NAME="Alpine Linux v3.20"\n',
+            ),
+            File("etc/apk/arch", f"{arch}\n".encode()),
+            File("etc/apk/world", b"alpine-baselayout\nbusybox\nmusl\n"),
+            File(f"lib/ld-musl-{arch}.so.1", _binary(f"musl-{arch}", 768), mode=0o755),
+        )
+    )
+
+
+def _golang_layers(platform: Platform) -> tuple[LayerSpec, ...]:
+    arch = platform.architecture
+    return (
+        _alpine_rootfs(platform),
+        LayerSpec(
+            files=(
+                File("usr/local/go/VERSION", b"go1.23.2\ntime 2024-09-28T01:34:15Z\n"),
+                File("usr/local/go/bin/go", _binary(f"go-{arch}", 1280), mode=0o755),
+                File("usr/local/go/bin/gofmt", _binary(f"gofmt-{arch}", 512), mode=0o755),
+            )
+        ),
+        LayerSpec(
+            files=(
+                File("go/bin", mode=0o777, type="dir"),
+                File("go/src", mode=0o777, type="dir"),
+                File("go/pkg", mode=0o777, type="dir"),
+            )
+        ),
+    )
+
+
+ALPINE_320 = BaseIndex(
+    "alpine:3.20",
+    tuple(
+        BaseImage("alpine:3.20", (_alpine_rootfs(p),), platform=p, created="2024-09-06T22:20:07Z")
+        for p in (AMD64, ARM64)
+    ),
+)
+"""``alpine:3.20`` as a multi-platform index (linux/amd64, linux/arm64), one layer each."""
+
+GOLANG_123 = BaseIndex(
+    "golang:1.23-alpine",
+    tuple(
+        BaseImage("golang:1.23-alpine", _golang_layers(p), platform=p, created="2024-10-01T17:14:40Z")
+        for p in (AMD64, ARM64)
+    ),
+)
+"""``golang:1.23-alpine`` as a multi-platform index; each child's bottom layer is alpine's for that
+platform, as in the real image."""
+
+DOCKERFILE_BASES = {
+    "docker.io/library/golang:1.23-alpine": GOLANG_123,
+    "docker.io/library/alpine:3.20": ALPINE_320,
+}
+BASE_PUSHES = (  # layout tag, where seed_sample pushes it, image
+    ("base-golang", "library/golang:1.23-alpine", GOLANG_123),
+    ("base-alpine", "library/alpine:3.20", ALPINE_320),
+)
+
+DOCKERFILES = {
+    "named-build": """\
+# A Go service: build, test, and a small runtime image.
+ARG REGISTRY=docker.io
+ARG GO_VERSION=1.23
+
+FROM ${REGISTRY}/library/golang:${GO_VERSION}-alpine AS build
+WORKDIR /src
+COPY go.mod go.sum ./
+RUN go mod download
+COPY . .
+ARG VERSION=dev
+RUN go build -ldflags "-X main.version=${VERSION}" \\
+      -o /out/app ./cmd/app
+
+FROM build AS test
+RUN go test ./... > /out/test-report.txt
+
+FROM ${REGISTRY}/library/alpine:3.20
+RUN apk add --no-cache ca-certificates
+COPY --from=build /out/app /usr/local/bin/app
+COPY --from=test /out/test-report.txt /usr/share/app/
+ENV APP_ENV=production
+EXPOSE 8080
+USER nobody
+CMD ["/usr/local/bin/app"]
+""",
+    "scratch-and-link": """\
+FROM alpine:3.20 AS certs
+RUN apk add --no-cache ca-certificates
+
+FROM alpine:3.20 AS tools
+RUN apk add --no-cache ca-certificates
+RUN apk add --no-cache curl
+
+FROM alpine:3.20 AS unused
+RUN echo never built
+
+FROM scratch
+COPY --from=certs /etc/ssl/certs/ca-certificates.crt /etc/ssl/certs/
+COPY --link --from=tools /usr/bin/curl /usr/bin/curl
+COPY --link config.yaml /etc/app/config.yaml
+ENTRYPOINT ["/usr/bin/curl"]
+""",
+    "multi-platform": """\
+ARG REGISTRY=docker.io
+
+FROM ${REGISTRY}/library/golang:1.23-alpine AS build
+ARG TARGETARCH
+WORKDIR /src
+COPY . .
+RUN CGO_ENABLED=0 GOARCH=$TARGETARCH go build -o /out/app .
+
+FROM ${REGISTRY}/library/alpine:3.20
+RUN apk add --no-cache ca-certificates
+COPY --from=build /out/app /usr/local/bin/app
+ENTRYPOINT ["/usr/local/bin/app"]
+""",
+}
+
+
+def _line(text: str, prefix: str) -> int:
+    """The 1-based line of the instruction starting with ``prefix``."""
+    return next(i for i, line in enumerate(text.splitlines(), 1) if line.startswith(prefix))
+
+
+_CERTS = {
+    "etc/ssl/certs/ca-certificates.crt": "-----BEGIN CERTIFICATE-----\n"
+    + _noise("ca-bundle", 360).hex()
+    + "\n-----END CERTIFICATE-----\n",
+    "lib/apk/db/installed": "P:ca-certificates\nV:20240705-r0\n",
+}
+
+
+def named_build(mode: Mode) -> DockerfileBuild:
+    """``DOCKERFILES["named-build"]``: 3 stages (``build``, ``test`` FROM build, unnamed final)."""
+    text = DOCKERFILES["named-build"]
+    files: dict[int, StepFiles] = {
+        _line(text, "COPY go.mod"): {
+            "src/go.mod": _GO_MOD.replace("go 1.22", "go 1.23"),
+            "src/go.sum": _GO_SUM,
+        },
+        _line(text, "RUN go mod download"): {
+            "go/pkg/mod/cache/download/github.com/google/uuid/@v/v1.6.0.zip": _noise("uuid", 900),
+            "go/pkg/mod/cache/download/github.com/google/uuid/@v/list": "v1.6.0\n",
+        },
+        _line(text, "COPY . ."): {
+            "src/cmd/app/main.go": "package main\n\nvar version string\n\nfunc main() { println(version) }\n",
+            "src/cmd/app/main_test.go": 'package main\n\nimport "testing"\n\nfunc TestMain(t *testing.T) {}\n',
+        },
+        _line(text, "RUN go build"): [File("out/app", _binary("named-build-app", 1792), mode=0o755)],
+        _line(text, "RUN go test"): {"out/test-report.txt": "ok  \texample.com/app/cmd/app\t0.004s\n"},
+        _line(text, "RUN apk add"): _CERTS,
+    }
+    return from_dockerfile(text, bases=DOCKERFILE_BASES, mode=mode, files=files)
+
+
+def scratch_and_link() -> DockerfileBuild:
+    """``DOCKERFILES["scratch-and-link"]``: two stages with the same ``RUN`` on the same base (one
+    record), an unused stage (pruned), and a ``FROM scratch`` target with ``COPY --link``."""
+    text = DOCKERFILES["scratch-and-link"]
+    first, second = (
+        i for i, line in enumerate(text.splitlines(), 1) if line.startswith("RUN apk add --no-cache ca")
+    )
+    files: dict[int, StepFiles] = {
+        first: _CERTS,
+        second: _CERTS,
+        _line(text, "RUN apk add --no-cache curl"): [
+            File("usr/bin/curl", _binary("curl", 1024), mode=0o755),
+            File("lib/apk/db/installed", b"P:ca-certificates\nV:20240705-r0\n\nP:curl\nV:8.10.1-r0\n"),
+        ],
+        _line(text, "COPY --link config.yaml"): {"etc/app/config.yaml": "listen: :8080\n"},
+    }
+    return from_dockerfile(text, bases=DOCKERFILE_BASES, mode="max", files=files)
+
+
+def multi_platform() -> DockerfileBuild:
+    """``DOCKERFILES["multi-platform"]`` for linux/amd64 and linux/arm64 from multi-platform bases."""
+    text = DOCKERFILES["multi-platform"]
+
+    def app(platform: Platform) -> list[File]:
+        return [File("out/app", _binary(f"app-{platform.architecture}", 1536), mode=0o755)]
+
+    files: dict[int, StepFiles] = {
+        _line(text, "COPY . ."): {"src/main.go": 'package main\n\nfunc main() { println("hi") }\n'},
+        _line(text, "RUN CGO_ENABLED"): app,
+        _line(text, "RUN apk add"): lambda p: {
+            **_CERTS,
+            "lib/apk/db/installed": f"P:ca-certificates\nV:20240705-r0\nA:{_ARCH[p.architecture]}\n",
+        },
+    }
+    return from_dockerfile(text, bases=DOCKERFILE_BASES, platforms=(AMD64, ARM64), files=files)
+
+
+def _dockerfile_sample(
+    out: Path,
+    name: str,
+    dockerfile: str,
+    build: DockerfileBuild,
+    notes: str,
+    *,
+    image: ProvenanceVersion | None = None,
+    push_bases: bool = False,
+) -> GeneratedSample:
+    export = build.export()
+    cache = export.cache
+    entries = [cache.layout_entry("latest", "image-manifest")]
+    blobs = cache.layout_blobs()
+    forms = {"latest": "image-manifest"}
+    push: dict[str, str] = {}
+    attestations: dict[str, object] = {}
+    if image is not None:
+        built = export.image(image, f"samples/{name}:image")
+        entries.append(built.layout_entry("image"))
+        blobs.update(built.layout_blobs())
+        forms["image"] = "image-index"
+        push["image"] = f"samples/{name}:image"
+        attestations["image"] = {
+            "predicate_type": "https://slsa.dev/provenance/" + image,
+            "platforms": {
+                platform: {
+                    "manifest": manifest.digest,
+                    "attestation_manifest": dict(built.attestations)[platform].digest,
+                    "statement": digest_of(dict(built.provenance)[platform]),
+                }
+                for platform, manifest in built.manifests
+            },
+        }
+    if push_bases:
+        for tag, target, base in BASE_PUSHES:
+            entry, base_blobs = base_documents(base)
+            entries.append(LayoutEntry(tag, entry.descriptor, entry.data))
+            blobs.update(base_blobs)
+            forms[tag] = "image-index"
+            push[tag] = target
+    write_layout(out / "layouts" / name, entries, blobs)
+    path = out / "dockerfiles" / f"{dockerfile}.Dockerfile"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(build.text, encoding="utf-8")
+    return GeneratedSample(
+        name=name,
+        directory=name,
+        tags=["latest"],
+        forms=forms,
+        stages=len(build.stages),
+        mode=build.mode,
+        expected_problems=[],
+        notes=notes,
+        layers=len({layer.blob for layer in cache.config.layers}),
+        layer_entries=len(cache.config.layers),
+        records=len(cache.config.records),
+        extra={
+            "image_tags": [e.tag for e in entries[1:]],
+            "push": push,
+            "dockerfile": f"dockerfiles/{dockerfile}.Dockerfile",
+            "platforms": [p.format() for p in build.platforms],
+            "build_args": dict(build.build_args),
+            "target": build.target,
+            "built_stages": list(build.stages),
+            "attestations": attestations,
+            "expected_steps": [s.to_json() for s in export.steps],
+            "expected_bases": [b.to_json() for b in export.bases],
+        },
+    )
+
+
+def _write_dockerfile_samples(out: Path) -> list[GeneratedSample]:
+    return [
+        _dockerfile_sample(
+            out,
+            "named-build",
+            "named-build",
+            named_build("max"),
+            "Dockerfile sample, mode=max: stages build (golang, WORKDIR, COPY, RUN), test (FROM build) and "
+            "an unnamed final stage (alpine, COPY --from=build, COPY --from=test). FROM refs are "
+            "${REGISTRY}/library/...: --build-arg REGISTRY=<test registry> makes them resolvable there "
+            "(bases pushed to library/golang:1.23-alpine and library/alpine:3.20). 'image' is the built "
+            "image with a SLSA v1 provenance attestation.",
+            image="v1",
+            push_bases=True,
+        ),
+        _dockerfile_sample(
+            out,
+            "named-build-min",
+            "named-build",
+            named_build("min"),
+            "named-build exported with mode=min: the same records, only the target has a result.",
+        ),
+        _dockerfile_sample(
+            out,
+            "scratch-and-link",
+            "scratch-and-link",
+            scratch_and_link(),
+            "Stages certs and tools run the same RUN on the same base (one record, two expected steps); "
+            "stage 'unused' is pruned; the target is FROM scratch with COPY --from and two COPY --link "
+            "(one from a stage, one from the context).",
+        ),
+        _dockerfile_sample(
+            out,
+            "multi-platform",
+            "multi-platform",
+            multi_platform(),
+            "linux/amd64 + linux/arm64 in one export, bases resolved through multi-platform indexes (the "
+            "manifest-key roots use the index digest). 'image' has a SLSA v0.2 provenance per platform.",
+            image="v0.2",
+            push_bases=True,
+        ),
+    ]
+
+
 def generate_all(out: Path) -> None:
     """Write the generated part of testdata into ``out`` (which must not contain it yet)."""
     _write_spec(out)
     samples = _write_layouts(out)
+    samples.extend(_write_dockerfile_samples(out))
     text = json.dumps([s.to_json() for s in samples], indent=2) + "\n"
     (out / "samples.json").write_text(text, encoding="utf-8")
 

@@ -166,46 +166,89 @@ def _oras_registry(host: str, basic_auth: tuple[str, str] | None) -> Any:
     return registry
 
 
+_MANIFEST_TYPES = frozenset(
+    {
+        "application/vnd.oci.image.manifest.v1+json",
+        "application/vnd.oci.image.index.v1+json",
+        "application/vnd.docker.distribution.manifest.v2+json",
+        "application/vnd.docker.distribution.manifest.list.v2+json",
+    }
+)
+
+
 def seed_sample(
     host: str, repository: str, sample: dict[str, Any], *, basic_auth: tuple[str, str] | None = None
 ) -> dict[str, str]:
     """Push one ``testdata/samples.json`` entry with oras-py; returns tag -> manifest digest.
 
-    Every blob of the layout (and of ``removed-blobs/``) is uploaded, each tagged
-    document is PUT byte for byte, then ``removed_blobs`` are deleted again so
-    the registry serves a cache whose blob is gone.
+    Every tag of the layout's ``index.json`` goes to ``sample["push"][tag]`` (``"<repository>:<tag>"``)
+    when the sample names one, else to ``<repository>:<tag>``. For each tag the blobs its document
+    refers to are uploaded to that repository, child manifests of an image index are PUT by digest
+    first (children before their index), then the tagged document is PUT byte for byte. Finally
+    ``removed_blobs`` are deleted again, so the registry serves a cache whose blob is gone. A cache in
+    the OCI-index or Docker-list form lists blobs, not manifests, as its children: those are uploaded.
     """
     import oras.container
 
-    layout = TESTDATA / sample["layout"]
+    layout: Path = TESTDATA / sample["layout"]
     registry = _oras_registry(host, basic_auth)
-    container = oras.container.Container(f"{host}/{repository}:seed")
-    blob_files = sorted((layout / "blobs" / "sha256").glob("*")) + sorted(
-        (layout / "removed-blobs" / "sha256").glob("*")
-    )
-    for path in blob_files:
+    folders = [layout / "blobs" / "sha256", layout / "removed-blobs" / "sha256"]
+    uploaded: dict[str, set[str]] = {}  # repository -> blob digests uploaded there
+
+    def path_of(digest: str) -> Path:
+        name = digest.split(":", 1)[1]
+        for folder in folders:
+            if (folder / name).is_file():
+                return folder / name
+        raise FileNotFoundError(f"{digest} is not in {layout}")
+
+    def upload(repo: str, descriptor: dict[str, Any]) -> None:
+        done = uploaded.setdefault(repo, set())
+        if descriptor["digest"] in done:
+            return
+        path = path_of(descriptor["digest"])
+        container = oras.container.Container(f"{host}/{repo}:seed")
         layer = {
-            "digest": f"sha256:{path.name}",
+            "digest": descriptor["digest"],
             "size": path.stat().st_size,
             "mediaType": "application/octet-stream",
         }
         response = registry.upload_blob(str(path), container, layer)
         if response.status_code not in (200, 201, 202):
             raise RuntimeError(f"upload of {path.name} failed: {response.status_code} {response.text[:200]}")
+        done.add(descriptor["digest"])
+
+    def put(repo: str, reference: str, media_type: str, raw: bytes) -> str:
+        document = json.loads(raw)
+        if "manifests" in document:
+            for child in document["manifests"]:
+                if child["mediaType"] in _MANIFEST_TYPES:
+                    put(repo, child["digest"], child["mediaType"], path_of(child["digest"]).read_bytes())
+                else:
+                    upload(repo, child)
+        else:
+            for child in [document["config"], *document.get("layers", [])]:
+                upload(repo, child)
+        url = f"http://{host}/v2/{repo}/manifests/{reference}"
+        response = registry.do_request(url, "PUT", data=raw, headers={"Content-Type": media_type})
+        if response.status_code != 201:
+            raise RuntimeError(f"PUT {repo}:{reference} failed: {response.status_code} {response.text[:300]}")
+        return str(response.headers["Docker-Content-Digest"])
+
     index = json.loads((layout / "index.json").read_bytes())
+    targets: dict[str, str] = sample.get("push", {})
     pushed: dict[str, str] = {}
     for entry in index["manifests"]:
         tag = entry["annotations"]["org.opencontainers.image.ref.name"]
-        raw = (layout / "blobs" / "sha256" / entry["digest"].split(":", 1)[1]).read_bytes()
-        url = f"http://{host}/v2/{repository}/manifests/{tag}"
-        response = registry.do_request(url, "PUT", data=raw, headers={"Content-Type": entry["mediaType"]})
-        if response.status_code != 201:
-            raise RuntimeError(f"PUT {repository}:{tag} failed: {response.status_code} {response.text[:300]}")
-        pushed[tag] = response.headers["Docker-Content-Digest"]
+        repo, _, reference = targets.get(tag, f"{repository}:{tag}").rpartition(":")
+        pushed[tag] = put(repo, reference, entry["mediaType"], path_of(entry["digest"]).read_bytes())
     for digest in sample.get("removed_blobs", []):
-        response = registry.do_request(f"http://{host}/v2/{repository}/blobs/{digest}", "DELETE")
-        if response.status_code != 202:
-            raise RuntimeError(f"DELETE blob {digest} failed: {response.status_code}")
+        for repo, digests in uploaded.items():
+            if digest not in digests:
+                continue
+            response = registry.do_request(f"http://{host}/v2/{repo}/blobs/{digest}", "DELETE")
+            if response.status_code != 202:
+                raise RuntimeError(f"DELETE blob {digest} failed: {response.status_code}")
     return pushed
 
 

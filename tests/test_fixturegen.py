@@ -19,6 +19,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from tests import make_testdata
+from tests.bkshell import Lex
+from tests.dockerfilegen import from_dockerfile, normalize_ref
 from tests.fixturegen import (
     FORMS,
     BaseImage,
@@ -222,6 +224,13 @@ def test_same_blob_under_two_parents_gives_two_entries_listed_twice() -> None:
     for form in FORMS:
         listed = [d["digest"] for d in _layer_entries(json.loads(export.document(form)))]
         assert listed == blobs  # one descriptor per config layer entry, in config order
+
+
+MANIFEST_TYPES = {
+    "application/vnd.oci.image.manifest.v1+json",
+    "application/vnd.oci.image.index.v1+json",
+    "application/vnd.docker.distribution.manifest.v2+json",
+}
 
 
 def _layer_entries(document: dict[str, Any]) -> list[dict[str, Any]]:
@@ -540,28 +549,40 @@ def test_layout_blobs_hash_to_their_names_and_descriptors_match(sample: str) -> 
     index = json.loads((layout / "index.json").read_bytes())
     assert index["mediaType"] == "application/vnd.oci.image.index.v1+json"
     tags = [m["annotations"]["org.opencontainers.image.ref.name"] for m in index["manifests"]]
-    assert tags == entry["tags"]
+    assert tags == entry["tags"] + entry.get("image_tags", [])
     referenced: set[str] = set()
-    for top in index["manifests"]:
-        assert len(present[top["digest"]]) == top["size"]
-        document = json.loads(present[top["digest"]])
-        children = ([document["config"]] if "config" in document else []) + _layer_entries(document)
-        if "manifests" in document:
-            children.append(document["manifests"][-1])
+
+    def walk(descriptor: dict[str, Any]) -> None:
+        """Every child of a document, descending into image indexes whose children are manifests."""
+        document = json.loads(present[descriptor["digest"]])
+        assert descriptor["mediaType"] == document["mediaType"]
+        if "manifests" in document and all(m["mediaType"] in MANIFEST_TYPES for m in document["manifests"]):
+            children = list(document["manifests"])  # an image index
+        else:
+            children = ([document["config"]] if "config" in document else []) + _layer_entries(document)
+            if "manifests" in document:
+                children.append(document["manifests"][-1])
         for child in children:
             referenced.add(child["digest"])
             if child["digest"] in present:
                 assert len(present[child["digest"]]) == child["size"]
+                if child["mediaType"] in MANIFEST_TYPES:
+                    walk(child)
             else:
                 assert child["digest"] in entry["removed_blobs"]
+
+    for top in index["manifests"]:
+        assert len(present[top["digest"]]) == top["size"]
+        walk(top)
         form = entry["forms"][tags[index["manifests"].index(top)]]
         expected_type = {
             "image-manifest": "application/vnd.oci.image.manifest.v1+json",
             "image": "application/vnd.oci.image.manifest.v1+json",
+            "image-index": "application/vnd.oci.image.index.v1+json",
             "oci-index": "application/vnd.oci.image.index.v1+json",
             "docker-manifest-list": "application/vnd.docker.distribution.manifest.list.v2+json",
         }[form]
-        assert top["mediaType"] == document["mediaType"] == expected_type
+        assert top["mediaType"] == json.loads(present[top["digest"]])["mediaType"] == expected_type
     assert referenced | {m["digest"] for m in index["manifests"]} == set(present) | removed
 
 
@@ -587,6 +608,10 @@ def test_samples_json_describes_the_layouts() -> None:
         "oversized-config",
         "loop",
         "not-a-cache",
+        "named-build",
+        "named-build-min",
+        "scratch-and-link",
+        "multi-platform",
     }
     for name, entry in samples.items():
         assert set(entry) >= {"name", "layout", "tags", "forms", "removed_blobs", "stages", "mode"}
@@ -666,3 +691,496 @@ def test_synthetic_layers_need_a_size() -> None:
     base = BaseImage("x", (LayerSpec(blob="sha256:" + "a" * 64),), digest="sha256:" + "b" * 64)
     with pytest.raises(ValueError, match="explicit size"):
         generate(tiny(Stage("final", base, (run("true"),))))
+
+
+# --------------------------------------------------------------------------------------------------
+# Dockerfile samples (tests/dockerfilegen.py): labels, roots, images, provenance
+
+DOCKERFILE_SAMPLES = ("named-build", "named-build-min", "scratch-and-link", "multi-platform")
+
+
+def _sample(name: str) -> dict[str, Any]:
+    return next(s for s in _samples() if s["name"] == name)
+
+
+def _blob(entry: dict[str, Any], digest: str) -> bytes:
+    layout: Path = TESTDATA / entry["layout"]
+    return (layout / "blobs" / "sha256" / digest.removeprefix("sha256:")).read_bytes()
+
+
+def _tagged(entry: dict[str, Any], tag: str) -> tuple[str, bytes]:
+    index = json.loads((TESTDATA / entry["layout"] / "index.json").read_bytes())
+    top = next(m for m in index["manifests"] if m["annotations"]["org.opencontainers.image.ref.name"] == tag)
+    return top["digest"], _blob(entry, top["digest"])
+
+
+def _config(entry: dict[str, Any]) -> dict[str, Any]:
+    manifest = json.loads(_tagged(entry, "latest")[1])
+    config: dict[str, Any] = json.loads(_blob(entry, manifest["config"]["digest"]))
+    return config
+
+
+def _totals(text: str) -> dict[str, int]:
+    """Stage totals counted independently of the generator (convert.go 487-499): 1 for FROM of an
+    external image, plus one per ADD/COPY/RUN/WORKDIR."""
+    totals: dict[str, int] = {}
+    names: list[str] = []
+    current = ""
+    for line in text.splitlines():
+        words = line.split()
+        if not words or words[0].startswith("#"):
+            continue
+        word = words[0].upper()
+        if word == "FROM":
+            current = words[3].lower() if len(words) == 4 else f"stage-{len(names)}"
+            base = words[1]
+            totals[current] = 0 if base == "scratch" or base in names else 1
+            names.append(current)
+        elif word in ("ADD", "COPY", "RUN", "WORKDIR") and names:
+            totals[current] += 1
+    return totals
+
+
+@pytest.mark.parametrize("name", DOCKERFILE_SAMPLES)
+def test_dockerfile_sample_entries(name: str) -> None:
+    entry = _sample(name)
+    for key in ("stages", "layers", "records", "mode", "forms", "expected_problems", "expected_steps"):
+        assert key in entry
+    assert entry["expected_problems"] == [] and set(entry) >= {"expected_bases", "dockerfile", "push"}
+    text = (TESTDATA / entry["dockerfile"]).read_text()
+    config = _config(entry)
+    blobs = {layer["blob"] for layer in config["layers"]}
+    lines = text.splitlines()
+    totals = _totals(text)
+    multi = len(entry["platforms"]) > 1
+    for step in entry["expected_steps"]:
+        assert config["records"][step["record_index"]]["digest"] == step["record"]
+        assert step["total"] == totals[step["stage"]]
+        prefix = f"[{step['platform']} " if multi else "["
+        assert step["label"].startswith(f"{prefix}{step['stage']} {step['number']}/{step['total']}] ")
+        instruction = lines[step["line"] - 1].split()[0].upper()
+        assert instruction == step["instruction"] and step["label"].split("] ", 1)[1].startswith(instruction)
+        if entry["mode"] == "max":
+            assert step["layer"] in blobs
+            record = config["records"][step["record_index"]]
+            assert len(record["layers"]) == 1
+        elif step["layer"] is not None:
+            assert step["layer"] in blobs
+    for base in entry["expected_bases"]:
+        digests = [r["digest"] for r in config["records"]]
+        assert all(root in digests for root in base["root_records"])
+        prefix = f"[{base['platform']} " if multi else "["
+        assert base["label"] == (
+            f"{prefix}{base['stage']} 1/{base['total']}] FROM {normalize_ref(base['ref'])}@{base['digest']}"
+        )
+    # every (platform, stage, number) once; numbers run 2.. after an external FROM, 1.. otherwise
+    keys = [(s["platform"], s["stage"], s["number"]) for s in entry["expected_steps"]]
+    assert len(keys) == len(set(keys))
+
+
+def test_named_build_labels_are_what_buildkit_prints() -> None:
+    steps = {(s["stage"], s["number"]): s for s in _sample("named-build")["expected_steps"]}
+    assert steps["build", 2]["label"] == "[build 2/6] WORKDIR /src"
+    assert steps["build", 3]["label"] == "[build 3/6] COPY go.mod go.sum ./"
+    # ${VERSION} expanded from the stage's ARG, quotes kept, the continuation's spaces kept
+    assert (
+        steps["build", 6]["label"]
+        == '[build 6/6] RUN go build -ldflags "-X main.version=dev"       -o /out/app ./cmd/app'
+    )
+    assert (steps["build", 6]["line"], steps["build", 6]["end_line"]) == (11, 12)
+    assert steps["test", 1]["label"] == "[test 1/1] RUN go test ./... > /out/test-report.txt"
+    assert steps["stage-2", 3]["label"] == "[stage-2 3/4] COPY --from=build /out/app /usr/local/bin/app"
+    assert (
+        steps["stage-2", 4]["label"] == "[stage-2 4/4] COPY --from=test /out/test-report.txt /usr/share/app/"
+    )
+    assert [(b["stage"], b["ref"]) for b in _sample("named-build")["expected_bases"]] == [
+        ("build", "docker.io/library/golang:1.23-alpine"),
+        ("stage-2", "docker.io/library/alpine:3.20"),
+    ]
+    golang = make_testdata.GOLANG_123.digest
+    assert _sample("named-build")["expected_bases"][0]["label"] == (
+        f"[build 1/6] FROM docker.io/library/golang:1.23-alpine@{golang}"
+    )
+    minimal = _sample("named-build-min")
+    assert [s["label"] for s in minimal["expected_steps"]] == [s["label"] for s in steps.values()]
+    assert [s["layer"] is not None for s in minimal["expected_steps"]] == [False] * 6 + [True] * 3
+
+
+def test_scratch_and_link_labels_shared_record_and_pruned_stage() -> None:
+    entry = _sample("scratch-and-link")
+    steps = {(s["stage"], s["number"]): s for s in entry["expected_steps"]}
+    assert steps["certs", 2]["label"] == "[certs 2/2] RUN apk add --no-cache ca-certificates"
+    assert steps["tools", 2]["label"] == "[tools 2/3] RUN apk add --no-cache ca-certificates"
+    assert steps["certs", 2]["record"] == steps["tools", 2]["record"]  # same op on the same input: one record
+    assert steps["certs", 2]["record_index"] == steps["tools", 2]["record_index"]
+    assert steps["certs", 2]["layer"] == steps["tools", 2]["layer"]
+    first = steps["stage-3", 1]
+    assert (
+        first["label"] == "[stage-3 1/3] COPY --from=certs /etc/ssl/certs/ca-certificates.crt /etc/ssl/certs/"
+    )
+    link = steps["stage-3", 2]
+    assert link["label"] == "[stage-3 2/3] COPY --link --from=tools /usr/bin/curl /usr/bin/curl"
+    assert link["link_label"] == "[stage-3 2/3] LINK COPY --link --from=tools /usr/bin/curl /usr/bin/curl"
+    assert "unused" not in {s["stage"] for s in entry["expected_steps"]} and entry["stages"] == 3
+    config = _config(entry)
+    copy_record = next(r for r in config["records"] if r["digest"] == link["link_copy_record"])
+    merge_record = config["records"][link["record_index"]]
+    assert [i["link"] for i in merge_record["inputs"][0]] == [first["record_index"]]
+    layers = config["layers"]
+    assert layers[copy_record["layers"][0]["layer"]] == {"blob": link["layer"], "parent": -1}
+    # FROM scratch: the first COPY's only input is its source (certs' RUN, selector) + checksum root
+    first_record = config["records"][first["record_index"]]
+    assert len(first_record["inputs"]) == 1
+    assert steps["certs", 2]["record_index"] in [i["link"] for i in first_record["inputs"][0]]
+
+
+def test_multi_platform_labels_and_per_platform_roots() -> None:
+    entry = _sample("multi-platform")
+    assert entry["platforms"] == ["linux/amd64", "linux/arm64"]
+    labels = [s["label"] for s in entry["expected_steps"]]
+    assert "[linux/arm64 build 4/4] RUN CGO_ENABLED=0 GOARCH=arm64 go build -o /out/app ." in labels
+    assert "[linux/amd64 build 4/4] RUN CGO_ENABLED=0 GOARCH=amd64 go build -o /out/app ." in labels
+    assert "[linux/arm64 stage-1 3/3] COPY --from=build /out/app /usr/local/bin/app" in labels
+    bases = {(b["platform"], b["stage"]): b for b in entry["expected_bases"]}
+    index = make_testdata.GOLANG_123.digest
+    assert bases["linux/amd64", "build"]["digest"] == bases["linux/arm64", "build"]["digest"] == index
+    assert bases["linux/amd64", "build"]["root_records"] != bases["linux/arm64", "build"]["root_records"]
+    config = _config(entry)
+    amd = {s["record"] for s in entry["expected_steps"] if s["platform"] == "linux/amd64"}
+    arm = {s["record"] for s in entry["expected_steps"] if s["platform"] == "linux/arm64"}
+    assert not amd & arm  # every op carries its platform
+    assert sum(1 for s in entry["expected_steps"]) == 10 and len(config["records"]) == entry["records"]
+
+
+@pytest.mark.parametrize("name", DOCKERFILE_SAMPLES)
+def test_dockerfile_sample_roots_follow_the_key_formulas(name: str) -> None:
+    """Both root records of every FROM, recomputed from the base documents (spec §3.3)."""
+    entry = _sample(name)
+    config = _config(entry)
+    bases = {"docker.io/library/golang:1.23-alpine": make_testdata.GOLANG_123}
+    bases["docker.io/library/alpine:3.20"] = make_testdata.ALPINE_320
+    for base in entry["expected_bases"]:
+        index = bases[normalize_ref(base["ref"])]
+        platform = Platform.parse(base["platform"])
+        index_doc = json.loads(index.index_bytes)
+        child = next(m for m in index_doc["manifests"] if m["platform"] == platform.to_oci())
+        image = {c.platform: img for c, img in index.children()}[platform]
+        assert image.manifest_descriptor.digest == child["digest"]
+        diff_ids = json.loads(image.config_bytes)["rootfs"]["diff_ids"]
+        assert base["chain_id"] == chain_id(diff_ids)
+        manifest_root, chain_root = image_root_digests(index.digest, diff_ids, platform)
+        assert base["root_records"] == [chain_root, manifest_root]
+        expected = key_digest(key_digest("buildkit.source.v0:" + manifest_key(index.digest, platform)) + "@0")
+        assert manifest_root == expected
+        # both roots are the alternatives of one input of the stage's first op
+        links = {i: r["digest"] for i, r in enumerate(config["records"])}
+        assert any(
+            {links[i["link"]] for i in alts} == {chain_root, manifest_root}
+            for r in config["records"]
+            for alts in r.get("inputs", [])
+        )
+        if "base-golang" in entry["forms"]:  # the pushed bases are these bytes
+            tag = "base-golang" if "golang" in base["ref"] else "base-alpine"
+            digest, data = _tagged(entry, tag)
+            assert digest == index.digest and data == index.index_bytes
+
+
+def test_dockerfile_build_args_override_the_registry_and_keep_the_roots() -> None:
+    text = make_testdata.DOCKERFILES["named-build"]
+    host = "127.0.0.1:5000"
+    bases = {
+        f"{host}/library/golang:1.23-alpine": make_testdata.GOLANG_123,
+        f"{host}/library/alpine:3.20": make_testdata.ALPINE_320,
+    }
+    export = from_dockerfile(text, bases=bases, build_args={"REGISTRY": host}).export()
+    assert [b.ref for b in export.bases] == [
+        f"{host}/library/golang:1.23-alpine",
+        f"{host}/library/alpine:3.20",
+    ]
+    assert export.bases[0].label.startswith(f"[build 1/6] FROM {host}/library/golang:1.23-alpine@sha256:")
+    default = _sample("named-build")["expected_bases"]
+    assert [[b.chain_root, b.manifest_root] for b in export.bases] == [b["root_records"] for b in default]
+    pruned = from_dockerfile(text, bases=bases, build_args={"REGISTRY": host}, target="test")
+    assert pruned.stages == ("build", "test")
+    assert [s.label for s in pruned.export().steps][
+        -1
+    ] == "[test 1/1] RUN go test ./... > /out/test-report.txt"
+
+
+def test_dockerfile_label_width_env_and_no_record_instructions() -> None:
+    alpine = make_testdata.ALPINE_320
+    runs = "\n".join(f"RUN echo {i}" for i in range(9))
+    text = f"FROM alpine:3.20\nENV GREETING=hello\nLABEL a=b\nUSER root\n{runs}\nRUN echo $GREETING $UNSET '$X'\n"
+    export = from_dockerfile(text, bases={"alpine:3.20": alpine}).export()
+    labels = [s.label for s in export.steps]
+    # one stage: no stage name; total 11 -> "%*d" pads to two digits; RUN keeps unset vars and quotes
+    assert labels[0] == "[ 2/11] RUN echo 0" and labels[-1] == "[11/11] RUN echo hello $UNSET '$X'"
+    assert export.bases[0].label.startswith("[ 1/11] FROM docker.io/library/alpine:3.20@")
+    assert len(export.cache.config.records) == 10 + 2  # ENV/LABEL/USER make no record
+    ten = from_dockerfile("FROM scratch\n" + "\n".join(f"COPY f{i} /" for i in range(10)), bases={}).export()
+    assert ten.steps[0].label == "[ 1/10] COPY f0 /"  # Go's Log10(10) is exactly 1
+
+
+def test_shell_lexer_matches_buildkit_rules() -> None:
+    env = {"A": "x y", "E": "", "P": "/usr/local/bin"}
+    lex = Lex()
+    assert lex.process_word('"$A" ${A:-d} ${E:-d} ${E-d} ${U:+s} ${A:+s}', env) == "x y x y d   s"
+    assert (
+        lex.process_word("'$A' \\$A ${P#/usr} ${P##*/} ${P%/*} ${P/local/l}", env)
+        == "$A $A /local/bin bin /usr/local /usr/l/bin"
+    )
+    raw = Lex(raw_quotes=True, skip_unset_env=True)
+    assert raw.process_word("echo \"$A\" '$A' $U ${U}", env) == "echo \"x y\" '$A' $U ${U}"
+    assert lex.process_words('a "b c" $A', env) == ["a", "b c", "x", "y"]
+    assert normalize_ref("golang:1.23") == "docker.io/library/golang:1.23"
+    assert normalize_ref("alpine") == "docker.io/library/alpine:latest"
+    assert normalize_ref("127.0.0.1:5000/library/alpine:3.20") == "127.0.0.1:5000/library/alpine:3.20"
+    assert normalize_ref("ghcr.io/acme/app") == "ghcr.io/acme/app:latest"
+
+
+# --- the built images and their provenance
+
+
+def _image(entry: dict[str, Any]) -> tuple[dict[str, Any], list[dict[str, Any]], list[dict[str, Any]]]:
+    _, raw = _tagged(entry, "image")
+    assert raw == json.dumps(json.loads(raw), indent=2).encode()  # json.MarshalIndent(…, "", "  ")
+    index = json.loads(raw)
+    platforms = [m for m in index["manifests"] if "annotations" not in m]
+    attestations = [m for m in index["manifests"] if "annotations" in m]
+    return index, platforms, attestations
+
+
+@pytest.mark.parametrize("name", ["named-build", "multi-platform"])
+def test_built_image_index_manifests_and_history(name: str) -> None:
+    entry = _sample(name)
+    index, platforms, attestations = _image(entry)
+    assert index["mediaType"] == "application/vnd.oci.image.index.v1+json"
+    assert [f"{m['platform']['os']}/{m['platform']['architecture']}" for m in platforms] == entry["platforms"]
+    assert index["manifests"] == platforms + attestations  # platform manifests first
+    final_steps = [s for s in entry["expected_steps"] if s["stage"] == entry["built_stages"][-1]]
+    for manifest_desc in platforms:
+        manifest = json.loads(_blob(entry, manifest_desc["digest"]))
+        assert _blob(entry, manifest_desc["digest"]) == json.dumps(manifest, indent=2).encode()
+        config = json.loads(_blob(entry, manifest["config"]["digest"]))
+        assert list(config) == sorted(config)
+        diff_ids = []
+        for layer in manifest["layers"]:
+            assert set(layer) == {"mediaType", "digest", "size"}
+            diff_ids.append(sha(gzip.decompress(_blob(entry, layer["digest"]))))
+        assert config["rootfs"] == {"type": "layers", "diff_ids": diff_ids}
+        history = config["history"]
+        assert sum(1 for h in history if not h.get("empty_layer")) == len(manifest["layers"])
+        ours = [h for h in history if h.get("comment") == "buildkit.dockerfile.v0"]
+        assert all("created" in h for h in history)
+        assert "RUN /bin/sh -c apk add --no-cache ca-certificates # buildkit" in [
+            h["created_by"] for h in ours
+        ]
+        assert "COPY /out/app /usr/local/bin/app # buildkit" in [h["created_by"] for h in ours]
+        platform = f"{manifest_desc['platform']['os']}/{manifest_desc['platform']['architecture']}"
+        top_layers = [s["layer"] for s in final_steps if s["platform"] == platform]
+        assert [layer["digest"] for layer in manifest["layers"]][-len(top_layers) :] == top_layers
+    if name == "named-build":
+        assert [h["created_by"] for h in ours][-4:] == [
+            "ENV APP_ENV=production",
+            "EXPOSE [8080/tcp]",
+            "USER nobody",
+            'CMD ["/usr/local/bin/app"]',
+        ]
+        assert all(h["empty_layer"] for h in ours[-4:])
+        assert config["config"]["User"] == "nobody" and config["config"]["ExposedPorts"] == {"8080/tcp": {}}
+        assert config["created"] == history[-1]["created"]
+
+
+V1_KEYS = {
+    "buildDefinition": {"buildType", "externalParameters", "internalParameters", "resolvedDependencies"},
+    "runDetails": {"builder", "metadata"},
+}
+
+
+def _provenance(entry: dict[str, Any], platform: str) -> tuple[dict[str, Any], dict[str, Any]]:
+    """(statement, the predicate's buildkit metadata) of one platform's attestation."""
+    _, platforms, attestations = _image(entry)
+    target = next(
+        m for m in platforms if f"{m['platform']['os']}/{m['platform']['architecture']}" == platform
+    )
+    att = next(m for m in attestations if m["annotations"]["vnd.docker.reference.digest"] == target["digest"])
+    assert att["annotations"] == {
+        "vnd.docker.reference.digest": target["digest"],
+        "vnd.docker.reference.type": "attestation-manifest",
+    }
+    assert att["platform"] == {"architecture": "unknown", "os": "unknown"}
+    manifest = json.loads(_blob(entry, att["digest"]))
+    (layer,) = manifest["layers"]
+    assert layer["mediaType"] == "application/vnd.in-toto+json"
+    predicate_type = entry["attestations"]["image"]["predicate_type"]
+    assert layer["annotations"] == {"in-toto.io/predicate-type": predicate_type}
+    config = json.loads(_blob(entry, manifest["config"]["digest"]))
+    assert config == {
+        "architecture": "unknown",
+        "os": "unknown",
+        "config": {},
+        "rootfs": {"type": "layers", "diff_ids": [layer["digest"]]},
+    }
+    statement = json.loads(_blob(entry, layer["digest"]))
+    assert statement["_type"] == "https://in-toto.io/Statement/v1"
+    assert statement["predicateType"] == predicate_type
+    assert [s["digest"] for s in statement["subject"]] == [{"sha256": target["digest"][7:]}]
+    predicate = statement["predicate"]
+    if predicate_type.endswith("/v1"):
+        for key, keys in V1_KEYS.items():
+            assert set(predicate[key]) == keys
+        assert predicate["buildDefinition"]["buildType"] == (
+            "https://github.com/moby/buildkit/blob/master/docs/attestations/slsa-definitions.md"
+        )
+        internal = predicate["buildDefinition"]["internalParameters"]
+        assert list(internal) == sorted(internal) and internal["builderPlatform"] == "linux/amd64"
+        definition = internal["buildConfig"]["llbDefinition"]
+        mapping = internal["buildConfig"]["digestMapping"]
+        metadata = predicate["runDetails"]["metadata"]
+        assert set(metadata) == {
+            "invocationId",
+            "startedOn",
+            "finishedOn",
+            "buildkit_metadata",
+            "buildkit_completeness",
+        }
+        buildkit = metadata["buildkit_metadata"]
+        assert predicate["buildDefinition"]["externalParameters"]["configSource"] == {"path": "Dockerfile"}
+    else:
+        assert list(predicate) == [
+            "builder",
+            "buildType",
+            "materials",
+            "invocation",
+            "buildConfig",
+            "metadata",
+        ]
+        assert predicate["buildType"] == "https://mobyproject.org/buildkit@v1"
+        assert predicate["invocation"]["environment"] == {
+            "dockerfileVersion": "1.26.0",
+            "platform": "linux/amd64",
+        }
+        assert predicate["invocation"]["configSource"] == {"entryPoint": "Dockerfile"}
+        definition = predicate["buildConfig"]["llbDefinition"]
+        mapping = predicate["buildConfig"]["digestMapping"]
+        metadata = predicate["metadata"]
+        assert metadata["completeness"] == {"parameters": True, "environment": True, "materials": False}
+        buildkit = metadata["https://mobyproject.org/buildkit@v1#metadata"]
+    assert [step["id"] for step in definition] == [f"step{i}" for i in range(len(definition))]
+    assert sorted(mapping.values(), key=lambda v: int(v[4:])) == [s["id"] for s in definition]
+    assert definition[-1]["op"] == {"Op": {}} and len(definition[-1]["inputs"]) == 1  # the terminal
+    for step in definition:
+        for ref in step.get("inputs", []):
+            assert re.fullmatch(r"step\d+:0", ref) and int(ref[4:].split(":")[0]) < int(step["id"][4:])
+    return statement, buildkit | {"_definition": definition}
+
+
+@pytest.mark.parametrize(
+    ("name", "platform"),
+    [("named-build", "linux/amd64"), ("multi-platform", "linux/amd64"), ("multi-platform", "linux/arm64")],
+)
+def test_provenance_maps_cache_layers_to_steps_and_dockerfile_lines(name: str, platform: str) -> None:
+    entry = _sample(name)
+    _, buildkit = _provenance(entry, platform)
+    definition = buildkit["_definition"]
+    text = (TESTDATA / entry["dockerfile"]).read_text()
+    info = buildkit["source"]["infos"][0]
+    assert (info["filename"], info["language"]) == ("Dockerfile", "Dockerfile")
+    assert base64.b64decode(info["data"]).decode() == text
+    locations = buildkit["source"]["locations"]
+    for key, value in locations.items():
+        assert re.fullmatch(r"step\d+", key) and int(key[4:]) < len(definition)
+        for location in value["locations"]:
+            for r in location["ranges"]:
+                assert 1 <= r["start"]["line"] <= r["end"]["line"] <= len(text.splitlines())
+    cache_blobs = {layer["blob"] for layer in _config(entry)["layers"]}
+    _, platforms, _ = _image(entry)
+    image_blobs = {
+        layer["digest"] for m in platforms for layer in json.loads(_blob(entry, m["digest"]))["layers"]
+    }
+    layers = buildkit["layers"]
+    assert layers and list(layers) == sorted(layers)
+    by_top: dict[str, list[str]] = {}
+    for key, chains in layers.items():
+        assert re.fullmatch(r"step\d+:0", key)
+        for chain in chains:
+            for descriptor in chain:
+                assert set(descriptor) == {"mediaType", "digest", "size"}
+                assert descriptor["digest"] in cache_blobs | image_blobs
+            by_top.setdefault(chain[-1]["digest"], []).append(key.split(":")[0])
+    # the exact mapping: cache layer blob -> LLB step -> Dockerfile line(s)
+    mapped = 0
+    for step in entry["expected_steps"]:
+        if step["platform"] != platform or step["layer"] not in by_top:
+            continue
+        lines = {
+            (r["start"]["line"], r["end"]["line"])
+            for s in by_top[step["layer"]]
+            for location in locations[s]["locations"]
+            for r in location["ranges"]
+        }
+        assert (step["line"], step["end_line"]) in lines
+        mapped += 1
+    final = entry["built_stages"][-1]
+    assert mapped == sum(
+        1 for s in entry["expected_steps"] if s["platform"] == platform and s["stage"] == final
+    )
+    for base in entry["expected_bases"]:
+        if base["platform"] == platform:  # every pulled base image is in the map with its chain
+            assert any(
+                [d["digest"] for d in chain] == base["layers"]
+                for chains in layers.values()
+                for chain in chains
+            )
+
+
+def test_provenance_materials_and_request() -> None:
+    statement, _ = _provenance(_sample("named-build"), "linux/amd64")
+    definition = statement["predicate"]["buildDefinition"]
+    assert [d["uri"] for d in definition["resolvedDependencies"]] == [
+        "pkg:docker/alpine@3.20?platform=linux%2Famd64",
+        "pkg:docker/golang@1.23-alpine?platform=linux%2Famd64",
+    ]
+    assert definition["resolvedDependencies"][1]["digest"] == {"sha256": make_testdata.GOLANG_123.digest[7:]}
+    assert definition["externalParameters"]["request"] == {
+        "frontend": "dockerfile.v0",
+        "locals": [{"name": "context"}, {"name": "dockerfile"}],
+    }
+    assert statement["subject"][0]["name"] == "pkg:docker/samples/named-build@image?platform=linux%2Famd64"
+    v02, _ = _provenance(_sample("multi-platform"), "linux/arm64")
+    assert [m["uri"] for m in v02["predicate"]["materials"]] == [
+        "pkg:docker/alpine@3.20?platform=linux%2Farm64",
+        "pkg:docker/golang@1.23-alpine?platform=linux%2Farm64",
+    ]
+
+
+def test_dockerfile_exports_are_deterministic_and_match_testdata() -> None:
+    a, b = make_testdata.multi_platform().export(), make_testdata.multi_platform().export()
+    assert a.cache.config_bytes == b.cache.config_bytes
+    assert a.image("v0.2").index_bytes == b.image("v0.2").index_bytes
+    entry = _sample("multi-platform")
+    built = a.image("v0.2", "samples/multi-platform:image")
+    assert _tagged(entry, "image") == (built.index_descriptor.digest, built.index_bytes)
+    assert _tagged(entry, "latest")[1] == a.cache.document("image-manifest")
+
+
+@pytest.mark.integration
+def test_seed_sample_honours_push_and_children_first(
+    registry: Any, seeded: dict[str, dict[str, str]]
+) -> None:
+    import httpx
+
+    entry = _sample("named-build")
+    accept = "application/vnd.oci.image.index.v1+json, application/vnd.oci.image.manifest.v1+json"
+    for tag, target in entry["push"].items():
+        repo, _, reference = target.rpartition(":")
+        response = httpx.get(f"{registry.url}/v2/{repo}/manifests/{reference}", headers={"Accept": accept})
+        assert response.status_code == 200
+        digest, data = _tagged(entry, tag)
+        assert response.content == data and seeded["named-build"][tag] == digest
+        for child in json.loads(data)["manifests"]:  # children were pushed to the same repository
+            got = httpx.get(
+                f"{registry.url}/v2/{repo}/manifests/{child['digest']}", headers={"Accept": accept}
+            )
+            assert got.status_code == 200 and sha(got.content) == child["digest"]
+    assert seeded["named-build"]["latest"] == _tagged(entry, "latest")[0]
