@@ -256,8 +256,7 @@ def show(
 ) -> None:
     """Show a cache: layers per Dockerfile stage, sizes, dates and a health verdict."""
     STATE.json = json_out
-    from .dockerfile import BuildPlan, plan_dockerfile
-    from .naming import label_report
+    from .naming import DockerfileSource, label_report
     from .reference import parse_reference
     from .report import inspect_cache, report_to_json
     from .source import LayoutSource, RegistrySource, parse_source
@@ -267,22 +266,19 @@ def show(
     if graph is not None and json_out:
         raise UsageError("--graph and --json are exclusive")
     args = _build_args(build_arg or [])
-    plan: BuildPlan | None = None
+    recipe: DockerfileSource | None = None
     if dockerfile is not None:
         try:
             text = dockerfile.read_text()
         except OSError as exc:
             raise UsageError(f"--dockerfile {dockerfile}: {exc.strerror}") from None
-        plan = plan_dockerfile(text, target=target, build_args=args)
+        recipe = DockerfileSource(text, target, args)
+        recipe.plan()  # a Dockerfile that does not parse is a usage error before any request
     elif target is not None or build_arg:
         raise UsageError("--target and --build-arg describe a Dockerfile: give it with --dockerfile")
     base_refs = list(base or [])
-    if resolve_bases:
-        if plan is None and not base_refs:
-            raise UsageError("--resolve-bases needs --dockerfile (for its FROM lines) or --base REF")
-        if plan is not None:
-            base_refs += [s.base_ref for s in plan.stages if s.base_kind == "image" and s.base_ref]
-            base_refs += [step.from_image for s in plan.stages for step in s.steps if step.from_image]
+    if resolve_bases and recipe is None and not base_refs:
+        raise UsageError("--resolve-bases needs --dockerfile (for its FROM lines) or --base REF")
     image_ref = parse_reference(image) if image else None
     for candidate in base_refs:
         parse_reference(candidate)  # a bad reference is a usage error before any request
@@ -304,7 +300,14 @@ def show(
                 else LayoutSource(target_ref)
             )
             report = inspect_cache(source, check_blobs=not no_check_blobs, on_progress=on_progress)
-        report = label_report(report, client=client, plan=plan, image=image_ref, base_refs=base_refs)
+        report = label_report(
+            report,
+            client=client,
+            dockerfile=recipe,
+            image=image_ref,
+            base_refs=base_refs,
+            resolve_bases=resolve_bases or bool(base_refs),
+        )
     if graph is not None:
         from .graph import render_graph
 
@@ -365,3 +368,6 @@ def tags(
 
 
 from . import commands_repo  # noqa: E402,F401  (registers du and diff)
+
+from . import commands_gc  # noqa: E402,F401  (registers gc)  # isort: skip
+from . import commands_probe  # noqa: E402,F401  (registers probe)

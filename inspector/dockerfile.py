@@ -43,11 +43,14 @@ class PlannedStep:
     link: bool = False
     context_input: bool = False
     root_selector: bool = False
+    shown_stage: str | None = None  # a Dockerfile with one stage prints no stage name (convert.go)
 
     def label(self, platform: str | None = None) -> str:
         width = len(str(self.total))
         prefix = f"{platform} " if platform else ""
-        return f"[{prefix}{self.stage} {self.number:>{width}}/{self.total}] {self.text}"
+        stage = self.stage if self.shown_stage is None else self.shown_stage
+        name = f"{stage} " if stage else ""
+        return f"[{prefix}{name}{self.number:>{width}}/{self.total}] {self.text}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -148,13 +151,35 @@ def _mount_from(flags: tuple[str, ...]) -> tuple[str | None, bool]:
     return source, context
 
 
+def _platform_args(platform: str | None) -> dict[str, str]:
+    """BuildKit's automatic ARGs for a target platform (the build platform is taken to be the same)."""
+    if not platform:
+        return {}
+    os_name, _, rest = platform.partition("/")
+    arch, _, variant = rest.partition("/")
+    out: dict[str, str] = {}
+    for prefix in ("TARGET", "BUILD"):
+        out |= {
+            f"{prefix}PLATFORM": platform,
+            f"{prefix}OS": os_name,
+            f"{prefix}ARCH": arch,
+            f"{prefix}VARIANT": variant,
+        }
+    return out
+
+
 def plan_dockerfile(
     text: str,
     *,
     target: str | None = None,
     build_args: Mapping[str, str] | None = None,
+    platform: str | None = None,
 ) -> BuildPlan:
-    """Parse a Dockerfile into the stages and steps BuildKit would run for ``target`` (default: last)."""
+    """Parse a Dockerfile into the stages and steps BuildKit would run for ``target`` (default: last).
+
+    ``platform`` (``os/arch[/variant]``) sets BuildKit's automatic platform ARGs
+    (``TARGETARCH`` …); without it they stay unexpanded in labels.
+    """
     import dockerfile
 
     try:
@@ -162,7 +187,8 @@ def plan_dockerfile(
     except (dockerfile.GoParseError, ValueError) as exc:
         raise UsageError(f"cannot parse the Dockerfile: {exc}") from None
     overrides = dict(build_args or {})
-    global_args: dict[str, str] = {}
+    automatic = _platform_args(platform)
+    global_args: dict[str, str] = dict(automatic)
     raw_stages: list[tuple[dockerfile.Command, list[dockerfile.Command]]] = []
     for command in commands:
         if command.cmd == "FROM":
@@ -199,7 +225,8 @@ def plan_dockerfile(
             if command.cmd in ("ENV", "ARG"):
                 for key, value in _key_values(command.cmd, command.value):
                     if command.cmd == "ARG":
-                        value = overrides.get(key, global_args.get(key) if value is None else value)
+                        default = global_args.get(key, automatic.get(key)) if value is None else value
+                        value = overrides.get(key, default)
                     if value is not None:
                         env[key] = expand(value, env, keep_unset=True)
             elif command.cmd in _STEP_KINDS:
@@ -240,6 +267,7 @@ def plan_dockerfile(
                     link=kind in ("COPY", "ADD") and _flag(command.flags, "link") in ("true", "1"),
                     context_input=(kind in ("COPY", "ADD") and source is None) or binds_context,
                     root_selector=kind == "RUN",
+                    shown_stage="" if len(raw_stages) == 1 else None,
                 )
             )
         stages.append(

@@ -17,14 +17,14 @@ well, nothing below that point is named and a note says so.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
 from itertools import permutations
 from typing import TYPE_CHECKING
 
 from .analysis import ROOT_SELECTOR, CacheGraph, Stage, Step
 from .cacheconfig import CacheInput
-from .dockerfile import BuildPlan, PlannedStage, PlannedStep
+from .dockerfile import BuildPlan, PlannedStage, PlannedStep, plan_dockerfile
 from .errors import CacheInspectError
 
 if TYPE_CHECKING:
@@ -32,7 +32,7 @@ if TYPE_CHECKING:
     from .reference import Reference
     from .report import CacheReport
 
-__all__ = ["label_report", "name_from_dockerfile"]
+__all__ = ["DockerfileSource", "label_report", "name_from_dockerfile"]
 
 Group = tuple[PlannedStep, ...]
 _EXHAUSTIVE_LIMIT = 7  # children per node matched exhaustively; larger fan-outs are matched greedily
@@ -253,50 +253,45 @@ def _assign_bases(
     base_layers: dict[tuple[int, ...], int],
     notes: list[str],
 ) -> list[tuple[tuple[int, ...], str]]:
-    """Pair cache bases with FROM references: one to one by best fit, then same-shaped twins.
+    """Pair each cache base with the FROM reference that explains most of its subtree.
 
-    A multi-platform build has one base per platform for the same reference; such a
-    twin is accepted only when it fits exactly as well as the base already paired.
+    A reference may take several bases only when they are twins — the same
+    image for different platforms of one build: they fit equally well and have
+    as many layers. A base that fits two references equally is left unnamed.
     """
 
     def score(root: tuple[int, ...], ref: str) -> int:
         found = results.get((root, ref))
         return found.score if found is not None else 0
 
-    best: list[tuple[int, list[tuple[tuple[int, ...], str]]]] = []
-    if len(roots) <= _EXHAUSTIVE_LIMIT and len(refs) <= _EXHAUSTIVE_LIMIT:
-        if len(roots) >= len(refs):
-            candidates = [list(zip(chosen, refs, strict=True)) for chosen in permutations(roots, len(refs))]
-        else:
-            candidates = [list(zip(roots, chosen, strict=True)) for chosen in permutations(refs, len(roots))]
-        for candidate in candidates:
-            pairs = [(r, ref) for r, ref in candidate if score(r, ref) > 0]
-            best.append((sum(score(r, ref) for r, ref in pairs), pairs))
-    if not best:
-        return []
-    top = max(total for total, _ in best)
-    winners = {tuple(sorted(pairs)) for total, pairs in best if total == top and total > 0}
-    if not winners:
-        return []
-    if len(winners) > 1:
-        notes.append(
-            "ambiguous: the cache's base images fit the FROM lines in more than one way; bases left unnamed"
-        )
-        return []
-    pairs = list(next(iter(winners)))
-    paired = dict(pairs)
+    chosen: dict[str, list[tuple[int, ...]]] = {}
     for root in roots:
-        if root in paired:
+        ranked = sorted(((score(root, ref), ref) for ref in refs), reverse=True)
+        if not ranked or ranked[0][0] <= 0:
             continue
-        for other, ref in pairs:
-            if score(root, ref) == score(other, ref) > 0 and base_layers.get(root) == base_layers.get(other):
+        if len(ranked) > 1 and ranked[1][0] == ranked[0][0]:
+            notes.append(f"ambiguous: a base image fits both {ranked[0][1]} and {ranked[1][1]}; left unnamed")
+            continue
+        chosen.setdefault(ranked[0][1], []).append(root)
+    pairs: list[tuple[tuple[int, ...], str]] = []
+    for ref, candidates in chosen.items():
+        best = max(candidates, key=lambda root: score(root, ref))
+        for root in candidates:
+            twin = score(root, ref) == score(best, ref) and base_layers.get(root) == base_layers.get(best)
+            if twin:
                 pairs.append((root, ref))
-                break
     return pairs
 
 
-def name_from_dockerfile(graph: CacheGraph, plan: BuildPlan) -> CacheGraph:
-    """A copy of ``graph`` with stage, step and base names taken from the Dockerfile ``plan``."""
+def name_from_dockerfile(
+    graph: CacheGraph, plan: BuildPlan, platform_plans: Mapping[str, BuildPlan] | None = None
+) -> CacheGraph:
+    """A copy of ``graph`` with stage, step and base names taken from the Dockerfile ``plan``.
+
+    When bases carry platforms (resolved exactly) and there are several, labels are
+    written per platform as BuildKit prints them (``[linux/arm64 build 2/4] …``),
+    from ``platform_plans`` (the same Dockerfile planned for each platform).
+    """
     aligner = _Aligner(graph, plan)
     mapping: dict[int, Group] = {}
     notes: list[str] = []
@@ -348,7 +343,30 @@ def name_from_dockerfile(graph: CacheGraph, plan: BuildPlan) -> CacheGraph:
     missing = len(planned_steps - found)
     if missing:
         notes.append(f"{missing} of the Dockerfile's {len(planned_steps)} steps have no record in this cache")
-    return _apply(graph, mapping, base_names, notes, set(aligner.link_diffs.values()))
+    return _apply(graph, mapping, base_names, notes, aligner.link_diffs, platform_plans or {})
+
+
+def _stage_platforms(graph: CacheGraph) -> dict[int, str | None]:
+    """The platform of each stage's base image (known once bases are resolved), inherited along FROM stage."""
+    out: dict[int, str | None] = {}
+    for stage in graph.stages:  # stages come after the stages they grow from
+        if stage.base.kind == "stage" and stage.base.stage is not None:
+            out[stage.index] = out.get(stage.base.stage)
+        else:
+            out[stage.index] = stage.base.image.platform if stage.base.image is not None else None
+    return out
+
+
+def _label(step: PlannedStep, platform: str | None, plan: BuildPlan | None, merge: bool) -> str:
+    """BuildKit's label; the MergeOp of a ``COPY --link`` is ``LINK COPY …`` (convert_copy.go)."""
+    if plan is not None:
+        twin = next(
+            (s for st in plan.stages for s in st.steps if (s.stage, s.number) == (step.stage, step.number)),
+            None,
+        )
+        if twin is not None:
+            step = twin
+    return replace(step, text="LINK " + step.text).label(platform) if merge else step.label(platform)
 
 
 def _apply(
@@ -356,10 +374,16 @@ def _apply(
     mapping: dict[int, Group],
     base_names: dict[tuple[int, ...], str],
     notes: list[str],
-    link_copies: set[int],
+    link_diffs: Mapping[int, int],
+    platform_plans: Mapping[str, BuildPlan],
 ) -> CacheGraph:
+    link_copies = set(link_diffs.values())
+    platforms = _stage_platforms(graph)
+    multi = len(set(platforms.values()) - {None}) > 1
     stages: list[Stage] = []
     for stage in graph.stages:
+        platform = platforms.get(stage.index) if multi else None
+        relabel = platform_plans.get(platform) if platform else None
         steps: list[Step] = []
         stage_names: list[str] = []
         for step in stage.steps:
@@ -373,7 +397,9 @@ def _apply(
             steps.append(
                 replace(
                     step,
-                    instruction=" | ".join(dict.fromkeys(p.label() for p in group)),
+                    instruction=" | ".join(
+                        dict.fromkeys(_label(p, platform, relabel, step.record in link_diffs) for p in group)
+                    ),
                     basis="matched",
                     line=group[0].line,
                 )
@@ -399,13 +425,15 @@ def label_report(
     report: CacheReport,
     *,
     client: Callable[[], RegistryClient] | None = None,
-    plan: BuildPlan | None = None,
+    dockerfile: DockerfileSource | None = None,
     image: Reference | None = None,
     base_refs: Sequence[str] = (),
+    resolve_bases: bool = False,
 ) -> CacheReport:
     """Name what can be named, most certain first: provenance/history and resolved bases (exact), then the Dockerfile.
 
-    ``client`` opens a registry client lazily (only ``image`` and ``base_refs`` need one).
+    ``client`` opens a registry client lazily (only ``image`` and base resolution need one).
+    With ``resolve_bases`` the Dockerfile's external FROM references join ``base_refs``.
     Failing to resolve one base reference is a note, not an error.
     """
     from .bases import name_bases, resolve_base
@@ -416,6 +444,7 @@ def label_report(
     if graph is None:
         return report
     notes: list[str] = []
+    plan = dockerfile.plan() if dockerfile is not None else None
     if image is not None:
         assert client is not None
         facts = read_image_facts(client(), image)
@@ -423,15 +452,33 @@ def label_report(
         graph = name_from_image(graph, facts, diff_ids)
         if not facts.predicate_types:
             notes.append(f"{image} carries no provenance attestation; only its final-stage history was used")
-    if base_refs:
+    refs = list(base_refs)
+    if resolve_bases and plan is not None:
+        refs += [s.base_ref for s in plan.stages if s.base_kind == "image" and s.base_ref]
+        refs += [step.from_image for s in plan.stages for step in s.steps if step.from_image]
+    if refs:
         assert client is not None
         resolved = []
-        for ref in dict.fromkeys(base_refs):
+        for ref in dict.fromkeys(refs):
             try:
                 resolved.extend(resolve_base(client(), parse_reference(ref), display=ref))
             except CacheInspectError as exc:
                 notes.append(f"could not resolve base {ref}: {exc.message}")
         graph = name_bases(graph, resolved)
-    if plan is not None:
-        graph = name_from_dockerfile(graph, plan)
+    if plan is not None and dockerfile is not None:
+        platforms = {image.platform for image in graph.bases if image.platform}
+        per_platform = {p: dockerfile.plan(p) for p in platforms} if len(platforms) > 1 else {}
+        graph = name_from_dockerfile(graph, plan, per_platform)
     return replace(report, graph=replace(graph, notes=tuple(dict.fromkeys((*graph.notes, *notes)))))
+
+
+@dataclass(frozen=True, slots=True)
+class DockerfileSource:
+    """A Dockerfile's text and the build options that shape its plan (planned per platform on demand)."""
+
+    text: str
+    target: str | None = None
+    build_args: Mapping[str, str] | None = None
+
+    def plan(self, platform: str | None = None) -> BuildPlan:
+        return plan_dockerfile(self.text, target=self.target, build_args=self.build_args, platform=platform)

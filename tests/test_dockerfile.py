@@ -72,11 +72,17 @@ def test_build_args_and_target() -> None:
 
 def test_width_of_step_numbers_follows_the_total() -> None:
     text = "FROM alpine\n" + "".join(f"RUN echo {i}\n" for i in range(11))
-    assert labels(text)[:2] == ["[stage-0  2/12] RUN echo 0", "[stage-0  3/12] RUN echo 1"]
-    assert (
-        plan_dockerfile(text).stages[0].steps[0].label("linux/arm64")
-        == "[linux/arm64 stage-0  2/12] RUN echo 0"
-    )
+    # A Dockerfile with a single stage prints no stage name (convert.go).
+    assert labels(text)[:2] == ["[ 2/12] RUN echo 0", "[ 3/12] RUN echo 1"]
+    assert plan_dockerfile(text).stages[0].steps[0].label("linux/arm64") == "[linux/arm64  2/12] RUN echo 0"
+    two = "FROM alpine AS a\n" + "".join(f"RUN echo {i}\n" for i in range(11)) + "FROM a\n"
+    assert labels(two, target="a")[0] == "[a  2/12] RUN echo 0"
+
+
+def test_platform_args() -> None:
+    text = "FROM --platform=$BUILDPLATFORM alpine\nARG TARGETARCH\nRUN echo $TARGETARCH $TARGETPLATFORM\n"
+    assert labels(text) == ["[2/2] RUN echo $TARGETARCH $TARGETPLATFORM"]
+    assert labels(text, platform="linux/arm64/v8") == ["[2/2] RUN echo arm64 $TARGETPLATFORM"]
 
 
 def test_scratch_numeric_from_and_mounts() -> None:

@@ -125,10 +125,11 @@ COPY --link config.yaml /etc/app/
     by_name: dict[str, list[str]] = {}
     for stage in graph.stages:
         by_name.setdefault(stage.name or "?", []).extend(s.instruction or "" for s in stage.steps)
+    # The merges carry BuildKit's "LINK" label; the separate copy chains the plain one.
     assert by_name["final"] == [
         "[final 2/4] RUN apk add --no-cache ca-certificates",
-        "[final 3/4] COPY --link --from=build /out/app /usr/local/bin/app",
-        "[final 4/4] COPY --link config.yaml /etc/app/",
+        "[final 3/4] LINK COPY --link --from=build /out/app /usr/local/bin/app",
+        "[final 4/4] LINK COPY --link config.yaml /etc/app/",
     ]
     assert sorted(by_name["final (COPY --link layer)"]) == [
         "[final 3/4] COPY --link --from=build /out/app /usr/local/bin/app",
