@@ -19,6 +19,7 @@ SLSA v1 ``runDetails.metadata.buildkit_metadata``, SLSA v0.2
 from __future__ import annotations
 
 import base64
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from typing import Any
@@ -50,13 +51,13 @@ class ImageFacts:
     predicate_types: tuple[str, ...]
 
 
+_RUN_PREFIX = re.compile(r"^RUN (?:\|\d+ (?:[^ =]+=[^ ]* )*)?/bin/sh -c ")
+
+
 def _created_by(text: str) -> str:
-    """``RUN /bin/sh -c go build # buildkit`` -> ``RUN go build`` (BuildKit's history wording)."""
+    """``RUN |1 V=dev /bin/sh -c go build # buildkit`` -> ``RUN go build`` (BuildKit's history wording)."""
     text = text.removesuffix(" # buildkit")
-    for shell in ("/bin/sh -c ", "|0 /bin/sh -c "):
-        if text.startswith("RUN " + shell):
-            return "RUN " + text[len("RUN " + shell) :]
-    return text
+    return _RUN_PREFIX.sub("RUN ", text, count=1)
 
 
 def _history(raw: bytes) -> dict[str, str]:

@@ -1,0 +1,35 @@
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from inspector.provenance import _created_by, _history
+
+
+@pytest.mark.parametrize(
+    ("created_by", "shown"),
+    [
+        ("RUN /bin/sh -c apk add --no-cache ca-certificates # buildkit", "RUN apk add --no-cache ca-certificates"),
+        ("RUN |2 VERSION=dev GO=1.23 /bin/sh -c go build -o /out/app # buildkit", "RUN go build -o /out/app"),
+        ("COPY /out/app /usr/local/bin/app # buildkit", "COPY /out/app /usr/local/bin/app"),
+        ("WORKDIR /src", "WORKDIR /src"),
+    ],
+)
+def test_history_wording(created_by: str, shown: str) -> None:
+    assert _created_by(created_by) == shown
+
+
+def test_history_skips_empty_layers_when_pairing_with_diff_ids() -> None:
+    config = {
+        "rootfs": {"type": "layers", "diff_ids": ["sha256:" + "a" * 64, "sha256:" + "b" * 64]},
+        "history": [
+            {"created_by": "ADD file:abc in / "},
+            {"created_by": "ENV APP=1", "empty_layer": True},
+            {"created_by": "RUN /bin/sh -c make # buildkit", "comment": "buildkit.dockerfile.v0"},
+        ],
+    }
+    assert _history(json.dumps(config).encode()) == {
+        "sha256:" + "a" * 64: "ADD file:abc in / ",
+        "sha256:" + "b" * 64: "RUN make",
+    }
