@@ -21,7 +21,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TypeVar
-from urllib.parse import urlencode, urljoin, urlsplit
+from urllib.parse import parse_qsl, urlencode, urljoin, urlsplit, urlunsplit
 
 import httpx
 
@@ -29,7 +29,7 @@ from . import _json, mediatypes
 from ._version import __version__
 from .auth import RegistryAuth
 from .credentials import Credentials
-from .digest import Digest
+from .digest import Digest, sha256_digest
 from .errors import (
     DigestMismatch,
     InvalidContent,
@@ -49,6 +49,7 @@ MANIFEST_LIMIT = 4 * 1024 * 1024
 TAG_PAGE_LIMIT = 32 * 1024 * 1024
 _RETRY_STATUS = frozenset({429, 500, 502, 503, 504})
 _IDEMPOTENT = frozenset({"GET", "HEAD"})
+_DELETED = (200, 202, 204)  # DELETE answers: 202 per the spec; some registries say 200 or 204
 _MAX_PAGES = 100_000
 
 T = TypeVar("T")
@@ -176,14 +177,17 @@ class RegistryClient:
         limit: int = 0,
         ok: Iterable[int] = (200,),
         content: bytes | None = None,
+        idempotent: bool | None = None,
     ) -> tuple[httpx.Response, bytes]:
         """Send with retries; return the response and up to ``limit`` bytes of its body.
 
         Non-``ok`` statuses become typed errors. A body longer than ``limit``
-        raises ``InvalidContent`` without reading the rest.
+        raises ``InvalidContent`` without reading the rest. Only idempotent
+        requests are retried: GET and HEAD, or a caller that says a repeat is
+        harmless (``idempotent=True``).
         """
         ok_statuses = frozenset(ok)
-        retryable = method in _IDEMPOTENT
+        retryable = method in _IDEMPOTENT if idempotent is None else idempotent
         attempt = 0
         while True:
             request = self._http.build_request(method, url, headers=headers, content=content)
@@ -383,6 +387,95 @@ class RegistryClient:
                 raise InvalidContent(
                     f"list tags of {repo}: pagination Link points to another host ({_loggable(url)})"
                 )
+
+    # -- writes (gc) -------------------------------------------------------------------------------
+
+    def push_blob(self, repo: Repository, data: bytes) -> Digest:
+        """Upload a small blob monolithically (POST a session, PUT the bytes with ``digest=``).
+
+        Neither request is retried: a repeated POST opens a second session and a
+        repeated PUT of a finished session is refused, so a transient failure is
+        the caller's to judge. HEAD the blob first to skip an upload.
+        """
+        digest = sha256_digest(data)
+        start = self._url(repo.registry, f"/v2/{repo.path}/blobs/uploads/")
+        response, _ = self._request(
+            "POST", start, what=f"start upload of blob {digest.short}", ok=(202,), content=b""
+        )
+        location = response.headers.get("Location")
+        if not location:
+            raise InvalidContent(f"start upload of blob {digest.short}: the registry sent no Location")
+        target = urlsplit(urljoin(start, location))
+        query = urlencode([*parse_qsl(target.query, keep_blank_values=True), ("digest", str(digest))])
+        response, _ = self._request(
+            "PUT",
+            urlunsplit(target._replace(query=query)),
+            what=f"upload blob {digest.short}",
+            ok=(201, 204),
+            content=data,
+            headers={"Content-Type": "application/octet-stream"},
+        )
+        reported = response.headers.get("Docker-Content-Digest")
+        if reported and reported != digest:
+            raise DigestMismatch(f"upload blob {digest.short}: the registry stored it as {reported[:80]}")
+        return digest
+
+    def put_manifest(self, ref: Reference, raw: bytes, media_type: str) -> Digest:
+        """PUT a manifest under ``ref`` (a tag, or its own digest); returns the digest of ``raw``.
+
+        Retried on transient failures: a repeated PUT of the same bytes to the same
+        name leaves the same state.
+        """
+        digest = sha256_digest(raw)
+        if ref.digest is not None and ref.digest != digest:
+            raise UsageError(f"put manifest {ref}: the bytes hash to {digest}")
+        repo = ref.repository
+        response, _ = self._request(
+            "PUT",
+            self._url(repo.registry, f"/v2/{repo.path}/manifests/{ref.identifier}"),
+            what=f"push manifest {ref}",
+            ok=(200, 201, 202),
+            content=raw,
+            headers={"Content-Type": media_type},
+            idempotent=True,
+        )
+        reported = response.headers.get("Docker-Content-Digest")
+        if reported and reported != digest:
+            raise DigestMismatch(
+                f"push manifest {ref}: the registry reported {reported[:80]}, expected {digest}"
+            )
+        return digest
+
+    def delete_manifest(self, repo: Repository, digest: Digest) -> None:
+        """``DELETE /v2/<name>/manifests/<digest>``: on most registries every tag on it goes too.
+
+        Retried on transient failures; a repeat of a DELETE that had succeeded
+        answers 404, which the caller reads as "already gone".
+        """
+        self._request(
+            "DELETE",
+            self._url(repo.registry, f"/v2/{repo.path}/manifests/{digest}"),
+            what=f"delete manifest {repo}@{digest.short}",
+            ok=_DELETED,
+            idempotent=True,
+        )
+
+    def delete_tag(self, ref: Reference) -> None:
+        """``DELETE /v2/<name>/manifests/<tag>`` (OCI tag deletion): removes the tag, keeps the manifest.
+
+        Registries without it refuse (distribution 2.8: 400 ``DIGEST_INVALID``;
+        others 400/405 ``UNSUPPORTED``). Retried like ``delete_manifest``.
+        """
+        if ref.tag is None or ref.digest is not None:
+            raise UsageError(f"delete tag: {ref} is not a tag reference")
+        repo = ref.repository
+        self._request(
+            "DELETE",
+            self._url(repo.registry, f"/v2/{repo.path}/manifests/{ref.tag}"),
+            what=f"delete tag {ref}",
+            ok=_DELETED,
+            idempotent=True,
+        )
 
 
 def verify_blob(descriptor: Descriptor, data: bytes) -> None:
