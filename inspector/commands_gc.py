@@ -1,0 +1,366 @@
+"""The ``gc`` command (registered on ``commands.app`` when ``commands`` is imported)."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any
+
+import typer
+from rich.console import Console
+
+from .commands import (
+    STATE,
+    CaFile,
+    Concurrency,
+    Insecure,
+    JsonOut,
+    PasswordStdin,
+    PlainHttp,
+    Timeout,
+    Username,
+    _Connection,
+    _progress,
+    app,
+    report_error,
+)
+from .errors import CacheInspectError, ExitCode, UsageError
+
+if TYPE_CHECKING:
+    from .client import RegistryClient
+    from .gc import Inventory, Mode, RepositoryPlan
+    from .gc_branches import LiveRefs
+    from .gc_execute import RepositoryReport
+    from .gc_policy import RepositoryPolicy, Settings
+
+__all__ = ["gc"]
+
+
+@dataclass(frozen=True, slots=True)
+class _Target:
+    plan: RepositoryPlan
+    inventory: Inventory | None
+
+
+@app.command()
+def gc(
+    repository: Annotated[
+        str | None,
+        typer.Argument(help="Repository, e.g. ghcr.io/org/app-cache (or every repository of --policy)."),
+    ] = None,
+    policy: Annotated[
+        Path | None, typer.Option("--policy", help="TOML policy file (several repositories).", metavar="FILE")
+    ] = None,
+    tag_template: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--tag-template",
+            "-t",
+            help="Tag <-> branch template, e.g. '{branch}-buildcache', 'pr-{number}-buildcache' (repeatable).",
+            metavar="TEMPLATE",
+        ),
+    ] = None,
+    branches_from_git: Annotated[
+        str | None,
+        typer.Option(
+            "--branches-from-git",
+            help="Live branches from `git ls-remote REMOTE` (and refs/pull/*/head for {number}).",
+            metavar="REMOTE",
+        ),
+    ] = None,
+    branches_file: Annotated[
+        str | None,
+        typer.Option(
+            "--branches-file",
+            help="Live branches, one per line or ls-remote output ('-': stdin).",
+            metavar="FILE",
+        ),
+    ] = None,
+    max_age: Annotated[
+        str | None,
+        typer.Option(
+            "--max-age", help="Delete caches whose newest layer is older (14d, 2w, 36h).", metavar="AGE"
+        ),
+    ] = None,
+    keep_last: Annotated[
+        int | None,
+        typer.Option(
+            "--keep-last", min=1, help="Delete all but the N newest caches per template.", metavar="N"
+        ),
+    ] = None,
+    protect: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--protect",
+            help="Never delete branches matching this glob, e.g. 'release/*' (repeatable).",
+            metavar="GLOB",
+        ),
+    ] = None,
+    slug: Annotated[
+        str | None,
+        typer.Option(
+            "--slug", help="Branch slug rule: docker (default), gitlab, github-slug.", metavar="PRESET"
+        ),
+    ] = None,
+    slug_lowercase: Annotated[
+        bool | None,
+        typer.Option("--slug-lowercase/--no-slug-lowercase", help="Lowercase branch names when slugging."),
+    ] = None,
+    apply: Annotated[
+        bool, typer.Option("--apply", help="Delete (default: dry run, print the plan).")
+    ] = False,
+    apply_plan: Annotated[
+        Path | None,
+        typer.Option(
+            "--apply-plan",
+            help="Execute a reviewed --plan-out file (tags that moved are skipped).",
+            metavar="FILE",
+        ),
+    ] = None,
+    plan_out: Annotated[
+        Path | None, typer.Option("--plan-out", help="Write the plan as JSON to FILE.", metavar="FILE")
+    ] = None,
+    max_deletes: Annotated[
+        int | None,
+        typer.Option("--max-deletes", min=0, help="Refuse to act on a plan deleting more tags.", metavar="N"),
+    ] = None,
+    summary: Annotated[
+        Path | None,
+        typer.Option(
+            "--summary",
+            help="Write a Markdown summary (default: $GITHUB_STEP_SUMMARY if set).",
+            metavar="FILE",
+        ),
+    ] = None,
+    json_out: JsonOut = False,
+    page_size: Annotated[
+        int | None,
+        typer.Option("--page-size", "-n", min=1, help="Ask for N tags per page (registries may ignore it)."),
+    ] = None,
+    plain_http: PlainHttp = False,
+    insecure: Insecure = False,
+    ca_file: CaFile = None,
+    username: Username = None,
+    password_stdin: PasswordStdin = False,
+    concurrency: Concurrency = 8,
+    timeout: Timeout = 30.0,
+) -> None:
+    """Delete stale branch caches: plan (dry run by default), then --apply; every decision has a reason."""
+    STATE.json = json_out
+    from .gc_policy import Settings
+
+    flags = Settings(
+        tag_templates=tuple(tag_template) if tag_template else None,
+        protect=tuple(protect) if protect else None,
+        max_age=max_age,
+        keep_last=keep_last,
+        branches_from_git=branches_from_git,
+        branches_file=branches_file,
+        max_deletes=max_deletes,
+        slug_preset=slug,
+        slug_lowercase=slug_lowercase,
+    )
+    if password_stdin and (branches_file == "-"):
+        raise UsageError("--password-stdin and --branches-file - both read stdin; put the branches in a file")
+    connection = _Connection(plain_http, insecure, ca_file, username, password_stdin, concurrency, timeout)
+    now = datetime.now(UTC)
+    if apply_plan is not None:
+        if apply or repository or policy or plan_out or replace(flags, max_deletes=None) != Settings():
+            raise UsageError(
+                "--apply-plan executes the plan file as reviewed: give no repository, rules or --apply"
+            )
+        from .gc import plan_from_json
+
+        try:
+            raw = apply_plan.read_bytes()
+        except OSError as exc:
+            raise UsageError(f"--apply-plan {apply_plan}: {exc.strerror}") from None
+        plans = plan_from_json(raw, str(apply_plan))
+        with connection.client() as client:
+            targets = [_Target(p, None) for p in plans]
+            _finish(client, targets, "apply-plan", now, json_out, plan_out, summary, max_deletes, page_size)
+        return
+    policies = _policies(repository, policy, flags)
+    with connection.client() as client:
+        targets = _plan_all(client, policies, now, json_out, page_size)
+        _finish(
+            client,
+            targets,
+            "apply" if apply else "dry-run",
+            now,
+            json_out,
+            plan_out,
+            summary,
+            None,
+            page_size,
+        )
+
+
+def _policies(repository: str | None, policy: Path | None, flags: Settings) -> list[RepositoryPolicy]:
+    from .gc_policy import load_policy, resolve_policy
+    from .reference import parse_repository
+
+    if policy is None:
+        if repository is None:
+            raise UsageError("give a REPOSITORY, or --policy FILE")
+        return [resolve_policy(str(parse_repository(repository)), [], flags)]
+    loaded = load_policy(policy)
+    entries = [(str(parse_repository(name)), settings) for name, settings in loaded.repositories]
+    if repository is None:
+        return [resolve_policy(name, [loaded.defaults, settings], flags) for name, settings in entries]
+    wanted = str(parse_repository(repository))
+    own = [settings for name, settings in entries if name == wanted]
+    return [resolve_policy(wanted, [loaded.defaults, *own], flags)]
+
+
+def _plan_all(
+    client: RegistryClient,
+    policies: list[RepositoryPolicy],
+    now: datetime,
+    json_out: bool,
+    page_size: int | None,
+) -> list[_Target]:
+    """Read the branches and every repository, then plan them all: a read error stops before any deletion."""
+    from .gc import collect_inventory, plan_repository
+    from .gc_branches import git_ls_remote, read_branches_file
+    from .reference import parse_repository
+
+    sources: dict[tuple[str, str, bool], LiveRefs] = {}
+    targets = []
+    for policy in policies:
+        live: LiveRefs | None = None
+        pulls = any(t.kind == "number" for t in policy.rules.templates)
+        if policy.branches_from_git is not None:
+            key = ("git", policy.branches_from_git, pulls)
+            if key not in sources:
+                sources[key] = git_ls_remote(policy.branches_from_git, pulls=pulls)
+            live = sources[key]
+        elif policy.branches_file is not None:
+            key = ("file", policy.branches_file, False)
+            if key not in sources:
+                sources[key] = read_branches_file(policy.branches_file)
+            live = sources[key]
+        repo = parse_repository(policy.repository)
+        with _progress(not json_out, f"reading {repo}") as on_progress:
+            inventory = collect_inventory(client, repo, page_size=page_size, on_progress=on_progress)
+        plan = plan_repository(inventory, policy.rules, live, now, max_deletes=policy.max_deletes)
+        targets.append(_Target(plan, inventory))
+    return targets
+
+
+def _finish(
+    client: RegistryClient,
+    targets: list[_Target],
+    mode: Mode,
+    now: datetime,
+    json_out: bool,
+    plan_out: Path | None,
+    summary: Path | None,
+    max_deletes: int | None,
+    page_size: int | None,
+) -> None:
+    from .gc import check_max_deletes, plan_to_json
+    from .gc_backend import select_backend, untagged_hint
+    from .gc_execute import RegistryTagReader, execute_plan, report_to_json
+    from .reference import parse_repository
+
+    plans = [t.plan for t in targets]
+    notes = {p.repository: untagged_hint(parse_repository(p.repository).registry) for p in plans}
+    plans = [_with_note(p, notes[p.repository]) for p in plans]
+    if plan_out is not None:
+        _write(plan_out, json.dumps(plan_to_json(plans, created_at=now, mode=mode), indent=2) + "\n")
+    reports: dict[str, RepositoryReport] = {}
+    errors: dict[str, CacheInspectError] = {}
+    applying = mode != "dry-run"
+    if applying:
+        for plan in plans:  # every plan is checked before anything is deleted anywhere
+            check_max_deletes(plan, max_deletes if max_deletes is not None else plan.max_deletes)
+        for target, plan in zip(targets, plans, strict=True):
+            if not plan.manifests:
+                continue
+            repo = parse_repository(plan.repository)
+            baseline = target.inventory.resolutions() if target.inventory is not None else None
+            try:
+                with _progress(not json_out, f"deleting in {repo}") as on_progress:
+                    reports[plan.repository] = execute_plan(
+                        plan,
+                        select_backend(client, repo),
+                        RegistryTagReader(client, repo, page_size),
+                        baseline=baseline,
+                        on_progress=on_progress,
+                    )
+            except CacheInspectError as exc:  # reported with the rest; later repositories still run
+                errors[plan.repository] = exc
+    if json_out:
+        documents: dict[str, dict[str, Any]] = {name: report_to_json(r) for name, r in reports.items()}
+        for name, error in errors.items():
+            documents[name] = {"error": _error_json(error)}
+        print(json.dumps(plan_to_json(plans, created_at=now, mode=mode, reports=documents), indent=2))
+    else:
+        from .render_gc import render_plan, render_report
+
+        console = Console(highlight=False)
+        for plan in plans:
+            console.print(render_plan(plan, applying=applying))
+            if plan.repository in reports:
+                console.print(render_report(reports[plan.repository]))
+            elif applying and not plan.manifests:
+                console.print("nothing to delete")
+            console.print()
+        for error in errors.values():
+            report_error(error)
+    _write_summary(summary, plans, reports, errors, mode)
+    code = max(
+        [int(e.exit_code) for e in errors.values()]
+        + [int(ExitCode.PARTIAL) for r in reports.values() if not r.ok]
+        + [0]
+    )
+    if code:
+        raise typer.Exit(code)
+
+
+def _with_note(plan: RepositoryPlan, note: str) -> RepositoryPlan:
+    return plan if note in plan.notes else replace(plan, notes=(*plan.notes, note))
+
+
+def _error_json(exc: CacheInspectError) -> dict[str, Any]:
+    return {
+        "code": type(exc).__name__,
+        "exitCode": int(exc.exit_code),
+        "message": exc.message,
+        "hint": exc.hint,
+    }
+
+
+def _write(path: Path, text: str) -> None:
+    try:
+        path.write_text(text, encoding="utf-8")
+    except OSError as exc:
+        raise UsageError(f"cannot write {path}: {exc.strerror}") from None
+
+
+def _write_summary(
+    summary: Path | None,
+    plans: list[RepositoryPlan],
+    reports: dict[str, RepositoryReport],
+    errors: dict[str, CacheInspectError],
+    mode: Mode,
+) -> None:
+    """``--summary FILE`` (written), else ``$GITHUB_STEP_SUMMARY`` (appended, as GitHub expects)."""
+    from .render_gc import plan_markdown
+
+    target = summary or (
+        Path(os.environ["GITHUB_STEP_SUMMARY"]) if os.environ.get("GITHUB_STEP_SUMMARY") else None
+    )
+    if target is None:
+        return
+    text = plan_markdown(plans, reports, errors, mode=mode)
+    try:
+        with target.open("w" if summary is not None else "a", encoding="utf-8") as handle:
+            handle.write(text)
+    except OSError as exc:  # the deletions happened; a summary that cannot be written must not hide that
+        print(f"cacheinspect: warning: cannot write the summary to {target}: {exc.strerror}", file=sys.stderr)

@@ -1,0 +1,457 @@
+"""Carry out a gc plan, safely by construction: every deletion passes one gate, ``_Execution``.
+
+The invariants hold here, at execution time, whatever plan comes in (fresh,
+or a reviewed ``--apply-plan`` file, or a hand-edited one):
+
+* only tags the plan deletes, and only if they match one of the plan's templates,
+  are ever untagged (checked when the run starts and again at each call);
+* a manifest digest is deleted only when no other tag resolves to it *now*:
+  before each manifest deletion the tag list is read again and every tag not
+  yet resolved in this run (new since planning, or unreadable then) is HEADed;
+  tags the plan deletes count as "other" as soon as they no longer sit on the
+  digest the plan recorded for them;
+* each stale tag is re-resolved (HEAD) just before it is acted on: gone ->
+  nothing to do; moved to another manifest -> left alone, unless that manifest
+  is a placeholder this tool pushed for the tag (an interrupted run), which is
+  then finished.
+
+Per manifest of the plan (stale tags S, digest D):
+
+1. when no other tag resolves to D and the registry's digest delete removes tags
+   (everything but Google's registries), D is deleted by digest: one request,
+   atomic, nothing half-done if the process dies;
+2. otherwise each tag in S is untagged alone (OCI tag delete, or a placeholder
+   re-point + delete where tag delete is refused), and on Google's registries D
+   is deleted afterwards if still nothing else resolves to it.
+
+A rate limit (429 after the client's retries) stops the run: the rest is
+reported as not attempted, and a rerun picks it up. Any other failure is
+recorded per tag and the run goes on.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Literal, Protocol
+
+from .client import RegistryClient
+from .digest import Digest
+from .errors import CacheInspectError, ExitCode, InvalidContent, NotFound, RateLimited
+from .gc import ManifestPlan, PlaceholderInfo, RepositoryPlan, parse_placeholder, template_reading
+from .gc_backend import Capabilities, DeleteBackend, PushedBlob, UntagIncomplete
+from .reference import Repository
+
+__all__ = [
+    "CannotDelete",
+    "ManifestOutcome",
+    "RegistryTagReader",
+    "RepositoryReport",
+    "TagOutcome",
+    "TagReader",
+    "capabilities_to_json",
+    "execute_plan",
+    "report_to_json",
+]
+
+Progress = Callable[[int, int], None]
+TagStatus = Literal["deleted", "already-gone", "moved", "failed", "not-attempted"]
+ManifestStatus = Literal["deleted", "already-gone", "kept", "failed", "not-attempted"]
+
+
+class CannotDelete(CacheInspectError):
+    """The registry refuses every deletion (exit 5); nothing was attempted."""
+
+    exit_code = ExitCode.REFUSED
+
+
+class TagReader(Protocol):
+    """The reads the executor needs; every backend shares the distribution API for them."""
+
+    def list_tags(self) -> list[str]: ...
+
+    def resolve(self, tags: Sequence[str]) -> list[Digest | None]:
+        """The digest each tag resolves to now, None for a tag that does not exist."""
+        ...
+
+    def placeholder(self, digest: Digest) -> PlaceholderInfo | None:
+        """The gc placeholder at ``digest``, or None when it is anything else."""
+        ...
+
+
+class RegistryTagReader:
+    def __init__(self, client: RegistryClient, repository: Repository, page_size: int | None = None) -> None:
+        self.client = client
+        self.repository = repository
+        self.page_size = page_size
+
+    def list_tags(self) -> list[str]:
+        return list(dict.fromkeys(self.client.list_tags(self.repository, page_size=self.page_size)))
+
+    def resolve(self, tags: Sequence[str]) -> list[Digest | None]:
+        def head(tag: str) -> Digest | None:
+            try:
+                return self.client.head_manifest(self.repository.tag(tag)).digest
+            except NotFound:
+                return None
+
+        return self.client.map_bounded(head, tags)
+
+    def placeholder(self, digest: Digest) -> PlaceholderInfo | None:
+        try:
+            document = self.client.get_manifest(self.repository.at(digest))
+        except (NotFound, InvalidContent):
+            return None
+        return parse_placeholder(document)
+
+
+@dataclass(frozen=True, slots=True)
+class TagOutcome:
+    tag: str
+    planned_digest: Digest
+    status: TagStatus
+    method: str | None
+    detail: str
+    current_digest: Digest | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ManifestOutcome:
+    digest: Digest
+    status: ManifestStatus
+    detail: str
+    manifest_size: int
+
+
+@dataclass(frozen=True, slots=True)
+class RepositoryReport:
+    repository: str
+    capabilities: Capabilities
+    tags: tuple[TagOutcome, ...]
+    manifests: tuple[ManifestOutcome, ...]
+    placeholders: tuple[PlaceholderInfo, ...]
+    pushed_blobs: tuple[PushedBlob, ...]
+    seconds: float
+    stopped: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        """Everything went to plan: nothing failed, nothing left unattempted."""
+        bad = ("failed", "not-attempted")
+        return all(t.status not in bad for t in self.tags) and all(
+            m.status not in bad for m in self.manifests
+        )
+
+    def count(self, status: TagStatus) -> int:
+        return sum(1 for t in self.tags if t.status == status)
+
+
+class _Stop(Exception):
+    """Raised inside the run to stop it (rate limited); carries the reason."""
+
+
+def execute_plan(
+    plan: RepositoryPlan,
+    backend: DeleteBackend,
+    reader: TagReader,
+    *,
+    baseline: Mapping[str, Digest | None] | None = None,
+    on_progress: Progress | None = None,
+) -> RepositoryReport:
+    """Apply ``plan``; ``baseline`` is what each tag resolved to when planning just now (None: unknown).
+
+    Raises ``CannotDelete`` (exit 5) before any change when the registry refuses
+    deletes, and ``InvalidContent`` when the plan asks for a tag its templates do
+    not cover. Everything else is reported per tag.
+    """
+    started = time.monotonic()
+    run = _Execution(plan, backend, reader, baseline)  # checks the plan before any request
+    capabilities = backend.capabilities()
+    if not capabilities.can_delete:
+        raise CannotDelete(
+            f"{plan.repository}: {capabilities.detail}", hint=_cannot_delete_hint(plan.repository)
+        )
+    run.run(capabilities, on_progress)
+    return RepositoryReport(
+        repository=plan.repository,
+        capabilities=capabilities,
+        tags=tuple(run.tags[d.tag] for d in plan.deletions if d.tag in run.tags),
+        manifests=tuple(run.manifests[m.digest] for m in plan.manifests if m.digest in run.manifests),
+        placeholders=tuple(run.placeholders),
+        pushed_blobs=tuple(run.pushed),
+        seconds=time.monotonic() - started,
+        stopped=run.stopped,
+    )
+
+
+def _cannot_delete_hint(repository: str) -> str:
+    if repository.split("/", 1)[0].lower() == "ghcr.io":
+        return "GHCR deletes package versions through the GitHub REST API, not the registry API"
+    return "a CNCF distribution registry deletes only with storage.delete.enabled: true in its config"
+
+
+class _Execution:
+    def __init__(
+        self,
+        plan: RepositoryPlan,
+        backend: DeleteBackend,
+        reader: TagReader,
+        baseline: Mapping[str, Digest | None] | None,
+    ) -> None:
+        self.plan = plan
+        self.backend = backend
+        self.reader = reader
+        self.capabilities: Capabilities | None = None
+        self.stale: dict[str, Digest] = {}
+        for decision in plan.deletions:
+            if decision.digest is None or template_reading(decision.tag, plan.rules.templates) is None:
+                raise InvalidContent(
+                    f"{plan.repository}: the plan deletes {decision.tag!r}, which matches none of its templates"
+                )
+            self.stale[decision.tag] = decision.digest
+        # Current digest of every tag we know of; None = not known yet (resolve before trusting it).
+        self.known: dict[str, Digest | None] = dict(baseline) if baseline is not None else {}
+        # Stale tags exempt from "another tag resolves to it" while they sit on this digest.
+        self.exempt: dict[str, Digest] = dict(self.stale)
+        self.tags: dict[str, TagOutcome] = {}
+        self.manifests: dict[Digest, ManifestOutcome] = {}
+        self.placeholders: list[PlaceholderInfo] = []
+        self.pushed: list[PushedBlob] = []
+        self.stopped: str | None = None
+
+    # -- the gate ---------------------------------------------------------------------------------
+
+    def _refresh(self) -> None:
+        """Re-list the tags; HEAD each listed tag whose digest this run does not know yet."""
+        listed = self.reader.list_tags()
+        present = set(listed)
+        for tag in [t for t in self.known if t not in present]:
+            del self.known[tag]
+        todo = [t for t in listed if self.known.get(t) is None]
+        for tag, digest in zip(todo, self.reader.resolve(todo), strict=True):
+            if digest is None:
+                self.known.pop(tag, None)
+            else:
+                self.known[tag] = digest
+
+    def _holders(self, digest: Digest) -> list[str]:
+        """Tags that resolve to ``digest`` now and must keep it (everything but stale tags sitting on it)."""
+        self._refresh()
+        return sorted(t for t, d in self.known.items() if d == digest and self.exempt.get(t) != digest)
+
+    def _delete_manifest(self, digest: Digest) -> bool:
+        """The only call of ``backend.delete_manifest``: refused while any other tag resolves to ``digest``."""
+        holders = self._holders(digest)
+        if holders:
+            raise _Held(holders)
+        return self.backend.delete_manifest(digest)
+
+    def _untag(self, tag: str, digest: Digest) -> None:
+        """The only call of ``backend.untag``: only planned tags that a template covers."""
+        if self.stale.get(tag) is None or template_reading(tag, self.plan.rules.templates) is None:
+            raise AssertionError(f"gc would untag {tag!r}, which the plan does not delete")
+        planned = self.stale[tag]
+        try:
+            result = self.backend.untag(tag, digest)
+        except UntagIncomplete as exc:
+            self.placeholders.append(exc.placeholder)
+            self.pushed.extend(exc.pushed)
+            self._tag(tag, planned, "failed", "placeholder", exc.message)
+            return
+        if result.placeholder is not None:
+            self.placeholders.append(result.placeholder)
+        self.pushed.extend(result.pushed_blobs)
+        if result.already_gone:
+            self._tag(tag, planned, "already-gone", result.method, "gone before it was untagged")
+        else:
+            self._tag(tag, planned, "deleted", result.method, "untagged; the manifest stays")
+        self._forget(tag)
+
+    # -- bookkeeping ------------------------------------------------------------------------------
+
+    def _tag(
+        self,
+        tag: str,
+        planned: Digest,
+        status: TagStatus,
+        method: str | None,
+        detail: str,
+        current: Digest | None = None,
+    ) -> None:
+        self.tags[tag] = TagOutcome(tag, planned, status, method, detail, current)
+
+    def _manifest(self, plan: ManifestPlan, status: ManifestStatus, detail: str) -> None:
+        self.manifests[plan.digest] = ManifestOutcome(plan.digest, status, detail, plan.manifest_size)
+
+    def _forget(self, tag: str) -> None:
+        self.known.pop(tag, None)
+        self.exempt.pop(tag, None)
+
+    # -- the run ----------------------------------------------------------------------------------
+
+    def run(self, capabilities: Capabilities, on_progress: Progress | None) -> None:
+        self.capabilities = capabilities
+        groups = self.plan.manifests
+        for done, group in enumerate(groups, 1):
+            if self.stopped is None:
+                try:
+                    self._group(group)
+                except _Stop as stop:
+                    self.stopped = str(stop)
+            if self.stopped is not None:
+                self._not_attempted(group)
+            if on_progress is not None:
+                on_progress(done, len(groups))
+
+    def _not_attempted(self, group: ManifestPlan) -> None:
+        for tag in group.delete_tags:
+            if tag not in self.tags:
+                self._tag(tag, group.digest, "not-attempted", None, f"run stopped: {self.stopped}")
+        if group.digest not in self.manifests:
+            self._manifest(group, "not-attempted", f"run stopped: {self.stopped}")
+
+    def _group(self, group: ManifestPlan) -> None:
+        digest = group.digest
+        try:
+            on_digest = self._classify(group)
+            assert self.capabilities is not None
+            direct = self.capabilities.digest_delete_removes_tags or not on_digest
+            if group.delete_manifest and direct:
+                try:
+                    self._delete_group(group, on_digest)
+                    return
+                except _Held as held:
+                    self._manifest(group, "kept", _held_by(held.holders))
+            elif not group.delete_manifest:
+                self._manifest(group, "kept", f"as planned: {_held_by(list(group.kept_tags))}")
+            for tag in on_digest:
+                self._untag(tag, digest)
+            if digest in self.manifests:
+                return
+            # Google's registries: the tags first, then the digest, if nothing else took it meanwhile.
+            if any(self.tags[t].status == "failed" for t in on_digest):
+                self._manifest(group, "failed", "not deleted: a tag on it could not be removed")
+                return
+            try:
+                self._delete_group(group, [])
+            except _Held as held:
+                self._manifest(group, "kept", _held_by(held.holders))
+        except RateLimited as exc:
+            raise _Stop(exc.message) from None
+        except CacheInspectError as exc:
+            for tag in group.delete_tags:
+                if tag not in self.tags:
+                    self._tag(tag, digest, "failed", None, exc.message)
+            if digest not in self.manifests:
+                self._manifest(group, "failed", exc.message)
+
+    def _classify(self, group: ManifestPlan) -> list[str]:
+        """HEAD each stale tag just before acting; finish placeholders; return those still on the digest."""
+        digest = group.digest
+        on_digest: list[str] = []
+        current = self.reader.resolve(list(group.delete_tags)) if group.delete_tags else []
+        for tag, now in zip(group.delete_tags, current, strict=True):
+            if now is None:
+                self._tag(tag, digest, "already-gone", None, "no such tag any more")
+                self._forget(tag)
+                continue
+            self.known[tag] = now
+            if now == digest:
+                on_digest.append(tag)
+                continue
+            placeholder = self.reader.placeholder(now)
+            if placeholder is not None and placeholder.tag == tag:
+                self.exempt[tag] = now
+                self._finish_placeholder(tag, digest, placeholder)
+                continue
+            self.exempt.pop(tag, None)
+            self._tag(tag, digest, "moved", None, f"moved to {now.short} since planning: left alone", now)
+        return on_digest
+
+    def _finish_placeholder(self, tag: str, planned: Digest, placeholder: PlaceholderInfo) -> None:
+        try:
+            self._delete_manifest(placeholder.digest)
+        except _Held as held:
+            self._tag(
+                tag, planned, "failed", "placeholder", f"placeholder kept: {', '.join(held.holders)} use it"
+            )
+            return
+        self._tag(
+            tag, planned, "deleted", "placeholder-finished", "a placeholder from an interrupted run, deleted"
+        )
+        self._forget(tag)
+
+    def _delete_group(self, group: ManifestPlan, on_digest: Sequence[str]) -> None:
+        """Delete the manifest by digest; the stale tags still on it go with it."""
+        deleted = self._delete_manifest(group.digest)
+        if deleted:
+            self._manifest(group, "deleted", "deleted by digest")
+        else:
+            self._manifest(group, "already-gone", "no such manifest any more")
+        for tag in on_digest:
+            status: TagStatus = "deleted" if deleted else "already-gone"
+            self._tag(tag, group.digest, status, "manifest-delete", "deleted with its manifest")
+            self._forget(tag)
+
+
+def _held_by(tags: Sequence[str]) -> str:
+    return f"{', '.join(tags)} {'resolves' if len(tags) == 1 else 'resolve'} to it"
+
+
+class _Held(Exception):
+    def __init__(self, holders: list[str]) -> None:
+        super().__init__(", ".join(holders))
+        self.holders = holders
+
+
+def capabilities_to_json(capabilities: Capabilities) -> dict[str, Any]:
+    return {
+        "backend": capabilities.backend,
+        "canDelete": capabilities.can_delete,
+        "tagDelete": capabilities.tag_delete,
+        "digestDeleteRemovesTags": capabilities.digest_delete_removes_tags,
+        "detail": capabilities.detail,
+    }
+
+
+def report_to_json(report: RepositoryReport) -> dict[str, Any]:
+    """One repository's outcome, the ``report`` member of the ``gc --json`` document."""
+    deleted = [m for m in report.manifests if m.status == "deleted"]
+    return {
+        "ok": report.ok,
+        "stopped": report.stopped,
+        "seconds": round(report.seconds, 3),
+        "capabilities": capabilities_to_json(report.capabilities),
+        "summary": {
+            "deleted": report.count("deleted"),
+            "alreadyGone": report.count("already-gone"),
+            "moved": report.count("moved"),
+            "failed": report.count("failed"),
+            "notAttempted": report.count("not-attempted"),
+            "manifestsDeleted": len(deleted),
+            "manifestBytesDeleted": sum(m.manifest_size for m in deleted),
+            "placeholderBytes": sum(p.size for p in report.placeholders),
+            "pushedBlobBytes": sum(b.size for b in report.pushed_blobs),
+        },
+        "tags": [
+            {
+                "tag": t.tag,
+                "plannedDigest": t.planned_digest,
+                "status": t.status,
+                "method": t.method,
+                "detail": t.detail,
+                "currentDigest": t.current_digest,
+            }
+            for t in report.tags
+        ],
+        "manifests": [
+            {"digest": m.digest, "status": m.status, "detail": m.detail, "manifestSize": m.manifest_size}
+            for m in report.manifests
+        ],
+        "placeholders": [
+            {"digest": p.digest, "size": p.size, "tag": p.tag, "replaces": p.replaces}
+            for p in report.placeholders
+        ],
+        "pushedBlobs": [{"digest": b.digest, "size": b.size} for b in report.pushed_blobs],
+    }

@@ -1,0 +1,196 @@
+"""Human output of ``gc``: plans and reports to rich renderables, and a Markdown job summary. Pure functions."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+
+from rich.console import Group, RenderableType
+from rich.markup import escape
+from rich.table import Table
+from rich.text import Text
+
+from .errors import CacheInspectError
+from .gc import RepositoryPlan, TagDecision
+from .gc_execute import RepositoryReport, TagOutcome
+from .gc_policy import format_duration
+from .report import human_size
+
+__all__ = ["plan_markdown", "render_plan", "render_report"]
+
+_MAX_IGNORED = 12
+_ACTION_STYLE = {"delete": "red", "keep": "green", "ignore": "dim"}
+_STATUS_STYLE = {
+    "deleted": "green",
+    "already-gone": "green",
+    "moved": "yellow",
+    "kept": "yellow",
+    "failed": "bold red",
+    "not-attempted": "red",
+}
+
+
+def _rules_text(plan: RepositoryPlan) -> str:
+    rules = plan.rules
+    parts = []
+    if plan.branch_source is not None:
+        pulls = f", {plan.live_pulls} pull requests" if plan.live_pulls is not None else ""
+        parts.append(f"branch gone ({plan.live_branches} live branches{pulls} from {plan.branch_source})")
+    if rules.max_age is not None:
+        parts.append(f"older than {format_duration(rules.max_age)}")
+    if rules.keep_last is not None:
+        parts.append(f"beyond the {rules.keep_last} newest per template")
+    return "; ".join(parts) or "none (nothing is selected)"
+
+
+def _age(decision: TagDecision) -> str:
+    return decision.created_at.text[:10] if decision.created_at is not None else ""
+
+
+def _widest(names: Iterable[str]) -> int:
+    """Tags are never cut: their column is as wide as the longest (within reason)."""
+    return min(max((len(n) for n in names), default=3), 80)
+
+
+def _summary(plan: RepositoryPlan) -> str:
+    deleted = sum(1 for m in plan.manifests if m.delete_manifest)
+    return (
+        f"{plan.count('delete')} tags to delete ({deleted} manifests), {plan.count('keep')} kept, "
+        f"{plan.count('ignore')} match no template; reclaimable at most {human_size(plan.reclaimable_bytes)} "
+        f"in {len(plan.reclaimable)} blobs, plus {human_size(plan.manifest_bytes)} of manifests"
+    )
+
+
+def render_plan(plan: RepositoryPlan, *, applying: bool = False) -> RenderableType:
+    header = Table.grid(padding=(0, 2))
+    header.add_column(style="bold")
+    header.add_column()
+    header.add_row("repository", escape(plan.repository))
+    header.add_row("templates", escape(", ".join(t.text for t in plan.rules.templates)))
+    header.add_row("protect", escape(", ".join(plan.rules.protect) or "nothing"))
+    header.add_row("delete when", escape(_rules_text(plan)))
+    header.add_row("plan", escape(_summary(plan)))
+    parts: list[RenderableType] = [header, Text("")]
+    shown = [d for d in plan.decisions if d.action != "ignore"]
+    shown.sort(key=lambda d: (d.action != "delete", d.tag))
+    if shown:
+        table = Table(show_edge=False, pad_edge=False, box=None)
+        table.add_column("tag", style="bold", no_wrap=True, min_width=_widest(d.tag for d in shown))
+        table.add_column("action", no_wrap=True)
+        table.add_column("rule", no_wrap=True)
+        table.add_column("created", no_wrap=True)
+        table.add_column("reason")
+        for d in shown:
+            table.add_row(
+                escape(d.tag),
+                Text(d.action, style=_ACTION_STYLE[d.action]),
+                d.rule,
+                _age(d),
+                escape(d.reason),
+            )
+        parts.append(table)
+    ignored = [d.tag for d in plan.decisions if d.action == "ignore"]
+    if ignored:
+        more = f", … ({len(ignored) - _MAX_IGNORED} more)" if len(ignored) > _MAX_IGNORED else ""
+        parts.append(
+            Text(f"match no template (never touched): {', '.join(ignored[:_MAX_IGNORED])}{more}", "dim")
+        )
+    shared = [m for m in plan.manifests if not m.delete_manifest and m.delete_tags]
+    for manifest in shared:
+        parts.append(
+            Text(
+                f"{manifest.digest.short}: only {', '.join(manifest.delete_tags)} removed; {manifest.reason}",
+                style="yellow",
+            )
+        )
+    parts.extend(Text(f"note: {note}", style="dim") for note in plan.notes)
+    if not applying:
+        parts.append(Text("dry run: nothing was deleted (--apply deletes)", style="bold"))
+    return Group(*parts)
+
+
+def _outcome_row(outcome: TagOutcome) -> tuple[str, Text, str, str]:
+    return (
+        escape(outcome.tag),
+        Text(outcome.status, style=_STATUS_STYLE.get(outcome.status, "")),
+        outcome.method or "",
+        escape(outcome.detail),
+    )
+
+
+def render_report(report: RepositoryReport) -> RenderableType:
+    parts: list[RenderableType] = [Text(""), Text(f"applied to {report.repository}:", style="bold")]
+    if report.tags:
+        table = Table(show_edge=False, pad_edge=False, box=None)
+        table.add_column("tag", no_wrap=True, min_width=_widest(t.tag for t in report.tags))
+        table.add_column("outcome", no_wrap=True)
+        table.add_column("method", no_wrap=True)
+        table.add_column("detail")
+        for outcome in report.tags:
+            table.add_row(*_outcome_row(outcome))
+        parts.append(table)
+    for manifest in report.manifests:
+        if manifest.status != "deleted":
+            parts.append(
+                Text(f"manifest {manifest.digest.short} {manifest.status}: {manifest.detail}", style="yellow")
+            )
+    deleted = sum(1 for m in report.manifests if m.status == "deleted")
+    line = (
+        f"{report.count('deleted')} tags deleted, {report.count('already-gone')} already gone, "
+        f"{report.count('moved')} moved (left alone), {report.count('failed')} failed, "
+        f"{report.count('not-attempted')} not attempted; {deleted} manifests deleted "
+        f"in {report.seconds:.1f} s ({report.capabilities.detail})"
+    )
+    if report.placeholders:
+        line += f"; {len(report.placeholders)} placeholder manifests pushed and deleted"
+    parts.append(Text(line, style="bold" if report.ok else "bold red"))
+    if report.stopped:
+        parts.append(Text(f"stopped early: {report.stopped}; rerun to finish", style="bold red"))
+    return Group(*parts)
+
+
+def _md(text: str) -> str:
+    return text.replace("|", "\\|").replace("\n", " ")
+
+
+def plan_markdown(
+    plans: Sequence[RepositoryPlan],
+    reports: Mapping[str, RepositoryReport],
+    errors: Mapping[str, CacheInspectError],
+    *,
+    mode: str,
+) -> str:
+    """A GitHub job summary: per repository the counts, the bytes, and every deletion with its reason."""
+    lines = [f"## cacheinspect gc ({mode})", ""]
+    for plan in plans:
+        lines += [f"### `{plan.repository}`", "", _md(_summary(plan)), ""]
+        report = reports.get(plan.repository)
+        error = errors.get(plan.repository)
+        if error is not None:
+            lines += [f"**Not applied:** {_md(error.message)}", ""]
+        outcomes = {t.tag: t for t in report.tags} if report is not None else {}
+        deletions = plan.deletions
+        if deletions:
+            header = "| tag | rule | reason |" + (" outcome |" if report is not None else "")
+            lines += [header, "|---|---|---|" + ("---|" if report is not None else "")]
+            for d in deletions:
+                row = f"| `{_md(d.tag)}` | {d.rule} | {_md(d.reason)} |"
+                if report is not None:
+                    outcome = outcomes.get(d.tag)
+                    row += f" {outcome.status if outcome else 'not attempted'}"
+                    row += (
+                        f": {_md(outcome.detail)} |"
+                        if outcome and outcome.status not in ("deleted",)
+                        else " |"
+                    )
+                lines.append(row)
+            lines.append("")
+        if report is not None:
+            verdict = "all went to plan" if report.ok else "**some deletions failed**"
+            lines += [
+                f"Result: {verdict} ({report.count('deleted')} deleted, {report.count('failed')} failed).",
+                "",
+            ]
+        lines += [f"- {_md(note)}" for note in plan.notes]
+        if plan.notes:
+            lines.append("")
+    return "\n".join(lines) + "\n"

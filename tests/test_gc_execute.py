@@ -1,0 +1,474 @@
+"""The gc executor against in-memory registries with each deletion model, and the planning request budget.
+
+``FakeRegistry`` keeps tags, manifests and blobs and answers like:
+
+* ``distribution`` (2.8): DELETE by tag -> 400 DIGEST_INVALID; DELETE by digest removes every tag on it;
+* ``oci`` (distribution v3, zot): DELETE by tag untags;
+* ``google`` (GCR, Artifact Registry): DELETE by tag untags; DELETE by digest while tagged -> 400
+  GOOGLE_MANIFEST_DANGLING_TAG;
+* ``disabled``: every DELETE -> 405 UNSUPPORTED.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections import Counter
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from typing import Any, Literal
+
+import httpx
+import pytest
+
+from inspector import mediatypes
+from inspector.client import ClientOptions, RegistryClient
+from inspector.digest import Digest, sha256_digest
+from inspector.errors import InvalidContent
+from inspector.gc import RepositoryPlan, collect_inventory, plan_repository
+from inspector.gc_backend import EMPTY_CONFIG, OciBackend, build_placeholder
+from inspector.gc_branches import LiveRefs
+from inspector.gc_execute import CannotDelete, RegistryTagReader, RepositoryReport, execute_plan
+from inspector.gc_policy import Rules, parse_template
+from inspector.reference import parse_repository
+
+Mode = Literal["distribution", "oci", "google", "disabled"]
+REPO = parse_repository("r.test/team/app")
+NOW = datetime.now(UTC)
+LAYER = "application/vnd.oci.image.layer.v1.tar+gzip"
+Hook = Callable[[httpx.Request], httpx.Response | None]
+
+
+def error(status: int, code: str) -> httpx.Response:
+    return httpx.Response(status, json={"errors": [{"code": code, "message": code.lower()}]})
+
+
+class FakeRegistry:
+    def __init__(self, mode: Mode = "distribution") -> None:
+        self.mode = mode
+        self.tags: dict[str, Digest] = {}
+        self.manifests: dict[Digest, tuple[bytes, str]] = {}
+        self.blobs: dict[Digest, bytes] = {}
+        self.requests: list[tuple[str, str]] = []
+        self.hooks: list[Hook] = []
+
+    # -- content helpers (not requests) --
+
+    def blob(self, data: bytes) -> dict[str, Any]:
+        digest = sha256_digest(data)
+        self.blobs[digest] = data
+        return {"mediaType": LAYER, "digest": digest, "size": len(data)}
+
+    def cache(
+        self, *tags: str, layers: list[bytes], days: float | None = 1.0, config_days: float = 1.0
+    ) -> Digest:
+        created = (NOW - timedelta(days=days)).strftime("%Y-%m-%dT%H:%M:%SZ") if days is not None else None
+        config_time = (NOW - timedelta(days=config_days)).strftime("%Y-%m-%dT%H:%M:%SZ")
+        descriptors = []
+        for data in layers:
+            d = self.blob(data)
+            if created:
+                d["annotations"] = {"buildkit/createdat": created}
+            descriptors.append(d)
+        config = json.dumps(
+            {
+                "layers": [{"blob": d["digest"], "parent": i - 1} for i, d in enumerate(descriptors)],
+                "records": [
+                    {"digest": sha256_digest(repr(tags)), "layers": [{"layer": 0, "createdAt": config_time}]}
+                ],
+            }
+        ).encode()
+        config_descriptor = {**self.blob(config), "mediaType": mediatypes.BUILDKIT_CACHE_CONFIG}
+        raw = json.dumps(
+            {
+                "schemaVersion": 2,
+                "mediaType": mediatypes.OCI_MANIFEST,
+                "config": config_descriptor,
+                "layers": descriptors,
+            }
+        ).encode()
+        return self.put(raw, mediatypes.OCI_MANIFEST, *tags)
+
+    def image(self, tag: str, layers: list[bytes]) -> Digest:
+        config = {**self.blob(b'{"architecture":"amd64"}'), "mediaType": mediatypes.OCI_IMAGE_CONFIG}
+        raw = json.dumps(
+            {
+                "schemaVersion": 2,
+                "mediaType": mediatypes.OCI_MANIFEST,
+                "config": config,
+                "layers": [self.blob(x) for x in layers],
+            }
+        ).encode()
+        return self.put(raw, mediatypes.OCI_MANIFEST, tag)
+
+    def put(self, raw: bytes, media_type: str, *tags: str) -> Digest:
+        digest = sha256_digest(raw)
+        self.manifests[digest] = (raw, media_type)
+        for tag in tags:
+            self.tags[tag] = digest
+        return digest
+
+    # -- the API --
+
+    def __call__(self, request: httpx.Request) -> httpx.Response:
+        self.requests.append((request.method, request.url.path))
+        for hook in self.hooks:
+            answer = hook(request)
+            if answer is not None:
+                return answer
+        path = request.url.path
+        if path.endswith("/tags/list"):
+            return httpx.Response(200, json={"name": "team/app", "tags": sorted(self.tags)})
+        if "/manifests/" in path:
+            return self._manifest(request, path.rsplit("/manifests/", 1)[1])
+        if "/blobs/uploads/" in path:
+            if request.method == "POST":
+                return httpx.Response(
+                    202, headers={"Location": f"/v2/team/app/blobs/uploads/{uuid.uuid4()}?_state=s"}
+                )
+            assert request.url.params["_state"] == "s"
+            data = request.read()
+            digest = Digest(request.url.params["digest"])
+            assert digest.matches(data)
+            self.blobs[digest] = data
+            return httpx.Response(201, headers={"Docker-Content-Digest": digest})
+        digest = Digest(path.rsplit("/", 1)[1])
+        if digest not in self.blobs:
+            return error(404, "BLOB_UNKNOWN")
+        return httpx.Response(
+            200,
+            headers={"Content-Length": str(len(self.blobs[digest]))},
+            content=self.blobs[digest] if request.method == "GET" else b"",
+        )
+
+    def _manifest(self, request: httpx.Request, ref: str) -> httpx.Response:
+        by_digest = ref.startswith("sha256:")
+        if request.method == "PUT":
+            raw = request.read()
+            doc = json.loads(raw)
+            for d in [doc["config"], *doc["layers"]]:
+                if d["digest"] not in self.blobs:
+                    return error(400, "MANIFEST_BLOB_UNKNOWN")
+            stored = self.put(raw, request.headers["Content-Type"], *([] if by_digest else [ref]))
+            return httpx.Response(201, headers={"Docker-Content-Digest": stored})
+        if request.method == "DELETE":
+            return self._delete(ref, by_digest)
+        digest = Digest(ref) if by_digest else self.tags.get(ref)
+        if digest is None or digest not in self.manifests:
+            return error(404, "MANIFEST_UNKNOWN")
+        raw, media_type = self.manifests[digest]
+        headers = {
+            "Docker-Content-Digest": digest,
+            "Content-Type": media_type,
+            "Content-Length": str(len(raw)),
+        }
+        return httpx.Response(200, headers=headers, content=raw if request.method == "GET" else b"")
+
+    def _delete(self, ref: str, by_digest: bool) -> httpx.Response:
+        if self.mode == "disabled":
+            return error(405, "UNSUPPORTED")
+        if not by_digest:
+            if self.mode == "distribution":
+                return error(400, "DIGEST_INVALID")
+            if ref not in self.tags:
+                return error(404, "MANIFEST_UNKNOWN")
+            del self.tags[ref]
+            return httpx.Response(202)
+        digest = Digest(ref)
+        if digest not in self.manifests:
+            return error(404, "MANIFEST_UNKNOWN")
+        if self.mode == "google" and digest in self.tags.values():
+            return error(400, "GOOGLE_MANIFEST_DANGLING_TAG")
+        del self.manifests[digest]
+        self.tags = {t: d for t, d in self.tags.items() if d != digest}
+        return httpx.Response(202)
+
+    def mutations(self) -> list[tuple[str, str]]:
+        return [(m, p) for m, p in self.requests if m not in ("GET", "HEAD")]
+
+
+def client_for(registry: FakeRegistry) -> RegistryClient:
+    return RegistryClient(
+        ClientOptions(concurrency=4), transport=httpx.MockTransport(registry), sleep=lambda _: None
+    )
+
+
+RULES = Rules(templates=(parse_template("{branch}-buildcache"),))
+
+
+def plan_for(
+    client: RegistryClient, live: tuple[str, ...], rules: Rules = RULES
+) -> tuple[RepositoryPlan, dict[str, Digest | None]]:
+    inventory = collect_inventory(client, REPO)
+    plan = plan_repository(inventory, rules, LiveRefs("test", frozenset(live), None), NOW)
+    return plan, inventory.resolutions()
+
+
+def apply(
+    client: RegistryClient,
+    plan: RepositoryPlan,
+    baseline: dict[str, Digest | None] | None,
+    *,
+    google: bool = False,
+) -> RepositoryReport:
+    backend = OciBackend(client, REPO, google=google)
+    return execute_plan(plan, backend, RegistryTagReader(client, REPO), baseline=baseline)
+
+
+def statuses(report: RepositoryReport) -> dict[str, tuple[str, str | None]]:
+    return {t.tag: (t.status, t.method) for t in report.tags}
+
+
+def scenario(mode: Mode) -> tuple[FakeRegistry, dict[str, Digest]]:
+    registry = FakeRegistry(mode)
+    base = b"base layer"
+    digests = {
+        "main": registry.cache("main-buildcache", layers=[base, b"main"]),
+        "gone": registry.cache("gone-buildcache", layers=[base, b"gone"]),
+        "shared": registry.cache("stale-buildcache", "live-buildcache", layers=[base, b"shared"]),
+        "latest": registry.cache("other-buildcache", "latest", layers=[b"latest"]),
+    }
+    registry.image("app", [base])
+    return registry, digests
+
+
+@pytest.mark.parametrize(
+    ("mode", "tag_delete", "removes_tags"),
+    [("distribution", "placeholder", True), ("oci", "native", True), ("google", "native", False)],
+)
+def test_capabilities_are_probed_once_without_changing_anything(
+    mode: Mode, tag_delete: str, removes_tags: bool
+) -> None:
+    registry, _ = scenario(mode)
+    before = (dict(registry.tags), dict(registry.manifests))
+    backend = OciBackend(client_for(registry), REPO, google=mode == "google")
+    capabilities = backend.capabilities()
+    assert backend.capabilities() is capabilities
+    assert (capabilities.can_delete, capabilities.tag_delete, capabilities.digest_delete_removes_tags) == (
+        True,
+        tag_delete,
+        removes_tags,
+    )
+    assert [m for m, _ in registry.requests] == ["DELETE", "DELETE"]  # a missing digest, a missing tag
+    assert (dict(registry.tags), dict(registry.manifests)) == before
+
+
+def test_a_registry_that_cannot_delete_stops_before_any_change() -> None:
+    registry, _ = scenario("disabled")
+    with client_for(registry) as client:
+        plan, baseline = plan_for(client, ("main", "live", "other"))
+        registry.requests.clear()
+        with pytest.raises(CannotDelete, match="UNSUPPORTED") as caught:
+            apply(client, plan, baseline)
+    assert caught.value.exit_code == 5
+    assert registry.mutations() == [("DELETE", registry.requests[0][1])]  # the probe only
+    assert "gone-buildcache" in registry.tags
+
+
+@pytest.mark.parametrize("mode", ["distribution", "oci", "google"])
+def test_apply_deletes_exactly_the_plan_on_every_deletion_model(mode: Mode) -> None:
+    registry, digests = scenario(mode)
+    with client_for(registry) as client:
+        plan, baseline = plan_for(client, ("main", "live", "other"))
+        assert {d.tag for d in plan.deletions} == {"gone-buildcache", "stale-buildcache"}
+        registry.requests.clear()
+        report = apply(client, plan, baseline, google=mode == "google")
+    assert report.ok
+    assert set(registry.tags) == {"main-buildcache", "live-buildcache", "other-buildcache", "latest", "app"}
+    assert registry.tags["live-buildcache"] == digests["shared"]
+    assert digests["gone"] not in registry.manifests and digests["shared"] in registry.manifests
+    methods = statuses(report)
+    if mode == "distribution":
+        assert methods == {
+            "gone-buildcache": ("deleted", "manifest-delete"),
+            "stale-buildcache": ("deleted", "placeholder"),
+        }
+        (placeholder,) = report.placeholders
+        assert placeholder.tag == "stale-buildcache" and placeholder.replaces == digests["shared"]
+        assert placeholder.digest not in registry.manifests
+        assert [b.digest for b in report.pushed_blobs] == [sha256_digest(EMPTY_CONFIG)]
+    elif mode == "oci":
+        assert methods == {
+            "gone-buildcache": ("deleted", "manifest-delete"),
+            "stale-buildcache": ("deleted", "tag-delete"),
+        }
+        assert not report.placeholders
+    else:  # untag, then the digest: never a DELETE of a digest that is still tagged
+        assert methods == {
+            "gone-buildcache": ("deleted", "tag-delete"),
+            "stale-buildcache": ("deleted", "tag-delete"),
+        }
+        deletes = [p.rsplit("/", 1)[1] for m, p in registry.mutations()][2:]
+        assert sorted(deletes) == sorted(["gone-buildcache", digests["gone"], "stale-buildcache"])
+        assert deletes.index("gone-buildcache") < deletes.index(digests["gone"])
+    assert {m.digest: m.status for m in report.manifests} == {
+        digests["gone"]: "deleted",
+        digests["shared"]: "kept",
+    }
+
+
+def test_a_rerun_is_idempotent() -> None:
+    registry, _ = scenario("distribution")
+    with client_for(registry) as client:
+        plan, baseline = plan_for(client, ("main", "live", "other"))
+        assert apply(client, plan, baseline).ok
+        state = (dict(registry.tags), set(registry.manifests))
+        again, baseline = plan_for(client, ("main", "live", "other"))
+        assert not again.deletions and not again.manifests
+        # The old plan applied again: everything is already gone, nothing fails, nothing changes.
+        report = apply(client, plan, None)
+    assert report.ok and {s for s, _ in statuses(report).values()} == {"already-gone"}
+    assert (dict(registry.tags), set(registry.manifests)) == state
+
+
+def test_a_tag_moved_since_planning_is_left_alone() -> None:
+    registry, _ = scenario("distribution")
+    with client_for(registry) as client:
+        plan, _ = plan_for(client, ("main", "live", "other"))
+        moved_to = registry.cache("gone-buildcache", layers=[b"rebuilt"])  # CI pushed the branch again
+        report = apply(client, plan, None)
+    assert statuses(report)["gone-buildcache"] == ("moved", None)
+    assert report.tags[0].current_digest == moved_to
+    assert registry.tags["gone-buildcache"] == moved_to
+    assert report.ok  # skipping a moved tag is the plan working, not a failure
+
+
+def test_a_tag_that_appears_on_a_stale_manifest_after_planning_keeps_it() -> None:
+    registry, digests = scenario("distribution")
+    with client_for(registry) as client:
+        plan, baseline = plan_for(client, ("main", "live", "other"))
+        registry.tags["new-branch-buildcache"] = digests["gone"]  # byte-identical export of a new branch
+        report = apply(client, plan, baseline)
+    assert report.ok
+    assert registry.tags["new-branch-buildcache"] == digests["gone"] and digests["gone"] in registry.manifests
+    assert "gone-buildcache" not in registry.tags
+    assert statuses(report)["gone-buildcache"] == ("deleted", "placeholder")
+    manifest = {m.digest: m for m in report.manifests}[digests["gone"]]
+    assert manifest.status == "kept" and "new-branch-buildcache" in manifest.detail
+
+
+def test_a_kept_tag_moved_onto_a_stale_manifest_is_seen_when_the_plan_is_applied_later() -> None:
+    registry, digests = scenario("oci")
+    with client_for(registry) as client:
+        plan, _ = plan_for(client, ("main", "live", "other"))
+        registry.tags["main-buildcache"] = digests["gone"]
+        report = apply(client, plan, None)  # --apply-plan: nothing assumed, everything resolved again
+    assert registry.tags["main-buildcache"] == digests["gone"] and digests["gone"] in registry.manifests
+    assert statuses(report)["gone-buildcache"] == ("deleted", "tag-delete")
+
+
+def test_a_placeholder_left_by_a_killed_run_is_finished() -> None:
+    registry, digests = scenario("distribution")
+    with client_for(registry) as client:
+        plan, baseline = plan_for(client, ("main", "live", "other"))
+        # The killed run had re-pointed gone-buildcache to a placeholder and died before deleting it.
+        registry.blob(EMPTY_CONFIG)
+        raw = build_placeholder("gone-buildcache", digests["gone"], nonce="n", created=NOW)
+        placeholder = registry.put(raw, mediatypes.OCI_MANIFEST, "gone-buildcache")
+        report = apply(client, plan, None)
+        assert statuses(report)["gone-buildcache"] == ("deleted", "placeholder-finished")
+        assert placeholder not in registry.manifests and digests["gone"] not in registry.manifests
+        # A fresh plan sees a placeholder, and the untagged manifest it replaced, for what they are.
+        replaced = registry.cache("x-buildcache", layers=[b"only x has this"])
+        raw = build_placeholder("x-buildcache", replaced, nonce="m", created=NOW)
+        placeholder = registry.put(raw, mediatypes.OCI_MANIFEST, "x-buildcache")
+        fresh, baseline = plan_for(client, ("main", "live", "other", "x"))
+        assert {d.tag: d.rule for d in fresh.deletions} == {"x-buildcache": "placeholder"}
+        assert [(m.digest, m.delete_tags) for m in fresh.manifests] == [
+            (placeholder, ("x-buildcache",)),
+            (replaced, ()),
+        ]
+        assert sha256_digest(b"only x has this") in fresh.reclaimable
+        assert apply(client, fresh, baseline).ok
+    assert placeholder not in registry.manifests and replaced not in registry.manifests
+    assert "x-buildcache" not in registry.tags
+
+
+def test_a_refused_placeholder_is_detected_once_and_each_tag_reported() -> None:
+    registry = FakeRegistry("distribution")
+    shared = registry.cache("a-buildcache", "b-buildcache", "main-buildcache", layers=[b"x"])
+
+    def refuse_put(request: httpx.Request) -> httpx.Response | None:
+        if request.method == "PUT" and "/manifests/" in request.url.path:
+            return error(403, "DENIED")
+        return None
+
+    registry.hooks.append(refuse_put)
+    with client_for(registry) as client:
+        plan, baseline = plan_for(client, ("main",))
+        report = apply(client, plan, baseline)
+    assert not report.ok
+    assert statuses(report) == {"a-buildcache": ("failed", None), "b-buildcache": ("failed", None)}
+    assert [p for m, p in registry.mutations() if m == "PUT" and "/manifests/" in p] == [
+        "/v2/team/app/manifests/a-buildcache"
+    ]
+    assert (
+        set(registry.tags) == {"a-buildcache", "b-buildcache", "main-buildcache"}
+        and shared in registry.manifests
+    )
+
+
+def test_a_rate_limit_stops_the_run_and_the_rest_is_not_attempted() -> None:
+    registry = FakeRegistry("oci")
+    for name in ("a", "b", "c"):
+        registry.cache(f"{name}-buildcache", layers=[name.encode()])
+    registry.cache("main-buildcache", layers=[b"m"])
+    calls = Counter[str]()
+
+    def throttle(request: httpx.Request) -> httpx.Response | None:
+        if request.method == "DELETE" and "sha256:" in request.url.path:
+            calls["delete"] += 1
+            if calls["delete"] > 2:  # the probe, then one real deletion
+                return httpx.Response(429, headers={"Retry-After": "0"})
+        return None
+
+    registry.hooks.append(throttle)
+    with client_for(registry) as client:
+        plan, baseline = plan_for(client, ("main",))
+        report = apply(client, plan, baseline)
+    assert report.stopped is not None and "429" in report.stopped
+    assert sorted(s for s, _ in statuses(report).values()) == ["deleted", "not-attempted", "not-attempted"]
+    assert calls["delete"] == 2 + 5  # the throttled DELETE was tried 1 + 4 retries, then the run stopped
+    assert len(registry.tags) == 3
+
+
+def test_a_plan_cannot_name_a_tag_outside_its_templates() -> None:
+    registry, _ = scenario("oci")
+    with client_for(registry) as client:
+        plan, baseline = plan_for(client, ("main", "live", "other"))
+        narrower = Rules(templates=(parse_template("gone-{branch}"),))
+        forged = RepositoryPlan(
+            **{**{f: getattr(plan, f) for f in plan.__dataclass_fields__}, "rules": narrower}
+        )
+        registry.requests.clear()
+        with pytest.raises(InvalidContent, match="matches none of its templates"):
+            apply(client, forged, baseline)
+    assert registry.requests == []  # refused before the first request
+
+
+def test_planning_costs_one_head_per_tag_one_get_per_digest() -> None:
+    registry = FakeRegistry()
+    base = b"base"
+    shared = registry.cache("a-buildcache", "b-buildcache", layers=[base, b"ab"])
+    registry.cache("c-buildcache", layers=[base, b"c"])
+    registry.cache("old-buildcache", layers=[b"old"], days=None, config_days=40)  # no createdat: config read
+    registry.image("app", [base])
+    with client_for(registry) as client:
+        inventory = collect_inventory(client, REPO)
+        assert client.request_count == len(registry.requests)
+    kinds = Counter(
+        (m, "tags" if p.endswith("/tags/list") else "manifest" if "/manifests/" in p else "blob")
+        for m, p in registry.requests
+    )
+    # 5 tags, 4 distinct digests; the image is read again by tag (du keeps no non-cache documents).
+    assert kinds == {
+        ("GET", "tags"): 1,
+        ("HEAD", "manifest"): 5,
+        ("GET", "manifest"): 4 + 1,
+        ("GET", "blob"): 1,
+    }
+    assert inventory.resolutions()["b-buildcache"] == shared
+    old = next(c for c in inventory.caches.values() if c.age_source == "config")
+    assert old.created_at is not None and (NOW - old.created_at.datetime).days == 40
+    plan = plan_repository(inventory, Rules(templates=RULES.templates, max_age=timedelta(days=14)), None, NOW)
+    assert [d.tag for d in plan.deletions] == ["old-buildcache"]

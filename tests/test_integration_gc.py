@@ -1,0 +1,631 @@
+"""`cacheinspect gc` end to end against a real docker-registry (CNCF distribution 2.8).
+
+The repository holds caches of live, gone, protected, old and recent branches, PR caches, a non-cache
+image, and two pairs of tags sharing one manifest (one stale, one kept). Content is pushed with plain
+httpx, and expectations are written out by hand or read from the registry's own storage directory.
+
+A small HTTP proxy between gc and the registry counts requests, fails chosen ones, and SIGKILLs a gc
+subprocess right after the registry has carried out its N-th changing request (before gc sees the
+answer): the worst moment to die.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import random
+import signal
+import subprocess
+import sys
+import threading
+from collections import Counter
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime, timedelta
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import httpx
+import jsonschema
+import pytest
+
+from inspector.cli import run
+from tests.registry import LocalRegistry, start_registry
+
+pytestmark = pytest.mark.integration
+SCHEMA = json.loads(
+    (Path(__file__).resolve().parent.parent / "inspector" / "schemas" / "gc-plan.schema.json").read_text()
+)
+OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
+OCI_INDEX = "application/vnd.oci.image.index.v1+json"
+LAYER = "application/vnd.oci.image.layer.v1.tar+gzip"
+CACHE_CONFIG = "application/vnd.buildkit.cacheconfig.v0"
+ACCEPT = f"{OCI_MANIFEST}, {OCI_INDEX}"
+BRANCHES = "main\nfeature/a\nfeature/b\nfeature/c\nold\nshared-live\nrefs/pull/7/head\n"
+RULES = [
+    "-t",
+    "{branch}-buildcache",
+    "-t",
+    "pr-{number}-buildcache",
+    "--protect",
+    "main",
+    "--protect",
+    "release/*",
+    "--max-age",
+    "14d",
+    "--keep-last",
+    "3",
+]
+KEPT = {
+    "main-buildcache",  # protected (main)
+    "release-1.0-buildcache",  # branch gone, 60 days old: protected by release/*
+    "feature-a-buildcache",
+    "feature-b-buildcache",
+    "shared-live-buildcache",  # shares its manifest with shared-stale-buildcache
+    "pr-7-buildcache",  # open pull request
+    "app",  # not a cache, matches no template
+    "nightly",  # matches no template; shares its manifest with stale2-buildcache
+}
+DELETED = {
+    "gone-buildcache": "branch-gone",
+    "gone2-buildcache": "branch-gone",
+    "old-buildcache": "max-age",  # branch alive, 30 days old (age from its cache config)
+    "feature-c-buildcache": "keep-last",  # 4th newest of {branch}-buildcache
+    "pr-3-buildcache": "branch-gone",
+    "shared-stale-buildcache": "branch-gone",
+    "stale2-buildcache": "branch-gone",
+}
+
+
+def sha(data: bytes) -> str:
+    return "sha256:" + hashlib.sha256(data).hexdigest()
+
+
+class Seeder:
+    """Pushes caches and images with plain httpx (not cacheinspect's client)."""
+
+    def __init__(self, host: str, repository: str) -> None:
+        self.base = f"http://{host}/v2/{repository}"
+        self.http = httpx.Client(timeout=10)
+
+    def blob(self, data: bytes) -> str:
+        digest = sha(data)
+        if self.http.head(f"{self.base}/blobs/{digest}").status_code == 200:
+            return digest
+        started = self.http.post(f"{self.base}/blobs/uploads/")
+        assert started.status_code == 202, started.text
+        location = httpx.URL(started.headers["Location"]).copy_merge_params({"digest": digest})
+        done = self.http.put(location, content=data, headers={"Content-Type": "application/octet-stream"})
+        assert done.status_code == 201, done.text
+        return digest
+
+    def put(self, tag: str, raw: bytes, media_type: str) -> str:
+        answer = self.http.put(
+            f"{self.base}/manifests/{tag}", content=raw, headers={"Content-Type": media_type}
+        )
+        assert answer.status_code == 201, answer.text
+        return sha(raw)
+
+    def cache(
+        self, *tags: str, layers: list[bytes], age: timedelta, form: str = OCI_MANIFEST, annotate: bool = True
+    ) -> str:
+        when = (datetime.now(UTC) - age).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+        descriptors = []
+        for data in layers:
+            annotations = {"containerd.io/uncompressed": sha(data + b"!")}
+            if annotate:
+                annotations["buildkit/createdat"] = when
+            descriptors.append(
+                {"mediaType": LAYER, "digest": self.blob(data), "size": len(data), "annotations": annotations}
+            )
+        config = json.dumps(
+            {
+                "layers": [{"blob": d["digest"], "parent": i - 1} for i, d in enumerate(descriptors)],
+                "records": [
+                    {
+                        "digest": sha(tags[0].encode()),
+                        "layers": [{"layer": len(layers) - 1, "createdAt": when}],
+                    }
+                ],
+            },
+            separators=(",", ":"),
+        ).encode()
+        config_descriptor = {"mediaType": CACHE_CONFIG, "digest": self.blob(config), "size": len(config)}
+        if form == OCI_INDEX:
+            document: dict[str, Any] = {
+                "schemaVersion": 2,
+                "mediaType": OCI_INDEX,
+                "manifests": [*descriptors, config_descriptor],
+            }
+        else:
+            document = {
+                "schemaVersion": 2,
+                "mediaType": OCI_MANIFEST,
+                "config": config_descriptor,
+                "layers": descriptors,
+            }
+        raw = json.dumps(document, separators=(",", ":")).encode()
+        for tag in tags:
+            digest = self.put(tag, raw, form)
+        return digest
+
+    def image(self, tag: str, layers: list[bytes]) -> str:
+        config = b'{"architecture":"amd64","os":"linux","rootfs":{"type":"layers","diff_ids":[]}}'
+        document = {
+            "schemaVersion": 2,
+            "mediaType": OCI_MANIFEST,
+            "config": {
+                "mediaType": "application/vnd.oci.image.config.v1+json",
+                "digest": self.blob(config),
+                "size": len(config),
+            },
+            "layers": [{"mediaType": LAYER, "digest": self.blob(x), "size": len(x)} for x in layers],
+        }
+        return self.put(tag, json.dumps(document).encode(), OCI_MANIFEST)
+
+    def state(self) -> dict[str, str]:
+        """Tag -> digest, as the registry serves them now."""
+        tags = self.http.get(f"{self.base}/tags/list").json()["tags"] or []
+        return {
+            t: self.http.head(f"{self.base}/manifests/{t}", headers={"Accept": ACCEPT}).headers[
+                "Docker-Content-Digest"
+            ]
+            for t in tags
+        }
+
+    def manifest(self, reference: str) -> httpx.Response:
+        return self.http.get(f"{self.base}/manifests/{reference}", headers={"Accept": ACCEPT})
+
+
+def seed_scenario(seeder: Seeder) -> Seeder:
+    rng = random.Random(seeder.base)
+
+    def layer(size: int) -> bytes:
+        return rng.randbytes(size)
+
+    base, both, shared_with_image = layer(4000), layer(700), layer(300)
+    day = timedelta(days=1)
+    seeder.cache("main-buildcache", layers=[base, layer(500)], age=day)
+    seeder.cache("feature-a-buildcache", layers=[base, layer(510)], age=2 * day)
+    seeder.cache("feature-b-buildcache", layers=[base, layer(520)], age=5 * day)
+    seeder.cache("feature-c-buildcache", layers=[base, layer(530)], age=6 * day)
+    seeder.cache("gone-buildcache", layers=[base, layer(540), both], age=3 * day)
+    seeder.cache("gone2-buildcache", layers=[base, layer(550), both], age=4 * day, form=OCI_INDEX)
+    seeder.cache("old-buildcache", layers=[base, layer(560)], age=30 * day, annotate=False)
+    seeder.cache("release-1.0-buildcache", layers=[base, layer(570)], age=60 * day, form=OCI_INDEX)
+    seeder.cache("pr-7-buildcache", layers=[base, layer(580)], age=day)
+    seeder.cache("pr-3-buildcache", layers=[base, layer(590), shared_with_image], age=day)
+    seeder.image("app", [base, shared_with_image])
+    seeder.cache("shared-stale-buildcache", "shared-live-buildcache", layers=[base, layer(600)], age=day)
+    seeder.cache("stale2-buildcache", "nightly", layers=[base, layer(610)], age=day)
+    return seeder
+
+
+def gc_json(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, dict[str, Any]]:
+    code = run(["gc", *args, "--json"])
+    out = capsys.readouterr().out
+    document = json.loads(out)
+    jsonschema.validate(document, SCHEMA)
+    return code, document
+
+
+def storage_files(root: Path) -> dict[str, int]:
+    return {str(p.relative_to(root)): p.stat().st_size for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+def blob_bytes(root: Path) -> dict[str, int]:
+    """Blob digest -> size of every blob (layers, configs and manifests) in the registry's storage."""
+    blobs = root / "data" / "docker" / "registry" / "v2" / "blobs" / "sha256"
+    return {f"sha256:{p.parent.name}": p.stat().st_size for p in blobs.glob("*/*/data")}
+
+
+Seed = Callable[..., Seeder]
+
+
+@pytest.fixture
+def seed() -> Iterator[Seed]:
+    """``seed(host, repository, empty=False)``: a Seeder (the scenario pushed unless empty), closed afterwards."""
+    made: list[Seeder] = []
+
+    def make(host: str, repository: str, *, empty: bool = False) -> Seeder:
+        seeder = Seeder(host, repository)
+        made.append(seeder)
+        return seeder if empty else seed_scenario(seeder)
+
+    yield make
+    for seeder in made:
+        seeder.http.close()
+
+
+@pytest.fixture
+def branches(tmp_path: Path) -> Path:
+    path = tmp_path / "branches.txt"
+    path.write_text(BRANCHES)
+    return path
+
+
+@pytest.fixture
+def own_registry(tmp_path: Path) -> Iterator[LocalRegistry]:
+    instance = start_registry(tmp_path / "own")
+    yield instance
+    instance.stop()
+
+
+def test_apply_leaves_the_planned_tags_and_registry_gc_frees_exactly_the_reported_bytes(
+    own_registry: LocalRegistry,
+    seed: Seed,
+    branches: Path,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    seeder = seed(own_registry.host, "team/app")
+    before = seeder.state()
+    repo = f"{own_registry.host}/team/app"
+    kept_documents = {tag: seeder.manifest(before[tag]).json() for tag in KEPT}
+
+    code, planned = gc_json(capsys, repo, *RULES, "--branches-file", str(branches))
+    assert code == 0
+    (plan,) = planned["repositories"]
+    assert {t["tag"]: t["rule"] for t in plan["tags"] if t["action"] == "delete"} == DELETED
+    assert {t["tag"] for t in plan["tags"] if t["action"] != "delete"} == KEPT
+    assert plan["report"] is None
+
+    code, applied = gc_json(capsys, repo, *RULES, "--branches-file", str(branches), "--apply")
+    assert code == 0
+    report = applied["repositories"][0]["report"]
+    assert report["ok"] and report["summary"]["deleted"] == len(DELETED)
+    assert set(seeder.state()) == KEPT  # exactly the planned tags are left
+    assert {t: seeder.state()[t] for t in KEPT} == {t: before[t] for t in KEPT}  # each on its manifest
+    methods = {t["tag"]: t["method"] for t in report["tags"]}
+    assert methods["shared-stale-buildcache"] == methods["stale2-buildcache"] == "placeholder"
+    assert methods["gone-buildcache"] == "manifest-delete"
+
+    # The registry's own garbage collection, server stopped: freed bytes == what gc reported.
+    own_registry.stop()
+    on_disk = blob_bytes(own_registry.root)
+    own_registry.garbage_collect()
+    after = blob_bytes(own_registry.root)
+    freed = sum(on_disk.values()) - sum(after.values())
+    reclaimable = applied["repositories"][0]["reclaimable"]
+    placeholders = sum(p["size"] for p in report["placeholders"])
+    pushed = sum(b["size"] for b in report["pushedBlobs"])
+    assert freed == reclaimable["bytes"] + reclaimable["manifestBytes"] + placeholders + pushed
+    assert len(report["placeholders"]) == 2 and pushed == 2  # the 2-byte empty config, once
+    assert not {b["digest"] for b in reclaimable["blobs"]} & set(after)
+    shared_with_image = next(
+        layer["digest"] for layer in kept_documents["app"]["layers"] if layer["size"] == 300
+    )
+    assert shared_with_image in after  # pr-3 is gone, but the image still needs this layer
+
+    # A new server on the same storage still serves every blob of every kept manifest.
+    revived = start_registry(
+        tmp_path / "revived",
+        extra_config={
+            "storage": {
+                "filesystem": {"rootdirectory": str(own_registry.root / "data")},
+                "delete": {"enabled": True},
+            }
+        },
+    )
+    try:
+        check = seed(revived.host, "team/app", empty=True)
+        assert check.state() == {t: before[t] for t in KEPT}
+        for tag, document in kept_documents.items():
+            descriptors = [*document.get("layers", []), *document.get("manifests", [])]
+            descriptors += [document["config"]] if "config" in document else []
+            for descriptor in descriptors:
+                answer = check.http.head(f"{check.base}/blobs/{descriptor['digest']}")
+                assert answer.status_code == 200, f"{tag}: blob {descriptor['digest']} is gone"
+    finally:
+        revived.stop()
+
+
+class Proxy:
+    """Forwards to a registry; counts requests; can fail chosen ones or SIGKILL a client after N changes."""
+
+    def __init__(self, upstream: str) -> None:
+        self.upstream = upstream
+        self.http = httpx.Client(timeout=30)
+        self.requests: list[tuple[str, str]] = []
+        self.fail: Callable[[str, str], int | None] = lambda method, path: None
+        self.kill_after: int | None = None
+        self.victim: subprocess.Popen[bytes] | None = None
+        self.changes = 0
+        self.lock = threading.Lock()
+        proxy = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+            disable_nagle_algorithm = True
+
+            def forward(self) -> None:
+                length = int(self.headers.get("Content-Length") or 0)
+                body = self.rfile.read(length) if length else b""
+                status = proxy.fail(self.command, self.path)
+                with proxy.lock:
+                    proxy.requests.append((self.command, self.path))
+                if status is not None:
+                    payload = json.dumps({"errors": [{"code": "DENIED", "message": "injected"}]}).encode()
+                    self.send_response(status)
+                    self.send_header("Content-Type", "application/json")
+                    self.send_header("Content-Length", str(len(payload)))
+                    self.end_headers()
+                    self.wfile.write(payload)
+                    return
+                skip = {"connection", "keep-alive", "transfer-encoding", "content-length", "accept-encoding"}
+                headers = {k: v for k, v in self.headers.items() if k.lower() not in skip}
+                answer = proxy.http.request(
+                    self.command, proxy.upstream + self.path, headers=headers, content=body
+                )
+                if self.command not in ("GET", "HEAD") and proxy.changed():
+                    self.close_connection = True  # the registry did it; the client never hears back
+                    return
+                self.send_response(answer.status_code)
+                for key, value in answer.headers.items():
+                    if key.lower() not in skip | {"content-encoding"}:
+                        self.send_header(key, value)
+                size = (
+                    answer.headers.get("Content-Length", "0")
+                    if self.command == "HEAD"
+                    else str(len(answer.content))
+                )
+                self.send_header("Content-Length", size)
+                self.end_headers()
+                if self.command != "HEAD":
+                    self.wfile.write(answer.content)
+
+            do_GET = do_HEAD = do_PUT = do_POST = do_DELETE = do_PATCH = forward
+
+            def log_message(self, format: str, *args: Any) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.host = f"127.0.0.1:{self.server.server_address[1]}"
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    def changed(self) -> bool:
+        """Count a changing request; True when the victim was killed on it."""
+        with self.lock:
+            self.changes += 1
+            if self.kill_after is None or self.changes != self.kill_after or self.victim is None:
+                return False
+            self.victim.send_signal(signal.SIGKILL)
+            self.victim.wait()
+            return True
+
+    def count(self) -> Counter[tuple[str, str]]:
+        def kind(path: str) -> str:
+            if "/tags/list" in path:
+                return "tags"
+            return "manifest" if "/manifests/" in path else "blob"
+
+        return Counter((method, kind(path)) for method, path in self.requests)
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+        self.http.close()
+
+
+@pytest.fixture
+def proxy(registry: LocalRegistry) -> Iterator[Proxy]:
+    instance = Proxy(registry.url)
+    yield instance
+    instance.close()
+
+
+def test_request_budget_of_planning_and_applying(
+    registry: LocalRegistry, proxy: Proxy, seed: Seed, branches: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    seed(registry.host, "gc/budget")
+    repo = f"{proxy.host}/gc/budget"
+    assert gc_json(capsys, repo, *RULES, "--branches-file", str(branches))[0] == 0
+    # 15 tags, 13 distinct manifests, 1 non-cache tag read again by tag, 1 cache config (old has no createdat).
+    assert proxy.count() == {
+        ("GET", "tags"): 1,
+        ("HEAD", "manifest"): 15,
+        ("GET", "manifest"): 14,
+        ("GET", "blob"): 1,
+    }
+    proxy.requests.clear()
+    assert gc_json(capsys, repo, *RULES, "--branches-file", str(branches), "--apply")[0] == 0
+    applying = proxy.count() - Counter(
+        {("GET", "tags"): 1, ("HEAD", "manifest"): 15, ("GET", "manifest"): 14, ("GET", "blob"): 1}
+    )
+    # 2 probes + 5 manifest deletions; 2 placeholders (PUT, DELETE each; the empty config checked and pushed once);
+    # a HEAD per stale tag just before acting on it, and a tag list before each manifest deletion.
+    assert applying == {
+        ("DELETE", "manifest"): 2 + 5 + 2,
+        ("PUT", "manifest"): 2,
+        ("HEAD", "manifest"): 7,
+        ("GET", "tags"): 5,
+        ("HEAD", "blob"): 1,
+        ("POST", "blob"): 1,
+        ("PUT", "blob"): 1,
+    }
+
+
+def test_dry_run_changes_nothing(
+    registry: LocalRegistry, seed: Seed, branches: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    seeder = seed(registry.host, "gc/dry")
+    before, files = seeder.state(), storage_files(registry.root / "data")
+    plan_file, summary = tmp_path / "plan.json", tmp_path / "summary.md"
+    code = run(
+        [
+            "gc",
+            f"{registry.host}/gc/dry",
+            *RULES,
+            "--branches-file",
+            str(branches),
+            "--plan-out",
+            str(plan_file),
+            "--summary",
+            str(summary),
+        ]
+    )
+    out = capsys.readouterr().out
+    assert code == 0
+    assert seeder.state() == before
+    assert storage_files(registry.root / "data") == files  # not one byte written
+    assert "dry run: nothing was deleted" in out and "gone-buildcache" in out
+    jsonschema.validate(json.loads(plan_file.read_text()), SCHEMA)
+    markdown = summary.read_text()
+    assert "## cacheinspect gc (dry-run)" in markdown and "| `old-buildcache` | max-age |" in markdown
+
+
+def test_apply_plan_skips_a_tag_that_moved_after_planning(
+    registry: LocalRegistry, seed: Seed, branches: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    seeder = seed(registry.host, "gc/reviewed")
+    plan_file = tmp_path / "plan.json"
+    repo = f"{registry.host}/gc/reviewed"
+    assert run(["gc", repo, *RULES, "--branches-file", str(branches), "--plan-out", str(plan_file)]) == 0
+    capsys.readouterr()
+    moved = seeder.cache("gone-buildcache", layers=[b"pushed again after review"], age=timedelta(0))
+    code, applied = gc_json(capsys, "--apply-plan", str(plan_file))
+    assert code == 0
+    report = applied["repositories"][0]["report"]
+    outcome = {t["tag"]: t for t in report["tags"]}
+    assert (
+        outcome["gone-buildcache"]["status"] == "moved"
+        and outcome["gone-buildcache"]["currentDigest"] == moved
+    )
+    assert set(seeder.state()) == KEPT | {"gone-buildcache"} and seeder.state()["gone-buildcache"] == moved
+    assert applied["mode"] == "apply-plan"
+
+
+def test_a_run_killed_at_any_point_is_finished_by_the_next(
+    registry: LocalRegistry, proxy: Proxy, seed: Seed, branches: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # How many changing requests a whole run makes (seen through the proxy), and where the first placeholder lands.
+    seed(registry.host, "gc/kill-count")
+    assert (
+        run(["gc", f"{proxy.host}/gc/kill-count", *RULES, "--branches-file", str(branches), "--apply"]) == 0
+    )
+    capsys.readouterr()
+    changing = [(m, p) for m, p in proxy.requests if m not in ("GET", "HEAD")]
+    first_placeholder = next(i for i, (m, p) in enumerate(changing, 1) if m == "PUT" and "/manifests/" in p)
+    points = random.Random(20261127).sample(
+        [n for n in range(1, len(changing) + 1) if n != first_placeholder], 2
+    )
+    for n in [first_placeholder, *points]:
+        name = f"gc/kill-{n}"
+        seeder = seed(registry.host, name)
+        before = seeder.state()
+        proxy.changes, proxy.kill_after = 0, n
+        proxy.victim = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "inspector",
+                "gc",
+                f"{proxy.host}/{name}",
+                *RULES,
+                "--branches-file",
+                str(branches),
+                "--apply",
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            env={**os.environ, "NO_COLOR": "1"},
+        )
+        assert proxy.victim.wait(timeout=60) == -signal.SIGKILL, f"gc was not killed at change {n}"
+        proxy.kill_after = proxy.victim = None
+        code = run(["gc", f"{registry.host}/{name}", *RULES, "--branches-file", str(branches), "--apply"])
+        capsys.readouterr()
+        assert code == 0, f"the rerun after a kill at change {n} failed"
+        assert seeder.state() == {t: before[t] for t in KEPT}, f"killed at change {n}"
+        for tag in set(DELETED) - {"shared-stale-buildcache", "stale2-buildcache"}:
+            assert seeder.manifest(before[tag]).status_code == 404, (
+                f"killed at change {n}: {tag}'s manifest is left"
+            )
+        code, again = gc_json(capsys, f"{registry.host}/{name}", *RULES, "--branches-file", str(branches))
+        assert not [t for t in again["repositories"][0]["tags"] if t["action"] == "delete"]
+
+
+def test_failed_deletions_exit_7_each_reported_and_a_rerun_finishes(
+    registry: LocalRegistry, proxy: Proxy, seed: Seed, branches: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    seeder = seed(registry.host, "gc/partial")
+    gone = seeder.state()["gone-buildcache"]
+    proxy.fail = lambda method, path: 403 if method == "DELETE" and path.endswith(gone) else None
+    code, applied = gc_json(
+        capsys, f"{proxy.host}/gc/partial", *RULES, "--branches-file", str(branches), "--apply"
+    )
+    assert code == 7
+    report = applied["repositories"][0]["report"]
+    failed = [t for t in report["tags"] if t["status"] == "failed"]
+    assert [t["tag"] for t in failed] == ["gone-buildcache"] and "403" in failed[0]["detail"]
+    assert set(seeder.state()) == KEPT | {"gone-buildcache"}
+    proxy.fail = lambda method, path: None
+    assert (
+        run(["gc", f"{registry.host}/gc/partial", *RULES, "--branches-file", str(branches), "--apply"]) == 0
+    )
+    assert set(seeder.state()) == KEPT
+
+
+def test_a_registry_without_deletes_exits_5_and_max_deletes_refuses(
+    tmp_path: Path, seed: Seed, branches: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    readonly = start_registry(tmp_path / "readonly", delete=False)
+    try:
+        seeder = seed(readonly.host, "team/app")
+        before = seeder.state()
+        repo = f"{readonly.host}/team/app"
+        assert run(["gc", repo, *RULES, "--branches-file", str(branches)]) == 0  # planning needs no delete
+        assert run(["gc", repo, *RULES, "--branches-file", str(branches), "--apply"]) == 5
+        err = capsys.readouterr().err
+        assert "UNSUPPORTED" in err and "storage.delete.enabled" in err
+        assert (
+            run(["gc", repo, *RULES, "--branches-file", str(branches), "--apply", "--max-deletes", "3"]) == 2
+        )
+        assert "more than --max-deletes 3; nothing was done" in capsys.readouterr().err
+        assert seeder.state() == before
+    finally:
+        readonly.stop()
+
+
+def test_a_policy_file_covers_several_repositories(
+    registry: LocalRegistry,
+    seed: Seed,
+    branches: Path,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    seed(registry.host, "gc/policy-a")
+    seed(registry.host, "gc/policy-b", empty=True).cache(
+        "buildcache-ancient", layers=[b"b"], age=timedelta(days=40)
+    )
+    policy = tmp_path / "gc.toml"
+    policy.write_text(
+        f"""
+[defaults]
+tag-templates = ["{{branch}}-buildcache", "pr-{{number}}-buildcache"]
+protect = ["main", "release/*"]
+max-age = "14d"
+keep-last = 3
+branches-file = "{branches.name}"
+
+[[repository]]
+name = "{registry.host}/gc/policy-a"
+
+[[repository]]
+name = "{registry.host}/gc/policy-b"
+tag-templates = ["buildcache-{{branch}}"]
+"""
+    )
+    summary = tmp_path / "step-summary.md"
+    summary.write_text("earlier step\n")
+    monkeypatch.setenv("GITHUB_STEP_SUMMARY", str(summary))
+    code, planned = gc_json(capsys, "--policy", str(policy))
+    assert code == 0
+    a, b = planned["repositories"]
+    assert {t["tag"]: t["rule"] for t in a["tags"] if t["action"] == "delete"} == DELETED
+    assert [(t["tag"], t["rule"]) for t in b["tags"]] == [("buildcache-ancient", "branch-gone")]
+    text = summary.read_text()
+    assert text.startswith("earlier step\n## cacheinspect gc (dry-run)")  # appended, as GitHub expects
+    assert f"### `{registry.host}/gc/policy-b`" in text
