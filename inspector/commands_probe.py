@@ -66,7 +66,11 @@ def probe(
     ] = "latest",
     delete: Annotated[
         bool,
-        typer.Option("--delete", help="Test deletion (tag, digest) and remove what the probe created."),
+        typer.Option("--delete", help="Also test deletion semantics (tag delete, digest delete)."),
+    ] = False,
+    keep: Annotated[
+        bool,
+        typer.Option("--keep", help="Leave the tags and manifests the probe created (default: remove them)."),
     ] = False,
     read_only: Annotated[
         bool,
@@ -147,6 +151,7 @@ def probe(
             buildkit_version=buildkit_version,
             ref=ref,
             delete=delete,
+            keep=keep,
             read_only=read_only,
             family=family,
             mount_from=parse_repository(mount_from) if mount_from else None,

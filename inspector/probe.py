@@ -2,7 +2,7 @@
 
 The probe works inside the repository the cache will use (registries.md §5): it never creates
 repositories, writes only tags it owns (``cacheinspect-probe-<runid>-…``) and content carrying
-its run id, reads with HEAD where it can, and deletes only with ``--delete`` (then only what it
+its run id, reads with HEAD where it can, and at the end deletes what it created (``--keep`` leaves it; ``--delete`` adds the deletion checks) (only what it
 created in this run). Each check ends as one of ``STATUSES``; failures are judged by
 ``probe_classify``. The documented behaviour of the registry's family (``probe_kb``) is attached
 to each check, and a recommendation (the ``--cache-to`` attributes that work, and how cleanup
@@ -34,7 +34,7 @@ Checks, in order, and the requests they make (``<p>`` = ``cacheinspect-probe-<ru
     delete-digest-tagged    PUT <p>deldigest, DELETE by digest, HEAD digest and tag    (--delete)
     delete-digest-untagged  PUT by digest, DELETE by digest, HEAD                      (--delete)
     token-scopes            (no request) actions granted by the Bearer tokens' JWT claims
-    cleanup                 DELETE what the probe created (--delete), HEAD to list leftovers
+    cleanup                 DELETE what the probe created (unless --keep), HEAD to list leftovers
 """
 
 from __future__ import annotations
@@ -907,20 +907,16 @@ class _Prober:
             return _Result(
                 "supported", f"nothing to remove; {len(uploaded)} blobs left for garbage collection"
             )
-        if not self.opts.delete:
+        if self.opts.keep:
             advice = cleanup_advice(self.family.family, self.results)
             self.leftovers = [
-                *(Leftover("tag", f"{self.repo}:{t}", "not deleted without --delete") for t in tags),
-                *(
-                    Leftover("manifest", f"{self.repo}@{d}", "not deleted without --delete")
-                    for d in manifests
-                ),
+                *(Leftover("tag", f"{self.repo}:{t}", "kept (--keep)") for t in tags),
+                *(Leftover("manifest", f"{self.repo}@{d}", "kept (--keep)") for d in manifests),
                 *blob_leftovers,
             ]
             return _Result(
                 "skipped",
-                f"without --delete nothing is deleted: {len(tags)} tags and {len(manifests)} manifests remain; "
-                f"cleanup needs: {advice.text}",
+                f"--keep: {len(tags)} tags and {len(manifests)} manifests left; removing them needs: {advice.text}",
             )
         transient = self._delete_all(tags, manifests)
         left_tags = [t for t in tags if self._exists(t, expect_gone=t in self.gone)]

@@ -251,6 +251,7 @@ class ProbeOptions:
     buildkit_version: str = "latest"
     ref: Reference | None = None
     delete: bool = False
+    keep: bool = False  # leave what the probe created (for debugging); cleanup is the default
     read_only: bool = False
     family: str | None = None
     mount_from: Repository | None = None

@@ -218,14 +218,35 @@ def test_delete_disabled_registry_refuses_deletes_and_leftovers_are_exact(
     assert check(doc, "delete-digest-tagged")["documented"][0]["sources"] == ["R7"]
 
 
-def test_without_delete_nothing_is_deleted_and_leftovers_are_listed(
+def test_without_delete_the_probe_still_removes_what_it_created(
     registry: LocalRegistry, capsys: pytest.CaptureFixture[str]
 ) -> None:
     repo = "probe/nodeleteflag"
     seed_repository(registry.url, repo)
     before = storage_state(registry.root, repo)
     with vendor_proxy(registry.host) as proxy:
-        code = run(["probe", f"{proxy.host}/{repo}", "--no-near-limit", "--family", "distribution"])
+        code, doc = probe_json(
+            [f"{proxy.host}/{repo}", "--no-near-limit", "--family", "distribution"], capsys
+        )
+        deletes = proxy.requests("DELETE")
+    assert code == 0
+    # no deletion checks ran (no -deltag/-deldigest tags), but the probe's own manifests were removed by digest
+    assert all("/manifests/sha256:" in entry.path for entry in deletes) and deletes
+    assert check(doc, "delete-tag")["status"] == "skipped"
+    assert check(doc, "cleanup")["status"] == "supported"
+    after = storage_state(registry.root, repo)
+    assert after.tags == before.tags
+    assert leftovers(doc, "tag", f"{proxy.host}/{repo}") == set()
+
+
+def test_keep_leaves_the_probe_tags_and_lists_them(
+    registry: LocalRegistry, capsys: pytest.CaptureFixture[str]
+) -> None:
+    repo = "probe/keep"
+    seed_repository(registry.url, repo)
+    before = storage_state(registry.root, repo)
+    with vendor_proxy(registry.host) as proxy:
+        code = run(["probe", f"{proxy.host}/{repo}", "--no-near-limit", "--family", "distribution", "--keep"])
         human = capsys.readouterr().out
         assert proxy.requests("DELETE") == []
     assert code == 0
@@ -234,11 +255,11 @@ def test_without_delete_nothing_is_deleted_and_leftovers_are_listed(
     assert len(after.tags - before.tags) == 4  # oman, oidx, dlist, migrate
     with vendor_proxy(registry.host) as proxy:
         code, doc = probe_json(
-            [f"{proxy.host}/{repo}", "--no-near-limit", "--family", "distribution"], capsys
+            [f"{proxy.host}/{repo}", "--no-near-limit", "--family", "distribution", "--keep"], capsys
         )
     cleanup = check(doc, "cleanup")
     assert cleanup["status"] == "skipped"
-    assert "without --delete" in cleanup["summary"] and "storage.delete.enabled" in cleanup["summary"]
+    assert "--keep" in cleanup["summary"] and "storage.delete.enabled" in cleanup["summary"]
     second = storage_state(registry.root, repo)
     assert leftovers(doc, "tag", f"{proxy.host}/{repo}") == second.tags - after.tags
     assert leftovers(doc, "manifest", f"{proxy.host}/{repo}") == second.manifests - after.manifests
