@@ -77,23 +77,24 @@ def _stage_table(report: CacheReport, stage: Stage) -> RenderableType:
         f"  {base_label(stage, graph)}  ",
         (f"{steps} step{'s' if steps != 1 else ''}, {human_size(size)}", "dim"),
     )
-    table = Table(show_edge=False, pad_edge=False, box=None, expand=False)
-    table.add_column("step", style="bold", overflow="fold")
-    table.add_column("layer")
-    table.add_column("size", justify="right")
-    table.add_column("created")
-    table.add_column("notes", style="dim")
+    # Fixed-width lines rather than a table: instructions get the full width and wrap on their own lines.
+    lines: list[RenderableType] = [title]
 
     def add_layer(step: str, index: int, notes: str) -> None:
         blob = config.layers[index].blob
         info = report.layer(blob)
         missing = info is not None and info.present is False
-        table.add_row(
-            Text(step),
-            Text(blob.short, style="red" if missing or info is None else ""),
-            human_size(info.descriptor.size) if info else "?",
-            _when(info.created_at) if info else "-",
-            Text(("MISSING " if missing else "") + ("not listed " if info is None else "") + notes),
+        size_text = human_size(info.descriptor.size) if info else "?"
+        created = _when(info.created_at) if info else "-"
+        flags = ("MISSING " if missing else "") + ("not listed " if info is None else "")
+        lines.append(
+            Text.assemble(
+                (f"{step:>6}  ", "bold"),
+                (blob.short, "red" if missing or info is None else ""),
+                f"  {size_text:>8}  {created:<20}  ",
+                (flags, "red"),
+                (notes, "dim"),
+            )
         )
 
     image = stage.base.image
@@ -108,15 +109,9 @@ def _stage_table(report: CacheReport, stage: Stage) -> RenderableType:
                 while run_end + 1 in hidden:
                     run_end += 1
                 first, last = stage.steps[position].number, stage.steps[run_end].number
-                table.add_row(
-                    "",
-                    Text(
-                        f"... {run_end - position + 1} more steps without layers (#{first}-#{last})",
-                        style="dim",
-                    ),
-                    "",
-                    "",
-                    "",
+                count = run_end - position + 1
+                lines.append(
+                    Text(f"{'':>6}  ... {count} more steps without layers (#{first}-#{last})", style="dim")
                 )
             continue
         record = config.records[step.record]
@@ -136,14 +131,22 @@ def _stage_table(report: CacheReport, stage: Stage) -> RenderableType:
         if step.inferred_layers:
             notes.append("layer placed by position")
         text = ", ".join(notes)
-        label = step.instruction or f"#{step.number}"
+        label = f"#{step.number}"
+        if step.instruction:  # it carries BuildKit's own [stage k/n] numbering
+            lines.append(Text.assemble(f"{'':>6}  ", (step.instruction, "bold")))
+            label = ""
         if not step.layers:
-            table.add_row(
-                Text(label), Text(f"(record {record.digest.short})", style="dim"), "", "", Text(text)
+            lines.append(
+                Text.assemble(
+                    (f"{label:>6}  ", "bold"),
+                    (f"(record {record.digest.short}, no layer)", "dim"),
+                    "  ",
+                    (text, "dim"),
+                )
             )
         for n, index in enumerate(step.layers):
             add_layer(label if n == 0 else "", index, text if n == 0 else "")
-    return Group(title, table)
+    return Group(*lines)
 
 
 def _collapsed_steps(stage: Stage, keep: int = 2) -> set[int]:

@@ -16,6 +16,24 @@ from inspector.cli import run
 from tests.registry import RegistryUnavailable, load_samples, seed_sample, start_registry
 
 
+def _naming_args(sample: dict[str, object], host: str) -> list[str]:
+    """For samples built from a Dockerfile: name stages from it, resolve bases, read the built image."""
+    dockerfile = sample.get("dockerfile")
+    if not isinstance(dockerfile, str):
+        return []
+    argv = [
+        "--dockerfile",
+        str(Path("testdata") / dockerfile),
+        "--build-arg",
+        f"REGISTRY={host}",
+        "--resolve-bases",
+    ]
+    push = sample.get("push")
+    if isinstance(push, dict) and "image" in push:
+        argv += ["--image", f"{host}/{push['image']}"]
+    return argv
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--keep", action="store_true", help="keep the registry running until Ctrl-C")
@@ -38,9 +56,15 @@ def main() -> int:
             for sample in samples:
                 for tag in sample["tags"]:
                     ref = f"{registry.host}/samples/{sample['name']}:{tag}"
-                    print(f"$ cacheinspect show {ref}{' --json' if args.json else ''}")
+                    argv = [
+                        "show",
+                        ref,
+                        *_naming_args(sample, registry.host),
+                        *(["--json"] if args.json else []),
+                    ]
+                    print(f"$ cacheinspect {' '.join(argv)}")
                     print(f"# {sample['notes']}")
-                    code = run(["show", ref, *(["--json"] if args.json else [])])
+                    code = run(argv)
                     print(f"# exit code {code}\n")
                     worst = max(worst, 0 if code in (0, 8) else code)
             print(f"$ cacheinspect tags {registry.host}/samples/multistage-max")
