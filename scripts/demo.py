@@ -21,14 +21,10 @@ def _naming_args(sample: dict[str, object], host: str) -> list[str]:
     dockerfile = sample.get("dockerfile")
     if not isinstance(dockerfile, str):
         return []
-    argv = [
-        "--dockerfile",
-        str(Path("testdata") / dockerfile),
-        "--build-arg",
-        f"REGISTRY={host}",
-        "--resolve-bases",
-    ]
+    argv = ["--dockerfile", str(Path("testdata") / dockerfile)]
     push = sample.get("push")
+    if isinstance(push, dict) and any(str(target).startswith("library/") for target in push.values()):
+        argv += ["--build-arg", f"REGISTRY={host}", "--resolve-bases"]  # its bases are in this registry
     if isinstance(push, dict) and "image" in push:
         argv += ["--image", f"{host}/{push['image']}"]
     return argv
