@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import sys
+from contextlib import ExitStack
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -33,9 +34,11 @@ from .errors import CacheInspectError, ExitCode, UsageError
 if TYPE_CHECKING:
     from .client import RegistryClient
     from .gc import Inventory, Mode, RepositoryPlan
+    from .gc_backend import DeleteBackend
     from .gc_branches import LiveRefs
     from .gc_execute import RepositoryReport
-    from .gc_policy import RepositoryPolicy, Settings
+    from .gc_policy import BackendKind, RepositoryPolicy, Settings
+    from .ghcr import GhcrClient
 
 __all__ = ["gc"]
 
@@ -44,6 +47,27 @@ __all__ = ["gc"]
 class _Target:
     plan: RepositoryPlan
     inventory: Inventory | None
+    backend: DeleteBackend
+    untagged: bool = False  # untagged caches were looked for (GHCR)
+
+
+class _GitHub:
+    """One ``GhcrClient`` per GitHub API URL, opened when first needed and closed with the command."""
+
+    def __init__(self, stack: ExitStack, token: str | None) -> None:
+        self._stack = stack
+        self._token = token
+        self._clients: dict[str, GhcrClient] = {}
+
+    def client(self, url: str | None) -> GhcrClient:
+        from .ghcr import DEFAULT_API_URL, GhcrClient, GhcrOptions
+
+        key = (url or DEFAULT_API_URL).rstrip("/")
+        if key not in self._clients:
+            self._clients[key] = self._stack.enter_context(
+                GhcrClient(GhcrOptions(base_url=key), token=self._token)
+            )
+        return self._clients[key]
 
 
 @app.command()
@@ -136,6 +160,46 @@ def gc(
             metavar="FILE",
         ),
     ] = None,
+    backend: Annotated[
+        str | None,
+        typer.Option(
+            "--backend",
+            help="How to delete: auto (GitHub's REST API for ghcr.io, else the registry API), oci, ghcr.",
+            metavar="KIND",
+        ),
+    ] = None,
+    untagged: Annotated[
+        bool | None,
+        typer.Option(
+            "--untagged/--no-untagged",
+            help="Also delete untagged caches (GHCR: untagged package versions whose manifest is a cache).",
+        ),
+    ] = None,
+    package: Annotated[
+        str | None,
+        typer.Option(
+            "--package",
+            help="GitHub package of the repository (ghcr backend; default: the repository's path).",
+            metavar="OWNER/NAME",
+        ),
+    ] = None,
+    github_api_url: Annotated[
+        str | None,
+        typer.Option(
+            "--github-api-url",
+            help="GitHub REST API for the ghcr backend (default https://api.github.com).",
+            metavar="URL",
+        ),
+    ] = None,
+    github_token: Annotated[
+        str | None,
+        typer.Option(
+            "--github-token",
+            help="GitHub token for the ghcr backend (default: $GH_TOKEN, else $GITHUB_TOKEN; prefer those).",
+            metavar="TOKEN",
+            show_default=False,
+        ),
+    ] = None,
     json_out: JsonOut = False,
     page_size: Annotated[
         int | None,
@@ -163,13 +227,19 @@ def gc(
         max_deletes=max_deletes,
         slug_preset=slug,
         slug_lowercase=slug_lowercase,
+        backend=backend,
+        github_api_url=github_api_url,
+        package=package,
+        untagged=untagged,
     )
     if password_stdin and (branches_file == "-"):
         raise UsageError("--password-stdin and --branches-file - both read stdin; put the branches in a file")
     connection = _Connection(plain_http, insecure, ca_file, username, password_stdin, concurrency, timeout)
     now = datetime.now(UTC)
     if apply_plan is not None:
-        if apply or repository or policy or plan_out or replace(flags, max_deletes=None) != Settings():
+        # Only where and how to delete may be given; what to delete is the plan's.
+        connection_only = replace(flags, max_deletes=None, backend=None, github_api_url=None, package=None)
+        if apply or repository or policy or plan_out or connection_only != Settings():
             raise UsageError(
                 "--apply-plan executes the plan file as reviewed: give no repository, rules or --apply"
             )
@@ -180,13 +250,13 @@ def gc(
         except OSError as exc:
             raise UsageError(f"--apply-plan {apply_plan}: {exc.strerror}") from None
         plans = plan_from_json(raw, str(apply_plan))
-        with connection.client() as client:
-            targets = [_Target(p, None) for p in plans]
+        with connection.client() as client, ExitStack() as stack:
+            targets = _reviewed(client, plans, flags, _GitHub(stack, github_token))
             _finish(client, targets, "apply-plan", now, json_out, plan_out, summary, max_deletes, page_size)
         return
     policies = _policies(repository, policy, flags)
-    with connection.client() as client:
-        targets = _plan_all(client, policies, now, json_out, page_size)
+    with connection.client() as client, ExitStack() as stack:
+        targets = _plan_all(client, policies, now, json_out, page_size, _GitHub(stack, github_token))
         _finish(
             client,
             targets,
@@ -211,10 +281,64 @@ def _policies(repository: str | None, policy: Path | None, flags: Settings) -> l
     loaded = load_policy(policy)
     entries = [(str(parse_repository(name)), settings) for name, settings in loaded.repositories]
     if repository is None:
+        if flags.package is not None and len(entries) > 1:
+            raise UsageError("--package names one repository's package: give that REPOSITORY too")
         return [resolve_policy(name, [loaded.defaults, settings], flags) for name, settings in entries]
     wanted = str(parse_repository(repository))
     own = [settings for name, settings in entries if name == wanted]
     return [resolve_policy(wanted, [loaded.defaults, *own], flags)]
+
+
+def _backend(
+    client: RegistryClient,
+    repository: str,
+    kind: BackendKind,
+    github: _GitHub,
+    *,
+    api_url: str | None,
+    package: str | None,
+    untagged: bool,
+) -> DeleteBackend:
+    """The repository's backend; ``--untagged`` is refused where the backend cannot list untagged manifests."""
+    from .gc_backend import backend_kind, check_untagged, select_backend
+    from .reference import parse_repository
+
+    repo = parse_repository(repository)
+    if untagged:
+        check_untagged(repo, kind)
+    ghcr = backend_kind(repo, kind) == "ghcr"
+    return select_backend(
+        client, repo, kind=kind, github=github.client(api_url) if ghcr else None, package=package
+    )
+
+
+def _reviewed(
+    client: RegistryClient, plans: tuple[RepositoryPlan, ...], flags: Settings, github: _GitHub
+) -> list[_Target]:
+    """Targets of a reviewed plan; untagged caches in it are selected again (GHCR) or refused."""
+    from .gc_ghcr import GhcrBackend, recheck_untagged
+    from .gc_policy import parse_backend
+
+    if flags.package is not None and len(plans) > 1:
+        raise UsageError("--package names one repository's package; this plan has several repositories")
+    kind = parse_backend(flags.backend)
+    targets = []
+    for plan in plans:
+        untagged = bool(plan.untagged_deletions)
+        backend = _backend(
+            client,
+            plan.repository,
+            kind,
+            github,
+            api_url=flags.github_api_url,
+            package=flags.package,
+            untagged=untagged,
+        )
+        if untagged:
+            assert isinstance(backend, GhcrBackend)  # _backend refused every other backend
+            plan = recheck_untagged(plan, backend)
+        targets.append(_Target(plan, None, backend, untagged=untagged))
+    return targets
 
 
 def _plan_all(
@@ -223,15 +347,29 @@ def _plan_all(
     now: datetime,
     json_out: bool,
     page_size: int | None,
+    github: _GitHub,
 ) -> list[_Target]:
     """Read the branches and every repository, then plan them all: a read error stops before any deletion."""
     from .gc import collect_inventory, plan_repository
     from .gc_branches import git_ls_remote, read_branches_file
+    from .gc_ghcr import GhcrBackend, plan_untagged
     from .reference import parse_repository
 
+    backends = [  # every refusal before anything is read
+        _backend(
+            client,
+            p.repository,
+            p.backend,
+            github,
+            api_url=p.github_api_url,
+            package=p.package,
+            untagged=p.untagged,
+        )
+        for p in policies
+    ]
     sources: dict[tuple[str, str, bool], LiveRefs] = {}
     targets = []
-    for policy in policies:
+    for policy, backend in zip(policies, backends, strict=True):
         live: LiveRefs | None = None
         pulls = any(t.kind == "number" for t in policy.rules.templates)
         if policy.branches_from_git is not None:
@@ -247,8 +385,11 @@ def _plan_all(
         repo = parse_repository(policy.repository)
         with _progress(not json_out, f"reading {repo}") as on_progress:
             inventory = collect_inventory(client, repo, page_size=page_size, on_progress=on_progress)
+        if policy.untagged:
+            assert isinstance(backend, GhcrBackend)  # check_untagged refused every other backend
+            inventory = plan_untagged(backend, inventory)
         plan = plan_repository(inventory, policy.rules, live, now, max_deletes=policy.max_deletes)
-        targets.append(_Target(plan, inventory))
+        targets.append(_Target(plan, inventory, backend, untagged=policy.untagged))
     return targets
 
 
@@ -264,13 +405,19 @@ def _finish(
     page_size: int | None,
 ) -> None:
     from .gc import check_max_deletes, plan_to_json
-    from .gc_backend import select_backend, untagged_hint
+    from .gc_backend import untagged_hint
     from .gc_execute import RegistryTagReader, execute_plan, report_to_json
+    from .gc_ghcr import GhcrBackend
     from .reference import parse_repository
 
-    plans = [t.plan for t in targets]
-    notes = {p.repository: untagged_hint(parse_repository(p.repository).registry) for p in plans}
-    plans = [_with_note(p, notes[p.repository]) for p in plans]
+    plans = []
+    for target in targets:
+        ghcr = isinstance(target.backend, GhcrBackend)
+        if ghcr and target.untagged:  # the untagged versions were looked at: the plan's notes say how
+            plans.append(target.plan)
+        else:
+            hint = untagged_hint(parse_repository(target.plan.repository).registry, ghcr=ghcr)
+            plans.append(_with_note(target.plan, hint))
     if plan_out is not None:
         _write(plan_out, json.dumps(plan_to_json(plans, created_at=now, mode=mode), indent=2) + "\n")
     reports: dict[str, RepositoryReport] = {}
@@ -288,7 +435,7 @@ def _finish(
                 with _progress(not json_out, f"deleting in {repo}") as on_progress:
                     reports[plan.repository] = execute_plan(
                         plan,
-                        select_backend(client, repo),
+                        target.backend,
                         RegistryTagReader(client, repo, page_size),
                         baseline=baseline,
                         on_progress=on_progress,

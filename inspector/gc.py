@@ -26,6 +26,10 @@ branches, now). Rules apply per tag in this order; the first that decides wins:
    the ``--keep-last`` newest -> delete;
 9. otherwise keep.
 
+Untagged caches a vendor API can list (GHCR's untagged package versions, ``gc --untagged``, read
+by ``gc_ghcr``) enter the inventory through ``add_untagged``; each is planned as a manifest
+deletion with the rule ``untagged-cache`` unless a tag resolves to it.
+
 A tag matching several templates is read with the most specific one (longest
 literal text; ties: the order given) for keep-last, and is "gone" only when
 every reading says so. Then per manifest digest: the manifest is deleted only
@@ -41,7 +45,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from types import MappingProxyType
 from typing import Any, Literal
@@ -66,6 +70,7 @@ __all__ = [
     "CacheInfo",
     "Inventory",
     "ManifestPlan",
+    "ManifestRule",
     "Mode",
     "PlaceholderInfo",
     "PlanRefused",
@@ -73,6 +78,8 @@ __all__ = [
     "TagDecision",
     "TagInfo",
     "TemplateReading",
+    "UntaggedCache",
+    "add_untagged",
     "check_max_deletes",
     "collect_inventory",
     "parse_placeholder",
@@ -86,6 +93,10 @@ Progress = Callable[[int, int], None]
 TagKind = Literal["cache", "other", "placeholder", "unreadable"]
 Action = Literal["delete", "keep", "ignore"]
 Mode = Literal["dry-run", "apply", "apply-plan"]
+#: Why a manifest is in the plan: its tags are deleted, an interrupted run untagged it, or it is an
+#: untagged cache a vendor API listed.
+ManifestRule = Literal["tags", "interrupted-run", "untagged-cache"]
+_MANIFEST_RULES: tuple[ManifestRule, ...] = ("tags", "interrupted-run", "untagged-cache")
 
 PLAN_KIND = "cacheinspect-gc-plan"
 PLAN_SCHEMA_VERSION = 1
@@ -135,6 +146,14 @@ class PlaceholderInfo:
 
 
 @dataclass(frozen=True, slots=True)
+class UntaggedCache:
+    """An untagged cache manifest a vendor API listed (its ``CacheInfo`` is in ``Inventory.caches``)."""
+
+    digest: Digest
+    detail: str
+
+
+@dataclass(frozen=True, slots=True)
 class Inventory:
     """What the registry said about one repository, read once; the planner's only input from it."""
 
@@ -143,6 +162,8 @@ class Inventory:
     caches: Mapping[Digest, CacheInfo]
     other_blobs: frozenset[Digest] = frozenset()
     placeholders: Mapping[Digest, PlaceholderInfo] = field(default_factory=lambda: MappingProxyType({}))
+    untagged: tuple[UntaggedCache, ...] = ()
+    notes: tuple[str, ...] = ()
 
     def resolutions(self) -> dict[str, Digest | None]:
         """Tag -> digest as read (None: unknown, to be resolved again before any deletion)."""
@@ -320,6 +341,41 @@ def collect_inventory(
     )
 
 
+def add_untagged(
+    inventory: Inventory, found: Sequence[tuple[ManifestDocument, str]], notes: Sequence[str] = ()
+) -> Inventory:
+    """``inventory`` plus untagged caches (each manifest with a detail for its reason); pure.
+
+    Their blobs and sizes come from the manifests' descriptors and their age from
+    ``buildkit/createdat`` (no config is read: no rule ages an untagged cache). A document that is
+    not a cache is left out.
+    """
+    caches = dict(inventory.caches)
+    untagged = list(inventory.untagged)
+    for document, detail in found:
+        config_and_layers = find_cache_config(document)
+        if config_and_layers is None or any(u.digest == document.digest for u in untagged):
+            continue
+        config, layers = config_and_layers
+        if document.digest not in caches:
+            created = _annotation_age(layers)
+            caches[document.digest] = CacheInfo(
+                document.digest,
+                document.size,
+                form_of(document),
+                MappingProxyType({d.digest: d.size for d in (config, *layers)}),
+                created,
+                "annotation" if created is not None else "unknown",
+            )
+        untagged.append(UntaggedCache(document.digest, detail))
+    return replace(
+        inventory,
+        caches=MappingProxyType(caches),
+        untagged=tuple(untagged),
+        notes=(*inventory.notes, *notes),
+    )
+
+
 # --------------------------------------------------------------------------- plan
 
 
@@ -347,6 +403,7 @@ class ManifestPlan:
     delete_manifest: bool
     manifest_size: int
     reason: str
+    rule: ManifestRule = "tags"
 
 
 @dataclass(frozen=True, slots=True)
@@ -372,6 +429,11 @@ class RepositoryPlan:
     @property
     def deletions(self) -> tuple[TagDecision, ...]:
         return tuple(d for d in self.decisions if d.action == "delete")
+
+    @property
+    def untagged_deletions(self) -> tuple[ManifestPlan, ...]:
+        """Untagged caches the plan deletes (``gc --untagged``)."""
+        return tuple(m for m in self.manifests if m.rule == "untagged-cache")
 
     def count(self, action: Action) -> int:
         return sum(1 for d in self.decisions if d.action == action)
@@ -572,7 +634,10 @@ def plan_repository(
             f"no creation time for {', '.join(unknown_age[:5])}{' …' if len(unknown_age) > 5 else ''}: "
             "max-age does not apply to them; keep-last ranks them oldest"
         )
+    notes.extend(inventory.notes)
+    notes.extend(_untagged_notes(inventory, manifests, ordered))
     deletes = sum(1 for d in ordered if d.action == "delete")
+    deletes += sum(1 for m in manifests if m.rule == "untagged-cache")
     if max_deletes is not None and deletes > max_deletes:
         notes.append(f"{deletes} deletions exceed --max-deletes {max_deletes}: applying this plan is refused")
     return RepositoryPlan(
@@ -624,9 +689,47 @@ def _manifest_plans(inventory: Inventory, decisions: Sequence[TagDecision]) -> t
                 True,
                 inventory.caches[replaced].manifest_size,
                 f"untagged by an interrupted gc run (was {placeholder.tag})",
+                "interrupted-run",
+            )
+        )
+    # Untagged caches a vendor API listed: deleted unless a tag resolves to them after all.
+    planned = {p.digest for p in plans}
+    for entry in inventory.untagged:
+        if entry.digest in planned or entry.digest in stale or entry.digest in kept:
+            continue
+        planned.add(entry.digest)
+        plans.append(
+            ManifestPlan(
+                entry.digest,
+                (),
+                (),
+                True,
+                _manifest_size(inventory, entry.digest),
+                f"untagged BuildKit cache: {entry.detail}",
+                "untagged-cache",
             )
         )
     return tuple(plans)
+
+
+def _untagged_notes(
+    inventory: Inventory, manifests: Sequence[ManifestPlan], decisions: Sequence[TagDecision]
+) -> list[str]:
+    """Untagged caches left alone because a tag resolves to them now."""
+    planned = {m.digest for m in manifests}
+    holders: dict[Digest, list[str]] = {}
+    for decision in decisions:
+        if decision.digest is not None and decision.action != "delete":
+            holders.setdefault(decision.digest, []).append(decision.tag)
+    notes = []
+    for entry in inventory.untagged:
+        tags = holders.get(entry.digest, [])
+        if entry.digest not in planned and tags:
+            verb = "resolves" if len(tags) == 1 else "resolve"
+            notes.append(
+                f"{entry.digest.short}: listed as untagged, but {', '.join(tags)} {verb} to it: kept"
+            )
+    return notes
 
 
 def _manifest_size(inventory: Inventory, digest: Digest) -> int:
@@ -655,11 +758,16 @@ def _reclaimable(inventory: Inventory, manifests: Sequence[ManifestPlan]) -> tup
 
 
 def check_max_deletes(plan: RepositoryPlan, limit: int | None) -> None:
-    """Refuse (exit 2) before any request that changes anything when the plan is too large."""
-    count = len(plan.deletions)
+    """Refuse (exit 2) before any request that changes anything when the plan is too large.
+
+    Counted: the tags the plan deletes plus the untagged caches it deletes.
+    """
+    untagged = len(plan.untagged_deletions)
+    count = len(plan.deletions) + untagged
     if limit is not None and count > limit:
+        what = f"{len(plan.deletions)} tags and {untagged} untagged caches" if untagged else f"{count} tags"
         raise PlanRefused(
-            f"{plan.repository}: the plan deletes {count} tags, more than --max-deletes {limit}; nothing was done",
+            f"{plan.repository}: the plan deletes {what}, more than --max-deletes {limit}; nothing was done",
             hint="review the plan (--plan-out FILE), then raise --max-deletes or narrow the rules",
         )
 
@@ -698,6 +806,7 @@ def repository_plan_to_json(plan: RepositoryPlan) -> dict[str, Any]:
             "keep": plan.count("keep"),
             "ignore": plan.count("ignore"),
             "manifestsDeleted": sum(1 for m in plan.manifests if m.delete_manifest),
+            "untaggedCaches": len(plan.untagged_deletions),
         },
         "reclaimable": {
             "bytes": plan.reclaimable_bytes,
@@ -726,6 +835,7 @@ def repository_plan_to_json(plan: RepositoryPlan) -> dict[str, Any]:
                 "deleteManifest": m.delete_manifest,
                 "manifestSize": m.manifest_size,
                 "reason": m.reason,
+                "rule": m.rule,
             }
             for m in plan.manifests
         ],
@@ -856,16 +966,21 @@ def _repository_plan_from_json(entry: Mapping[str, Any], where: str) -> Reposito
             decision = by_tag.get(tag)
             if decision is None or decision.action != "delete" or decision.digest != digest:
                 raise InvalidContent(f"{w}: {tag!r} is not a deletion of this digest in the plan's tags")
-        manifests.append(
-            ManifestPlan(
-                digest,
-                delete_tags,
-                tuple(_str(x, w) for x in _get(m, "keptTags", list, w)),
-                _get(m, "deleteManifest", bool, w),
-                _get(m, "manifestSize", int, w),
-                _get(m, "reason", str, w),
-            )
+        rule = m.get("rule", "tags")  # absent in plans written before the rule was recorded
+        if rule not in _MANIFEST_RULES:
+            raise InvalidContent(f"{w}.rule: {rule!r} is not one of {', '.join(_MANIFEST_RULES)}")
+        plan_entry = ManifestPlan(
+            digest,
+            delete_tags,
+            tuple(_str(x, w) for x in _get(m, "keptTags", list, w)),
+            _get(m, "deleteManifest", bool, w),
+            _get(m, "manifestSize", int, w),
+            _get(m, "reason", str, w),
+            rule,
         )
+        if rule == "untagged-cache" and (plan_entry.delete_tags or plan_entry.kept_tags):
+            raise InvalidContent(f"{w}: an untagged-cache entry names tags")
+        manifests.append(plan_entry)
     grouped = {t for m in manifests for t in m.delete_tags}
     missing = [d.tag for d in decisions if d.action == "delete" and d.tag not in grouped]
     if missing:

@@ -21,9 +21,10 @@ is killed between the two steps is finished by the next one.
 
 Google (GCR, Artifact Registry) refuses to delete a digest while a tag points
 at it (``GOOGLE_MANIFEST_DANGLING_TAG``): there ``digest_delete_removes_tags`` is
-false and the executor untags first. A GHCR backend (GitHub Packages REST:
-deleting a package version deletes a digest with all its tags) implements the
-same protocol and is chosen in ``select_backend``.
+false and the executor untags first. GHCR refuses registry-API deletes (405):
+``gc_ghcr.GhcrBackend`` implements the same protocol on GitHub's Packages REST API
+(deleting a package version deletes a digest with all its tags) and is chosen in
+``select_backend`` for ``ghcr.io``, or when asked for (``--backend ghcr``).
 """
 
 from __future__ import annotations
@@ -34,7 +35,7 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Literal, Protocol
+from typing import TYPE_CHECKING, Literal, Protocol
 
 from . import mediatypes
 from .client import RegistryClient
@@ -46,24 +47,36 @@ from .errors import (
     NotFound,
     RegistryError,
     Unauthorized,
+    UsageError,
 )
 from .gc import PLACEHOLDER_ANNOTATION, PLACEHOLDER_ARTIFACT_TYPE, REPLACES_ANNOTATION, PlaceholderInfo
+from .gc_policy import BackendKind
 from .reference import Repository
 
+if TYPE_CHECKING:
+    from .ghcr import GhcrClient
+
 __all__ = [
+    "BACKEND_KINDS",
     "EMPTY_CONFIG",
+    "BackendKind",
     "Capabilities",
     "DeleteBackend",
+    "DeleteDenied",
     "OciBackend",
     "PlaceholderPusher",
     "PushedBlob",
     "UntagIncomplete",
     "Untagged",
+    "backend_kind",
     "build_placeholder",
+    "check_untagged",
     "is_google_registry",
     "select_backend",
     "untagged_hint",
 ]
+
+BACKEND_KINDS: tuple[BackendKind, ...] = ("auto", "oci", "ghcr")
 
 # The OCI empty descriptor's content (image-spec 1.1 "Guidance for an empty descriptor").
 EMPTY_CONFIG = b"{}"
@@ -107,6 +120,24 @@ class UntagIncomplete(CacheInspectError):
         super().__init__(message)
         self.placeholder = placeholder
         self.pushed = pushed
+
+
+class DeleteDenied(CacheInspectError):
+    """A backend's first deletion showed that its credentials cannot delete here at all (exit 4).
+
+    Raised only while the backend has deleted nothing yet (the permission is per repository or
+    package, so every further deletion would be refused too); the executor stops the run and
+    re-raises it. ``placeholder`` is set when the refusal came while removing a tag: that tag then
+    points at a placeholder, which the next run (with a token that can delete) finishes.
+    """
+
+    exit_code = ExitCode.AUTH
+
+    def __init__(
+        self, message: str, *, hint: str | None = None, placeholder: PlaceholderInfo | None = None
+    ) -> None:
+        super().__init__(message, hint=hint)
+        self.placeholder = placeholder
 
 
 class DeleteBackend(Protocol):
@@ -153,13 +184,16 @@ def is_google_registry(host: str) -> bool:
     return name == "gcr.io" or name.endswith((".gcr.io", "-docker.pkg.dev"))
 
 
-def untagged_hint(host: str) -> str:
-    """How to reclaim the manifests cache exports left untagged, which the distribution API cannot list."""
+def untagged_hint(host: str, *, ghcr: bool | None = None) -> str:
+    """How to reclaim the manifests cache exports left untagged, which the distribution API cannot list.
+
+    ``ghcr``: the repository is served by the GHCR backend (default: the host is ghcr.io).
+    """
     name = host.split(":", 1)[0].lower()
-    if name == "ghcr.io":
+    if ghcr if ghcr is not None else name == "ghcr.io":
         return (
-            "GHCR keeps overwritten cache manifests as untagged package versions; delete them through the "
-            "GitHub Packages API (untagged versions)"
+            "GHCR keeps overwritten cache manifests as untagged package versions; "
+            "`gc --untagged` deletes those that are BuildKit caches (never image-index children or attestations)"
         )
     if is_google_registry(host):
         return "untagged manifests stay until an Artifact Registry cleanup policy deletes them (tagState UNTAGGED)"
@@ -308,6 +342,46 @@ class OciBackend:
         return True
 
 
-def select_backend(client: RegistryClient, repository: Repository) -> DeleteBackend:
-    """The backend for a repository. GHCR refuses OCI deletes (405): its REST backend belongs here."""
-    return OciBackend(client, repository)
+def backend_kind(repository: Repository, requested: BackendKind = "auto") -> Literal["oci", "ghcr"]:
+    """``auto``: GHCR's REST backend for ``ghcr.io`` (it refuses OCI deletes with 405), else OCI."""
+    if requested == "auto":
+        return "ghcr" if repository.registry.lower() == "ghcr.io" else "oci"
+    return requested
+
+
+def check_untagged(repository: Repository, requested: BackendKind = "auto") -> None:
+    """Refuse ``--untagged`` where the backend cannot list untagged manifests (everything but GHCR)."""
+    if backend_kind(repository, requested) == "ghcr":
+        return
+    raise UsageError(
+        f"{repository}: --untagged needs an API that lists untagged manifests, and the registry API "
+        "cannot (only the GHCR backend can: GitHub lists untagged package versions)",
+        hint=(
+            "on ghcr.io use the GHCR backend (--backend auto or ghcr)"
+            if repository.registry.lower() == "ghcr.io"
+            else untagged_hint(repository.registry, ghcr=False)
+        ),
+    )
+
+
+def select_backend(
+    client: RegistryClient,
+    repository: Repository,
+    *,
+    kind: BackendKind = "auto",
+    github: GhcrClient | None = None,
+    package: str | None = None,
+) -> DeleteBackend:
+    """The backend for a repository (``backend_kind``). The GHCR backend needs a ``GhcrClient``;
+    ``package`` (``OWNER/NAME``) overrides the package, which is otherwise the repository's path."""
+    if backend_kind(repository, kind) == "oci":
+        if package is not None:
+            raise UsageError(
+                f"{repository}: a package (OWNER/NAME) is only used by the GHCR backend (--backend ghcr)"
+            )
+        return OciBackend(client, repository)
+    if github is None:
+        raise UsageError(f"{repository}: the GHCR backend needs a GitHub API client")
+    from .gc_ghcr import GhcrBackend
+
+    return GhcrBackend(client, repository, github, package=package)

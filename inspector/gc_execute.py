@@ -15,7 +15,10 @@ or a reviewed ``--apply-plan`` file, or a hand-edited one):
   is a placeholder this tool pushed for the tag (an interrupted run), which is
   then finished.
 
-Per manifest of the plan (stale tags S, digest D):
+Manifests that are deleted whole go first, then those that only lose tags, so a backend that
+finds out on its first deletion that it may not delete (``DeleteDenied``, exit 4: GHCR, where no
+harmless request tells) does so before any tag was re-pointed. Per manifest of the plan (stale
+tags S, digest D; an untagged cache has no S):
 
 1. when no other tag resolves to D and the registry's digest delete removes tags
    (everything but Google's registries), D is deleted by digest: one request,
@@ -25,8 +28,9 @@ Per manifest of the plan (stale tags S, digest D):
    is deleted afterwards if still nothing else resolves to it.
 
 A rate limit (429 after the client's retries) stops the run: the rest is
-reported as not attempted, and a rerun picks it up. Any other failure is
-recorded per tag and the run goes on.
+reported as not attempted, and a rerun picks it up. ``DeleteDenied`` stops it and
+is raised (nothing was deleted). Any other failure is recorded per tag and the
+run goes on.
 """
 
 from __future__ import annotations
@@ -39,8 +43,15 @@ from typing import Any, Literal, Protocol
 from .client import RegistryClient
 from .digest import Digest
 from .errors import CacheInspectError, ExitCode, InvalidContent, NotFound, RateLimited
-from .gc import ManifestPlan, PlaceholderInfo, RepositoryPlan, parse_placeholder, template_reading
-from .gc_backend import Capabilities, DeleteBackend, PushedBlob, UntagIncomplete
+from .gc import (
+    ManifestPlan,
+    ManifestRule,
+    PlaceholderInfo,
+    RepositoryPlan,
+    parse_placeholder,
+    template_reading,
+)
+from .gc_backend import Capabilities, DeleteBackend, DeleteDenied, PushedBlob, UntagIncomplete
 from .reference import Repository
 
 __all__ = [
@@ -122,6 +133,7 @@ class ManifestOutcome:
     status: ManifestStatus
     detail: str
     manifest_size: int
+    rule: ManifestRule = "tags"
 
 
 @dataclass(frozen=True, slots=True)
@@ -162,8 +174,9 @@ def execute_plan(
     """Apply ``plan``; ``baseline`` is what each tag resolved to when planning just now (None: unknown).
 
     Raises ``CannotDelete`` (exit 5) before any change when the registry refuses
-    deletes, and ``InvalidContent`` when the plan asks for a tag its templates do
-    not cover. Everything else is reported per tag.
+    deletes, ``InvalidContent`` when the plan asks for a tag its templates do
+    not cover, and ``DeleteDenied`` (exit 4) when the backend's first deletion
+    shows that its credentials cannot delete. Everything else is reported per tag.
     """
     started = time.monotonic()
     run = _Execution(plan, backend, reader, baseline)  # checks the plan before any request
@@ -282,7 +295,9 @@ class _Execution:
         self.tags[tag] = TagOutcome(tag, planned, status, method, detail, current)
 
     def _manifest(self, plan: ManifestPlan, status: ManifestStatus, detail: str) -> None:
-        self.manifests[plan.digest] = ManifestOutcome(plan.digest, status, detail, plan.manifest_size)
+        self.manifests[plan.digest] = ManifestOutcome(
+            plan.digest, status, detail, plan.manifest_size, plan.rule
+        )
 
     def _forget(self, tag: str) -> None:
         self.known.pop(tag, None)
@@ -292,7 +307,7 @@ class _Execution:
 
     def run(self, capabilities: Capabilities, on_progress: Progress | None) -> None:
         self.capabilities = capabilities
-        groups = self.plan.manifests
+        groups = sorted(self.plan.manifests, key=lambda g: not g.delete_manifest)  # stable
         for done, group in enumerate(groups, 1):
             if self.stopped is None:
                 try:
@@ -339,6 +354,8 @@ class _Execution:
                 self._manifest(group, "kept", _held_by(held.holders))
         except RateLimited as exc:
             raise _Stop(exc.message) from None
+        except DeleteDenied:
+            raise
         except CacheInspectError as exc:
             for tag in group.delete_tags:
                 if tag not in self.tags:
@@ -430,6 +447,7 @@ def report_to_json(report: RepositoryReport) -> dict[str, Any]:
             "failed": report.count("failed"),
             "notAttempted": report.count("not-attempted"),
             "manifestsDeleted": len(deleted),
+            "untaggedDeleted": sum(1 for m in deleted if m.rule == "untagged-cache"),
             "manifestBytesDeleted": sum(m.manifest_size for m in deleted),
             "placeholderBytes": sum(p.size for p in report.placeholders),
             "pushedBlobBytes": sum(b.size for b in report.pushed_blobs),
@@ -446,7 +464,13 @@ def report_to_json(report: RepositoryReport) -> dict[str, Any]:
             for t in report.tags
         ],
         "manifests": [
-            {"digest": m.digest, "status": m.status, "detail": m.detail, "manifestSize": m.manifest_size}
+            {
+                "digest": m.digest,
+                "status": m.status,
+                "detail": m.detail,
+                "manifestSize": m.manifest_size,
+                "rule": m.rule,
+            }
             for m in report.manifests
         ],
         "placeholders": [

@@ -21,6 +21,10 @@ Policy file (TOML)::
 
     [[repository]]
     name = "ghcr.io/acme/app-cache"   # required; any key of [defaults] may be set again here
+    untagged = true                   # also delete untagged caches (GHCR backend only)
+    # backend = "ghcr"                # auto (default: ghcr for ghcr.io, else oci), oci, ghcr
+    # github-api-url = "https://ghe.example.com/api/v3"
+    # package = "acme/app-cache"      # OWNER/NAME on GitHub; only in a [[repository]] table
 
 Precedence: built-in default < ``[defaults]`` < the repository's table <
 command-line flags. Flags replace the file's value, except ``--protect``,
@@ -42,6 +46,7 @@ from .errors import UsageError
 
 __all__ = [
     "SLUG_PRESETS",
+    "BackendKind",
     "PolicyFile",
     "RepositoryPolicy",
     "Rules",
@@ -50,11 +55,15 @@ __all__ = [
     "TagTemplate",
     "format_duration",
     "load_policy",
+    "parse_backend",
     "parse_duration",
     "parse_template",
     "resolve_policy",
 ]
 
+#: Which deletion backend gc uses: ``auto`` picks GHCR's REST API for ghcr.io, else the OCI API.
+BackendKind = Literal["auto", "oci", "ghcr"]
+_BACKENDS: dict[str, BackendKind] = {"auto": "auto", "oci": "oci", "ghcr": "ghcr"}
 _TAG_CHARS = re.compile(r"^[A-Za-z0-9_.-]*$")
 _GLOB_META = frozenset("*?[]!")
 
@@ -164,6 +173,14 @@ _DURATION_PART = re.compile(r"(\d+)\s*([smhdw])")
 _UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 
 
+def parse_backend(text: str | None, where: str = "--backend") -> BackendKind:
+    """``auto`` (also for None), ``oci`` or ``ghcr``."""
+    kind = _BACKENDS.get(text or "auto")
+    if kind is None:
+        raise UsageError(f"{where}: backend {text!r}: expected auto, oci or ghcr")
+    return kind
+
+
 def parse_duration(text: str) -> timedelta:
     """``14d``, ``2w 3d``, ``36h``, ``90m``, ``45s`` (units s, m, h, d, w; no months: they vary)."""
     compact = text.strip().lower()
@@ -237,6 +254,10 @@ class Settings:
     slug_max_length: int | None = None
     slug_allowed: str | None = None
     slug_trim: str | None = None
+    backend: str | None = None
+    github_api_url: str | None = None
+    package: str | None = None
+    untagged: bool | None = None
 
     def over(self, base: Settings) -> Settings:
         """These settings on top of ``base``: set values replace, ``protect`` is replaced too."""
@@ -253,6 +274,10 @@ class RepositoryPolicy:
     branches_from_git: str | None = None
     branches_file: str | None = None
     max_deletes: int | None = None
+    backend: BackendKind = "auto"
+    github_api_url: str | None = None
+    package: str | None = None
+    untagged: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -271,6 +296,10 @@ _KEYS = {
     "branches-file": "branches_file",
     "max-deletes": "max_deletes",
     "slug": "",
+    "backend": "backend",
+    "github-api-url": "github_api_url",
+    "package": "package",
+    "untagged": "untagged",
 }
 _SLUG_KEYS = {
     "preset": "slug_preset",
@@ -314,7 +343,7 @@ def _typed(value: Any, name: str, where: str) -> Any:
         if isinstance(value, bool) or not isinstance(value, int):
             raise UsageError(f"{where}: expected an integer")
         return value
-    if name == "slug_lowercase":
+    if name in ("slug_lowercase", "untagged"):
         if not isinstance(value, bool):
             raise UsageError(f"{where}: expected true or false")
         return value
@@ -341,6 +370,10 @@ def load_policy(path: Path) -> PolicyFile:
     if not isinstance(defaults_table, dict):
         raise UsageError(f"--policy {path}: [defaults] must be a table")
     defaults = _settings(defaults_table, f"{path}: defaults", base_dir)
+    if defaults.package is not None:
+        raise UsageError(
+            f"--policy {path}: defaults.package: a package names one repository; set it in its [[repository]]"
+        )
     entries = doc.get("repository", [])
     if not isinstance(entries, list) or not entries:
         raise UsageError(f"--policy {path}: no [[repository]] tables")
@@ -396,6 +429,11 @@ def resolve_policy(repository: str, layers: Sequence[Settings], flags: Settings)
         raise UsageError(f"{repository}: give branches-from-git or branches-file, not both")
     if merged.max_deletes is not None and merged.max_deletes < 0:
         raise UsageError(f"{repository}: max-deletes must not be negative")
+    backend = parse_backend(merged.backend, repository)
+    if merged.package is not None:
+        owner, _, name = merged.package.partition("/")
+        if not owner or not name or name.startswith("/") or name.endswith("/"):
+            raise UsageError(f"{repository}: package {merged.package!r}: expected OWNER/NAME")
     templates = tuple(parse_template(t) for t in dict.fromkeys(merged.tag_templates or ()))
     rules = Rules(
         templates=templates,
@@ -410,4 +448,8 @@ def resolve_policy(repository: str, layers: Sequence[Settings], flags: Settings)
         branches_from_git=merged.branches_from_git,
         branches_file=merged.branches_file,
         max_deletes=merged.max_deletes,
+        backend=backend,
+        github_api_url=merged.github_api_url,
+        package=merged.package,
+        untagged=bool(merged.untagged),
     )

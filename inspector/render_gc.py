@@ -18,6 +18,7 @@ from .report import human_size
 __all__ = ["plan_markdown", "render_plan", "render_report"]
 
 _MAX_IGNORED = 12
+_MAX_UNTAGGED = 50
 _ACTION_STYLE = {"delete": "red", "keep": "green", "ignore": "dim"}
 _STATUS_STYLE = {
     "deleted": "green",
@@ -53,8 +54,10 @@ def _widest(names: Iterable[str]) -> int:
 
 def _summary(plan: RepositoryPlan) -> str:
     deleted = sum(1 for m in plan.manifests if m.delete_manifest)
+    untagged = len(plan.untagged_deletions)
+    also = f" and {untagged} untagged caches" if untagged else ""
     return (
-        f"{plan.count('delete')} tags to delete ({deleted} manifests), {plan.count('keep')} kept, "
+        f"{plan.count('delete')} tags{also} to delete ({deleted} manifests), {plan.count('keep')} kept, "
         f"{plan.count('ignore')} match no template; reclaimable at most {human_size(plan.reclaimable_bytes)} "
         f"in {len(plan.reclaimable)} blobs, plus {human_size(plan.manifest_bytes)} of manifests"
     )
@@ -94,6 +97,23 @@ def render_plan(plan: RepositoryPlan, *, applying: bool = False) -> RenderableTy
         parts.append(
             Text(f"match no template (never touched): {', '.join(ignored[:_MAX_IGNORED])}{more}", "dim")
         )
+    untagged = plan.untagged_deletions
+    if untagged:
+        table = Table(show_edge=False, pad_edge=False, box=None)
+        table.add_column("untagged manifest", style="bold", no_wrap=True)
+        table.add_column("action", no_wrap=True)
+        table.add_column("rule", no_wrap=True)
+        table.add_column("reason")
+        for m in untagged[:_MAX_UNTAGGED]:
+            table.add_row(
+                m.digest.short,
+                Text("delete", style=_ACTION_STYLE["delete"]),
+                m.rule,
+                escape(m.reason),
+            )
+        parts += [Text(""), table]
+        if len(untagged) > _MAX_UNTAGGED:
+            parts.append(Text(f"… and {len(untagged) - _MAX_UNTAGGED} more untagged caches", "dim"))
     shared = [m for m in plan.manifests if not m.delete_manifest and m.delete_tags]
     for manifest in shared:
         parts.append(
@@ -134,10 +154,12 @@ def render_report(report: RepositoryReport) -> RenderableType:
                 Text(f"manifest {manifest.digest.short} {manifest.status}: {manifest.detail}", style="yellow")
             )
     deleted = sum(1 for m in report.manifests if m.status == "deleted")
+    untagged = sum(1 for m in report.manifests if m.status == "deleted" and m.rule == "untagged-cache")
     line = (
         f"{report.count('deleted')} tags deleted, {report.count('already-gone')} already gone, "
         f"{report.count('moved')} moved (left alone), {report.count('failed')} failed, "
-        f"{report.count('not-attempted')} not attempted; {deleted} manifests deleted "
+        f"{report.count('not-attempted')} not attempted; {deleted} manifests deleted"
+        f"{f' ({untagged} untagged caches)' if untagged else ''} "
         f"in {report.seconds:.1f} s ({report.capabilities.detail})"
     )
     if report.placeholders:
@@ -184,10 +206,25 @@ def plan_markdown(
                     )
                 lines.append(row)
             lines.append("")
+        untagged = plan.untagged_deletions
+        if untagged:
+            manifests = {m.digest: m for m in report.manifests} if report is not None else {}
+            header = "| untagged manifest | rule | reason |" + (" outcome |" if report is not None else "")
+            lines += [header, "|---|---|---|" + ("---|" if report is not None else "")]
+            for m in untagged:
+                row = f"| `{m.digest.short}` | {m.rule} | {_md(m.reason)} |"
+                if report is not None:
+                    got = manifests.get(m.digest)
+                    row += f" {got.status if got else 'not attempted'}"
+                    row += f": {_md(got.detail)} |" if got and got.status != "deleted" else " |"
+                lines.append(row)
+            lines.append("")
         if report is not None:
             verdict = "all went to plan" if report.ok else "**some deletions failed**"
+            gone = sum(1 for m in report.manifests if m.status == "deleted" and m.rule == "untagged-cache")
+            also = f"; {gone} untagged caches deleted" if untagged else ""
             lines += [
-                f"Result: {verdict} ({report.count('deleted')} deleted, {report.count('failed')} failed).",
+                f"Result: {verdict} ({report.count('deleted')} deleted, {report.count('failed')} failed{also}).",
                 "",
             ]
         lines += [f"- {_md(note)}" for note in plan.notes]
