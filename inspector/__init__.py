@@ -17,9 +17,13 @@ if TYPE_CHECKING:
     from .cacheconfig import CacheConfig, parse_cache_config
     from .client import ClientOptions, RegistryClient
     from .credentials import Credentials, resolve_credentials
+    from .diff import diff_caches
     from .digest import Digest
+    from .du import disk_usage
     from .errors import CacheInspectError, ExitCode
+    from .gc import collect_inventory, plan_repository
     from .models import Descriptor, ManifestDocument, parse_manifest
+    from .probe import run_probe
     from .reference import Reference, Repository, parse_reference, parse_repository
     from .report import CacheReport, inspect_cache, report_to_json
     from .source import LayoutSource, RegistrySource, parse_source
@@ -39,6 +43,11 @@ _EXPORTS = {
     "Credentials": "credentials",
     "resolve_credentials": "credentials",
     "Digest": "digest",
+    "diff_caches": "diff",
+    "disk_usage": "du",
+    "collect_inventory": "gc",
+    "plan_repository": "gc",
+    "run_probe": "probe",
     "CacheInspectError": "errors",
     "ExitCode": "errors",
     "Descriptor": "models",
