@@ -197,7 +197,13 @@ class RegistryClient:
                 response = self._http.send(request, stream=True)
                 try:
                     if response.status_code in ok_statuses:
-                        body = _read_capped(response, limit, what) if limit else b""
+                        if limit:
+                            body = _read_capped(response, limit, what)
+                        else:
+                            # Drain the (empty or tiny) body: a stream closed unread loses its keep-alive
+                            # connection, which turned every blob HEAD into a new TCP (and TLS) handshake.
+                            _read_capped(response, 64 * 1024, what, truncate=True)
+                            body = b""
                         log.debug(
                             "%s %s -> %s in %.0f ms",
                             method,

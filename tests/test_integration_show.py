@@ -263,3 +263,32 @@ def test_console_script_end_to_end(registry: LocalRegistry, seeded: dict[str, di
         and "health" in human.stdout
         and human.stderr == ""
     )
+
+
+def test_blob_checks_reuse_keep_alive_connections(
+    registry: LocalRegistry, seeded: dict[str, dict[str, str]]
+) -> None:
+    """HEAD answers must be drained so their connections go back to the pool (one per worker, not per blob)."""
+    import httpx
+
+    from inspector.client import ClientOptions, RegistryClient
+    from inspector.reference import parse_reference
+    from inspector.report import inspect_cache
+    from inspector.source import RegistrySource
+
+    opened: list[int] = []
+
+    class CountingTransport(httpx.HTTPTransport):
+        def handle_request(self, request: httpx.Request) -> httpx.Response:
+            response = super().handle_request(request)
+            stream = response.extensions.get("network_stream")
+            if stream is not None and id(stream) not in opened:
+                opened.append(id(stream))
+            return response
+
+    with RegistryClient(ClientOptions(concurrency=2), transport=CountingTransport()) as client:
+        report = inspect_cache(
+            RegistrySource(client, parse_reference(f"{registry.host}/samples/multistage-max:oci-index"))
+        )
+        assert all(layer.present for layer in report.layers) and len(report.layers) == 10
+    assert len(opened) <= 3, f"{len(opened)} connections for {len(report.layers) + 2} requests"
