@@ -32,7 +32,7 @@ from .client import RegistryClient
 from .digest import Digest
 from .errors import InvalidContent, InvalidReference, NotFound
 from .models import Descriptor, ManifestDocument
-from .reference import Repository
+from .reference import DOCKER_HUB, Repository
 
 __all__ = [
     "ManifestUsage",
@@ -209,7 +209,9 @@ def disk_usage(
     page_size: int | None = None,
     on_progress: Progress | None = None,
 ) -> RepositoryUsage:
-    """List the tags, HEAD each (matching ``tag_pattern``, an fnmatch glob), GET each distinct digest once.
+    """List the tags and read the manifest of each tag matching ``tag_pattern`` (an fnmatch glob).
+
+    One GET per tag; on Docker Hub, where GETs count as pulls, a HEAD per tag and one GET per distinct digest.
 
     A tag that vanishes between listing and reading (404), or whose manifest is
     not a valid document, is reported in ``skipped_tags``; other errors raise.
@@ -219,6 +221,28 @@ def disk_usage(
     )
     matched = [tag for tag in listed if tag_pattern is None or fnmatchcase(tag, tag_pattern)]
 
+    documents: dict[str, ManifestDocument] = {}
+    skipped: list[SkippedTag] = []
+    if repository.registry != DOCKER_HUB:
+        # One GET by tag per tag: its body hashes to the digest, so a HEAD first would only add a round trip
+        # per tag (it pays off only when many tags share manifests).
+        def get(tag: str) -> ManifestDocument | SkippedTag:
+            try:
+                return client.get_manifest(repository.tag(tag))
+            except (NotFound, InvalidContent, InvalidReference) as exc:
+                return SkippedTag(tag, exc.message)
+
+        for tag, got in zip(matched, client.map_bounded(get, matched, on_progress), strict=True):
+            if isinstance(got, SkippedTag):
+                skipped.append(got)
+            else:
+                documents[tag] = got
+        return compute_usage(
+            str(repository), documents, tags_listed=len(listed), tag_pattern=tag_pattern, skipped=skipped
+        )
+
+    # Docker Hub counts every manifest GET as a pull (rate-limited); HEADs are free: HEAD each tag, GET each
+    # distinct digest once.
     def resolve(tag: str) -> Digest | SkippedTag:
         try:
             return client.head_manifest(repository.tag(tag)).digest
@@ -239,8 +263,6 @@ def disk_usage(
             on_progress(len(matched) + done, len(matched) + total)
 
     bodies = dict(zip(digests, client.map_bounded(fetch, digests, fetched), strict=True))
-    documents: dict[str, ManifestDocument] = {}
-    skipped: list[SkippedTag] = []
     for tag, head in zip(matched, heads, strict=True):
         if isinstance(head, SkippedTag):
             skipped.append(head)

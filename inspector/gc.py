@@ -1,7 +1,8 @@
 """``gc`` planning: read a repository once, then decide per tag, purely, with a reason for each decision.
 
-Reading (``collect_inventory``) reuses ``du``: the tag list, one manifest HEAD
-per tag, one GET per distinct digest; whether a tag is a cache and which blobs
+Reading (``collect_inventory``) reuses ``du``: the tag list and one manifest GET
+per tag (on Docker Hub a HEAD per tag and a GET per distinct digest, since GETs
+count as pulls there); whether a tag is a cache and which blobs
 it holds come from the manifest alone. On top of that, gc reads
 
 * the cache config of a cache whose manifest carries no ``buildkit/createdat``
