@@ -55,6 +55,8 @@ import httpx
 from . import _json
 from ._version import __version__
 from .cache import find_cache_config
+from .client import _describe_transport_error as _describe
+from .client import _loggable as _path
 from .client import _next_link, _read_capped, _retry_after
 from .digest import Digest
 from .errors import (
@@ -659,17 +661,3 @@ def _pick_token(token: str | None, env: Mapping[str, str]) -> str | None:
 def _origin(url: str) -> str:
     parts = urlsplit(url)
     return f"{parts.scheme}://{parts.netloc}".lower()
-
-
-def _path(url: str) -> str:
-    parts = urlsplit(url)
-    return f"{parts.scheme}://{parts.netloc}{parts.path}"
-
-
-def _describe(exc: httpx.TransportError, url: str) -> str:
-    host = urlsplit(url).netloc
-    if isinstance(exc, httpx.TimeoutException):
-        return f"timed out talking to {host}"
-    if isinstance(exc, httpx.ConnectError):
-        return f"cannot connect to {host} ({exc or type(exc).__name__})"
-    return f"network error talking to {host} ({type(exc).__name__})"
