@@ -10,7 +10,10 @@ from inspector.provenance import _created_by, _history
 @pytest.mark.parametrize(
     ("created_by", "shown"),
     [
-        ("RUN /bin/sh -c apk add --no-cache ca-certificates # buildkit", "RUN apk add --no-cache ca-certificates"),
+        (
+            "RUN /bin/sh -c apk add --no-cache ca-certificates # buildkit",
+            "RUN apk add --no-cache ca-certificates",
+        ),
         ("RUN |2 VERSION=dev GO=1.23 /bin/sh -c go build -o /out/app # buildkit", "RUN go build -o /out/app"),
         ("COPY /out/app /usr/local/bin/app # buildkit", "COPY /out/app /usr/local/bin/app"),
         ("WORKDIR /src", "WORKDIR /src"),
