@@ -58,7 +58,8 @@ R = TypeVar("R")
 
 @dataclass(frozen=True, slots=True)
 class ClientOptions:
-    """Transport settings. Plain HTTP is used for loopback hosts, or everywhere with ``plain_http``."""
+    """Transport settings. Plain HTTP is used for loopback hosts (unless ``ca_file`` asks for TLS), or everywhere
+    with ``plain_http``."""
 
     plain_http: bool = False
     insecure: bool = False
@@ -132,7 +133,12 @@ class RegistryClient:
     # -- plumbing ---------------------------------------------------------------------------------
 
     def scheme_for(self, host: str) -> str:
-        return "http" if self.options.plain_http or is_loopback_host(host) else "https"
+        """HTTPS unless ``plain_http``; loopback hosts default to HTTP, except when a CA file asks for TLS."""
+        if self.options.plain_http:
+            return "http"
+        if is_loopback_host(host) and not self.options.ca_file:
+            return "http"
+        return "https"
 
     def _url(self, registry: str, path: str, query: dict[str, str] | None = None) -> str:
         host = "registry-1.docker.io" if registry == "docker.io" else registry

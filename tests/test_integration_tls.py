@@ -307,3 +307,20 @@ def test_plain_http_to_a_remote_host_needs_the_flag(setup: TlsSetup) -> None:
     assert allowed.returncode == 0, allowed.stderr[-800:]
     assert json.loads(allowed.stdout)["health"]["ok"] is True
     assert any(line.startswith(f"GET http://{PLAIN_NAME}:") for line in setup.proxy.seen[before:])
+
+
+def test_ca_file_means_tls_on_loopback_too(setup: TlsSetup) -> None:
+    """Loopback registries default to plain HTTP; giving a CA file asks for (verified) TLS there as well."""
+    env = {k: v for k, v in os.environ.items() if k.lower() not in {"http_proxy", "https_proxy", "all_proxy"}}
+    env["DOCKER_CONFIG"] = "/nonexistent-docker-config"
+    ref = f"127.0.0.1:{setup.tls_port}/{REPO}:{TAG}"
+    result = subprocess.run(
+        [sys.executable, "-m", "inspector", "show", ref, "--json", "--ca-file", str(setup.ca_file)],
+        capture_output=True,
+        text=True,
+        env=env,
+        stdin=subprocess.DEVNULL,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stderr[-800:]
+    assert json.loads(result.stdout)["health"]["ok"] is True
