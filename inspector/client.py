@@ -301,7 +301,7 @@ class RegistryClient:
             headers={"Accept": mediatypes.MANIFEST_ACCEPT},
         )
         reported = response.headers.get("Docker-Content-Digest")
-        size = response.headers.get("Content-Length")
+        size = _header_int(response.headers.get("Content-Length"))
         if not reported or size is None:
             document = self.get_manifest(ref)
             return document.descriptor
@@ -313,7 +313,7 @@ class RegistryClient:
             ) from None
         if ref.digest is not None and digest != ref.digest:
             raise DigestMismatch(f"resolve {ref}: registry reported {digest}")
-        return Descriptor(mediatypes.base(response.headers.get("Content-Type", "")), digest, int(size))
+        return Descriptor(mediatypes.base(response.headers.get("Content-Type", "")), digest, size)
 
     def get_manifest(self, ref: Reference, *, limit: int = MANIFEST_LIMIT) -> ManifestDocument:
         """Fetch and parse a manifest/index; verified against ``ref.digest`` when there is one."""
@@ -358,7 +358,7 @@ class RegistryClient:
         return BlobStat(
             digest,
             exists=True,
-            size=int(length) if length and length.isdigit() else None,
+            size=_header_int(length),
             reported_digest=response.headers.get("Docker-Content-Digest"),
         )
 
@@ -502,7 +502,8 @@ def verify_blob(descriptor: Descriptor, data: bytes) -> None:
 
 def _read_capped(response: httpx.Response, limit: int, what: str, *, truncate: bool = False) -> bytes:
     declared = response.headers.get("Content-Length")
-    if not truncate and declared and declared.isdigit() and int(declared) > limit:
+    declared_size = _header_int(declared)
+    if not truncate and declared_size is not None and declared_size > limit:
         raise InvalidContent(f"{what}: the response is {int(declared)} bytes, over the {limit} byte limit")
     chunks: list[bytes] = []
     size = 0
@@ -544,8 +545,9 @@ def _retry_after(value: str | None) -> float | None:
     if not value:
         return None
     value = value.strip()
-    if value.isdigit():
-        return float(value)
+    seconds = _header_int(value)
+    if seconds is not None:
+        return float(seconds)
     try:
         when = email.utils.parsedate_to_datetime(value)
     except (TypeError, ValueError):
@@ -553,6 +555,16 @@ def _retry_after(value: str | None) -> float | None:
     if when.tzinfo is None:
         when = when.replace(tzinfo=UTC)
     return max(0.0, (when - datetime.now(UTC)).total_seconds())
+
+
+def _header_int(value: str | None) -> int | None:
+    """A non-negative decimal header value (ASCII digits only: ``str.isdigit`` also accepts '²')."""
+    if value is None:
+        return None
+    value = value.strip()
+    if not value or len(value) > 18 or not value.isascii() or not value.isdigit():
+        return None
+    return int(value)
 
 
 def _loggable(url: str) -> str:

@@ -171,6 +171,10 @@ def _parse_config(text: str, where: str) -> dict[str, Any]:
         raise UsageError(
             f"{where} is not valid JSON (line {exc.lineno} column {exc.colno}: {exc.msg})"
         ) from None
+    except (RecursionError, ValueError):  # nesting or a number beyond what Python parses
+        raise UsageError(
+            f"{where} is not a usable JSON document (too deeply nested or an oversized number)"
+        ) from None
     if not isinstance(doc, dict):
         raise UsageError(f"{where} must hold a JSON object, not {type(doc).__name__}")
     return doc
@@ -272,6 +276,8 @@ def _first_line(text: str) -> str:
 
 def _run_helper(name: str, host: str, source: str) -> Credentials | None:
     """Ask ``docker-credential-<name> get`` for ``host``; None when it has nothing stored."""
+    if not name or "\x00" in name or "/" in name:
+        raise AuthError(f"credential helper name {name[:40]!r} from {source} is not a program name")
     program = f"docker-credential-{name}"
     server = _server_url(host)
     logger.debug("asking %s for %s", program, server)

@@ -360,6 +360,10 @@ def load_policy(path: Path) -> PolicyFile:
         raise UsageError(f"--policy {path}: {exc.strerror}") from None
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
         raise UsageError(f"--policy {path}: not valid TOML ({exc})") from None
+    except (RecursionError, ValueError):  # nesting or a number beyond what Python parses
+        raise UsageError(
+            f"--policy {path}: not a usable TOML document (too deeply nested or an oversized number)"
+        ) from None
     unknown = set(doc) - {"version", "defaults", "repository"}
     if unknown:
         raise UsageError(f"--policy {path}: unknown top-level key {sorted(unknown)[0]!r}")
