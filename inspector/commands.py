@@ -108,7 +108,12 @@ PlainHttp = Annotated[
 ]
 Insecure = Annotated[bool, typer.Option("--insecure", help="Skip TLS certificate verification.")]
 CaFile = Annotated[
-    str | None, typer.Option("--ca-file", help="PEM file of CA certificates to trust (also means TLS for localhost).", metavar="FILE")
+    str | None,
+    typer.Option(
+        "--ca-file",
+        help="PEM file of CA certificates to trust (also means TLS for localhost).",
+        metavar="FILE",
+    ),
 ]
 Username = Annotated[
     str | None,
