@@ -126,6 +126,10 @@ Concurrency = Annotated[
     int, typer.Option("--concurrency", "-j", min=1, max=64, help="Requests in flight per registry.")
 ]
 Timeout = Annotated[float, typer.Option("--timeout", min=1.0, help="Seconds to wait for each response.")]
+PageSize = Annotated[
+    int | None,
+    typer.Option("--page-size", "-n", min=1, help="Ask for N tags per page (registries may ignore it)."),
+]
 JsonOut = Annotated[bool, typer.Option("--json", help="Print one JSON document on stdout.")]
 
 
@@ -344,10 +348,7 @@ def tags(
         str, typer.Argument(help="Repository, e.g. ghcr.io/org/app or localhost:5000/cache.")
     ],
     json_out: JsonOut = False,
-    page_size: Annotated[
-        int | None,
-        typer.Option("--page-size", "-n", min=1, help="Ask for N tags per page (registries may ignore it)."),
-    ] = None,
+    page_size: PageSize = None,
     plain_http: PlainHttp = False,
     insecure: Insecure = False,
     ca_file: CaFile = None,
