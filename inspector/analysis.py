@@ -112,7 +112,6 @@ class Step:
     record: int
     number: int
     layers: tuple[int, ...] = ()
-    chain: tuple[int, ...] | None = None
     inputs: tuple[StepInput, ...] = ()
     inferred_layers: bool = False
     instruction: str | None = None
@@ -279,7 +278,7 @@ def analyze(config: CacheConfig, annotations: Mapping[Digest, Mapping[str, str]]
             stage_base = StageBase("stage", stage=renumber[stage_base.stage])
         steps = _steps(config, members, stage_base, parent, is_root, segment_of, renumber, root_key_layer)
         base_image = stage_base.image
-        first_chain = steps[0].chain if steps else None
+        first_chain = _best_chain(config, records[steps[0].record]) if steps else None
         if base_image is not None and not base_image.verified and first_chain:
             if stage_base.kind == "unknown" and len(first_chain) == 1:
                 # One root and a one-layer chain: a copy from the build context onto an empty state.
@@ -295,10 +294,7 @@ def analyze(config: CacheConfig, annotations: Mapping[Digest, Mapping[str, str]]
         attributed.update(stage.layers)
         stages.append(stage)
 
-    referenced: set[int] = set()
-    for record in records:
-        for chain in config.result_chains(record):
-            referenced.update(chain)
+    referenced = config.referenced_layers()
     images = tuple(dict.fromkeys(stage.base.image for stage in stages if stage.base.image is not None))
     image_roots = {root for image in images for root in image.roots}
     context_roots = tuple(i for i in range(len(records)) if is_root[i] and i not in image_roots)
@@ -376,7 +372,6 @@ def _steps(
     steps: list[Step] = []
     for position, member in enumerate(members):
         record = records[member]
-        chain = _best_chain(config, record)
         inputs: list[StepInput] = []
         for slot, alternatives in enumerate(record.inputs):
             if slot == 0 and (member in parent or stage_base.kind in ("image", "unknown")):
@@ -384,18 +379,20 @@ def _steps(
             inputs.append(
                 _classify_input(slot, alternatives, is_root, segment_of, renumber, records, root_key_layer)
             )
-        steps.append(Step(record=member, number=first_number + position, chain=chain, inputs=tuple(inputs)))
+        steps.append(Step(record=member, number=first_number + position, inputs=tuple(inputs)))
 
-    # Own layers: each result chain minus the nearest earlier chain it extends.
+    # Own layers: each result chain minus the nearest earlier chain it extends. Chains are built one
+    # at a time (a deep cache's chains together hold depth² entries).
     base_layers = stage_base.image.layers if stage_base.image is not None else ()
     reference: tuple[int, ...] = _ancestor_chain(config, members[0], parent) or base_layers
     pending: list[int] = []  # positions of steps without results since the last chain
     for position, step in enumerate(steps):
-        if step.chain is None:
+        chain = _best_chain(config, records[step.record])
+        if chain is None:
             pending.append(position)
             continue
-        common = _common_prefix(reference, step.chain)
-        own = step.chain[common:]
+        common = _common_prefix(reference, chain)
+        own = chain[common:]
         between = [*pending, position]
         if len(between) > 1 and len(own) == len(between):
             for offset, pos in enumerate(between):
@@ -403,7 +400,7 @@ def _steps(
         else:
             steps[position] = replace(step, layers=own)
         pending = []
-        reference = step.chain
+        reference = chain
     return steps
 
 
@@ -441,6 +438,8 @@ def _ancestor_chain(config: CacheConfig, record: int, parent: dict[int, int]) ->
 
 
 def _common_prefix(a: tuple[int, ...], b: tuple[int, ...]) -> int:
+    if len(a) <= len(b) and b[: len(a)] == a:  # the usual case, compared in C
+        return len(a)
     n = 0
     for x, y in zip(a, b, strict=False):
         if x != y:

@@ -16,6 +16,8 @@ indexes, looping layers or records, an empty input list, a bad time) raise
 
 from __future__ import annotations
 
+from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -88,31 +90,125 @@ class CacheRecord:
         return bool(self.results or self.chains)
 
 
+CHAIN_MEMO_LIMIT = 1_000_000
+
+
 @dataclass(frozen=True, slots=True)
 class CacheConfig:
-    """A parsed config; constructing one validates layer chains (no loops)."""
+    """A parsed config; constructing one validates layer chains (no loops).
+
+    Chains share their bottoms, so a config of n layers can describe n² chain
+    entries; the whole-config questions below are answered in one pass over
+    the layers, never by walking a chain per record.
+    """
 
     layers: tuple[CacheLayer, ...]
     records: tuple[CacheRecord, ...]
     parents_first: tuple[int, ...] = field(init=False, repr=False, compare=False)
+    _chains: dict[int, tuple[int, ...]] = field(init=False, repr=False, compare=False)
+    _memo_entries: list[int] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "parents_first", _parents_first(self.layers))
+        object.__setattr__(self, "_chains", {})
+        object.__setattr__(self, "_memo_entries", [0])
 
     def chain(self, layer: int) -> tuple[int, ...]:
-        """Layer indexes from the bottom of the chain up to ``layer`` (validated: no loops)."""
-        out: list[int] = []
-        while layer != -1:
-            out.append(layer)
-            layer = self.layers[layer].parent
-        out.reverse()
-        return tuple(out)
+        """Layer indexes from the bottom of the chain up to ``layer``.
+
+        Memoised, so that walking a deep chain record by record extends the
+        previous tuple instead of walking to the bottom each time; the memo is
+        dropped when it holds ``CHAIN_MEMO_LIMIT`` entries, so memory stays bounded.
+        """
+        known = self._chains.get(layer)
+        if known is not None:
+            return known
+        path: list[int] = []
+        index = layer
+        while index != -1 and index not in self._chains:
+            path.append(index)
+            index = self.layers[index].parent
+        path.reverse()
+        chain = (self._chains[index] if index != -1 else ()) + tuple(path)
+        if self._memo_entries[0] + len(chain) > CHAIN_MEMO_LIMIT:
+            self._chains.clear()
+            self._memo_entries[0] = 0
+        self._chains[layer] = chain
+        self._memo_entries[0] += len(chain)
+        return chain
 
     def result_chains(self, record: CacheRecord) -> list[tuple[int, ...]]:
         """Every result of a record as a chain of layer indexes, bottom to top."""
         chains = [self.chain(r.layer) for r in record.results]
         chains.extend(c.layers for c in record.chains)
         return chains
+
+    def depths(self) -> list[int]:
+        """Chain length up to each layer (``len(chain(i))``) without building the chains."""
+        depth = [0] * len(self.layers)
+        for index in self.parents_first:
+            parent = self.layers[index].parent
+            depth[index] = 1 + (depth[parent] if parent != -1 else 0)
+        return depth
+
+    def chains_where_all(self, keep: Callable[[Digest], bool]) -> list[bool]:
+        """For each layer: does ``keep`` hold for every blob of its chain?"""
+        verdict: dict[Digest, bool] = {}
+        out = [True] * len(self.layers)
+        for index in self.parents_first:
+            layer = self.layers[index]
+            if layer.blob not in verdict:
+                verdict[layer.blob] = keep(layer.blob)
+            out[index] = verdict[layer.blob] and (layer.parent == -1 or out[layer.parent])
+        return out
+
+    def referenced_layers(self) -> set[int]:
+        """Every layer that some result's chain contains."""
+        walked: set[int] = set()  # whole chains below each member are in too
+        listed: set[int] = set()  # inline chains name their layers without parents
+        for record in self.records:
+            for result in record.results:
+                index = result.layer
+                while index != -1 and index not in walked:
+                    walked.add(index)
+                    index = self.layers[index].parent
+            for chained in record.chains:
+                listed.update(chained.layers)
+        return walked | listed
+
+    def results_per_blob(self) -> Counter[Digest]:
+        """How many results (of all records) have each blob somewhere in their chain."""
+        tops = [0] * len(self.layers)
+        counts: Counter[Digest] = Counter()
+        for record in self.records:
+            for result in record.results:
+                tops[result.layer] += 1
+            for chained in record.chains:
+                counts.update({self.layers[i].blob for i in chained.layers})
+        # Results whose chain passes through each layer: the tops in its subtree, summed children first.
+        through = tops[:]
+        for index in reversed(self.parents_first):
+            parent = self.layers[index].parent
+            if parent != -1:
+                through[parent] += through[index]
+        # A chain holding a blob twice counts once: only the lowest layer of each blob on a path counts.
+        children: dict[int, list[int]] = {}
+        for index in self.parents_first:
+            children.setdefault(self.layers[index].parent, []).append(index)
+        on_path: Counter[Digest] = Counter()
+        stack: list[tuple[int, bool]] = [(i, True) for i in reversed(children.get(-1, []))]
+        while stack:
+            index, entering = stack.pop()
+            blob = self.layers[index].blob
+            if not entering:
+                on_path[blob] -= 1
+                continue
+            if not on_path[blob]:
+                counts[blob] += through[index]
+            on_path[blob] += 1
+            stack.append((index, False))
+            stack.extend((child, True) for child in reversed(children.get(index, [])))
+        return +counts
 
 
 def _parents_first(layers: tuple[CacheLayer, ...]) -> tuple[int, ...]:
@@ -138,6 +234,7 @@ def _parents_first(layers: tuple[CacheLayer, ...]) -> tuple[int, ...]:
 
 def _check_record_loops(records: tuple[CacheRecord, ...]) -> None:
     """Reject record cycles through ``inputs`` links, iteratively (BuildKit: invalid looping record)."""
+    links = [tuple(i.link for alternatives in r.inputs for i in alternatives) for r in records]
     state = [0] * len(records)  # 0 new, 1 on the current path, 2 finished
     for root in range(len(records)):
         if state[root]:
@@ -146,13 +243,12 @@ def _check_record_loops(records: tuple[CacheRecord, ...]) -> None:
         state[root] = 1
         while stack:
             node, pos = stack[-1]
-            links = [i.link for alternatives in records[node].inputs for i in alternatives]
-            if pos == len(links):
+            if pos == len(links[node]):
                 state[node] = 2
                 stack.pop()
                 continue
             stack[-1] = (node, pos + 1)
-            target = links[pos]
+            target = links[node][pos]
             if state[target] == 1:
                 raise InvalidContent(
                     f"cache config: record {target} ({records[target].digest.short}) links to itself "

@@ -417,7 +417,15 @@ class RegistryClient:
         location = response.headers.get("Location")
         if not location:
             raise InvalidContent(f"start upload of blob {digest.short}: the registry sent no Location")
-        target = urlsplit(urljoin(start, location))
+        # Relative to where the POST ended up; refused off the registry's origin, as oras-go does
+        # (GHSA-jxpm-75mh-9fp7): a registry must not steer our upload, or a loopback PUT, elsewhere.
+        answered = str(response.request.url)
+        target = urlsplit(urljoin(answered, location))
+        if _origin(urlunsplit(target)) not in {_origin(start), _origin(answered)}:
+            raise InvalidContent(
+                f"start upload of blob {digest.short}: the registry's upload Location points to another "
+                f"host or scheme ({_loggable(urlunsplit(target))}); refusing to send the blob there"
+            )
         query = urlencode([*parse_qsl(target.query, keep_blank_values=True), ("digest", str(digest))])
         response, _ = self._request(
             "PUT",
@@ -524,6 +532,13 @@ def _parse_tag_page(raw: bytes, repo: Repository) -> list[str]:
         _json.as_str(t, f"tag list of {repo}.tags")
         for t in _json.as_list(f.get("tags"), f"tag list of {repo}.tags")
     ]
+
+
+def _origin(url: str) -> tuple[str, str, int | None]:
+    """Scheme, lower-case host and port (default ports made explicit) of ``url``."""
+    parts = httpx.URL(url)
+    port = parts.port or {"http": 80, "https": 443}.get(parts.scheme)
+    return parts.scheme, parts.host.lower(), port
 
 
 def _next_link(values: list[str]) -> str | None:

@@ -16,6 +16,7 @@ from typing import Any, Literal
 from . import _json, mediatypes
 from .analysis import CacheGraph, Stage, analyze
 from .cache import FORM_WRITERS, IMPORT_LIMIT, CacheDocuments, load_cache
+from .cacheconfig import CacheConfig
 from .client import BlobStat
 from .digest import Digest
 from .errors import InvalidContent
@@ -150,17 +151,19 @@ def _record_status(docs: CacheDocuments, usable_blob: Callable[[Digest], bool]) 
     config = docs.config
     if config is None:
         return ()
+    usable_upto = config.chains_where_all(usable_blob)
     statuses: list[RecordStatus] = []
     for record in config.records:
         if record.is_root:
             statuses.append("root")
             continue
-        chains = config.result_chains(record)
-        if not chains:
+        if not record.has_result:
             statuses.append("key-only")
             continue
-        good = sum(all(usable_blob(config.layers[i].blob) for i in chain) for chain in chains)
-        statuses.append("usable" if good == len(chains) else "partial" if good else "broken")
+        good = sum(usable_upto[r.layer] for r in record.results)
+        good += sum(all(usable_blob(config.layers[i].blob) for i in c.layers) for c in record.chains)
+        chains = len(record.results) + len(record.chains)
+        statuses.append("usable" if good == chains else "partial" if good else "broken")
     return tuple(statuses)
 
 
@@ -205,11 +208,7 @@ def _problems(
     listed = {d.digest for d in docs.layer_descriptors}
     config = docs.config
     if config is not None:
-        users: Counter[Digest] = Counter()
-        for record in config.records:
-            for chain in config.result_chains(record):
-                for blob in {config.layers[i].blob for i in chain}:
-                    users[blob] += 1
+        users = config.results_per_blob()
         for blob in dict.fromkeys(layer.blob for layer in config.layers):
             if blob not in listed:
                 problems.append(
@@ -334,6 +333,25 @@ def _timestamp(ts: _json.Timestamp | None) -> str | None:
     return ts.text if ts is not None else None
 
 
+JSON_CHAIN_LIMIT = 2_000_000
+
+
+def _check_json_chain_budget(config: CacheConfig) -> None:
+    """Refuse a config whose per-record result chains would print more than ``JSON_CHAIN_LIMIT`` digests.
+
+    Chains share their bottoms: 12,000 records on one 12,000-layer chain fit in
+    3.4 MB but would print 144 million digests (10 GB of JSON).
+    """
+    depth = config.depths()
+    total = sum(depth[r.layer] for record in config.records for r in record.results)
+    total += sum(len(c.layers) for record in config.records for c in record.chains)
+    if total > JSON_CHAIN_LIMIT:
+        raise InvalidContent(
+            f"cache config: its record results list {total:,} layers in all, over the {JSON_CHAIN_LIMIT:,} "
+            "that --json prints (the text output has no such limit)"
+        )
+
+
 def report_to_json(report: CacheReport) -> dict[str, Any]:
     """The stable ``show --json`` document (schema: ``inspector/schemas/show.schema.json``)."""
     docs = report.documents
@@ -401,6 +419,7 @@ def report_to_json(report: CacheReport) -> dict[str, Any]:
             )
     records = []
     if config is not None:
+        _check_json_chain_budget(config)
         for index, record in enumerate(config.records):
             records.append(
                 {

@@ -2,12 +2,14 @@ from __future__ import annotations
 
 import contextlib
 import json
+from collections import Counter
 from pathlib import Path
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from inspector import cacheconfig
 from inspector.cacheconfig import parse_cache_config
 from inspector.errors import InvalidContent
 
@@ -196,3 +198,55 @@ def test_arbitrary_json_shapes_raise_only_invalid_content(value: object) -> None
         return
     for index in range(len(config.layers)):
         assert config.chain(index)[-1] == index
+
+
+@st.composite
+def _forests(draw: st.DrawFn) -> dict[str, object]:
+    """A config with a random layer forest (few distinct blobs, so blobs repeat along chains) and results."""
+    n = draw(st.integers(1, 25))
+    parents = [draw(st.integers(-1, i - 1)) for i in range(n)]
+    blobs = ["sha256:" + f"{draw(st.integers(0, 4)):064x}" for _ in range(n)]
+    layers = [{"blob": b, "parent": p} for b, p in zip(blobs, parents, strict=True)]
+    t = "2024-01-01T00:00:00Z"
+    records = [
+        {
+            "digest": "sha256:" + f"{r:064x}",
+            "layers": [
+                {"layer": draw(st.integers(0, n - 1)), "createdAt": t} for _ in range(draw(st.integers(0, 3)))
+            ],
+            "chains": [
+                {"layers": draw(st.lists(st.integers(0, n - 1), max_size=4)), "createdAt": t}
+                for _ in range(draw(st.integers(0, 1)))
+            ],
+        }
+        for r in range(draw(st.integers(0, 6)))
+    ]
+    return {"layers": layers, "records": records}
+
+
+@given(_forests(), st.sets(st.integers(0, 4)))
+@settings(max_examples=300, deadline=None)
+def test_whole_config_passes_agree_with_walking_every_chain(doc: dict[str, object], bad: set[int]) -> None:
+    config = parse_cache_config(json.dumps(doc).encode())
+    chains = [chain for record in config.records for chain in config.result_chains(record)]
+    expected_users: Counter[str] = Counter()
+    for chain in chains:
+        expected_users.update({config.layers[i].blob for i in chain})
+    assert config.results_per_blob() == expected_users
+    assert config.referenced_layers() == {i for chain in chains for i in chain}
+    assert config.depths() == [len(config.chain(i)) for i in range(len(config.layers))]
+    unusable = {"sha256:" + f"{b:064x}" for b in bad}
+    assert config.chains_where_all(lambda blob: blob not in unusable) == [
+        all(config.layers[i].blob not in unusable for i in config.chain(top))
+        for top in range(len(config.layers))
+    ]
+
+
+def test_chain_memo_is_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(cacheconfig, "CHAIN_MEMO_LIMIT", 50)
+    n = 30
+    doc = {"layers": [{"blob": "sha256:" + f"{i:064x}", "parent": i - 1} for i in range(n)], "records": []}
+    config = parse_cache_config(json.dumps(doc).encode())
+    for top in range(n):
+        assert config.chain(top) == tuple(range(top + 1))
+    assert sum(len(c) for c in config._chains.values()) <= 50

@@ -42,7 +42,7 @@ from inspector.gc_policy import load_policy
 from inspector.models import parse_manifest
 from inspector.probe_cacheto import parse_cache_to, plan_cache_to
 from inspector.reference import parse_reference, parse_repository
-from inspector.report import inspect_cache
+from inspector.report import inspect_cache, report_to_json
 from inspector.source import RegistrySource
 
 T = TypeVar("T")
@@ -643,15 +643,32 @@ def _inspect_deep_chain(n: int) -> None:
     _inspect(Registry(manifest, {_digest(config): config}))
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: report._problems and analysis.analyze walk CacheConfig.chain() per record result: "
-    "O(records x depth); 12,000 chained layers + 12,000 records (3.4 MB) take ~385 s",
-)
 def test_config_deep_chain_under_many_records_is_bounded() -> None:
     # 12,000 chained layers and 12,000 records each resulting in the top: every result chain is 12,000
     # long (144 M steps in all). The config is legal and under the 4 MiB cap; inspection must stay bounded.
     assert _within(TIME_LIMIT, _inspect_deep_chain, 12_000)
+
+
+def test_deep_linear_build_is_bounded_and_json_refuses_cleanly() -> None:
+    # A 10,000-step linear build: record i runs on record i-1 and results in layer i. Its chains hold
+    # 50 million entries together; analysis builds them one at a time, and --json refuses to print them.
+    n = 10_000
+    layers = [{"blob": "sha256:" + f"{i:064x}", "parent": i - 1} for i in range(n)]
+    records = [{"digest": D1}] + [
+        {
+            "digest": "sha256:" + f"{i:064x}",
+            "layers": [{"layer": i, "createdAt": T0}],
+            "inputs": [[{"link": i}]],
+        }
+        for i in range(n)
+    ]
+    config = _config(layers, records)
+    manifest = _cache_manifest(config, [_layer(i) for i in range(n)])
+    report = bounded(lambda: _inspect(Registry(manifest, {_digest(config): config})))
+    assert [len(stage.steps) for stage in report.graph.stages] == [n]
+    assert all(len(step.layers) == 1 for step in report.graph.stages[0].steps)
+    with pytest.raises(InvalidContent, match="over the 2,000,000 that --json prints"):
+        report_to_json(report)
 
 
 def _parse_many_inputs(n: int) -> None:
@@ -671,11 +688,6 @@ def _within(seconds: float, target: Callable[[int], None], arg: int) -> bool:
     return process.exitcode == 0
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: _check_record_loops rebuilds a record's link list at every step: O(inputs²) "
-    "(20,000 inputs take ~20 s; a 4 MiB config holds 300,000)",
-)
 def test_config_record_with_300000_inputs_is_parsed_in_linear_time() -> None:
     assert _within(TIME_LIMIT, _parse_many_inputs, 300_000)
 
@@ -752,11 +764,6 @@ def test_push_blob_follows_a_same_host_location(location: str) -> None:
     assert seen[1].url.params["digest"] == _digest(b"data")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG (judgement): push_blob PUTs the blob wherever Location points, any host, even plain HTTP "
-    "to loopback; tag pagination refuses a Link to another host, uploads should too",
-)
 @pytest.mark.parametrize(
     "location",
     ["https://evil.test/steal?x=1", "http://127.0.0.1:2375/containers/create", "//evil.test/x"],
@@ -771,7 +778,10 @@ def test_push_blob_refuses_a_location_on_another_host(location: str) -> None:
 
 def test_push_blob_refuses_a_plain_http_location() -> None:
     seen: list[httpx.Request] = []
-    with _client(_upload_registry("http://registry.test/up/u1", seen)) as client, pytest.raises(UsageError):
+    with (
+        _client(_upload_registry("http://registry.test/up/u1", seen)) as client,
+        pytest.raises(InvalidContent),
+    ):
         client.push_blob(parse_repository("registry.test/team/cache"), b"data")
     assert [r.method for r in seen] == ["POST"]
 
