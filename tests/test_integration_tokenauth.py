@@ -201,6 +201,62 @@ def test_every_credential_source_gets_a_token_and_nothing_leaks(
     assert "main-buildcache" in tags.stdout
 
 
+def test_every_command_with_debug_logging_keeps_secrets_out_of_output_and_files(
+    token_registry: TokenRegistry, tmp_path: Path
+) -> None:
+    host = token_registry.host
+    branches = tmp_path / "branches.txt"
+    branches.write_text("main\ngone\n")
+    written = tmp_path / "out"
+    written.mkdir()
+    login = ("-u", PUSHER, "--password-stdin")
+    commands = {
+        "show": ("show", f"{host}/{REPO}:main-buildcache", "--json"),
+        "tags": ("tags", f"{host}/{REPO}", "--json"),
+        "du": ("du", f"{host}/{REPO}", "--json"),
+        "diff": ("diff", f"{host}/{REPO}:main-buildcache", f"{host}/{REPO}:gone-buildcache", "--json"),
+        "gc plan": (
+            "gc",
+            f"{host}/{REPO}",
+            "--tag-template",
+            "{branch}-buildcache",
+            "--branches-file",
+            str(branches),
+            "--plan-out",
+            str(written / "plan.json"),
+            "--summary",
+            str(written / "summary.md"),
+        ),
+        "probe": (
+            "probe",
+            f"{host}/{REPO}",
+            "--delete",
+            "--no-near-limit",
+            "--junit",
+            str(written / "junit.xml"),
+        ),
+    }
+    before = len(token_registry.tokens.issued)
+    results = {
+        name: cli("-v", "--debug", *args, *login, stdin=PUSHER_PASSWORD) for name, args in commands.items()
+    }
+    assert len(token_registry.tokens.issued) > before, "no token was issued"
+    secrets = _secrets(
+        token_registry, PUSHER_PASSWORD, base64.b64encode(f"{PUSHER}:{PUSHER_PASSWORD}".encode()).decode()
+    )
+    for name, result in results.items():
+        assert result.returncode in (0, 9), (name, result.returncode, result.stderr[-800:])
+        assert "Traceback" not in result.stderr, name
+        assert "GET http://" in result.stderr or "HEAD http://" in result.stderr, (
+            f"{name}: -v should log requests"
+        )
+        _assert_no_leak(name, result, secrets)
+    files = {path.name: path.read_text() for path in written.iterdir()}
+    assert set(files) == {"plan.json", "summary.md", "junit.xml"}
+    for name, text in files.items():
+        assert not [s for s in secrets if s in text], f"a secret is in {name}"
+
+
 def test_pull_only_credentials_cannot_write(token_registry: TokenRegistry, tmp_path: Path) -> None:
     host = token_registry.host
     branches = tmp_path / "branches.txt"
