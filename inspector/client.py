@@ -116,7 +116,7 @@ class RegistryClient:
             follow_redirects=True,
             headers={"User-Agent": self.options.user_agent},
             transport=transport,
-            event_hooks={"request": [self._check_scheme]},
+            event_hooks={"request": [self._check_scheme, self._count]},
         )
         self._counter_lock = threading.Lock()
         self.request_count = 0
@@ -155,10 +155,10 @@ class RegistryClient:
             raise UsageError(f"refusing plain HTTP to {request.url.host} (use --plain-http to allow it)")
 
     def _send_without_auth(self, request: httpx.Request) -> httpx.Response:
-        self._count()
         return self._http.send(request, auth=None)
 
-    def _count(self) -> None:
+    def _count(self, request: httpx.Request) -> None:
+        """Count every request on the wire: retries, redirects, auth challenges' repeats, token fetches."""
         with self._counter_lock:
             self.request_count += 1
 
@@ -199,7 +199,6 @@ class RegistryClient:
             request = self._http.build_request(method, url, headers=headers, content=content)
             started = time.monotonic()
             try:
-                self._count()
                 response = self._http.send(request, stream=True)
                 try:
                     if response.status_code in ok_statuses:

@@ -341,3 +341,30 @@ def test_map_bounded_keeps_order_and_limits_concurrency() -> None:
     with make_client(lambda r: httpx.Response(200), concurrency=3) as client:
         assert client.map_bounded(work, list(range(20))) == [n * 2 for n in range(20)]
     assert peak == 3
+
+
+def test_request_count_includes_challenges_token_fetches_and_retries() -> None:
+    seen: list[str] = []
+    failures = iter([503])
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        seen.append(f"{request.method} {request.url.path}")
+        if request.url.path == "/token":
+            return httpx.Response(200, json={"token": "tok"})
+        if request.headers.get("Authorization") != "Bearer tok":
+            challenge = 'Bearer realm="https://registry.test/token",service="registry.test"'
+            return httpx.Response(401, headers={"WWW-Authenticate": challenge})
+        status = next(failures, 200)
+        if status != 200:
+            return httpx.Response(status)
+        return httpx.Response(200, content=MANIFEST, headers={"Content-Type": mediatypes.OCI_MANIFEST})
+
+    with make_client(handler) as client:
+        client.get_manifest(parse_reference("registry.test/team/cache:main"))
+        # 401 challenge, token, the retried request answered 503, then 200.
+        assert seen == [
+            "GET /v2/team/cache/manifests/main",
+            "GET /token",
+            *["GET /v2/team/cache/manifests/main"] * 2,
+        ]
+        assert client.request_count == len(seen)
