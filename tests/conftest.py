@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -17,25 +16,19 @@ from tests.registry import (
     seed_sample,
     start_registry,
 )
+from tests.support import registry_unavailable
 
 REALWORLD = Path(__file__).resolve().parent.parent.parent / "shared" / "realworld"
-
-
-def _unavailable(reason: str) -> None:
-    """A missing registry is a failure under CI=true, a skip elsewhere."""
-    if os.environ.get("CI", "").lower() == "true":
-        pytest.fail(f"{reason} (CI=true: integration tests may not be skipped)")
-    pytest.skip(reason)
 
 
 @pytest.fixture(scope="session")
 def registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalRegistry]:
     if find_registry_binary() is None:
-        _unavailable("docker-registry is not installed (apt-get install -y docker-registry)")
+        registry_unavailable("docker-registry is not installed (apt-get install -y docker-registry)")
     try:
         instance = start_registry(tmp_path_factory.mktemp("registry"))
     except RegistryUnavailable as exc:
-        _unavailable(str(exc))
+        registry_unavailable(str(exc))
         raise
     yield instance
     alive = instance.alive()

@@ -4,16 +4,14 @@ from __future__ import annotations
 
 import base64
 import json
-import os
-import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import bcrypt
 import pytest
 
-from tests.registry import LocalRegistry, find_registry_binary, seed_sample, start_registry
+from tests.registry import LocalRegistry, seed_sample, start_registry
+from tests.support import require_registry_binary, run_cli
 
 pytestmark = pytest.mark.integration
 USER = "ci-bot"
@@ -22,10 +20,7 @@ PASSWORD = "s3cret-Pa55-7f3a91"  # distinctive so a leak is found by substring s
 
 @pytest.fixture(scope="module")
 def auth_registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalRegistry]:
-    if find_registry_binary() is None:
-        if os.environ.get("CI", "").lower() == "true":
-            pytest.fail("docker-registry is not installed (CI=true: integration tests may not be skipped)")
-        pytest.skip("docker-registry is not installed")
+    require_registry_binary()
     workdir = tmp_path_factory.mktemp("auth-registry")
     htpasswd = workdir / "htpasswd"
     htpasswd.write_bytes(
@@ -38,20 +33,7 @@ def auth_registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalReg
     registry.stop()
 
 
-def cli(
-    *args: str, env: dict[str, str] | None = None, stdin: str | None = None
-) -> subprocess.CompletedProcess[str]:
-    full_env = {k: v for k, v in os.environ.items() if not k.startswith(("CACHEINSPECT_", "DOCKER_"))}
-    full_env["DOCKER_CONFIG"] = "/nonexistent-docker-config"
-    full_env.update(env or {})
-    return subprocess.run(
-        [sys.executable, "-m", "inspector", *args],
-        capture_output=True,
-        text=True,
-        env=full_env,
-        input=stdin,
-        timeout=120,
-    )
+cli = run_cli
 
 
 def test_basic_auth_sources_work_and_never_leak(auth_registry: LocalRegistry, tmp_path: Path) -> None:

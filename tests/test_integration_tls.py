@@ -36,6 +36,7 @@ from tests.registry import (
     seed_sample,
     start_registry,
 )
+from tests.support import require_registry_binary, run_cli
 
 pytestmark = pytest.mark.integration
 
@@ -203,10 +204,7 @@ def _answers(registry: LocalRegistry, port: int, trusted: ssl.SSLContext) -> boo
 
 @pytest.fixture(scope="module")
 def setup(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TlsSetup]:
-    if find_registry_binary() is None:
-        if os.environ.get("CI", "").lower() == "true":
-            pytest.fail("docker-registry is not installed (CI=true: integration tests may not be skipped)")
-        pytest.skip("docker-registry is not installed")
+    require_registry_binary()
     workdir = tmp_path_factory.mktemp("tls-registry")
     ca = trustme.CA()
     issued = ca.issue_cert(TLS_NAME, "127.0.0.1")
@@ -235,22 +233,7 @@ def setup(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TlsSetup]:
 
 
 def cli(setup: TlsSetup, *args: str) -> subprocess.CompletedProcess[str]:
-    env = {
-        k: v
-        for k, v in os.environ.items()
-        if not k.startswith(("CACHEINSPECT_", "DOCKER_"))
-        and k.lower() not in {"http_proxy", "https_proxy", "all_proxy", "no_proxy"}
-    }
-    env["DOCKER_CONFIG"] = "/nonexistent-docker-config"
-    env["HTTPS_PROXY"] = env["HTTP_PROXY"] = setup.proxy.url
-    return subprocess.run(
-        [sys.executable, "-m", "inspector", *args],
-        capture_output=True,
-        text=True,
-        env=env,
-        stdin=subprocess.DEVNULL,
-        timeout=120,
-    )
+    return run_cli(*args, env={"HTTPS_PROXY": setup.proxy.url, "HTTP_PROXY": setup.proxy.url})
 
 
 def _one_line_error(result: subprocess.CompletedProcess[str]) -> str:

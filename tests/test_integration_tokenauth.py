@@ -12,7 +12,6 @@ import json
 import os
 import stat
 import subprocess
-import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,7 +20,8 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.registry import LocalRegistry, find_registry_binary, load_samples, seed_sample, start_registry
+from tests.registry import LocalRegistry, load_samples, seed_sample, start_registry
+from tests.support import require_registry_binary, run_cli
 from tests.tokenserver import TokenServer, User, start_token_server
 
 pytestmark = pytest.mark.integration
@@ -55,10 +55,7 @@ def _storage(registry: LocalRegistry) -> dict[str, Any]:
 
 @pytest.fixture(scope="module")
 def token_registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TokenRegistry]:
-    if find_registry_binary() is None:
-        if os.environ.get("CI", "").lower() == "true":
-            pytest.fail("docker-registry is not installed (CI=true: integration tests may not be skipped)")
-        pytest.skip("docker-registry is not installed")
+    require_registry_binary()
     workdir = tmp_path_factory.mktemp("token-registry")
     seeder = start_registry(workdir)
     try:
@@ -85,20 +82,7 @@ def token_registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TokenRe
         tokens.stop()
 
 
-def cli(
-    *args: str, env: dict[str, str] | None = None, stdin: str | None = None
-) -> subprocess.CompletedProcess[str]:
-    full_env = {k: v for k, v in os.environ.items() if not k.startswith(("CACHEINSPECT_", "DOCKER_"))}
-    full_env["DOCKER_CONFIG"] = "/nonexistent-docker-config"
-    full_env.update(env or {})
-    return subprocess.run(
-        [sys.executable, "-m", "inspector", *args],
-        capture_output=True,
-        text=True,
-        env=full_env,
-        input=stdin,
-        timeout=120,
-    )
+cli = run_cli
 
 
 def _helper(directory: Path, user: str, password: str) -> Path:

@@ -17,7 +17,6 @@ import jsonschema
 import pytest
 
 from inspector.cli import run
-from tests.conftest import _unavailable
 from tests.registry import (
     LocalRegistry,
     RegistryUnavailable,
@@ -26,6 +25,7 @@ from tests.registry import (
     seed_sample,
     start_registry,
 )
+from tests.support import registry_unavailable
 from tests.vendor_proxy import Storage, check_junit, seed_repository, storage_state, vendor_proxy
 
 pytestmark = pytest.mark.integration
@@ -38,11 +38,11 @@ WRITES = ("POST", "PUT", "PATCH", "DELETE")
 @pytest.fixture(scope="module")
 def registry_without_delete(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalRegistry]:
     if find_registry_binary() is None:
-        _unavailable("docker-registry is not installed (apt-get install -y docker-registry)")
+        registry_unavailable("docker-registry is not installed (apt-get install -y docker-registry)")
     try:
         instance = start_registry(tmp_path_factory.mktemp("registry-nodelete"), delete=False)
     except RegistryUnavailable as exc:
-        _unavailable(str(exc))
+        registry_unavailable(str(exc))
         raise
     yield instance
     instance.stop()
@@ -329,7 +329,7 @@ USER, PASSWORD = "probe-bot", "pr0be-Secret-91c2"
 @pytest.fixture(scope="module")
 def auth_registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalRegistry]:
     if find_registry_binary() is None:
-        _unavailable("docker-registry is not installed (apt-get install -y docker-registry)")
+        registry_unavailable("docker-registry is not installed (apt-get install -y docker-registry)")
     workdir = tmp_path_factory.mktemp("registry-auth")
     htpasswd = workdir / "htpasswd"
     htpasswd.write_bytes(
@@ -340,7 +340,7 @@ def auth_registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalReg
             workdir, extra_config={"auth": {"htpasswd": {"realm": "probe-test", "path": str(htpasswd)}}}
         )
     except RegistryUnavailable as exc:
-        _unavailable(str(exc))
+        registry_unavailable(str(exc))
         raise
     yield instance
     instance.stop()
