@@ -5,10 +5,11 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from typing import Any
 
 import pytest
 
-__all__ = ["registry_unavailable", "require_registry_binary", "run_cli"]
+__all__ = ["registry_unavailable", "require_registry_binary", "run_cli", "validate_json"]
 
 
 def registry_unavailable(reason: str) -> None:
@@ -46,3 +47,18 @@ def run_cli(
         stdin=None if stdin is not None else subprocess.DEVNULL,
         timeout=timeout,
     )
+
+
+_VALIDATORS: dict[int, tuple[dict[str, Any], Any]] = {}
+
+
+def validate_json(document: Any, schema: dict[str, Any]) -> None:
+    """``jsonschema.validate`` with the schema checked once, not on every call (that took ~0.1 s each)."""
+    import jsonschema
+
+    cached = _VALIDATORS.get(id(schema))
+    if cached is None or cached[0] is not schema:
+        cls = jsonschema.validators.validator_for(schema)
+        cls.check_schema(schema)
+        cached = _VALIDATORS[id(schema)] = (schema, cls(schema))
+    cached[1].validate(document)

@@ -13,8 +13,6 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-import jsonschema
-
 from inspector.cache import find_cache_config
 from inspector.client import BlobStat
 from inspector.diff import ChangedInput, diff_caches, diff_to_json
@@ -23,6 +21,7 @@ from inspector.models import Descriptor, ManifestDocument, parse_manifest
 from inspector.render_repo import explain_stage, render_diff
 from inspector.report import CacheReport, inspect_cache
 from tests.registry import TESTDATA
+from tests.support import validate_json
 
 SCHEMA = json.loads(
     (Path(__file__).resolve().parent.parent / "inspector" / "schemas" / "diff.schema.json").read_text()
@@ -143,7 +142,7 @@ def test_identical_caches_have_an_empty_diff() -> None:
             (1, 1, 2, None),
         ]
         assert result.only_in_a == result.only_in_b == ()
-        jsonschema.validate(diff_to_json(result), SCHEMA)
+        validate_json(diff_to_json(result), SCHEMA)
     assert not diff_to_json(diff_caches(max_report(), report("multistage-max", "oci-index")))["sameDocument"]
 
 
@@ -177,7 +176,7 @@ def test_max_against_min_removes_the_intermediate_layers_and_keeps_every_key() -
         ("first-step", 2, None),
     ]
     assert not result.identical
-    jsonschema.validate(diff_to_json(result), SCHEMA)
+    validate_json(diff_to_json(result), SCHEMA)
 
 
 def test_one_changed_instruction_is_where_the_stage_stops_matching() -> None:
@@ -208,7 +207,7 @@ def test_one_changed_instruction_is_where_the_stage_stops_matching() -> None:
     assert f"{difference.record_a.short} vs {difference.record_b.short}" in text
     assert text.endswith("everything after it in this stage is rebuilt")
     doc = diff_to_json(result)
-    jsonschema.validate(doc, SCHEMA)
+    validate_json(doc, SCHEMA)
     assert doc["stages"][0]["firstDifference"]["stepB"] == 4 and doc["identical"] is False
 
 
@@ -270,7 +269,7 @@ def test_extra_steps_are_added_or_removed_not_changed() -> None:
     assert shrunk.stages[0].first_difference is not None
     assert shrunk.stages[0].first_difference.change == "removed"
     assert shrunk.stages[0].first_difference.number_a == 7
-    jsonschema.validate(diff_to_json(shrunk), SCHEMA)
+    validate_json(diff_to_json(shrunk), SCHEMA)
 
 
 def test_stages_present_in_one_cache_only() -> None:
@@ -281,7 +280,7 @@ def test_stages_present_in_one_cache_only() -> None:
     assert [(s.label, s.base.startswith("FROM image")) for s in result.only_in_a] == [("stage 2", True)]
     assert [s.base for s in result.only_in_b] == ["FROM scratch"]
     doc = diff_to_json(result)
-    jsonschema.validate(doc, SCHEMA)
+    validate_json(doc, SCHEMA)
     assert doc["onlyInB"][0]["steps"] == 2
 
 
@@ -299,7 +298,7 @@ def test_an_unreadable_config_compares_layers_only() -> None:
     assert result.records is None and result.stages == () and not result.comparable
     assert result.b.config_error is not None and "looping" in result.b.config_error
     assert not result.identical
-    jsonschema.validate(diff_to_json(result), SCHEMA)
+    validate_json(diff_to_json(result), SCHEMA)
 
 
 def test_human_output_explains_the_first_difference() -> None:

@@ -8,7 +8,6 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-import jsonschema
 import pytest
 
 from inspector import mediatypes
@@ -17,6 +16,7 @@ from inspector.digest import Digest, sha256_digest
 from inspector.du import SkippedTag, compute_usage, disk_usage, usage_to_json
 from inspector.models import ManifestDocument, parse_manifest
 from inspector.reference import parse_repository
+from tests.support import validate_json
 
 SCHEMA = json.loads(
     (Path(__file__).resolve().parent.parent / "inspector" / "schemas" / "du.schema.json").read_text()
@@ -83,7 +83,7 @@ def test_tags_on_one_digest_are_one_entry_whose_bytes_belong_to_neither_tag_alon
     assert usage.total_size == 10 + 20 + 1000 + 200 + 30
     assert usage.manifest_size == main.size + dev.size  # the shared manifest counted once
     json_doc = usage_to_json(usage)
-    jsonschema.validate(json_doc, SCHEMA)
+    validate_json(json_doc, SCHEMA)
     assert json_doc["manifests"][0]["tags"] == ["latest", "main"]
 
 
@@ -113,7 +113,7 @@ def test_non_cache_tags_are_listed_and_left_out_of_every_number() -> None:
     # The blob shared with the image still counts as unique: only cache manifests are considered.
     assert usage.entries[0].unique_size == 5001
     assert usage.total_size == 5001 and usage.tags_matched == 2 and usage.cache_tags == 1
-    jsonschema.validate(usage_to_json(usage), SCHEMA)
+    validate_json(usage_to_json(usage), SCHEMA)
 
 
 def test_the_config_blob_counts_and_a_repeated_layer_counts_once() -> None:
@@ -249,7 +249,7 @@ def test_a_tag_deleted_after_listing_is_reported_not_fatal() -> None:
         0
     ].reason
     doc = usage_to_json(usage)
-    jsonschema.validate(doc, SCHEMA)
+    validate_json(doc, SCHEMA)
     assert doc["tags"]["skipped"][0]["tag"] == "gone" and doc["tags"]["matched"] == 2
 
 

@@ -9,7 +9,6 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 
-import jsonschema
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -31,6 +30,7 @@ from inspector.gc import (
 )
 from inspector.gc_branches import LiveRefs
 from inspector.gc_policy import Rules, SlugRule, parse_template
+from tests.support import validate_json
 
 SCHEMA = json.loads(
     (Path(__file__).resolve().parent.parent / "inspector" / "schemas" / "gc-plan.schema.json").read_text()
@@ -318,7 +318,7 @@ def test_plan_json_round_trips_and_matches_the_schema() -> None:
         max_deletes=10,
     )
     document = plan_to_json([plan], created_at=NOW, mode="dry-run")
-    jsonschema.validate(document, SCHEMA)
+    validate_json(document, SCHEMA)
     (back,) = plan_from_json(json.dumps(document).encode(), "plan.json")
     assert back.decisions == plan.decisions
     assert back.manifests == plan.manifests

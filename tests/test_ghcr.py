@@ -16,7 +16,6 @@ from datetime import UTC, datetime
 from typing import Any
 
 import httpx
-import jsonschema
 import pytest
 
 from inspector import mediatypes
@@ -54,6 +53,7 @@ from tests.ghcr_server import (
     push_blob,
 )
 from tests.registry import TESTDATA, LocalRegistry, load_samples, seed_sample
+from tests.support import validate_json
 
 ADMIN = "ghp_admin0000000000000000000000000000000"
 READER = "ghp_reader000000000000000000000000000000"
@@ -197,7 +197,7 @@ def test_emulator_pages_match_githubs_package_version_schema(github: GitHubEmula
     body = response.json()
     assert isinstance(body, list) and len(body) == 1
     for item in body:
-        jsonschema.validate(item, PACKAGE_VERSION_SCHEMA)
+        validate_json(item, PACKAGE_VERSION_SCHEMA)
         assert item["metadata"]["package_type"] == "container"
     assert 'rel="next"' in response.headers["Link"] and 'rel="last"' in response.headers["Link"]
 

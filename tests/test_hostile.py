@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import io
 import json
 import multiprocessing
 import time
@@ -29,21 +30,30 @@ import httpx
 import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
+from rich.console import Console
 
+import inspector
 from inspector import mediatypes
+from inspector.analysis import ROOT_SELECTOR
 from inspector.auth import parse_www_authenticate
 from inspector.cacheconfig import parse_cache_config
 from inspector.client import MANIFEST_LIMIT, ClientOptions, RegistryClient, _next_link, _retry_after
 from inspector.credentials import Credentials, resolve_credentials
+from inspector.diff import diff_caches, diff_to_json
 from inspector.digest import Digest
 from inspector.dockerfile import plan_dockerfile
 from inspector.errors import CacheInspectError, InvalidContent, InvalidReference, UsageError
 from inspector.gc_policy import load_policy
+from inspector.graph import render_graph
 from inspector.models import parse_manifest
+from inspector.naming import DockerfileSource, label_report
 from inspector.probe_cacheto import parse_cache_to, plan_cache_to
 from inspector.reference import parse_reference, parse_repository
+from inspector.render import render_report
+from inspector.render_repo import render_diff
 from inspector.report import inspect_cache, report_to_json
 from inspector.source import RegistrySource
+from tests.support import validate_json
 
 T = TypeVar("T")
 
@@ -807,3 +817,97 @@ def test_malformed_number_headers_are_typed(call: str) -> None:
 
 
 MANIFEST_SMALL = _cache_manifest(b"{}", [])
+
+
+# --------------------------------------------------------------------------- structured configs through everything
+
+DOCKERFILES = (
+    "FROM alpine AS build\nRUN make\nCOPY . /src\nFROM build AS test\nRUN test\nFROM scratch\nCOPY --from=build /out /\n",
+    "FROM debian\nWORKDIR /app\nCOPY --link a b\nRUN --mount=from=debian,target=/m true\n",
+)
+SHOW_SCHEMA = json.loads((Path(inspector.__file__).parent / "schemas" / "show.schema.json").read_text())
+DIFF_SCHEMA = json.loads((Path(inspector.__file__).parent / "schemas" / "diff.schema.json").read_text())
+
+
+@st.composite
+def structured_caches(draw: st.DrawFn) -> tuple[bytes, bytes, dict[str, bytes]]:
+    """A cache document + config with BuildKit's shapes mixed at random: layer forests, records linking
+    records (loops included), RUN/COPY selectors, results, inline chains, annotations, missing blobs."""
+    n_layers = draw(st.integers(0, 12))
+    blobs = [_digest(bytes([i])) for i in range(n_layers)]
+    layers: list[dict[str, Any]] = []
+    for i in range(n_layers):
+        layer: dict[str, Any] = {"blob": blobs[draw(st.integers(0, i))] if draw(st.booleans()) else blobs[i]}
+        parent = draw(st.integers(-1, i - 1))
+        if parent != 0:  # omitempty: a missing parent means 0
+            layer["parent"] = parent
+        if draw(st.integers(0, 4)) == 0:
+            layer["annotations"] = {
+                "mediaType": LAYER_TYPE,
+                "diffID": blobs[i],
+                "size": draw(st.integers(0, 99)),
+            }
+        layers.append(layer)
+    n_records = draw(st.integers(1, 14))
+    selectors = st.sampled_from(["", str(ROOT_SELECTOR), _digest(b"/src"), _digest(b"/out")])
+    records: list[dict[str, Any]] = []
+    for r in range(n_records):
+        record: dict[str, Any] = {"digest": _digest(b"r%d" % draw(st.integers(0, n_records)))}
+        if r and draw(st.integers(0, 3)):
+            slots = draw(st.integers(1, 3))
+            record["inputs"] = [
+                [
+                    {
+                        "link": draw(st.integers(0, r - 1 if draw(st.integers(0, 20)) else n_records - 1)),
+                        "selector": draw(selectors),
+                    }
+                    for _ in range(draw(st.integers(1, 3)))
+                ]
+                for _ in range(slots)
+            ]
+        if n_layers and draw(st.booleans()):
+            record["layers"] = [
+                {
+                    "layer": draw(st.integers(0, n_layers - 1)),
+                    "createdAt": f"2024-01-0{draw(st.integers(1, 9))}T00:00:00Z",
+                }
+                for _ in range(draw(st.integers(1, 2)))
+            ]
+        if n_layers and draw(st.integers(0, 5)) == 0:
+            record["chains"] = [
+                {"layers": draw(st.lists(st.integers(0, n_layers - 1), max_size=3)), "createdAt": T0}
+            ]
+        records.append(record)
+    config = json.dumps({"layers": layers, "records": records}).encode()
+    listed = [b for i, b in enumerate(dict.fromkeys(blobs)) if draw(st.integers(0, 6)) or i == 0]
+    descriptors = [
+        {"mediaType": LAYER_TYPE, "digest": b, "size": draw(st.integers(0, 10**9))} for b in listed
+    ]
+    manifest = _cache_manifest(config, descriptors)
+    served = {b: b"" for b in listed if draw(st.integers(0, 5))}
+    return manifest, config, served
+
+
+@given(structured_caches(), structured_caches(), st.sampled_from(DOCKERFILES))
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+def test_structured_caches_go_through_every_view_with_typed_errors_only(
+    a: tuple[bytes, bytes, dict[str, bytes]], b: tuple[bytes, bytes, dict[str, bytes]], dockerfile: str
+) -> None:
+    reports = []
+    for manifest, config, served in (a, b):
+        try:
+            report = _inspect(Registry(manifest, {_digest(config): config, **served}), check_blobs=True)
+            document = report_to_json(report)
+            labelled = label_report(report, dockerfile=DockerfileSource(dockerfile))
+            render_graph(labelled, "mermaid")
+            render_graph(labelled, "dot")
+            Console(file=io.StringIO(), width=100).print(render_report(labelled))
+        except CacheInspectError:
+            continue
+        validate_json(document, SHOW_SCHEMA)
+        validate_json(report_to_json(labelled), SHOW_SCHEMA)
+        reports.append(report)
+    if len(reports) == 2:
+        difference = diff_caches(*reports)
+        validate_json(diff_to_json(difference), DIFF_SCHEMA)
+        Console(file=io.StringIO(), width=100).print(render_diff(difference))

@@ -25,7 +25,6 @@ from types import MappingProxyType
 from typing import Any
 
 import httpx
-import jsonschema
 import pytest
 
 from inspector.cli import run
@@ -50,6 +49,7 @@ from inspector.models import ManifestDocument, parse_manifest
 from inspector.reference import Repository
 from tests.ghcr_server import DENY_MESSAGE, GitHubEmulator, TokenInfo
 from tests.registry import LocalRegistry, start_registry
+from tests.support import validate_json
 
 SCHEMA = json.loads(
     (Path(__file__).resolve().parent.parent / "inspector" / "schemas" / "gc-plan.schema.json").read_text()
@@ -296,7 +296,7 @@ def gc_json(capsys: pytest.CaptureFixture[str], args: list[str]) -> tuple[int, d
     captured = capsys.readouterr()
     lines = captured.out.splitlines()
     document = json.loads("\n".join(lines[: next(i for i, x in enumerate(lines) if x == "}") + 1]))
-    jsonschema.validate(document, SCHEMA)
+    validate_json(document, SCHEMA)
     return code, document, captured.out + captured.err
 
 
@@ -769,7 +769,7 @@ def test_untagged_caches_are_planned_once_never_over_a_tag_and_count_against_max
         check_max_deletes(plan, 1)
 
     document = plan_to_json([plan], created_at=datetime.now(UTC), mode="dry-run")
-    jsonschema.validate(document, SCHEMA)
+    validate_json(document, SCHEMA)
     (back,) = plan_from_json(json.dumps(document).encode(), "plan.json")
     assert back.manifests == plan.manifests
     document["repositories"][0]["manifests"][1]["keptTags"] = ["live-buildcache"]

@@ -15,7 +15,6 @@ from typing import Any
 from urllib.parse import urljoin
 
 import httpx
-import jsonschema
 import pytest
 
 from inspector.cli import run
@@ -23,6 +22,7 @@ from inspector.client import ClientOptions, RegistryClient
 from inspector.du import disk_usage
 from inspector.reference import parse_repository
 from tests.registry import TESTDATA, LocalRegistry
+from tests.support import validate_json
 
 pytestmark = pytest.mark.integration
 SCHEMAS = Path(__file__).resolve().parent.parent / "inspector" / "schemas"
@@ -173,7 +173,7 @@ def stored_size(registry: LocalRegistry, digest: str) -> int:
 def du_json(capsys: pytest.CaptureFixture[str], *args: str) -> dict[str, Any]:
     assert run(["du", *args, "--json"]) == 0
     doc: dict[str, Any] = json.loads(capsys.readouterr().out)
-    jsonschema.validate(doc, DU_SCHEMA)
+    validate_json(doc, DU_SCHEMA)
     return doc
 
 
@@ -277,7 +277,7 @@ def show_json(capsys: pytest.CaptureFixture[str], ref: str) -> dict[str, Any]:
 def diff_json(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, dict[str, Any]]:
     code = run(["diff", *args, "--json"])
     doc: dict[str, Any] = json.loads(capsys.readouterr().out)
-    jsonschema.validate(doc, DIFF_SCHEMA)
+    validate_json(doc, DIFF_SCHEMA)
     return code, doc
 
 

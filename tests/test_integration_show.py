@@ -9,12 +9,12 @@ import sys
 from pathlib import Path
 from typing import Any
 
-import jsonschema
 import pytest
 
 from inspector.cli import run
 from inspector.digest import sha256_digest
 from tests.registry import TESTDATA, LocalRegistry
+from tests.support import validate_json
 
 pytestmark = pytest.mark.integration
 SCHEMA = json.loads(
@@ -49,7 +49,7 @@ def test_every_sample_in_the_registry(
     entry = sample(samples, name)
     code, doc = show_json(capsys, f"{registry.host}/samples/{name}:{tag}")
     assert code == 0
-    jsonschema.validate(doc, SCHEMA)
+    validate_json(doc, SCHEMA)
     assert doc["digest"] == seeded[name][tag]
     assert doc["form"] == entry["forms"][tag]
     assert len(doc["layers"]) == entry["layers"]
@@ -228,7 +228,7 @@ def test_realworld_local_export_without_its_layers(
     )
     code, doc = show_json(capsys, f"oci:{tmp_path}")
     assert code == 0
-    jsonschema.validate(doc, SCHEMA)
+    validate_json(doc, SCHEMA)
     assert doc["health"]["ok"] is False
     assert len([p for p in doc["health"]["problems"] if p["code"] == "blob-missing"]) == 10
     (stage,) = doc["stages"]

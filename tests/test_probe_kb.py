@@ -8,11 +8,11 @@ import socket
 from pathlib import Path
 from typing import Any
 
-import jsonschema
 import pytest
 
 from inspector.cli import run
 from inspector.probe_kb import FAMILIES, FAMILY_IDS, SOURCES, TOPICS, detect_family, family_by_id
+from tests.support import validate_json
 from tests.vendor_proxy import check_junit
 
 SCHEMA = json.loads(
@@ -81,7 +81,7 @@ def test_offline_answers_for_every_family(
     code = run(["probe", "--offline", host, "--family", family_id, "--json", "--junit", str(junit)])
     assert code == 0
     doc = json.loads(capsys.readouterr().out)
-    jsonschema.validate(doc, SCHEMA)
+    validate_json(doc, SCHEMA)
     assert doc["mode"] == "offline" and doc["family"]["id"] == family_id
     assert len(doc["knowledge"]) == len(family.facts)
     assert all(c["basis"] == "documented" for c in doc["checks"])
@@ -116,7 +116,7 @@ def test_offline_cache_to_verdicts(
     flag = f"type=registry,ref={host}:cache,{cache_to}"
     code = run(["probe", "--offline", "--cache-to", flag, "--json"])
     doc = json.loads(capsys.readouterr().out)
-    jsonschema.validate(doc, SCHEMA)
+    validate_json(doc, SCHEMA)
     assert (code, doc["cacheTo"]["verdict"], doc["exitCode"]) == (exit_code, verdict, exit_code)
     assert doc["target"] == host
 

@@ -13,7 +13,6 @@ from pathlib import Path
 from typing import Any
 
 import bcrypt
-import jsonschema
 import pytest
 
 from inspector.cli import run
@@ -25,7 +24,7 @@ from tests.registry import (
     seed_sample,
     start_registry,
 )
-from tests.support import registry_unavailable
+from tests.support import registry_unavailable, validate_json
 from tests.vendor_proxy import Storage, check_junit, seed_repository, storage_state, vendor_proxy
 
 pytestmark = pytest.mark.integration
@@ -52,7 +51,7 @@ def probe_json(args: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int
     code = run(["probe", *args, "--json"])
     out = capsys.readouterr().out
     doc: dict[str, Any] = json.loads(out)
-    jsonschema.validate(doc, SCHEMA)
+    validate_json(doc, SCHEMA)
     return code, doc
 
 

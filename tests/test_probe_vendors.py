@@ -13,7 +13,6 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-import jsonschema
 import pytest
 
 from inspector.cli import run
@@ -21,6 +20,7 @@ from inspector.client import ClientOptions, RegistryClient
 from inspector.probe import ProbeOptions, run_probe
 from inspector.reference import parse_repository
 from tests.registry import LocalRegistry
+from tests.support import validate_json
 from tests.vendor_proxy import PROFILES as VENDORS
 from tests.vendor_proxy import (
     Ecr,
@@ -53,7 +53,7 @@ def probe(
         args += ["--cache-to", f"type=registry,ref={proxy.host}/{repo}:cache,{cache_to}"]
     code = run(args)
     doc: dict[str, Any] = json.loads(capsys.readouterr().out)
-    jsonschema.validate(doc, SCHEMA)
+    validate_json(doc, SCHEMA)
     assert doc["family"] == {"id": family, "name": doc["family"]["name"], "basis": "flag"}
     return code, doc
 
