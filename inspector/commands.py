@@ -12,13 +12,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
-from rich.console import Console
 
 from ._version import __version__
 from .errors import CacheInspectError, ExitCode, UsageError
 from .reference import Reference
 
 if TYPE_CHECKING:
+    from rich.console import Console
+
     from .client import RegistryClient
     from .credentials import Credentials
 
@@ -50,8 +51,11 @@ app = typer.Typer(
 )
 
 
-def _stderr() -> Console:
-    return Console(stderr=True, highlight=False)
+def console(*, stderr: bool = False) -> Console:
+    """A rich console for human output, imported on first use (rich costs start-up time ``tags`` need not pay)."""
+    from rich.console import Console
+
+    return Console(stderr=stderr, highlight=False)
 
 
 def report_error(exc: CacheInspectError) -> None:
@@ -184,7 +188,7 @@ def _progress(enabled: bool, description: str) -> Iterator[Callable[[int, int], 
         BarColumn(),
         MofNCompleteColumn(),
         TimeElapsedColumn(),
-        console=_stderr(),
+        console=console(stderr=True),
         transient=True,
     ) as progress:
         task = progress.add_task(description, total=None)
@@ -327,7 +331,7 @@ def show(
     else:
         from .render import render_report
 
-        Console(highlight=False).print(render_report(report))
+        console().print(render_report(report))
     if strict and not report.health.ok:
         raise typer.Exit(int(ExitCode.UNHEALTHY))
 

@@ -12,7 +12,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-from rich.console import Console
 
 from .commands import (
     STATE,
@@ -28,6 +27,7 @@ from .commands import (
     _Connection,
     _progress,
     app,
+    console,
     report_error,
 )
 from .errors import CacheInspectError, ExitCode, UsageError
@@ -448,14 +448,14 @@ def _finish(
     else:
         from .render_gc import render_plan, render_report
 
-        console = Console(highlight=False)
+        out = console()
         for plan in plans:
-            console.print(render_plan(plan, applying=applying))
+            out.print(render_plan(plan, applying=applying))
             if plan.repository in reports:
-                console.print(render_report(reports[plan.repository]))
+                out.print(render_report(reports[plan.repository]))
             elif applying and not plan.manifests:
-                console.print("nothing to delete")
-            console.print()
+                out.print("nothing to delete")
+            out.print()
         for error in errors.values():
             report_error(error)
     _write_summary(summary, plans, reports, errors, mode)

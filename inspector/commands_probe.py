@@ -8,7 +8,6 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.console import Console
 
 from .commands import (
     STATE,
@@ -21,6 +20,7 @@ from .commands import (
     Username,
     _Connection,
     app,
+    console,
 )
 from .errors import InvalidReference, UsageError
 from .reference import Reference, Repository, parse_reference, parse_repository
@@ -178,6 +178,6 @@ def probe(
     else:
         from .render_probe import render_probe
 
-        Console(highlight=False).print(render_probe(report, verbose=STATE.verbose))
+        console().print(render_probe(report, verbose=STATE.verbose))
     if report.exit_code:
         raise typer.Exit(report.exit_code)

@@ -6,7 +6,6 @@ import json
 from typing import TYPE_CHECKING, Annotated
 
 import typer
-from rich.console import Console
 
 from .commands import (
     STATE,
@@ -22,6 +21,7 @@ from .commands import (
     _Connection,
     _progress,
     app,
+    console,
 )
 from .reference import Reference
 
@@ -73,7 +73,7 @@ def du(
     else:
         from .render_repo import render_usage
 
-        Console(highlight=False).print(render_usage(usage))
+        console().print(render_usage(usage))
 
 
 def _inspect(
@@ -138,6 +138,6 @@ def diff(
     else:
         from .render_repo import render_diff
 
-        Console(highlight=False).print(render_diff(result))
+        console().print(render_diff(result))
     if exit_code and not result.identical:
         raise typer.Exit(DIFFERENT)

@@ -31,3 +31,15 @@ def test_library_modules_never_import_the_cli_libraries() -> None:
         text = path.read_text()
         for lib in ("typer", "rich"):
             assert f"import {lib}" not in text and f"from {lib}" not in text, f"{path.name} imports {lib}"
+
+
+def test_commands_without_human_output_never_import_rich() -> None:
+    # rich costs ~30 ms of start-up; `tags`, `--version` and every --json run do without it.
+    code = (
+        "import sys\n"
+        "from inspector.cli import run\n"
+        "run(['--version']); run(['tags', '--help'])\n"
+        "print('rich' in sys.modules, 'inspector.commands' in sys.modules)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip().splitlines()[-1] == "False True"
