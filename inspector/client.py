@@ -3,9 +3,10 @@
 One ``httpx.Client`` (keep-alive, bounded pool) serves every request; fan-out
 uses a bounded thread pool over it. Every answer is judged in one place
 (``_fail``); retries happen only for transient failures (connection errors,
-429 and 5xx) on idempotent requests, with capped jittered backoff that honours
-``Retry-After``. Bodies are capped and content is verified against the digest
-it was fetched by.
+429 and 5xx) on idempotent requests (a 429 on any request: the registry did not
+act on it), with capped jittered backoff that honours ``Retry-After``. Bodies
+are capped and content is verified against the digest it was fetched by (a
+mismatch is fetched again, as boundedly, before it is refused).
 """
 
 from __future__ import annotations
@@ -64,7 +65,7 @@ class ClientOptions:
     plain_http: bool = False
     insecure: bool = False
     ca_file: str | None = None
-    timeout: float = 30.0
+    timeout: float = 30.0  # seconds to connect, for the answer's headers, and for its whole body
     concurrency: int = 8
     retries: int = 4
     backoff_base: float = 0.25
@@ -190,7 +191,8 @@ class RegistryClient:
         Non-``ok`` statuses become typed errors. A body longer than ``limit``
         raises ``InvalidContent`` without reading the rest. Only idempotent
         requests are retried: GET and HEAD, or a caller that says a repeat is
-        harmless (``idempotent=True``).
+        harmless (``idempotent=True``); a 429 is retried for every request, since
+        a rate-limited request was not acted on.
         """
         ok_statuses = frozenset(ok)
         retryable = method in _IDEMPOTENT if idempotent is None else idempotent
@@ -200,14 +202,16 @@ class RegistryClient:
             started = time.monotonic()
             try:
                 response = self._http.send(request, stream=True)
+                # httpx's read timeout is per read: a body trickling in a byte at a time would never hit it.
+                deadline = time.monotonic() + self.options.timeout
                 try:
                     if response.status_code in ok_statuses:
                         if limit:
-                            body = _read_capped(response, limit, what)
+                            body = _read_capped(response, limit, what, deadline=deadline)
                         else:
                             # Drain the (empty or tiny) body: a stream closed unread loses its keep-alive
                             # connection, which turned every blob HEAD into a new TCP (and TLS) handshake.
-                            _read_capped(response, 64 * 1024, what, truncate=True)
+                            _read_capped(response, 64 * 1024, what, truncate=True, deadline=deadline)
                             body = b""
                         log.debug(
                             "%s %s -> %s in %.0f ms",
@@ -217,7 +221,7 @@ class RegistryClient:
                             (time.monotonic() - started) * 1000,
                         )
                         return response, body
-                    error_body = _read_capped(response, 64 * 1024, what, truncate=True)
+                    error_body = _read_capped(response, 64 * 1024, what, truncate=True, deadline=deadline)
                 finally:
                     response.close()
             except httpx.TransportError as exc:
@@ -229,7 +233,7 @@ class RegistryClient:
                 attempt += 1
                 continue
             log.debug("%s %s -> %s", method, _loggable(url), response.status_code)
-            if response.status_code in _RETRY_STATUS and retryable:
+            if response.status_code in _RETRY_STATUS and (retryable or response.status_code == 429):
                 delay = self._backoff(attempt, response)
                 if delay is not None:
                     self._sleep(delay)
@@ -317,17 +321,25 @@ class RegistryClient:
     def get_manifest(self, ref: Reference, *, limit: int = MANIFEST_LIMIT) -> ManifestDocument:
         """Fetch and parse a manifest/index; verified against ``ref.digest`` when there is one."""
         repo = ref.repository
-        response, raw = self._request(
-            "GET",
-            self._url(repo.registry, f"/v2/{repo.path}/manifests/{ref.identifier}"),
-            what=f"fetch manifest {ref}",
-            headers={"Accept": mediatypes.MANIFEST_ACCEPT},
-            limit=limit,
-        )
-        if ref.digest is not None and not ref.digest.matches(raw):
-            raise DigestMismatch(
-                f"manifest {ref}: the registry served content that does not hash to {ref.digest}"
+        attempt = 0
+        while True:
+            response, raw = self._request(
+                "GET",
+                self._url(repo.registry, f"/v2/{repo.path}/manifests/{ref.identifier}"),
+                what=f"fetch manifest {ref}",
+                headers={"Accept": mediatypes.MANIFEST_ACCEPT},
+                limit=limit,
             )
+            if ref.digest is None or ref.digest.matches(raw):
+                break
+            delay = self._backoff(attempt, None)  # spoiled on the way, or served wrong: ask again, boundedly
+            if delay is None:
+                raise DigestMismatch(
+                    f"manifest {ref}: the registry served content that does not hash to {ref.digest}"
+                )
+            log.debug("manifest %s: content does not hash to its digest; fetching it again", ref)
+            self._sleep(delay)
+            attempt += 1
         document = parse_manifest(
             raw, content_type=response.headers.get("Content-Type", ""), what=f"manifest {ref}"
         )
@@ -367,14 +379,27 @@ class RegistryClient:
             raise InvalidContent(
                 f"blob {descriptor.digest} is {descriptor.size} bytes; refusing to fetch more than {limit}"
             )
-        _, data = self._request(
-            "GET",
-            self._url(repo.registry, f"/v2/{repo.path}/blobs/{descriptor.digest}"),
-            what=f"fetch blob {descriptor.digest.short}",
-            limit=descriptor.size + 1,
-        )
-        verify_blob(descriptor, data)
-        return data
+        attempt = 0
+        while True:
+            _, data = self._request(
+                "GET",
+                self._url(repo.registry, f"/v2/{repo.path}/blobs/{descriptor.digest}"),
+                what=f"fetch blob {descriptor.digest.short}",
+                limit=descriptor.size + 1,
+            )
+            try:
+                verify_blob(descriptor, data)
+            except DigestMismatch:
+                delay = self._backoff(attempt, None)  # as for a manifest: ask again, boundedly
+                if delay is None:
+                    raise
+                log.debug(
+                    "blob %s: content does not match its descriptor; fetching it again", descriptor.digest
+                )
+                self._sleep(delay)
+                attempt += 1
+                continue
+            return data
 
     def list_tags(self, repo: Repository, *, page_size: int | None = None) -> list[str]:
         """Every tag of a repository, following ``Link: <…>; rel="next"`` pages."""
@@ -404,9 +429,11 @@ class RegistryClient:
     def push_blob(self, repo: Repository, data: bytes) -> Digest:
         """Upload a small blob monolithically (POST a session, PUT the bytes with ``digest=``).
 
-        Neither request is retried: a repeated POST opens a second session and a
-        repeated PUT of a finished session is refused, so a transient failure is
-        the caller's to judge. HEAD the blob first to skip an upload.
+        Neither request is retried, except after a 429 (not acted on): a repeated
+        POST opens a second session and a repeated PUT of a finished session is
+        refused, so a transient failure is the caller's to judge. HEAD the blob
+        first to skip an upload. The upload ``Location`` must stay on the
+        registry's origin (scheme, host, port).
         """
         digest = sha256_digest(data)
         start = self._url(repo.registry, f"/v2/{repo.path}/blobs/uploads/")
@@ -507,7 +534,19 @@ def verify_blob(descriptor: Descriptor, data: bytes) -> None:
         raise DigestMismatch(f"blob {descriptor.digest}: content does not hash to its digest")
 
 
-def _read_capped(response: httpx.Response, limit: int, what: str, *, truncate: bool = False) -> bytes:
+def _read_capped(
+    response: httpx.Response,
+    limit: int,
+    what: str,
+    *,
+    truncate: bool = False,
+    deadline: float | None = None,
+) -> bytes:
+    """Up to ``limit`` bytes of the body (``InvalidContent`` beyond, unless ``truncate``).
+
+    With ``deadline`` (on the monotonic clock) the whole body must have come by then, else
+    ``httpx.ReadTimeout``: a read timeout bounds each read, not a body sent a byte at a time.
+    """
     declared = response.headers.get("Content-Length")
     declared_size = _header_int(declared)
     if not truncate and declared_size is not None and declared_size > limit:
@@ -515,6 +554,8 @@ def _read_capped(response: httpx.Response, limit: int, what: str, *, truncate: b
     chunks: list[bytes] = []
     size = 0
     for chunk in response.iter_bytes():
+        if deadline is not None and time.monotonic() > deadline:
+            raise httpx.ReadTimeout("the body did not arrive within the timeout", request=response.request)
         chunks.append(chunk)
         size += len(chunk)
         if size > limit:

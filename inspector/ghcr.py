@@ -409,7 +409,9 @@ class GhcrClient:
                     self.request_count += 1
                 streamed = self._http.send(request, stream=True)
                 try:
-                    body = _read_capped(streamed, _BODY_LIMIT, what)
+                    body = _read_capped(
+                        streamed, _BODY_LIMIT, what, deadline=time.monotonic() + self.options.timeout
+                    )
                 finally:
                     streamed.close()
                 response = _Answer(streamed.status_code, streamed.headers, body, str(streamed.url))

@@ -784,11 +784,20 @@ class _Prober:
     # -- deletes
 
     def _delete(self, identifier: str) -> None:
-        """DELETE a manifest by tag or digest (``RegistryClient.delete_tag``/``delete_manifest``; retried there)."""
-        if identifier.startswith("sha256:"):
-            self.client.delete_manifest(self.repo, Digest(identifier))
-        else:
-            self.client.delete_tag(self.repo.tag(identifier))
+        """DELETE a manifest by tag or digest (``RegistryClient.delete_tag``/``delete_manifest``; retried there).
+
+        A 404 to a DELETE the client had to send again is "already gone", not a refusal: an earlier attempt
+        may have been carried out with its answer lost (the checks then confirm it no longer resolves).
+        """
+        retries = self._retries
+        try:
+            if identifier.startswith("sha256:"):
+                self.client.delete_manifest(self.repo, Digest(identifier))
+            else:
+                self.client.delete_tag(self.repo.tag(identifier))
+        except NotFound:
+            if self._retries == retries:
+                raise
 
     def _delete_tag(self) -> _Result:
         doc = self.content.document("image-manifest", "delete-tag")
