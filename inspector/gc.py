@@ -24,7 +24,9 @@ branches, now). Rules apply per tag in this order; the first that decides wins:
    maps to the tag -> delete;
 7. max age: its newest ``buildkit/createdat`` is older than ``--max-age`` -> delete;
 8. keep last: among the template's caches still kept and not protected, all but
-   the ``--keep-last`` newest -> delete;
+   the ``--keep-last`` newest -> delete; a cache of unknown age (its config could
+   not be read, or holds no time) cannot be ranked and is kept: one bad answer
+   must not turn a keep into a delete;
 9. otherwise keep.
 
 Untagged caches a vendor API can list (GHCR's untagged package versions, ``gc --untagged``, read
@@ -537,20 +539,23 @@ def _keep_last(
     liveness: _Liveness,
     now: datetime,
 ) -> Iterator[TagDecision]:
-    """Rule 8 over one template's remaining caches, newest first (unknown age last, then by tag)."""
+    """Rule 8 over one template's remaining caches, newest first; caches of unknown age are not ranked (kept)."""
 
     def newest_first(entry: tuple[TagInfo, TemplateReading, CacheInfo]) -> tuple[bool, int, str]:
         created = entry[2].created_at
         return created is None, -(created.epoch_ns if created is not None else 0), entry[0].tag
 
-    for rank, (info, reading, cache) in enumerate(sorted(entries, key=newest_first), 1):
+    rank = 0
+    for info, reading, cache in sorted(entries, key=newest_first):
         created = cache.created_at
         if created is not None:
+            rank += 1
             age = f"created {_ago(now, created)}"
+            position = f"{_ordinal(rank)} newest of {template.text}"
         else:
             age = f"creation time unknown ({cache.age_note})" if cache.age_note else "creation time unknown"
-        position = f"{_ordinal(rank)} newest of {template.text}"
-        if rules.keep_last is not None and rank > rules.keep_last:
+            position = "not ranked by keep-last"
+        if created is not None and rules.keep_last is not None and rank > rules.keep_last:
             reason = f"{position}; only the {rules.keep_last} newest are kept ({age})"
             yield TagDecision(
                 info.tag, info.digest, "delete", "keep-last", reason, template.text, reading.captured, created
@@ -633,7 +638,7 @@ def plan_repository(
     if unknown_age:
         notes.append(
             f"no creation time for {', '.join(unknown_age[:5])}{' …' if len(unknown_age) > 5 else ''}: "
-            "max-age does not apply to them; keep-last ranks them oldest"
+            "max-age and keep-last do not apply to them (kept unless their branch is gone)"
         )
     notes.extend(inventory.notes)
     notes.extend(_untagged_notes(inventory, manifests, ordered))
