@@ -95,7 +95,7 @@ def main(argv: list[str] | None = None) -> int:
         slow_repeat=repeat,
         startup_repeat=max(repeat, 5 if args.quick else 20),
         auth=not args.no_auth,
-        extra_concurrency=(16,) if args.quick else (16, 32),
+        extra_concurrency=(16,) if args.quick else (12, 16),
         gc_keep_last=50 if args.quick else 500,
         connect_latency=args.connect_latency_ms / 1000,
     )
