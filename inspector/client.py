@@ -321,25 +321,20 @@ class RegistryClient:
     def get_manifest(self, ref: Reference, *, limit: int = MANIFEST_LIMIT) -> ManifestDocument:
         """Fetch and parse a manifest/index; verified against ``ref.digest`` when there is one."""
         repo = ref.repository
-        attempt = 0
-        while True:
-            response, raw = self._request(
-                "GET",
-                self._url(repo.registry, f"/v2/{repo.path}/manifests/{ref.identifier}"),
-                what=f"fetch manifest {ref}",
-                headers={"Accept": mediatypes.MANIFEST_ACCEPT},
-                limit=limit,
-            )
-            if ref.digest is None or ref.digest.matches(raw):
-                break
-            delay = self._backoff(attempt, None)  # spoiled on the way, or served wrong: ask again, boundedly
-            if delay is None:
+
+        def check(raw: bytes) -> None:
+            if ref.digest is not None and not ref.digest.matches(raw):
                 raise DigestMismatch(
                     f"manifest {ref}: the registry served content that does not hash to {ref.digest}"
                 )
-            log.debug("manifest %s: content does not hash to its digest; fetching it again", ref)
-            self._sleep(delay)
-            attempt += 1
+
+        response, raw = self._get_verified(
+            self._url(repo.registry, f"/v2/{repo.path}/manifests/{ref.identifier}"),
+            what=f"fetch manifest {ref}",
+            limit=limit,
+            check=check,
+            headers={"Accept": mediatypes.MANIFEST_ACCEPT},
+        )
         document = parse_manifest(
             raw, content_type=response.headers.get("Content-Type", ""), what=f"manifest {ref}"
         )
@@ -379,27 +374,42 @@ class RegistryClient:
             raise InvalidContent(
                 f"blob {descriptor.digest} is {descriptor.size} bytes; refusing to fetch more than {limit}"
             )
+        _, data = self._get_verified(
+            self._url(repo.registry, f"/v2/{repo.path}/blobs/{descriptor.digest}"),
+            what=f"fetch blob {descriptor.digest.short}",
+            limit=descriptor.size + 1,
+            check=lambda data: verify_blob(descriptor, data),
+        )
+        return data
+
+    def _get_verified(
+        self,
+        url: str,
+        *,
+        what: str,
+        limit: int,
+        check: Callable[[bytes], None],
+        headers: dict[str, str] | None = None,
+    ) -> tuple[httpx.Response, bytes]:
+        """GET ``url`` and ``check`` the body (raises ``DigestMismatch``).
+
+        Content spoiled on the way, or served wrong once, is fetched again with the
+        same bounded backoff as a transient failure before the mismatch stands.
+        """
         attempt = 0
         while True:
-            _, data = self._request(
-                "GET",
-                self._url(repo.registry, f"/v2/{repo.path}/blobs/{descriptor.digest}"),
-                what=f"fetch blob {descriptor.digest.short}",
-                limit=descriptor.size + 1,
-            )
+            response, raw = self._request("GET", url, what=what, headers=headers, limit=limit)
             try:
-                verify_blob(descriptor, data)
+                check(raw)
             except DigestMismatch:
-                delay = self._backoff(attempt, None)  # as for a manifest: ask again, boundedly
+                delay = self._backoff(attempt, None)
                 if delay is None:
                     raise
-                log.debug(
-                    "blob %s: content does not match its descriptor; fetching it again", descriptor.digest
-                )
+                log.debug("%s: the content does not match its digest; fetching it again", what)
                 self._sleep(delay)
                 attempt += 1
                 continue
-            return data
+            return response, raw
 
     def list_tags(self, repo: Repository, *, page_size: int | None = None) -> list[str]:
         """Every tag of a repository, following ``Link: <…>; rel="next"`` pages."""

@@ -90,20 +90,7 @@ ALL_FAULTS = (
 BODY_FAULTS = frozenset({"trickle", "truncate", "corrupt", "oversize"})
 #: Faults a correct client gets past with retries (for requests it may repeat) and a correct result:
 #: all but an oversized body and a Link loop (a flipped byte is fetched again).
-RECOVERABLE_FAULTS = frozenset(
-    {
-        "reset",
-        "http500",
-        "http502",
-        "http503",
-        "ratelimit",
-        "slow",
-        "trickle",
-        "truncate",
-        "corrupt",
-        "redirect",
-    }
-)
+RECOVERABLE_FAULTS = frozenset(ALL_FAULTS) - {"oversize", "linkloop"}
 OVERSIZE_DECLARED = 33 * 1024 * 1024  # over the 32 MiB tag-page cap too
 OVERSIZE_SENT = 33 * 1024 * 1024  # chunked: the client stops reading at its cap
 
