@@ -8,8 +8,11 @@ layer counts, negative sizes, looping configs, a ``Location`` pointing at anothe
 bounded in wall-clock time and (where it matters) in tracemalloc peak, and must end in a clear
 answer: a typed error or a health problem.
 
-Known bugs are pinned as ``xfail(strict=True)`` tests with the smallest reproducer: when one is fixed
-the test XPASSes, fails the run, and the marker should be removed.
+Part 3 — random structured caches (BuildKit's shapes mixed at random) through every view: inspect,
+JSON, Dockerfile labels, graphs, rendering and diff.
+
+A known bug found here is pinned as an ``xfail(strict=True)`` test with the smallest reproducer until
+it is fixed (none is pinned now).
 """
 
 from __future__ import annotations
