@@ -92,13 +92,13 @@ def _free_port() -> int:
 
 
 def _config(
-    root: Path, port: int, instance: str, delete: bool, extra: dict[str, Any] | None
+    root: Path, port: int, instance: str, delete: bool, storage: Path | None, extra: dict[str, Any] | None
 ) -> dict[str, Any]:
     config: dict[str, Any] = {
         "version": 0.1,
         "log": {"level": "info", "accesslog": {"disabled": True}},
         "storage": {
-            "filesystem": {"rootdirectory": str(root / "data")},
+            "filesystem": {"rootdirectory": str(storage or root / "data")},
             "delete": {"enabled": delete},
             "maintenance": {"uploadpurging": {"enabled": False}},
         },
@@ -110,9 +110,16 @@ def _config(
 
 
 def start_registry(
-    workdir: Path, *, delete: bool = True, extra_config: dict[str, Any] | None = None
+    workdir: Path,
+    *,
+    delete: bool = True,
+    storage: Path | None = None,
+    extra_config: dict[str, Any] | None = None,
 ) -> LocalRegistry:
-    """Start a registry on a free loopback port and wait until it (and only it) answers."""
+    """Start a registry on a free loopback port and wait until it (and only it) answers.
+
+    ``storage``: serve this data directory (another registry's ``root / "data"``) instead of a new one.
+    """
     binary = find_registry_binary()
     if binary is None:
         raise RegistryUnavailable("docker-registry is not installed (apt-get install -y docker-registry)")
@@ -124,7 +131,7 @@ def start_registry(
         root.mkdir(parents=True, exist_ok=True)
         # YAML is a superset of JSON, so the config is written as JSON.
         (root / "config.yml").write_text(
-            json.dumps(_config(root, port, instance, delete, extra_config), indent=2)
+            json.dumps(_config(root, port, instance, delete, storage, extra_config), indent=2)
         )
         log_path = root / "registry.log"
         with log_path.open("wb") as log:

@@ -357,12 +357,7 @@ def test_gc_killed_at_seeded_random_points_is_finished_by_the_next_run_and_regis
     assert not left, f"registry gc left blobs of deleted caches: {sorted(left)}"
     revived = start_registry(
         tmp_path / "revived",
-        extra_config={
-            "storage": {
-                "filesystem": {"rootdirectory": str(private.root / "data")},
-                "delete": {"enabled": True},
-            }
-        },
+        storage=private.root / "data",
     )
     try:
         with ThreadPoolExecutor(4) as checks:

@@ -297,12 +297,7 @@ def test_apply_leaves_the_planned_tags_and_registry_gc_frees_exactly_the_reporte
     # A new server on the same storage still serves every blob of every kept manifest.
     revived = start_registry(
         tmp_path / "revived",
-        extra_config={
-            "storage": {
-                "filesystem": {"rootdirectory": str(own_registry.root / "data")},
-                "delete": {"enabled": True},
-            }
-        },
+        storage=own_registry.root / "data",
     )
     try:
         check = seed(revived.host, "team/app", empty=True)

@@ -443,12 +443,7 @@ def test_apply_with_untagged_leaves_exactly_the_planned_versions_and_kept_caches
     )
     revived = start_registry(
         tmp_path / "revived",
-        extra_config={
-            "storage": {
-                "filesystem": {"rootdirectory": str(own_registry.root / "data")},
-                "delete": {"enabled": True},
-            }
-        },
+        storage=own_registry.root / "data",
     )
     try:
         for key, answer in kept_documents.items():

@@ -15,7 +15,6 @@ import subprocess
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import httpx
 import pytest
@@ -45,14 +44,6 @@ class TokenRegistry:
         return self.registry.host
 
 
-def _storage(registry: LocalRegistry) -> dict[str, Any]:
-    return {
-        "filesystem": {"rootdirectory": str(registry.root / "data")},
-        "delete": {"enabled": True},
-        "maintenance": {"uploadpurging": {"enabled": False}},
-    }
-
-
 @pytest.fixture(scope="module")
 def token_registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TokenRegistry]:
     require_registry_binary()
@@ -72,7 +63,7 @@ def token_registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TokenRe
     tokens = start_token_server(workdir, USERS)
     try:
         registry = start_registry(
-            workdir, extra_config={"auth": tokens.registry_auth_config(), "storage": _storage(seeder)}
+            workdir, storage=seeder.root / "data", extra_config={"auth": tokens.registry_auth_config()}
         )
         try:
             yield TokenRegistry(registry, tokens)
