@@ -61,7 +61,15 @@ from .digest import Digest
 from .du import disk_usage
 from .errors import InvalidContent, InvalidReference, NotFound, UsageError
 from .gc_branches import LiveRefs
-from .gc_policy import Rules, SlugRule, TagTemplate, format_duration, parse_duration, parse_template
+from .gc_policy import (
+    Rules,
+    SlugRule,
+    TagTemplate,
+    format_duration,
+    parse_duration,
+    parse_template,
+    spell_duration,
+)
 from .models import Descriptor, ManifestDocument
 from .reference import Repository
 
@@ -446,7 +454,8 @@ def _ago(now: datetime, stamp: _json.Timestamp) -> str:
     delta = now - stamp.datetime
     if delta < timedelta(0):
         return "in the future"
-    return f"{format_duration(timedelta(seconds=int(delta.total_seconds()) // 60 * 60)) or '0m'} ago"
+    minutes = int(delta.total_seconds()) // 60
+    return "less than a minute ago" if minutes == 0 else f"{spell_duration(timedelta(minutes=minutes))} ago"
 
 
 def _ordinal(n: int) -> str:
@@ -527,7 +536,7 @@ def _first_rule(
         return "delete", "branch-gone", f"no live {what} in {live.source}"
     created = cache.created_at
     if rules.max_age is not None and created is not None and now - created.datetime > rules.max_age:
-        limit = format_duration(rules.max_age)
+        limit = spell_duration(rules.max_age)
         return "delete", "max-age", f"newest layer created {_ago(now, created)}, older than {limit}"
     return None
 

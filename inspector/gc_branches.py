@@ -3,7 +3,8 @@
 A line is a branch name, a ref (``refs/heads/NAME``, ``refs/pull/N/head``,
 ``refs/merge-requests/N/head``) or a ``git ls-remote`` line (``SHA<TAB>REF``);
 blank lines and lines starting with ``#`` are skipped, other refs (tags,
-``HEAD``) ignored. So ``git ls-remote origin | cacheinspect gc --branches-file -``
+``HEAD``) ignored. A leading byte order mark is dropped; a line that is only a
+commit hash (``git ls-remote … | cut -f1``) is refused: it names no branch. So ``git ls-remote origin | cacheinspect gc --branches-file -``
 works, and so does ``gh pr list --json number -q '.[] | "refs/pull/\\(.number)/head"'``.
 
 When a source names no pull/merge request at all, ``pulls`` is None: nothing is
@@ -42,8 +43,9 @@ class LiveRefs:
 def parse_ref_lines(lines: Iterable[str], source: str) -> LiveRefs:
     branches: set[str] = set()
     pulls: set[int] = set()
-    for raw in lines:
-        line = raw.strip()
+    for number, raw in enumerate(lines, 1):
+        # A byte order mark (Notepad, PowerShell 5's Set-Content -Encoding UTF8) is not part of a name.
+        line = raw.lstrip("\ufeff").strip()
         if not line or line.startswith("#"):
             continue
         parts = line.split()
@@ -51,7 +53,14 @@ def parse_ref_lines(lines: Iterable[str], source: str) -> LiveRefs:
             line = parts[1]
         elif len(parts) != 1:
             raise UsageError(
-                f"{source}: cannot read line {raw.strip()[:80]!r} (expected a branch name or a ref)"
+                f"{source}: cannot read line {number} {line[:80]!r} (expected a branch name or a ref)"
+            )
+        elif _HEX.match(line.lower()):
+            # `git ls-remote | cut -f1` or `git rev-parse` output: no branch is named, so taking it as
+            # one would judge every cache's branch gone.
+            raise UsageError(
+                f"{source}: line {number} {line[:80]!r} is a commit hash, not a branch name or a ref "
+                "(give `git ls-remote` lines whole, or the branch names)"
             )
         pull = _PULL_REF.match(line)
         if pull:
@@ -68,7 +77,7 @@ def read_branches_file(path: str, stdin: TextIO | None = None) -> LiveRefs:
     if path == "-":
         return parse_ref_lines((stdin or sys.stdin).read().splitlines(), "branches from stdin")
     try:
-        text = Path(path).read_text(encoding="utf-8")
+        text = Path(path).read_text(encoding="utf-8-sig")
     except OSError as exc:
         raise UsageError(f"--branches-file {path}: {exc.strerror}") from None
     except UnicodeDecodeError:

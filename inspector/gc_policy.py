@@ -45,6 +45,7 @@ from typing import Any, Literal
 from .errors import UsageError
 
 __all__ = [
+    "MIN_MAX_AGE",
     "SLUG_PRESETS",
     "BackendKind",
     "PolicyFile",
@@ -59,6 +60,7 @@ __all__ = [
     "parse_duration",
     "parse_template",
     "resolve_policy",
+    "spell_duration",
 ]
 
 #: Which deletion backend gc uses: ``auto`` picks GHCR's REST API for ghcr.io, else the OCI API.
@@ -190,6 +192,23 @@ def parse_duration(text: str) -> timedelta:
     return timedelta(seconds=seconds)
 
 
+MIN_MAX_AGE = timedelta(hours=1)
+_SPELLED = (("day", 86400), ("hour", 3600), ("minute", 60), ("second", 1))
+
+
+def spell_duration(value: timedelta) -> str:
+    """``14 days``, ``1 day 12 hours``: for people (days, as ``format_duration`` writes them for files)."""
+    seconds = int(value.total_seconds())
+    if seconds == 0:
+        return "0 seconds"
+    parts = []
+    for name, size in _SPELLED:
+        n, seconds = divmod(seconds, size)
+        if n:
+            parts.append(f"{n} {name}{'s' if n != 1 else ''}")
+    return " ".join(parts)
+
+
 def format_duration(value: timedelta) -> str:
     seconds = int(value.total_seconds())
     if seconds == 0:
@@ -220,6 +239,12 @@ class Rules:
             )
         if self.keep_last is not None and self.keep_last < 1:
             raise UsageError(f"keep-last {self.keep_last}: must be at least 1")
+        if self.max_age is not None and self.max_age < MIN_MAX_AGE:
+            # 0 deletes every cache, live branches included; '2m' is two minutes, not two months.
+            raise UsageError(
+                f"max-age {format_duration(self.max_age)} ({spell_duration(self.max_age)}) is under one hour: "
+                "every cache still being written would be deleted (units: s m h d w; 'm' is minutes)"
+            )
 
     @property
     def uses_branches(self) -> bool:

@@ -12,7 +12,7 @@ from rich.text import Text
 from .errors import CacheInspectError
 from .gc import RepositoryPlan, TagDecision
 from .gc_execute import RepositoryReport, TagOutcome
-from .gc_policy import format_duration
+from .gc_policy import spell_duration
 from .report import human_size
 
 __all__ = ["plan_markdown", "render_plan", "render_report"]
@@ -37,7 +37,7 @@ def _rules_text(plan: RepositoryPlan) -> str:
         pulls = f", {plan.live_pulls} pull requests" if plan.live_pulls is not None else ""
         parts.append(f"branch gone ({plan.live_branches} live branches{pulls} from {plan.branch_source})")
     if rules.max_age is not None:
-        parts.append(f"older than {format_duration(rules.max_age)}")
+        parts.append(f"older than {spell_duration(rules.max_age)}")
     if rules.keep_last is not None:
         parts.append(f"beyond the {rules.keep_last} newest per template")
     return "; ".join(parts) or "none (nothing is selected)"

@@ -166,13 +166,14 @@ def test_every_rule_in_its_order() -> None:
     assert reasons["main-buildcache"] == "protected by 'main'"
     assert reasons["release-1.0-buildcache"] == "protected by 'release/*'"
     assert reasons["gone-buildcache"] == "no live branch slug 'gone' in test branches"
-    assert reasons["old-buildcache"] == "newest layer created 20d ago, older than 14d"
+    # spelled out: "14d" in a plan read by people is "14 days" (and never "2m" for two months)
+    assert reasons["old-buildcache"] == "newest layer created 20 days ago, older than 14 days"
     assert reasons["b3-buildcache"].startswith(
         "4th newest of {branch}-buildcache; only the 2 newest are kept"
     )
     assert reasons["pr-3-buildcache"] == "no live branch slug 'pr-3' or pull request #3 in test branches"
-    assert reasons["feature-a-buildcache"].startswith("branch alive; created 1d ago; 1st newest")
-    assert reasons["pr-7-buildcache"].startswith("pull request open; created 2d ago")
+    assert reasons["feature-a-buildcache"].startswith("branch alive; created 1 day ago; 1st newest")
+    assert reasons["pr-7-buildcache"].startswith("pull request open; created 2 days ago")
     # One manifest per deleted tag here; all their blobs go except the base that kept caches share.
     assert [m.delete_manifest for m in plan.manifests] == [True] * 5
     assert plan.reclaimable == {blob(n): 10 for n in ("gone", "old", "b2", "b3", "pr3")}

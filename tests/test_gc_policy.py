@@ -21,6 +21,7 @@ from inspector.gc_policy import (
     parse_duration,
     parse_template,
     resolve_policy,
+    spell_duration,
 )
 
 
@@ -205,6 +206,54 @@ def test_ref_lines_accept_names_refs_and_ls_remote_output() -> None:
         parse_ref_lines(["two words"], "test")
 
 
+def test_a_byte_order_mark_is_not_part_of_the_first_branch(tmp_path: Path) -> None:
+    # Notepad and PowerShell 5's `Set-Content -Encoding UTF8` start the file with EF BB BF; read as
+    # plain UTF-8 that is U+FEFF glued to "main", which slugs to "-main" and judges main's cache gone.
+    path = tmp_path / "branches.txt"
+    path.write_bytes(b"\xef\xbb\xbfmain\r\nfeature/a\r\n")
+    assert read_branches_file(str(path)).branches == {"main", "feature/a"}
+    assert read_branches_file("-", io.StringIO("\ufeffmain\n")).branches == {"main"}  # a BOM on stdin too
+
+
+@pytest.mark.parametrize(
+    "line",
+    [
+        "0123456789abcdef0123456789abcdef01234567",  # git rev-parse HEAD; ls-remote | cut -f1
+        "0123456789ABCDEF0123456789ABCDEF01234567",
+        "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef",  # SHA-256 repositories
+    ],
+)
+def test_a_bare_commit_hash_line_is_refused_naming_the_line(line: str) -> None:
+    with pytest.raises(UsageError) as caught:
+        parse_ref_lines(["main", "# comment", line], "branches file b.txt")
+    assert caught.value.exit_code == 2
+    assert caught.value.message.startswith(f"branches file b.txt: line 3 {line!r} is a commit hash")
+
+
+@pytest.mark.parametrize("text", ["0d", "0s", "2m", "59m", "3599s"])
+def test_a_max_age_under_one_hour_is_refused(text: str) -> None:
+    # 0 would delete every cache, live branches included; "2m" is two minutes (m is minutes).
+    with pytest.raises(UsageError, match="under one hour"):
+        resolve_policy("r.test/a", [], Settings(tag_templates=("{branch}",), max_age=text))
+    assert resolve_policy(
+        "r.test/a", [], Settings(tag_templates=("{branch}",), max_age="60m")
+    ).rules.max_age == timedelta(hours=1)
+
+
+@pytest.mark.parametrize(
+    ("value", "spelled"),
+    [
+        (timedelta(days=14), "14 days"),
+        (timedelta(hours=36), "1 day 12 hours"),
+        (timedelta(hours=1), "1 hour"),
+        (timedelta(minutes=2), "2 minutes"),
+        (timedelta(weeks=2, seconds=1), "14 days 1 second"),
+    ],
+)
+def test_durations_are_spelled_out_for_people(value: timedelta, spelled: str) -> None:
+    assert spell_duration(value) == spelled
+
+
 def test_branches_file_and_stdin(tmp_path: Path) -> None:
     path = tmp_path / "branches"
     path.write_text("main\nfeature/a\n")
@@ -267,6 +316,21 @@ def test_a_token_in_the_remote_never_reaches_a_message() -> None:
         (["gc", "r.test/a", "-t", "{branch}", "--max-age", "two weeks"], 2, "duration 'two weeks'"),
         (["gc", "r.test/a", "-t", "cache"], 2, "expected exactly one {branch} or {number}"),
         (
+            ["gc", "r.test/a", "-t", "{branch}", "--max-age", "0d"],
+            2,
+            "max-age 0s (0 seconds) is under one hour",
+        ),
+        (
+            ["gc", "r.test/a", "-t", "{branch}", "--max-age", "2m"],
+            2,
+            "max-age 2m (2 minutes) is under one hour",
+        ),
+        (
+            ["gc", "r.test/a", "-t", "{branch}", "--branches-file", "hashes.txt"],
+            2,
+            "line 1 '0123456789abcdef0123456789abcdef01234567' is a commit hash",
+        ),
+        (
             ["gc", "--apply-plan", "plan.json", "-t", "{branch}"],
             2,
             "--apply-plan executes the plan file as reviewed",
@@ -293,6 +357,7 @@ def test_bad_input_is_one_line_and_a_documented_exit_code(
 
     monkeypatch.chdir(tmp_path)
     (tmp_path / "plan.json").write_text("{}")
+    (tmp_path / "hashes.txt").write_text("0123456789abcdef0123456789abcdef01234567\n")
     (tmp_path / "not-a-plan.json").write_text('{"kind": "something else"}')
     assert run(args) == code
     err = capsys.readouterr().err
