@@ -428,14 +428,12 @@ def _finish(
             if not plan.manifests:
                 continue
             repo = parse_repository(plan.repository)
-            baseline = target.inventory.resolutions() if target.inventory is not None else None
             try:
                 with _progress(not json_out, f"deleting in {repo}") as on_progress:
                     reports[plan.repository] = execute_plan(
                         plan,
                         target.backend,
                         RegistryTagReader(client, repo, page_size),
-                        baseline=baseline,
                         on_progress=on_progress,
                     )
             except CacheInspectError as exc:  # reported with the rest; later repositories still run

@@ -251,7 +251,7 @@ class PlaceholderPusher:
             raise
         placeholder = PlaceholderInfo(placeholder_digest, len(raw), tag, digest)
         try:
-            delete(placeholder_digest)
+            deleted = delete(placeholder_digest)
         except CacheInspectError as exc:
             raise UntagIncomplete(
                 f"{tag} now points at placeholder {placeholder_digest.short}, which could not be deleted "
@@ -259,7 +259,10 @@ class PlaceholderPusher:
                 placeholder,
                 tuple(pushed),
             ) from None
-        return Untagged(tag, "placeholder", placeholder=placeholder, pushed_blobs=tuple(pushed))
+        # 404: another run deleted the placeholder first (it then reports that deletion, not this one).
+        return Untagged(
+            tag, "placeholder", already_gone=not deleted, placeholder=placeholder, pushed_blobs=tuple(pushed)
+        )
 
 
 class OciBackend:

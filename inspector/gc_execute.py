@@ -5,15 +5,26 @@ or a reviewed ``--apply-plan`` file, or a hand-edited one):
 
 * only tags the plan deletes, and only if they match one of the plan's templates,
   are ever untagged (checked when the run starts and again at each call);
-* a manifest digest is deleted only when no other tag resolves to it *now*:
-  before each manifest deletion the tag list is read again and every tag not
-  yet resolved in this run (new since planning, or unreadable then) is HEADed;
-  tags the plan deletes count as "other" as soon as they no longer sit on the
-  digest the plan recorded for them;
-* each stale tag is re-resolved (HEAD) just before it is acted on: gone ->
-  nothing to do; moved to another manifest -> left alone, unless that manifest
-  is a placeholder this tool pushed for the tag (an interrupted run), which is
-  then finished.
+* a manifest digest is deleted only when, at the last *check*, no other tag
+  resolved to it, no image index or manifest list resolved by a tag listed it,
+  and its ``subject`` (if any) was not such a manifest. A check lists the tags
+  again (new tags count) and HEADs every one of them, concurrently; nothing from
+  planning or an earlier check is trusted. One check covers the destructive
+  requests that follow it for at most as many requests as it had round trips
+  (``ceil(tags / concurrency)``) and at most as long as it took (or 1 s, if
+  longer): so every deletion is sent at most about two checks' time (or 1 s
+  after one) after the tags it could hurt were read, and checking costs about
+  as many round trips as deleting. Tags the plan deletes
+  count as "other" as soon as they no longer sit on the digest the plan recorded;
+* each stale tag is HEADed again immediately before the request that removes it
+  (placeholder PUT, tag DELETE): gone -> ``already-gone``; moved to another
+  manifest -> ``moved``, left alone, unless that manifest is a placeholder this
+  tool pushed for the tag (an interrupted run), which is then finished;
+* a DELETE answered 404 is ``already-gone``, never ``deleted`` (another run did it).
+
+What no client can close: a tag pushed onto a manifest between the check and the
+DELETE (the distribution API has no conditional delete), or a stale tag re-pushed
+between its HEAD and the placeholder PUT (one request).
 
 Manifests that are deleted whole go first, then those that only lose tags, so a backend that
 finds out on its first deletion that it may not delete (``DeleteDenied``, exit 4: GHCR, where no
@@ -35,14 +46,17 @@ run goes on.
 
 from __future__ import annotations
 
+import json
+import math
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal, Protocol
 
+from . import mediatypes
 from .client import RegistryClient
 from .digest import Digest
-from .errors import CacheInspectError, ExitCode, InvalidContent, NotFound, RateLimited
+from .errors import CacheInspectError, ExitCode, InvalidContent, InvalidReference, NotFound, RateLimited
 from .gc import (
     ManifestPlan,
     ManifestRule,
@@ -52,6 +66,7 @@ from .gc import (
     template_reading,
 )
 from .gc_backend import Capabilities, DeleteBackend, DeleteDenied, PushedBlob, UntagIncomplete
+from .models import Descriptor, ManifestDocument
 from .reference import Repository
 
 __all__ = [
@@ -80,14 +95,19 @@ class CannotDelete(CacheInspectError):
 class TagReader(Protocol):
     """The reads the executor needs; every backend shares the distribution API for them."""
 
-    def list_tags(self) -> list[str]: ...
-
-    def resolve(self, tags: Sequence[str]) -> list[Digest | None]:
-        """The digest each tag resolves to now, None for a tag that does not exist."""
+    @property
+    def concurrency(self) -> int:
+        """How many reads ``resolve`` keeps in flight (sets how many deletions one check covers)."""
         ...
 
-    def placeholder(self, digest: Digest) -> PlaceholderInfo | None:
-        """The gc placeholder at ``digest``, or None when it is anything else."""
+    def list_tags(self) -> list[str]: ...
+
+    def resolve(self, tags: Sequence[str]) -> list[Descriptor | None]:
+        """What each tag resolves to now (digest and media type), None for a tag that does not exist."""
+        ...
+
+    def document(self, digest: Digest) -> ManifestDocument | None:
+        """The manifest at ``digest``, or None when it is gone or unreadable."""
         ...
 
 
@@ -97,24 +117,38 @@ class RegistryTagReader:
         self.repository = repository
         self.page_size = page_size
 
+    @property
+    def concurrency(self) -> int:
+        return self.client.options.concurrency
+
     def list_tags(self) -> list[str]:
         return list(dict.fromkeys(self.client.list_tags(self.repository, page_size=self.page_size)))
 
-    def resolve(self, tags: Sequence[str]) -> list[Digest | None]:
-        def head(tag: str) -> Digest | None:
+    def resolve(self, tags: Sequence[str]) -> list[Descriptor | None]:
+        def head(tag: str) -> Descriptor | None:
             try:
-                return self.client.head_manifest(self.repository.tag(tag)).digest
+                return self.client.head_manifest(self.repository.tag(tag))
             except NotFound:
                 return None
 
         return self.client.map_bounded(head, tags)
 
-    def placeholder(self, digest: Digest) -> PlaceholderInfo | None:
+    def document(self, digest: Digest) -> ManifestDocument | None:
         try:
-            document = self.client.get_manifest(self.repository.at(digest))
+            return self.client.get_manifest(self.repository.at(digest))
         except (NotFound, InvalidContent):
             return None
-        return parse_placeholder(document)
+
+
+def subject_of(document: ManifestDocument) -> Digest | None:
+    """The ``subject`` a manifest names (OCI 1.1 referrers), or None."""
+    try:
+        doc = json.loads(document.raw)
+        subject = doc.get("subject") if isinstance(doc, dict) else None
+        value = subject.get("digest") if isinstance(subject, dict) else None
+        return Digest(value) if isinstance(value, str) else None
+    except (ValueError, InvalidReference):
+        return None
 
 
 @dataclass(frozen=True, slots=True)
@@ -168,10 +202,9 @@ def execute_plan(
     backend: DeleteBackend,
     reader: TagReader,
     *,
-    baseline: Mapping[str, Digest | None] | None = None,
     on_progress: Progress | None = None,
 ) -> RepositoryReport:
-    """Apply ``plan``; ``baseline`` is what each tag resolved to when planning just now (None: unknown).
+    """Apply ``plan``; nothing read while planning is trusted (every deletion is checked again).
 
     Raises ``CannotDelete`` (exit 5) before any change when the registry refuses
     deletes, ``InvalidContent`` when the plan asks for a tag its templates do
@@ -179,7 +212,7 @@ def execute_plan(
     shows that its credentials cannot delete. Everything else is reported per tag.
     """
     started = time.monotonic()
-    run = _Execution(plan, backend, reader, baseline)  # checks the plan before any request
+    run = _Execution(plan, backend, reader)  # checks the plan before any request
     capabilities = backend.capabilities()
     if not capabilities.can_delete:
         raise CannotDelete(
@@ -204,14 +237,21 @@ def _cannot_delete_hint(repository: str) -> str:
     return "a CNCF distribution registry deletes only with storage.delete.enabled: true in its config"
 
 
+_NESTING = 4  # index -> index -> ... levels followed when collecting an index's children
+
+
+class _Check:
+    """One look at every tag in the repository: what each resolves to, and what that keeps alive."""
+
+    def __init__(self, current: dict[str, Descriptor], seconds: float, covers: int) -> None:
+        self.current = current
+        self.seconds = seconds
+        self.done_at = time.monotonic()
+        self.left = covers  # destructive requests this check may still cover
+
+
 class _Execution:
-    def __init__(
-        self,
-        plan: RepositoryPlan,
-        backend: DeleteBackend,
-        reader: TagReader,
-        baseline: Mapping[str, Digest | None] | None,
-    ) -> None:
+    def __init__(self, plan: RepositoryPlan, backend: DeleteBackend, reader: TagReader) -> None:
         self.plan = plan
         self.backend = backend
         self.reader = reader
@@ -223,8 +263,10 @@ class _Execution:
                     f"{plan.repository}: the plan deletes {decision.tag!r}, which matches none of its templates"
                 )
             self.stale[decision.tag] = decision.digest
-        # Current digest of every tag we know of; None = not known yet (resolve before trusting it).
-        self.known: dict[str, Digest | None] = dict(baseline) if baseline is not None else {}
+        self.check: _Check | None = None
+        # Manifests are immutable: what a digest's document lists (index children) and names as its
+        # subject is read once per run.
+        self.documents: dict[Digest, ManifestDocument | None] = {}
         # Stale tags exempt from "another tag resolves to it" while they sit on this digest.
         self.exempt: dict[str, Digest] = dict(self.stale)
         self.tags: dict[str, TagOutcome] = {}
@@ -235,36 +277,114 @@ class _Execution:
 
     # -- the gate ---------------------------------------------------------------------------------
 
-    def _refresh(self) -> None:
-        """Re-list the tags; HEAD each listed tag whose digest this run does not know yet."""
+    def _document(self, digest: Digest) -> ManifestDocument | None:
+        if digest not in self.documents:
+            self.documents[digest] = self.reader.document(digest)
+        return self.documents[digest]
+
+    def _refresh(self) -> _Check:
+        """List the tags and HEAD every one of them; read the indexes among them (once per digest)."""
+        started = time.monotonic()
         listed = self.reader.list_tags()
-        present = set(listed)
-        for tag in [t for t in self.known if t not in present]:
-            del self.known[tag]
-        todo = [t for t in listed if self.known.get(t) is None]
-        for tag, digest in zip(todo, self.reader.resolve(todo), strict=True):
-            if digest is None:
-                self.known.pop(tag, None)
-            else:
-                self.known[tag] = digest
+        current = {
+            tag: found
+            for tag, found in zip(listed, self.reader.resolve(listed), strict=True)
+            if found is not None
+        }
+        todo = {d.digest for d in current.values() if d.media_type in mediatypes.INDEX_TYPES}
+        for _ in range(_NESTING):
+            todo -= self.documents.keys()
+            if not todo:
+                break
+            wanted = sorted(todo)
+            for digest, document in zip(wanted, self._read_documents(wanted), strict=True):
+                self.documents[digest] = document
+            todo = {
+                child.digest
+                for digest in wanted
+                if (document := self.documents[digest]) is not None
+                for child in document.manifests
+                if child.media_type in mediatypes.INDEX_TYPES
+            }
+        rounds = max(1, math.ceil(len(listed) / max(1, self.reader.concurrency)))
+        self.check = _Check(current, time.monotonic() - started, rounds)
+        return self.check
+
+    def _read_documents(self, digests: Sequence[Digest]) -> list[ManifestDocument | None]:
+        if isinstance(self.reader, RegistryTagReader):
+            return self.reader.client.map_bounded(self.reader.document, digests)
+        return [self.reader.document(d) for d in digests]
+
+    def _checked(self) -> _Check:
+        """The check covering one more destructive request: the last one if still fresh, else a new one."""
+        check = self.check
+        if check is None or check.left <= 0 or time.monotonic() - check.done_at > max(check.seconds, 1.0):
+            check = self._refresh()
+        check.left -= 1
+        return check
+
+    def _children(self, digest: Digest, depth: int = 0) -> set[Digest]:
+        document = self.documents.get(digest)
+        if document is None or depth >= _NESTING:
+            return set()
+        found = {c.digest for c in document.manifests}
+        for child in document.manifests:
+            if child.media_type in mediatypes.INDEX_TYPES:
+                found |= self._children(child.digest, depth + 1)
+        return found
 
     def _holders(self, digest: Digest) -> list[str]:
-        """Tags that resolve to ``digest`` now and must keep it (everything but stale tags sitting on it)."""
-        self._refresh()
-        return sorted(t for t, d in self.known.items() if d == digest and self.exempt.get(t) != digest)
+        """Why ``digest`` must stay, per the check covering this request (empty: it may go)."""
+        check = self._checked()
+        tags = {t: d.digest for t, d in check.current.items() if self.exempt.get(t) != d.digest}
+        holders = sorted(t for t, d in tags.items() if d == digest)
+        for tag, held in sorted(check.current.items()):
+            if held.media_type in mediatypes.INDEX_TYPES and digest in self._children(held.digest):
+                holders.append(f"{tag} (an index listing it)")
+        subject = subject_of(doc) if (doc := self._document(digest)) is not None else None
+        if subject is not None:
+            needed = set(tags.values())
+            for held in check.current.values():
+                if held.media_type in mediatypes.INDEX_TYPES:
+                    needed |= self._children(held.digest)
+            if subject in needed:
+                holders.append(f"its subject {subject.short}")
+        return holders
 
     def _delete_manifest(self, digest: Digest) -> bool:
-        """The only call of ``backend.delete_manifest``: refused while any other tag resolves to ``digest``."""
+        """The only call of ``backend.delete_manifest``: refused while anything still needs ``digest``."""
         holders = self._holders(digest)
         if holders:
             raise _Held(holders)
         return self.backend.delete_manifest(digest)
 
+    def _recheck(self, tag: str, planned: Digest, digest: Digest) -> bool:
+        """HEAD ``tag`` immediately before removing it: True when it still sits on ``digest``."""
+        (now,) = self.reader.resolve([tag])
+        if now is None:
+            self._tag(tag, planned, "already-gone", None, "no such tag any more")
+            self._forget(tag)
+            return False
+        if now.digest != digest:
+            self.exempt.pop(tag, None)
+            self._tag(
+                tag,
+                planned,
+                "moved",
+                None,
+                f"moved to {now.digest.short} since planning: left alone",
+                now.digest,
+            )
+            return False
+        return True
+
     def _untag(self, tag: str, digest: Digest) -> None:
-        """The only call of ``backend.untag``: only planned tags that a template covers."""
+        """The only call of ``backend.untag``: only planned tags that a template covers, still on ``digest``."""
         if self.stale.get(tag) is None or template_reading(tag, self.plan.rules.templates) is None:
             raise AssertionError(f"gc would untag {tag!r}, which the plan does not delete")
         planned = self.stale[tag]
+        if not self._recheck(tag, planned, digest):
+            return
         try:
             result = self.backend.untag(tag, digest)
         except UntagIncomplete as exc:
@@ -300,7 +420,6 @@ class _Execution:
         )
 
     def _forget(self, tag: str) -> None:
-        self.known.pop(tag, None)
         self.exempt.pop(tag, None)
 
     # -- the run ----------------------------------------------------------------------------------
@@ -308,6 +427,10 @@ class _Execution:
     def run(self, capabilities: Capabilities, on_progress: Progress | None) -> None:
         self.capabilities = capabilities
         groups = sorted(self.plan.manifests, key=lambda g: not g.delete_manifest)  # stable
+        whole = [g.digest for g in groups if g.delete_manifest]
+        # Their subjects, read up front and concurrently (a manifest's content never changes).
+        for digest, document in zip(whole, self._read_documents(whole), strict=True):
+            self.documents[digest] = document
         for done, group in enumerate(groups, 1):
             if self.stopped is None:
                 try:
@@ -364,7 +487,7 @@ class _Execution:
                 self._manifest(group, "failed", exc.message)
 
     def _classify(self, group: ManifestPlan) -> list[str]:
-        """HEAD each stale tag just before acting; finish placeholders; return those still on the digest."""
+        """HEAD each stale tag before acting; finish placeholders; return those still on the digest."""
         digest = group.digest
         on_digest: list[str] = []
         current = self.reader.resolve(list(group.delete_tags)) if group.delete_tags else []
@@ -373,30 +496,50 @@ class _Execution:
                 self._tag(tag, digest, "already-gone", None, "no such tag any more")
                 self._forget(tag)
                 continue
-            self.known[tag] = now
-            if now == digest:
+            if now.digest == digest:
                 on_digest.append(tag)
                 continue
-            placeholder = self.reader.placeholder(now)
+            document = self._document(now.digest)
+            placeholder = parse_placeholder(document) if document is not None else None
             if placeholder is not None and placeholder.tag == tag:
-                self.exempt[tag] = now
+                self.exempt[tag] = now.digest
                 self._finish_placeholder(tag, digest, placeholder)
                 continue
             self.exempt.pop(tag, None)
-            self._tag(tag, digest, "moved", None, f"moved to {now.short} since planning: left alone", now)
+            self._tag(
+                tag,
+                digest,
+                "moved",
+                None,
+                f"moved to {now.digest.short} since planning: left alone",
+                now.digest,
+            )
         return on_digest
 
     def _finish_placeholder(self, tag: str, planned: Digest, placeholder: PlaceholderInfo) -> None:
         try:
-            self._delete_manifest(placeholder.digest)
+            deleted = self._delete_manifest(placeholder.digest)
         except _Held as held:
             self._tag(
                 tag, planned, "failed", "placeholder", f"placeholder kept: {', '.join(held.holders)} use it"
             )
             return
-        self._tag(
-            tag, planned, "deleted", "placeholder-finished", "a placeholder from an interrupted run, deleted"
-        )
+        if deleted:
+            self._tag(
+                tag,
+                planned,
+                "deleted",
+                "placeholder-finished",
+                "a placeholder from an interrupted run, deleted",
+            )
+        else:
+            self._tag(
+                tag,
+                planned,
+                "already-gone",
+                "placeholder-finished",
+                "its placeholder was deleted by another run",
+            )
         self._forget(tag)
 
     def _delete_group(self, group: ManifestPlan, on_digest: Sequence[str]) -> None:
@@ -405,7 +548,7 @@ class _Execution:
         if deleted:
             self._manifest(group, "deleted", "deleted by digest")
         else:
-            self._manifest(group, "already-gone", "no such manifest any more")
+            self._manifest(group, "already-gone", "no such manifest any more (404): not deleted by this run")
         for tag in on_digest:
             status: TagStatus = "deleted" if deleted else "already-gone"
             self._tag(tag, group.digest, status, "manifest-delete", "deleted with its manifest")

@@ -212,7 +212,7 @@ def apply(
     google: bool = False,
 ) -> RepositoryReport:
     backend = OciBackend(client, REPO, google=google)
-    return execute_plan(plan, backend, RegistryTagReader(client, REPO), baseline=baseline)
+    return execute_plan(plan, backend, RegistryTagReader(client, REPO))
 
 
 def statuses(report: RepositoryReport) -> dict[str, tuple[str, str | None]]:

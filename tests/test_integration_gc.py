@@ -430,13 +430,18 @@ def test_request_budget_of_planning_and_applying(
     proxy.requests.clear()
     assert gc_json(capsys, repo, *RULES, "--branches-file", str(branches), "--apply")[0] == 0
     applying = proxy.count() - Counter({("GET", "tags"): 1, ("GET", "manifest"): 15 + 1, ("GET", "blob"): 1})
-    # 2 probes + 5 manifest deletions; 2 placeholders (PUT, DELETE each; the empty config checked and pushed once);
-    # a HEAD per stale tag just before acting on it, and a tag list before each manifest deletion.
+    # 2 probes + 5 manifest deletions; 2 placeholders (PUT, DELETE each; the empty config checked and pushed once).
+    # The 5 manifests deleted whole are read once by digest up front (their subjects), plus the one index
+    # only a kept tag resolves to (release-1.0; gone2's index is among the 5): 6 GETs.
+    # A check (tag list + a HEAD per listed tag) covers ceil(tags / 8) gated deletions: 15 tags -> 2
+    # (gone, gone2), 13 -> 2 (old, feature-c), 11 -> 1 (pr-3): 3 lists, 15 + 13 + 11 HEADs. Then a HEAD per
+    # stale tag when its group starts (7), and one more just before each placeholder PUT (2).
     assert applying == {
         ("DELETE", "manifest"): 2 + 5 + 2,
         ("PUT", "manifest"): 2,
-        ("HEAD", "manifest"): 7,
-        ("GET", "tags"): 5,
+        ("GET", "manifest"): 6,
+        ("HEAD", "manifest"): 15 + 13 + 11 + 7 + 2,
+        ("GET", "tags"): 3,
         ("HEAD", "blob"): 1,
         ("POST", "blob"): 1,
         ("PUT", "blob"): 1,
