@@ -235,11 +235,14 @@ def gc(
     connection = _Connection(plain_http, insecure, ca_file, username, password_stdin, concurrency, timeout)
     now = datetime.now(UTC)
     if apply_plan is not None:
-        # Only where and how to delete may be given; what to delete is the plan's.
-        connection_only = replace(flags, max_deletes=None, backend=None, github_api_url=None, package=None)
-        if apply or repository or policy or plan_out or connection_only != Settings():
+        # The plan file is not trusted (it travels between jobs): it must have been made under the
+        # policy this command is run with, which the job's own checkout or command line provides.
+        if apply or plan_out:
+            raise UsageError("--apply-plan executes the plan file: give no --apply or --plan-out")
+        if repository is None and policy is None:
             raise UsageError(
-                "--apply-plan executes the plan file as reviewed: give no repository, rules or --apply"
+                "--apply-plan needs the policy the plan was made under: give REPOSITORY and its rules "
+                "(-t, --protect, --max-age, --keep-last, --slug), or --policy FILE"
             )
         from .gc import plan_from_json
 
@@ -248,8 +251,9 @@ def gc(
         except OSError as exc:
             raise UsageError(f"--apply-plan {apply_plan}: {exc.strerror}") from None
         plans = plan_from_json(raw, str(apply_plan))
+        bound = _bound(plans, _policies(repository, policy, flags))
         with connection.client() as client, ExitStack() as stack:
-            targets = _reviewed(client, plans, flags, _GitHub(stack, github_token))
+            targets = _reviewed(client, plans, bound, flags, _GitHub(stack, github_token))
             _finish(client, targets, "apply-plan", now, json_out, plan_out, summary, max_deletes, page_size)
         return
     policies = _policies(repository, policy, flags)
@@ -310,26 +314,47 @@ def _backend(
     )
 
 
+def _bound(plans: tuple[RepositoryPlan, ...], policies: list[RepositoryPolicy]) -> list[RepositoryPolicy]:
+    """The policy of each plan's repository; refuses (exit 2) a plan the policy does not cover or match."""
+    from .gc import PlanMismatch, check_plan_policy
+
+    by_name = {p.repository: p for p in policies}
+    bound = []
+    for plan in plans:
+        own = by_name.get(plan.repository)
+        if own is None:
+            given = ", ".join(sorted(by_name))
+            raise PlanMismatch(
+                f"the plan is for {plan.repository}, which the policy given does not name ({given}); "
+                "nothing was deleted"
+            )
+        check_plan_policy(plan, own.rules)
+        bound.append(own)
+    return bound
+
+
 def _reviewed(
-    client: RegistryClient, plans: tuple[RepositoryPlan, ...], flags: Settings, github: _GitHub
+    client: RegistryClient,
+    plans: tuple[RepositoryPlan, ...],
+    policies: list[RepositoryPolicy],
+    flags: Settings,
+    github: _GitHub,
 ) -> list[_Target]:
     """Targets of a reviewed plan; untagged caches in it are selected again (GHCR) or refused."""
     from .gc_ghcr import GhcrBackend, recheck_untagged
-    from .gc_policy import parse_backend
 
     if flags.package is not None and len(plans) > 1:
         raise UsageError("--package names one repository's package; this plan has several repositories")
-    kind = parse_backend(flags.backend)
     targets = []
-    for plan in plans:
+    for plan, policy in zip(plans, policies, strict=True):
         untagged = bool(plan.untagged_deletions)
         backend = _backend(
             client,
             plan.repository,
-            kind,
+            policy.backend,
             github,
-            api_url=flags.github_api_url,
-            package=flags.package,
+            api_url=policy.github_api_url,
+            package=policy.package,
             untagged=untagged,
         )
         if untagged:

@@ -46,6 +46,7 @@ the API cannot list may still hold them.
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
@@ -84,6 +85,7 @@ __all__ = [
     "ManifestRule",
     "Mode",
     "PlaceholderInfo",
+    "PlanMismatch",
     "PlanRefused",
     "RepositoryPlan",
     "TagDecision",
@@ -92,11 +94,13 @@ __all__ = [
     "UntaggedCache",
     "add_untagged",
     "check_max_deletes",
+    "check_plan_policy",
     "collect_inventory",
     "parse_placeholder",
     "plan_from_json",
     "plan_repository",
     "plan_to_json",
+    "rules_digest",
     "template_reading",
 ]
 
@@ -118,6 +122,10 @@ REPLACES_ANNOTATION = "cacheinspect.gc.replaces"
 
 class PlanRefused(UsageError):
     """The plan deletes more tags than ``--max-deletes`` allows (exit 2: nothing was done)."""
+
+
+class PlanMismatch(UsageError):
+    """``--apply-plan``: the plan was not made under the policy it is run with (exit 2: nothing was done)."""
 
 
 # --------------------------------------------------------------------------- inventory
@@ -808,11 +816,52 @@ def rules_to_json(rules: Rules) -> dict[str, Any]:
     }
 
 
+def rules_digest(repository: str, rules: Rules) -> str:
+    """What a plan was reviewed under (repository and rules), as a digest ``--apply-plan`` compares.
+
+    Not a signature: anyone can recompute it. It catches a plan whose rules were edited without
+    its digest, and lets ``--apply-plan`` compare the plan with the policy it is run with in one value.
+    """
+    canonical = json.dumps(
+        {"repository": repository, "rules": rules_to_json(rules)}, sort_keys=True, separators=(",", ":")
+    )
+    return "sha256:" + hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def check_plan_policy(plan: RepositoryPlan, rules: Rules) -> None:
+    """Refuse (exit 2) a plan that was not made under ``rules`` (the policy ``--apply-plan`` runs with).
+
+    Every deletion is also checked against those rules: a template must cover the tag and no
+    protect glob may match it (the tag, its slug or number, the glob slugged).
+    """
+    if rules_digest(plan.repository, rules) != rules_digest(plan.repository, plan.rules):
+        theirs, ours = rules_to_json(plan.rules), rules_to_json(rules)
+        differ = ", ".join(k for k in ours if ours[k] != theirs.get(k))
+        raise PlanMismatch(
+            f"{plan.repository}: the plan's rules differ from the policy given ({differ}); nothing was deleted",
+            hint="plan again under this policy, or apply with the policy the plan was reviewed under",
+        )
+    for decision in plan.deletions:
+        reading = template_reading(decision.tag, rules.templates)
+        if reading is None:
+            raise PlanMismatch(
+                f"{plan.repository}: the plan deletes {decision.tag!r}, which no template of the policy "
+                "covers; nothing was deleted"
+            )
+        glob = rules.protection(decision.tag, reading.captured, [])
+        if glob is not None:
+            raise PlanMismatch(
+                f"{plan.repository}: the plan deletes {decision.tag!r}, which the policy protects "
+                f"({glob!r}); nothing was deleted"
+            )
+
+
 def repository_plan_to_json(plan: RepositoryPlan) -> dict[str, Any]:
     return {
         "repository": plan.repository,
         "plannedAt": _iso(plan.planned_at),
         "rules": rules_to_json(plan.rules),
+        "rulesDigest": rules_digest(plan.repository, plan.rules),
         "branches": {"source": plan.branch_source, "branches": plan.live_branches, "pulls": plan.live_pulls},
         "maxDeletes": plan.max_deletes,
         "summary": {
@@ -1002,8 +1051,16 @@ def _repository_plan_from_json(entry: Mapping[str, Any], where: str) -> Reposito
         raise InvalidContent(f"{where}: deletion of {missing[0]!r} belongs to no manifest entry")
     branches = _get(entry, "branches", dict, where)
     reclaimable = _get(entry, "reclaimable", dict, where)
+    repository = _get(entry, "repository", str, where)
+    recorded = entry.get("rulesDigest")
+    if recorded is None:
+        raise InvalidContent(f"{where}: no rulesDigest (a plan written before plans were bound): plan again")
+    if recorded != rules_digest(repository, rules):
+        raise InvalidContent(
+            f"{where}: rulesDigest does not match the plan's repository and rules: the file was edited"
+        )
     return RepositoryPlan(
-        repository=_get(entry, "repository", str, where),
+        repository=repository,
         planned_at=planned_at.replace(tzinfo=UTC),
         rules=rules,
         branch_source=_opt(branches, "source", str, where),

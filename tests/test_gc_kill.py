@@ -321,7 +321,9 @@ def test_gc_killed_at_seeded_random_points_is_finished_by_the_next_run_and_regis
 
             if point.rerun == "apply-plan":  # the plan as the killed run wrote it, through the proxy
                 proxy.arm(case.before.values())
-                code, applied = gc_json(capsys, "--apply-plan", str(plan_file(case.name)))
+                code, applied = gc_json(
+                    capsys, "--apply-plan", str(plan_file(case.name)), f"{proxy.host}/{case.name}", *RULES
+                )
             else:
                 code, applied = gc(case.name, "--apply")
             rerun = applied["repositories"][0]

@@ -330,13 +330,18 @@ def test_a_token_in_the_remote_never_reaches_a_message() -> None:
             2,
             "line 1 '0123456789abcdef0123456789abcdef01234567' is a commit hash",
         ),
+        (["gc", "--apply-plan", "plan.json"], 2, "--apply-plan needs the policy the plan was made under"),
+        (["gc", "--apply-plan", "plan.json", "r.test/a", "-t", "{branch}", "--apply"], 2, "give no --apply"),
         (
-            ["gc", "--apply-plan", "plan.json", "-t", "{branch}"],
+            ["gc", "--apply-plan", "missing.json", "r.test/a", "-t", "{branch}"],
             2,
-            "--apply-plan executes the plan file as reviewed",
+            "--apply-plan missing.json",
         ),
-        (["gc", "--apply-plan", "missing.json"], 2, "--apply-plan missing.json"),
-        (["gc", "--apply-plan", "not-a-plan.json"], 8, "not a cacheinspect gc plan"),
+        (
+            ["gc", "--apply-plan", "not-a-plan.json", "r.test/a", "-t", "{branch}"],
+            8,
+            "not a cacheinspect gc plan",
+        ),
         (
             ["gc", "r.test/a", "-t", "{branch}", "-u", "me", "--password-stdin", "--branches-file", "-"],
             2,

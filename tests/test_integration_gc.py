@@ -12,7 +12,9 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import random
+import subprocess
 import sys
 import threading
 from collections import Counter
@@ -486,7 +488,7 @@ def test_apply_plan_skips_a_tag_that_moved_after_planning(
     assert run(["gc", repo, *RULES, "--branches-file", str(branches), "--plan-out", str(plan_file)]) == 0
     capsys.readouterr()
     moved = seeder.cache("gone-buildcache", layers=[b"pushed again after review"], age=timedelta(0))
-    code, applied = gc_json(capsys, "--apply-plan", str(plan_file))
+    code, applied = gc_json(capsys, "--apply-plan", str(plan_file), repo, *RULES)
     assert code == 0
     report = applied["repositories"][0]["report"]
     outcome = {t["tag"]: t for t in report["tags"]}
@@ -581,3 +583,116 @@ tag-templates = ["buildcache-{{branch}}"]
     text = summary.read_text()
     assert text.startswith("earlier step\n## cacheinspect gc (dry-run)")  # appended, as GitHub expects
     assert f"### `{registry.host}/gc/policy-b`" in text
+
+
+def cli(*args: str) -> subprocess.CompletedProcess[str]:
+    """The real command line, in its own process."""
+    return subprocess.run(
+        [sys.executable, "-m", "inspector", *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, "NO_COLOR": "1"},
+        check=False,
+    )
+
+
+def test_an_edited_plan_is_refused_by_the_real_cli_and_nothing_is_deleted(
+    registry: LocalRegistry, seed: Seed, branches: Path, tmp_path: Path
+) -> None:
+    """Issue 11.4: a plan is an artifact that travels between jobs; it binds to the policy it was made under."""
+    app = seed(registry.host, "gc/bound-app")
+    prod = seed(registry.host, "gc/bound-prod", empty=True)
+    main = prod.cache("main", layers=[b"prod main"], age=timedelta(days=1))
+    app_repo, prod_repo = f"{registry.host}/gc/bound-app", f"{registry.host}/gc/bound-prod"
+    plan_file = tmp_path / "plan.json"
+    planned = cli("gc", app_repo, *RULES, "--branches-file", str(branches), "--plan-out", str(plan_file))
+    assert planned.returncode == 0, planned.stderr
+    app_before, prod_before = app.state(), prod.state()
+
+    # The edit of the issue: another repository, a template that covers `main`, no protection, and
+    # `prod:main` as the only deletion.
+    document = json.loads(plan_file.read_text())
+    entry = document["repositories"][0]
+    entry.update(repository=prod_repo, tags=[], manifests=[])
+    entry["rules"].update(tagTemplates=["{branch}"], protect=[])
+    entry["tags"].append(
+        {
+            "tag": "main",
+            "digest": main,
+            "action": "delete",
+            "rule": "branch-gone",
+            "reason": "edited in",
+            "template": "{branch}",
+            "captured": "main",
+            "createdAt": None,
+        }
+    )
+    entry["manifests"].append(
+        {
+            "digest": main,
+            "deleteTags": ["main"],
+            "keptTags": [],
+            "deleteManifest": True,
+            "manifestSize": 1,
+            "reason": "edited in",
+            "rule": "tags",
+        }
+    )
+    edited = tmp_path / "edited.json"
+    edited.write_text(json.dumps(document))
+    # The same edit with rulesDigest recomputed as the tool computes it (it is no secret).
+    canonical = json.dumps(
+        {"repository": prod_repo, "rules": entry["rules"]}, sort_keys=True, separators=(",", ":")
+    )
+    entry["rulesDigest"] = sha(canonical.encode())
+    redigested = tmp_path / "redigested.json"
+    redigested.write_text(json.dumps(document))
+    # Rules left exactly as the prod job's policy says (its template and protect list, RULES' ages),
+    # only the deletion edited in.
+    entry["rules"].update(tagTemplates=["{branch}"], protect=["main"])
+    entry["rulesDigest"] = sha(
+        json.dumps(
+            {"repository": prod_repo, "rules": entry["rules"]}, sort_keys=True, separators=(",", ":")
+        ).encode()
+    )
+    protected = tmp_path / "protected.json"
+    protected.write_text(json.dumps(document))
+
+    cases = [
+        # (plan, the policy the applying job runs with, exit code, message)
+        (edited, [app_repo, *RULES], 8, "rulesDigest does not match the plan's repository and rules"),
+        (
+            redigested,
+            [app_repo, *RULES],
+            2,
+            f"the plan is for {prod_repo}, which the policy given does not name",
+        ),
+        (
+            redigested,
+            [prod_repo, "-t", "{branch}", "--protect", "main"],
+            2,
+            # the plan kept RULES' max-age and keep-last: three rules differ, named in the policy's order
+            "the plan's rules differ from the policy given (protect, maxAge, keepLast)",
+        ),
+        (
+            protected,
+            [prod_repo, "-t", "{branch}", "--protect", "main", "--max-age", "14d", "--keep-last", "3"],
+            2,
+            "the plan deletes 'main', which the policy protects ('main')",
+        ),
+        (edited, [], 2, "--apply-plan needs the policy the plan was made under"),
+    ]
+    for plan, policy, code, message in cases:
+        done = cli("gc", "--apply-plan", str(plan), *policy)
+        assert done.returncode == code, (plan.name, policy, done.stderr)
+        lines = done.stderr.strip().splitlines()
+        assert lines[0].startswith("cacheinspect: error: ") and message in lines[0], done.stderr
+        assert "Traceback" not in done.stderr
+        assert "nothing was deleted" in done.stderr or code == 8 or not policy
+        assert prod.state() == prod_before and app.state() == app_before  # nothing deleted anywhere
+
+    # The plan as reviewed, under the policy it was made under, still applies.
+    done = cli("gc", "--apply-plan", str(plan_file), app_repo, *RULES)
+    assert done.returncode == 0, done.stderr
+    assert set(app.state()) == KEPT and prod.state() == prod_before

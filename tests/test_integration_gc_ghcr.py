@@ -618,7 +618,7 @@ untagged = true
         }
     )
     plan_file.write_text(json.dumps(document))
-    apply = ["gc", "--apply-plan", str(plan_file), "--backend", "ghcr", "--github-api-url", github.url]
+    apply = ["gc", "--apply-plan", str(plan_file), "--policy", str(policy)]
     code, applied, _ = gc_json(capsys, apply)
     assert code == 0
     (repository,) = applied["repositories"]
