@@ -690,12 +690,19 @@ def _manifest_plans(inventory: Inventory, decisions: Sequence[TagDecision]) -> t
     plans: list[ManifestPlan] = []
     for digest in sorted(stale):
         holders = kept.get(digest, [])
+        child = digest in inventory.other_blobs  # listed by an image index or manifest list gc keeps
         size = _manifest_size(inventory, digest)
         if holders:
             reason = f"kept: {', '.join(holders)} also resolve{'s' if len(holders) == 1 else ''} to it"
+        elif child:
+            reason = "kept: an image index or manifest list that gc keeps lists it"
         else:
             reason = "every tag on it is deleted"
-        plans.append(ManifestPlan(digest, tuple(stale[digest]), tuple(holders), not holders, size, reason))
+        plans.append(
+            ManifestPlan(
+                digest, tuple(stale[digest]), tuple(holders), not holders and not child, size, reason
+            )
+        )
     # Manifests an interrupted run untagged (placeholders say which): deleted unless a kept tag needs them.
     for decision in decisions:
         if decision.rule != "placeholder" or decision.digest is None:

@@ -462,7 +462,12 @@ class _Execution:
                 except _Held as held:
                     self._manifest(group, "kept", _held_by(held.holders))
             elif not group.delete_manifest:
-                self._manifest(group, "kept", f"as planned: {_held_by(list(group.kept_tags))}")
+                why = (
+                    _held_by(list(group.kept_tags))
+                    if group.kept_tags
+                    else group.reason.removeprefix("kept: ")
+                )
+                self._manifest(group, "kept", f"as planned: {why}")
             for tag in on_digest:
                 self._untag(tag, digest)
             if digest in self.manifests:

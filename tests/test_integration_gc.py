@@ -696,3 +696,62 @@ def test_an_edited_plan_is_refused_by_the_real_cli_and_nothing_is_deleted(
     done = cli("gc", "--apply-plan", str(plan_file), app_repo, *RULES)
     assert done.returncode == 0, done.stderr
     assert set(app.state()) == KEPT and prod.state() == prod_before
+
+
+def test_a_cache_manifest_listed_by_a_kept_image_index_is_never_deleted(
+    own_registry: LocalRegistry, seed: Seed, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Issue 10.5: an index tagged outside the templates lists a cache manifest (as its arm64 entry)."""
+    seeder = seed(own_registry.host, "gc/children", empty=True)
+    branches = tmp_path / "branches.txt"
+    branches.write_text("main\n")
+    rules = ["-t", "{branch}-buildcache", "--branches-file", str(branches)]
+    child = seeder.cache("orphan-buildcache", layers=[b"arm64 child"], age=timedelta(days=1))
+    late = seeder.cache("late-buildcache", layers=[b"listed after planning"], age=timedelta(days=1))
+
+    def index(tag: str, digest: str) -> str:
+        size = len(seeder.manifest(digest).content)
+        entry = {"mediaType": OCI_MANIFEST, "digest": digest, "size": size}
+        entry["platform"] = {"architecture": "arm64", "os": "linux"}
+        document = {"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": [entry]}
+        return seeder.put(tag, json.dumps(document).encode(), OCI_INDEX)
+
+    multiarch = index("multiarch", child)
+    repo = f"{own_registry.host}/gc/children"
+    plan_file = tmp_path / "plan.json"
+    code, planned = gc_json(capsys, repo, *rules, "--plan-out", str(plan_file))
+    assert code == 0
+    entries = {m["digest"]: m for m in planned["repositories"][0]["manifests"]}
+    # Both caches' branches are gone; the index (no template) is kept, so its child stays, losing only its tag.
+    assert entries[child]["deleteManifest"] is False and entries[child]["deleteTags"] == ["orphan-buildcache"]
+    assert entries[child]["reason"] == "kept: an image index or manifest list that gc keeps lists it"
+    assert entries[late]["deleteManifest"] is True  # nothing listed it when the plan was made
+
+    late_index = index("multiarch-late", late)  # after the review: the check before the DELETE sees it
+    code, applied = gc_json(capsys, "--apply-plan", str(plan_file), repo, *rules)
+    assert code == 0
+    outcome = {m["digest"]: m for m in applied["repositories"][0]["report"]["manifests"]}
+    assert (
+        outcome[late]["status"] == "kept"
+        and "multiarch-late (an index listing it)" in outcome[late]["detail"]
+    )
+    assert outcome[child]["status"] == "kept"
+    assert seeder.state() == {"multiarch": multiarch, "multiarch-late": late_index}
+
+    own_registry.stop()
+    own_registry.garbage_collect()
+    revived = start_registry(tmp_path / "revived", storage=own_registry.root / "data")
+    try:
+        check = seed(revived.host, "gc/children", empty=True)
+        for parent, digest in (("multiarch", child), ("multiarch-late", late)):
+            listed = check.manifest(parent).json()["manifests"]
+            assert [m["digest"] for m in listed] == [digest]
+            document = check.manifest(digest)
+            assert document.status_code == 200 and sha(document.content) == digest, parent
+            for blob in [
+                document.json()["config"]["digest"],
+                *(x["digest"] for x in document.json()["layers"]),
+            ]:
+                assert check.http.head(f"{check.base}/blobs/{blob}").status_code == 200, (parent, blob)
+    finally:
+        revived.stop()
