@@ -263,8 +263,10 @@ def emulate() -> Iterator[Emulate]:
 
 @pytest.fixture(autouse=True)
 def token_env(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.delenv("GITHUB_TOKEN", raising=False)
-    monkeypatch.setenv("GH_TOKEN", ADMIN)
+    # The emulator's URL is not github.com's, so, as gh does, gc reads the Enterprise Server variables
+    for name in ("GITHUB_TOKEN", "GH_TOKEN", "GITHUB_ENTERPRISE_TOKEN", "GITHUB_API_URL"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("GH_ENTERPRISE_TOKEN", ADMIN)
     monkeypatch.delenv("GITHUB_STEP_SUMMARY", raising=False)
 
 
