@@ -55,9 +55,10 @@ class _Target:
 class _GitHub:
     """One ``GhcrClient`` per GitHub API URL, opened when first needed and closed with the command."""
 
-    def __init__(self, stack: ExitStack, token: str | None) -> None:
+    def __init__(self, stack: ExitStack, token: str | None, *, delete_empty_packages: bool = False) -> None:
         self._stack = stack
         self._token = token
+        self.delete_empty_packages = delete_empty_packages
         self._clients: dict[str, GhcrClient] = {}
 
     def client(self, url: str | None) -> GhcrClient:
@@ -201,6 +202,13 @@ def gc(
             show_default=False,
         ),
     ] = None,
+    delete_empty_packages: Annotated[
+        bool,
+        typer.Option(
+            "--delete-empty-packages",
+            help="GHCR: when a package's last version would go, delete the package (GitHub keeps it 30 days).",
+        ),
+    ] = False,
     json_out: JsonOut = False,
     page_size: PageSize = None,
     plain_http: PlainHttp = False,
@@ -253,12 +261,14 @@ def gc(
         plans = plan_from_json(raw, str(apply_plan))
         bound = _bound(plans, _policies(repository, policy, flags))
         with connection.client() as client, ExitStack() as stack:
-            targets = _reviewed(client, plans, bound, flags, _GitHub(stack, github_token))
+            github = _GitHub(stack, github_token, delete_empty_packages=delete_empty_packages)
+            targets = _reviewed(client, plans, bound, flags, github)
             _finish(client, targets, "apply-plan", now, json_out, plan_out, summary, max_deletes, page_size)
         return
     policies = _policies(repository, policy, flags)
     with connection.client() as client, ExitStack() as stack:
-        targets = _plan_all(client, policies, now, json_out, page_size, _GitHub(stack, github_token))
+        github = _GitHub(stack, github_token, delete_empty_packages=delete_empty_packages)
+        targets = _plan_all(client, policies, now, json_out, page_size, github)
         _finish(
             client,
             targets,
@@ -310,7 +320,12 @@ def _backend(
         check_untagged(repo, kind)
     ghcr = backend_kind(repo, kind) == "ghcr"
     return select_backend(
-        client, repo, kind=kind, github=github.client(api_url) if ghcr else None, package=package
+        client,
+        repo,
+        kind=kind,
+        github=github.client(api_url) if ghcr else None,
+        package=package,
+        delete_empty_packages=github.delete_empty_packages,
     )
 
 
@@ -430,17 +445,23 @@ def _finish(
     from .gc import check_max_deletes, plan_to_json
     from .gc_backend import untagged_hint
     from .gc_execute import RegistryTagReader, execute_plan, report_to_json
-    from .gc_ghcr import GhcrBackend
+    from .gc_ghcr import GhcrBackend, pacing_note
     from .reference import parse_repository
 
     plans = []
     for target in targets:
         ghcr = isinstance(target.backend, GhcrBackend)
-        if ghcr and target.untagged:  # the untagged versions were looked at: the plan's notes say how
-            plans.append(target.plan)
-        else:
-            hint = untagged_hint(parse_repository(target.plan.repository).registry, ghcr=ghcr)
-            plans.append(_with_note(target.plan, hint))
+        plan = target.plan
+        if not (ghcr and target.untagged):  # else the untagged versions were looked at: the notes say how
+            plan = _with_note(plan, untagged_hint(parse_repository(plan.repository).registry, ghcr=ghcr))
+        if isinstance(target.backend, GhcrBackend):
+            pacing = pacing_note(plan, target.backend.github.options.pace)
+            if pacing is not None:
+                plan = _with_note(plan, pacing)
+                if mode != "dry-run":
+                    print(f"cacheinspect: {plan.repository}: {pacing}", file=sys.stderr)
+            target.backend.expect(plan)
+        plans.append(plan)
     if plan_out is not None:
         _write(plan_out, json.dumps(plan_to_json(plans, created_at=now, mode=mode), indent=2) + "\n")
     reports: dict[str, RepositoryReport] = {}

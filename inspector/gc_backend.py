@@ -63,6 +63,7 @@ __all__ = [
     "Capabilities",
     "DeleteBackend",
     "DeleteDenied",
+    "ManifestKept",
     "OciBackend",
     "PlaceholderPusher",
     "PushedBlob",
@@ -140,6 +141,13 @@ class DeleteDenied(CacheInspectError):
         self.placeholder = placeholder
 
 
+class ManifestKept(CacheInspectError):
+    """The backend found, just before deleting, why the manifest must stay; the executor reports it ``kept``.
+
+    GHCR: the package version gained a tag since it was listed, or it is the package's last version.
+    """
+
+
 class DeleteBackend(Protocol):
     """The mutations gc needs; reads (tag list, HEAD, GET) always go through the distribution API."""
 
@@ -152,7 +160,10 @@ class DeleteBackend(Protocol):
         ...
 
     def delete_manifest(self, digest: Digest) -> bool:
-        """Delete the manifest (on most registries with every tag on it); False when it was already gone."""
+        """Delete the manifest (on most registries with every tag on it); False when it was already gone.
+
+        Raises ``ManifestKept`` when a last look shows the manifest must stay.
+        """
         ...
 
 
@@ -374,9 +385,11 @@ def select_backend(
     kind: BackendKind = "auto",
     github: GhcrClient | None = None,
     package: str | None = None,
+    delete_empty_packages: bool = False,
 ) -> DeleteBackend:
     """The backend for a repository (``backend_kind``). The GHCR backend needs a ``GhcrClient``;
-    ``package`` (``OWNER/NAME``) overrides the package, which is otherwise the repository's path."""
+    ``package`` (``OWNER/NAME``) overrides the package, which is otherwise the repository's path;
+    ``delete_empty_packages`` lets it delete a package whose last version would go."""
     if backend_kind(repository, kind) == "oci":
         if package is not None:
             raise UsageError(
@@ -387,4 +400,6 @@ def select_backend(
         raise UsageError(f"{repository}: the GHCR backend needs a GitHub API client")
     from .gc_ghcr import GhcrBackend
 
-    return GhcrBackend(client, repository, github, package=package)
+    return GhcrBackend(
+        client, repository, github, package=package, delete_empty_packages=delete_empty_packages
+    )

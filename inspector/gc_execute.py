@@ -65,7 +65,14 @@ from .gc import (
     parse_placeholder,
     template_reading,
 )
-from .gc_backend import Capabilities, DeleteBackend, DeleteDenied, PushedBlob, UntagIncomplete
+from .gc_backend import (
+    Capabilities,
+    DeleteBackend,
+    DeleteDenied,
+    ManifestKept,
+    PushedBlob,
+    UntagIncomplete,
+)
 from .models import Descriptor, ManifestDocument
 from .reference import Repository
 
@@ -356,7 +363,10 @@ class _Execution:
         holders = self._holders(digest)
         if holders:
             raise _Held(holders)
-        return self.backend.delete_manifest(digest)
+        try:
+            return self.backend.delete_manifest(digest)
+        except ManifestKept as kept:  # the backend's last look (GHCR: a new tag, the last version)
+            raise _Held([], kept.message) from None
 
     def _recheck(self, tag: str, planned: Digest, digest: Digest) -> bool:
         """HEAD ``tag`` immediately before removing it: True when it still sits on ``digest``."""
@@ -460,7 +470,7 @@ class _Execution:
                     self._delete_group(group, on_digest)
                     return
                 except _Held as held:
-                    self._manifest(group, "kept", _held_by(held.holders))
+                    self._manifest(group, "kept", held.detail)
             elif not group.delete_manifest:
                 why = (
                     _held_by(list(group.kept_tags))
@@ -479,7 +489,7 @@ class _Execution:
             try:
                 self._delete_group(group, [])
             except _Held as held:
-                self._manifest(group, "kept", _held_by(held.holders))
+                self._manifest(group, "kept", held.detail)
         except RateLimited as exc:
             raise _Stop(exc.message) from None
         except DeleteDenied:
@@ -525,9 +535,7 @@ class _Execution:
         try:
             deleted = self._delete_manifest(placeholder.digest)
         except _Held as held:
-            self._tag(
-                tag, planned, "failed", "placeholder", f"placeholder kept: {', '.join(held.holders)} use it"
-            )
+            self._tag(tag, planned, "failed", "placeholder", f"placeholder kept: {held.detail}")
             return
         if deleted:
             self._tag(
@@ -565,9 +573,10 @@ def _held_by(tags: Sequence[str]) -> str:
 
 
 class _Held(Exception):
-    def __init__(self, holders: list[str]) -> None:
+    def __init__(self, holders: list[str], detail: str | None = None) -> None:
         super().__init__(", ".join(holders))
         self.holders = holders
+        self.detail = detail or _held_by(holders)
 
 
 def capabilities_to_json(capabilities: Capabilities) -> dict[str, Any]:

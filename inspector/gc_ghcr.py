@@ -7,6 +7,16 @@ a *package version* is one manifest digest with all its tags (``ghcr.GhcrClient`
   once per run (by the untagged scan when planning, else on ``capabilities()``); a digest that the
   listing does not have is looked up once more in a fresh listing, and a version that is gone by
   then counts as already deleted;
+* **the last look**: right before each version DELETE the version is read again (one GET; a
+  placeholder found in a listing just now is not read twice). It is deleted only if every tag GitHub
+  lists on it now is one the plan deletes on that digest (``expect``; without a plan: one it had when
+  listed) — a version that gained a tag since planning is left alone and reported ``kept``
+  (``ManifestKept``), one that is gone counts as already deleted. The window that remains is that
+  GET and the DELETE after it (GitHub has no conditional delete);
+* **the last version**: GitHub refuses to delete a package's last version (400, ``LastVersionRefused``).
+  When the version about to go is the only one (a fresh listing says so), it is kept and reported
+  (``kept``: "last version of the package", exit 0), unless ``delete_empty_packages`` deletes the
+  package itself (restorable by GitHub for 30 days);
 * **untag one tag** of a manifest other tags still need = ``PlaceholderPusher`` re-points the tag to
   a unique placeholder through the registry API (pushing works on GHCR), then the placeholder's
   version is deleted through REST. GitHub lists versions newest first: the placeholder is found on
@@ -18,9 +28,11 @@ a *package version* is one manifest digest with all its tags (``ghcr.GhcrClient`
   backend raises ``DeleteDenied`` (exit 4) and the executor stops: nothing was deleted. The answer
   is classified once: every later call raises again without a request.
 
-Rate limits and other errors surface as ``inspector.ghcr`` raises them: short waits are slept there;
-a long one is ``RateLimited``, which stops the executor's run (the rest is reported as not
-attempted, exit 7; a rerun finishes).
+Deletions are paced by ``GhcrClient`` to GitHub's documented limits (one second apart, 80 a minute,
+500 an hour); ``pacing_note`` says in the plan how long a plan's deletions take at that pace. Rate
+limits and other errors surface as ``inspector.ghcr`` raises them: short waits are slept there; a
+long one is ``RateLimited``, which stops the executor's run (the rest is reported as not attempted,
+exit 7; a rerun finishes).
 
 ``plan_untagged`` adds the untagged versions whose manifest is a BuildKit cache and that no image
 index lists (``ghcr.select_untagged_caches``: multi-arch children and attestation manifests are
@@ -42,15 +54,44 @@ from .client import RegistryClient
 from .digest import Digest
 from .errors import CacheInspectError, Denied, Unauthorized, UsageError
 from .gc import Inventory, RepositoryPlan, add_untagged
-from .gc_backend import Capabilities, DeleteDenied, PlaceholderPusher, Untagged, UntagIncomplete
-from .ghcr import TOKEN_HINT, CacheSelection, GhcrClient, Package, PackageVersion, select_untagged_caches
+from .gc_backend import (
+    Capabilities,
+    DeleteDenied,
+    ManifestKept,
+    PlaceholderPusher,
+    Untagged,
+    UntagIncomplete,
+)
+from .ghcr import (
+    TOKEN_HINT,
+    CacheSelection,
+    DeleteOutcome,
+    GhcrClient,
+    LastVersionRefused,
+    Pace,
+    Package,
+    PackageVersion,
+    backlog_seconds,
+    format_seconds,
+    select_untagged_caches,
+)
 from .models import ManifestDocument
 from .reference import Repository
 
-__all__ = ["GhcrBackend", "package_of", "plan_untagged", "recheck_untagged"]
+__all__ = [
+    "LAST_VERSION",
+    "GhcrBackend",
+    "pacing_note",
+    "package_of",
+    "plan_untagged",
+    "recheck_untagged",
+    "rest_deletions",
+]
 
 #: Waits (seconds) for GitHub to list a placeholder version that was just pushed.
 _PLACEHOLDER_WAITS = (1.0, 2.0, 4.0)
+#: Why a package's only version stays (the ``kept`` detail).
+LAST_VERSION = "last version of the package"
 
 
 def package_of(repository: Repository, override: str | None = None) -> tuple[str, str]:
@@ -77,11 +118,14 @@ class GhcrBackend:
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
         nonce: Callable[[], str] = lambda: secrets.token_hex(16),
         sleep: Callable[[float], None] = time.sleep,
+        delete_empty_packages: bool = False,
     ) -> None:
         self.client = client
         self.repository = repository
         self.github = github
+        self.delete_empty_packages = delete_empty_packages
         self.owner, self.name = package_of(repository, package)
+        self._allowed: dict[Digest, frozenset[str]] | None = None  # expect(plan)
         self.placeholders = PlaceholderPusher(client, repository, clock=clock, nonce=nonce)
         self._sleep = sleep
         self._package: Package | None = None
@@ -96,8 +140,14 @@ class GhcrBackend:
     def package(self) -> Package:
         """The package, its owner kind decided by the API (once)."""
         if self._package is None:
-            self._package = self.github.package(self.owner, self.name)
+            self._package = self.github.package(self.owner, self.name, host=self.repository.registry)
         return self._package
+
+    def expect(self, plan: RepositoryPlan) -> None:
+        """The tags ``plan`` deletes on each manifest it deletes whole: no other tag may be on a version
+        when it is deleted (the last look). Placeholders and manifests outside the plan keep the rule
+        "no tag it did not have when listed"."""
+        self._allowed = {m.digest: frozenset(m.delete_tags) for m in plan.manifests if m.delete_manifest}
 
     def versions(self) -> list[PackageVersion]:
         """Every version of the package, listed once per run."""
@@ -171,8 +221,8 @@ class GhcrBackend:
         self._check_denied()
         for wait in (*_PLACEHOLDER_WAITS, None):
             version = self._search(digest)
-            if version is not None:
-                return self._delete(version)
+            if version is not None:  # listed just now: that listing is the last look
+                return self._delete(version, listed_now=True)
             if wait is not None:
                 self._sleep(wait)
         raise CacheInspectError(
@@ -187,9 +237,61 @@ class GhcrBackend:
                 return version
         return None
 
-    def _delete(self, version: PackageVersion) -> bool:
+    def _delete(self, version: PackageVersion, *, listed_now: bool = False) -> bool:
+        """The last look (``_look``), then the version's DELETE, or the package's when it is the last."""
+        current = self._look(version, listed_now=listed_now)
+        if current is None:
+            self._forget(version.digest)
+            return False
+        if self._is_last(current, relist=False):
+            return self._delete_package(current)
         try:
-            outcome = self.github.delete_version(self.package(), version.id)
+            outcome = self._guarded(lambda: self.github.delete_version(self.package(), current.id))
+        except LastVersionRefused:  # the other versions went meanwhile (another run)
+            if not self._is_last(current, relist=True):
+                raise
+            return self._delete_package(current)
+        self._forget(version.digest)
+        return outcome == "deleted"
+
+    def _look(self, version: PackageVersion, *, listed_now: bool) -> PackageVersion | None:
+        """``version`` as GitHub has it now (None: gone); ``ManifestKept`` when it gained a tag."""
+        current = version if listed_now else self.github.get_version(self.package(), version.id)
+        if current is None or current.deleted_at is not None:
+            return None
+        allowed = self._allowed.get(version.digest) if self._allowed is not None else None
+        if allowed is None:
+            allowed = frozenset(version.tags)
+        extra = sorted(set(current.tags) - allowed)
+        if current.digest != version.digest or extra:
+            raise ManifestKept(
+                f"GitHub lists {', '.join(extra) or 'another manifest'} on package version {version.id} "
+                "now, which the plan does not delete: left alone"
+            )
+        return current
+
+    def _is_last(self, version: PackageVersion, *, relist: bool) -> bool:
+        """Whether ``version`` is the package's only version; a fresh listing decides (new ones count)."""
+        if not relist and self._versions is not None and len(self._versions) > 1:
+            return False
+        self._versions = {v.digest: v for v in self.github.versions(self.package())}
+        return set(self._versions) == {version.digest}
+
+    def _delete_package(self, version: PackageVersion) -> bool:
+        """The last version goes only with its package (``delete_empty_packages``); else it is kept."""
+        if not self.delete_empty_packages:
+            raise ManifestKept(
+                f"{LAST_VERSION} (version {version.id}): GitHub refuses to delete a package's last version; "
+                "--delete-empty-packages deletes the package instead"
+            )
+        outcome = self._guarded(lambda: self.github.delete_package(self.package()))
+        self._versions = {}
+        return outcome == "deleted"
+
+    def _guarded(self, delete: Callable[[], DeleteOutcome]) -> DeleteOutcome:
+        """Run one deletion; the first refusal of the run becomes ``DeleteDenied`` (nothing was deleted)."""
+        try:
+            outcome = delete()
         except (Unauthorized, Denied) as exc:
             if self._verified:  # deletions worked before in this run: this one is a failure of its own
                 raise
@@ -199,11 +301,13 @@ class GhcrBackend:
                 hint=exc.hint or TOKEN_HINT,
             )
             raise self._denied from None
-        if self._versions is not None:
-            self._versions.pop(version.digest, None)
         if outcome == "deleted":
             self._verified = True
-        return outcome == "deleted"
+        return outcome
+
+    def _forget(self, digest: Digest) -> None:
+        if self._versions is not None:
+            self._versions.pop(digest, None)
 
     def _check_denied(self) -> None:
         if self._denied is not None:
@@ -233,6 +337,23 @@ def _exclusion_notes(selection: CacheSelection) -> list[str]:
     if not parts:
         return []
     return [f"untagged versions kept: {'; '.join(parts)}"]
+
+
+def rest_deletions(plan: RepositoryPlan) -> int:
+    """REST DELETEs the plan costs on GHCR: one per manifest deleted whole, one per placeholder."""
+    return sum(1 if m.delete_manifest else len(m.delete_tags) for m in plan.manifests)
+
+
+def pacing_note(plan: RepositoryPlan, pace: Pace) -> str | None:
+    """How long the plan's deletions take at GitHub's pace (None when it deletes nothing)."""
+    count = rest_deletions(plan)
+    if not count:
+        return None
+    return (
+        f"GitHub pacing: {count} package-version deletion{'' if count == 1 else 's'} take at least "
+        f"{format_seconds(backlog_seconds(count, pace))} at GitHub's documented limits "
+        f"({pace.min_interval:g} s apart, at most {pace.per_minute} a minute and {pace.per_hour} an hour)"
+    )
 
 
 def plan_untagged(backend: GhcrBackend, inventory: Inventory) -> Inventory:

@@ -25,16 +25,39 @@ Which owner kind a name belongs to is decided from the API's answers, once per c
 endpoint first; on 404 the authenticated user's (``/user/…``, when the token's login is the owner) or
 the public user endpoint (``/users/{username}/…``).
 
+    DELETE /orgs/{org}/packages/container/{package_name}                        204; 400, 401, 403, 404
+               packages/delete-package-for-org | -for-user | -for-authenticated-user
+
 Rate limits follow GitHub's "Rate limits for the REST API": a 403/429 with ``retry-after`` waits that
 long; with ``x-ratelimit-remaining: 0`` it waits until ``x-ratelimit-reset``; a secondary-limit message
 without either waits at least a minute, doubling. Waits up to ``GhcrOptions.max_wait`` are slept,
 longer ones raise ``RateLimited`` saying when to retry. Connection errors and 5xx are retried with
-capped jittered backoff. A DELETE that answers 404 is checked with a GET of the same version: gone
-means already deleted (a retried DELETE that had succeeded), still there means GitHub's 404 for a
-token that may not manage the package.
+capped jittered backoff.
 
-The token (explicit, else ``GH_TOKEN``, else ``GITHUB_TOKEN``, gh's order) is sent only to the
-configured API origin and never appears in messages or logs.
+Deletions are *paced* (``Pace``) so that GitHub's secondary limits are not met in the first place:
+at least one second between mutating requests, at most 80 content-creating requests a minute and 500
+an hour (``../shared/spec/registries.md`` addendum [G14]; GitHub "Rate limits for the REST API" and
+"Best practices for using the REST API"). ``backlog_seconds`` says how long N deletions take at that
+pace. The pace is per client: other processes using the same token share GitHub's limits unseen.
+
+A DELETE answered 404 is looked at again, because GitHub answers 404 both for a version that is gone
+and for a token that may not manage the package. GitHub keeps a deleted version restorable for 30
+days ("Restore a package version") and does not document what a GET of it answers (registries.md
+[G13]). So the version counts as gone when its GET is 404, or shows ``deleted_at``, or when the
+version is absent from the package's *active* listing (``state=active``); only a version that is still
+listed as active is a refusal. A retried DELETE whose first attempt reached GitHub therefore never
+reads as "the token may not delete".
+
+GitHub refuses to delete a package's last version (400 "You cannot delete the last version of a
+package. You must delete the package instead.", registries.md [G11][G12]): ``LastVersionRefused``.
+
+The token is sent only to the configured API origin and never appears in messages or logs. Which
+environment variable holds it follows gh: for github.com (and ``*.ghe.com``) ``GH_TOKEN``, else
+``GITHUB_TOKEN``; for a GitHub Enterprise Server API (``https://HOST/api/v3``) ``GH_ENTERPRISE_TOKEN``,
+else ``GITHUB_ENTERPRISE_TOKEN`` — and ``GITHUB_TOKEN`` only inside a workflow of that same server
+(``GITHUB_API_URL`` names it), so a github.com token is never sent to another host. An organisation
+with SAML single sign-on answers 403 with ``X-GitHub-SSO: required; url=…`` to a token not authorised
+for it; the hint says so and gives that URL (registries.md [G16]).
 """
 
 from __future__ import annotations
@@ -44,6 +67,7 @@ import os
 import random
 import threading
 import time
+from collections import deque
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -83,9 +107,13 @@ __all__ = [
     "Exclusion",
     "GhcrClient",
     "GhcrOptions",
+    "LastVersionRefused",
+    "Pace",
     "Package",
     "PackageScope",
     "PackageVersion",
+    "backlog_seconds",
+    "format_seconds",
     "ghcr_package_name",
     "select_untagged_caches",
 ]
@@ -107,7 +135,10 @@ _DOWNLOADS_HINT = (
     "GitHub refuses to delete a version of a public package that has more than 5,000 downloads; "
     "contact GitHub Support, or leave that version"
 )
-_ENV_TOKENS = ("GH_TOKEN", "GITHUB_TOKEN")  # gh's precedence
+_ENV_TOKENS = ("GH_TOKEN", "GITHUB_TOKEN")  # gh's precedence for github.com
+_ENTERPRISE_ENV_TOKENS = ("GH_ENTERPRISE_TOKEN", "GITHUB_ENTERPRISE_TOKEN")  # gh's, for other hosts
+_GITHUB_API_HOST = "api.github.com"
+_LAST_VERSION = "last version of a package"  # in GitHub's 400 message (registries.md [G11])
 _BODY_LIMIT = 16 * 1024 * 1024
 _SECONDARY_WAIT = 60.0  # GitHub: "wait for at least one minute before retrying"
 _REFERENCE_TYPE = "vnd.docker.reference.type"  # BuildKit attestation manifests in an index
@@ -116,6 +147,19 @@ PackageScope = Literal["org", "user", "authenticated-user"]
 DeleteOutcome = Literal["deleted", "already-deleted"]
 T = TypeVar("T")
 R = TypeVar("R")
+
+
+@dataclass(frozen=True, slots=True)
+class Pace:
+    """GitHub's documented limits for content-changing requests (registries.md addendum [G14]).
+
+    "wait at least one second between each request" (mutating ones), and secondary limits of 80
+    content-generating requests a minute and 500 an hour. A DELETE is paced as one of those.
+    """
+
+    min_interval: float = 1.0
+    per_minute: int = 80
+    per_hour: int = 500
 
 
 @dataclass(frozen=True, slots=True)
@@ -132,6 +176,7 @@ class GhcrOptions:
     max_wait: float = 60.0  # longest rate-limit wait that is slept rather than raised
     max_pages: int = 100_000
     user_agent: str = f"cacheinspect/{__version__}"
+    pace: Pace = field(default_factory=Pace)
 
 
 @dataclass(frozen=True, slots=True)
@@ -141,6 +186,7 @@ class Package:
     owner: str
     name: str
     scope: PackageScope
+    host: str = GHCR_HOST  # the container registry that serves it (messages only)
 
     @property
     def path(self) -> str:
@@ -153,7 +199,7 @@ class Package:
         return f"/user/packages/container/{name}"
 
     def __str__(self) -> str:
-        return f"{GHCR_HOST}/{self.owner}/{self.name}"
+        return f"{self.host}/{self.owner}/{self.name}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -165,6 +211,7 @@ class PackageVersion:
     tags: tuple[str, ...]
     created_at: datetime
     updated_at: datetime
+    deleted_at: datetime | None = None  # set on a deleted (restorable) version, when GitHub shows one
 
     @property
     def tagged(self) -> bool:
@@ -196,6 +243,81 @@ def ghcr_package_name(repository: Repository | str) -> tuple[str, str]:
     return owner, name
 
 
+class LastVersionRefused(InvalidRequest):
+    """GitHub refuses to delete a package's only version: the package itself must be deleted."""
+
+
+class _Pacer:
+    """Schedules mutating requests within ``Pace``; each call of ``wait`` takes the next free slot.
+
+    A request counts from when its answer came back (``finished``), not from when it was sent: the
+    previous request has then surely reached GitHub, so network jitter cannot bring two arrivals closer
+    than ``min_interval``. Mutating requests are sequential (the executor is).
+    """
+
+    def __init__(self, pace: Pace, clock: Callable[[], float], sleep: Callable[[float], None]) -> None:
+        self._pace = pace
+        self._clock = clock
+        self._sleep = sleep
+        self._sent: deque[float] = deque()  # slots taken within the last hour, oldest first
+        self._lock = threading.Lock()
+
+    def wait(self) -> float:
+        """Sleep until the next request may go; returns the seconds slept."""
+        with self._lock:
+            now = self._clock()
+            slot = self.next_slot(now)
+            self._sent.append(slot)
+        if slot > now:
+            self._sleep(slot - now)
+        return max(0.0, slot - now)
+
+    def finished(self) -> None:
+        """The request of the last ``wait`` was answered (or failed): it counts from now."""
+        with self._lock:
+            if self._sent:
+                self._sent[-1] = max(self._sent[-1], self._clock())
+
+    def next_slot(self, now: float) -> float:
+        pace, sent = self._pace, self._sent
+        while sent and sent[0] <= now - 3600.0:
+            sent.popleft()
+        slot = now
+        while True:
+            earliest = slot
+            if sent:
+                earliest = max(earliest, sent[-1] + pace.min_interval)
+            for limit, window in ((pace.per_minute, 60.0), (pace.per_hour, 3600.0)):
+                inside = [t for t in sent if t > earliest - window]
+                if limit > 0 and len(inside) >= limit:
+                    earliest = max(earliest, inside[len(inside) - limit] + window)
+            if earliest == slot:
+                return slot
+            slot = earliest
+
+
+def backlog_seconds(requests: int, pace: Pace | None = None) -> float:
+    """How long ``requests`` paced mutating requests take from a standing start (the last one's start)."""
+    now = [0.0]
+    pacer = _Pacer(pace or Pace(), lambda: now[0], lambda seconds: None)
+    for _ in range(requests):
+        now[0] = pacer.next_slot(now[0])
+        pacer._sent.append(now[0])
+    return now[0]
+
+
+def format_seconds(seconds: float) -> str:
+    """``45 s``, ``8 min 19 s``, ``2 h 5 min``: durations as a person reads them."""
+    total = round(seconds)
+    if total < 60:
+        return f"{total} s"
+    minutes, secs = divmod(total, 60)
+    if minutes < 60:
+        return f"{minutes} min {secs} s" if secs else f"{minutes} min"
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours} h {minutes} min" if minutes else f"{hours} h"
+
+
 class GhcrClient:
     """GitHub Packages API client for container packages. Use as a context manager; thread-safe."""
 
@@ -219,9 +341,13 @@ class GhcrClient:
             )
         self._base = base
         self._origin = _origin(str(base))
-        self._token = _pick_token(token, os.environ if env is None else env)
+        environment = os.environ if env is None else env
+        self.enterprise = _is_enterprise(base.host)
+        self._token_names = _token_names(str(base), environment)
+        self._token = _pick_token(token, environment, self._token_names)
         self._sleep = sleep
         self._clock = clock
+        self._pacer = _Pacer(self.options.pace, clock, sleep)
         headers = {
             "Accept": "application/vnd.github+json",
             "X-GitHub-Api-Version": self.options.api_version,
@@ -257,20 +383,21 @@ class GhcrClient:
 
     # -- API ---------------------------------------------------------------------------------------
 
-    def package(self, owner: str, name: str) -> Package:
-        """The package ``ghcr.io/owner/name``, its owner kind decided by the API (once per client).
+    def package(self, owner: str, name: str, *, host: str = GHCR_HOST) -> Package:
+        """The package ``HOST/owner/name``, its owner kind decided by the API (once per client).
 
         The org endpoint is asked first; on 404 the user's: ``/user/…`` when the token belongs to
         ``owner`` (private packages of the token's user are served there), else ``/users/{owner}/…``.
+        ``host`` is the container registry the package is pulled from; it only names it in messages.
         """
         key = (owner.lower(), name.lower())
         with self._resolve_lock:
             known = self._packages.get(key)
             if known is not None:
                 return known
-            found = self._probe(Package(owner, name, "org"))
+            found = self._probe(Package(owner, name, "org", host))
             if found is None:
-                found = self._probe(Package(owner, name, self._user_scope(owner)))
+                found = self._probe(Package(owner, name, self._user_scope(owner), host))
             if found is None:
                 raise NotFound(
                     f"no container package {name!r} owned by {owner!r} "
@@ -303,7 +430,7 @@ class GhcrClient:
 
         Page-number paging shifts when versions are deleted meanwhile: list everything, then delete.
         """
-        url = self._url(package.path + "/versions", per_page=self.options.page_size)
+        url = self._url(package.path + "/versions", per_page=self.options.page_size, state="active")
         seen: set[str] = set()
         what = f"list versions of {package}"
         while url:
@@ -340,8 +467,9 @@ class GhcrClient:
         """Delete one version: the manifest and all its tags (delete-package-version-for-org/-user/…).
 
         ``"deleted"`` when this call deleted it (also when a retried attempt found it gone: the lost
-        answer was ours), ``"already-deleted"`` when it was gone before. A 404 is checked with a GET of
-        the version, because GitHub also answers 404 to a token that may not manage the package.
+        answer was ours), ``"already-deleted"`` when it was gone before. A 404 is judged by
+        ``_still_active``, because GitHub also answers 404 to a token that may not manage the package.
+        GitHub's refusal to delete the package's last version raises ``LastVersionRefused``.
         """
         what = f"delete version {version_id} of {package}"
         url = self._url(f"{package.path}/versions/{int(version_id)}")
@@ -349,10 +477,41 @@ class GhcrClient:
         if 200 <= response.status < 300:  # 204 No Content
             return "deleted"
         if response.status == 404:
-            if self.get_version(package, version_id) is None:
+            if not self._still_active(package, version_id):
+                return "deleted" if retried else "already-deleted"
+            raise self._error(response, "DELETE", what, cls=Denied, hint=TOKEN_HINT)
+        if response.status == 400 and _LAST_VERSION in _message(response.body).lower():
+            raise self._error(response, "DELETE", what, cls=LastVersionRefused)
+        raise self._error(response, "DELETE", what, hint=TOKEN_HINT)
+
+    def delete_package(self, package: Package) -> DeleteOutcome:
+        """Delete the whole package (delete-package-for-org/-user/…); restorable by GitHub for 30 days.
+
+        A 404 is a package that is gone, unless the package still answers (then it is GitHub's 404 for
+        a token that may not manage it).
+        """
+        what = f"delete package {package}"
+        response, retried = self._exchange("DELETE", self._url(package.path), what=what)
+        if 200 <= response.status < 300:
+            return "deleted"
+        if response.status == 404:
+            probe = self._call("GET", self._url(package.path + "/versions", per_page=1), what=what)
+            if probe.status == 404:
                 return "deleted" if retried else "already-deleted"
             raise self._error(response, "DELETE", what, cls=Denied, hint=TOKEN_HINT)
         raise self._error(response, "DELETE", what, hint=TOKEN_HINT)
+
+    def _still_active(self, package: Package, version_id: int) -> bool:
+        """Whether a version GitHub answered 404 to a DELETE for is still an active version.
+
+        GitHub does not document what a GET of a deleted (30-day restorable) version answers, so a
+        version the GET still shows counts as active only when it has no ``deleted_at`` and the
+        active listing has it too: a DELETE whose first attempt succeeded is never read as a refusal.
+        """
+        version = self.get_version(package, version_id)
+        if version is None or version.deleted_at is not None:
+            return False
+        return any(v.id == version_id for v in self.iter_versions(package))
 
     # -- plumbing ----------------------------------------------------------------------------------
 
@@ -375,7 +534,7 @@ class GhcrClient:
         self._login, self._login_known = login, True
         return login
 
-    def _url(self, path: str, **query: int) -> str:
+    def _url(self, path: str, **query: int | str) -> str:
         url = f"{self._base}{path}"
         return f"{url}?{urlencode(query)}" if query else url
 
@@ -403,17 +562,25 @@ class GhcrClient:
         attempt = 0
         limited = 0
         while True:
+            if method != "GET":
+                slept = self._pacer.wait()
+                if slept:
+                    log.debug("%s: paced %.1f s (GitHub's limits for mutating requests)", what, slept)
             request = self._http.build_request(method, url)
             try:
                 with self._lock:
                     self.request_count += 1
-                streamed = self._http.send(request, stream=True)
                 try:
-                    body = _read_capped(
-                        streamed, _BODY_LIMIT, what, deadline=time.monotonic() + self.options.timeout
-                    )
+                    streamed = self._http.send(request, stream=True)
+                    try:
+                        body = _read_capped(
+                            streamed, _BODY_LIMIT, what, deadline=time.monotonic() + self.options.timeout
+                        )
+                    finally:
+                        streamed.close()
                 finally:
-                    streamed.close()
+                    if method != "GET":
+                        self._pacer.finished()
                 response = _Answer(streamed.status_code, streamed.headers, body, str(streamed.url))
             except httpx.TransportError as exc:
                 log.debug("%s %s failed: %s", method, _path(url), type(exc).__name__)
@@ -485,10 +652,12 @@ class GhcrClient:
             cls, hint = InvalidRequest, _DOWNLOADS_HINT
         elif status == 401:
             hint = (
-                "set GH_TOKEN or GITHUB_TOKEN (or pass a token): the Packages API needs one"
+                f"set {' or '.join(self._token_names)} (or pass a token): the Packages API needs one"
                 if self._token is None
                 else "GitHub rejected the token (expired, revoked, or not a GitHub token)"
             )
+        elif status == 403 and _sso_url(response.headers) is not None:
+            cls, hint = Denied, _sso_hint(_sso_url(response.headers) or "")
         elif cls is not Denied:
             hint = None
         return cls(
@@ -611,7 +780,7 @@ def _parse_versions(raw: bytes, what: str) -> list[PackageVersion]:
 
 def _parse_version(value: Any, where: str) -> PackageVersion:
     """A ``package-version`` object (required: id, name, url, package_html_url, created_at, updated_at)."""
-    f = _json.fields(value, ("id", "name", "created_at", "updated_at", "metadata"), where)
+    f = _json.fields(value, ("id", "name", "created_at", "updated_at", "deleted_at", "metadata"), where)
     if "id" not in f or "name" not in f:
         raise InvalidContent(f"{where}: a package version needs 'id' and 'name'")
     version_id = _json.as_int(f.get("id"), f"{where}.id")
@@ -635,6 +804,7 @@ def _parse_version(value: Any, where: str) -> PackageVersion:
         tags=tags,
         created_at=_time(f.get("created_at"), f"{where}.created_at"),
         updated_at=_time(f.get("updated_at"), f"{where}.updated_at"),
+        deleted_at=_time(f.get("deleted_at"), f"{where}.deleted_at") if f.get("deleted_at") else None,
     )
 
 
@@ -653,11 +823,47 @@ def _message(raw: bytes) -> str:
     return text.strip()[:300]
 
 
-def _pick_token(token: str | None, env: Mapping[str, str]) -> str | None:
-    for candidate in (token, *(env.get(name) for name in _ENV_TOKENS)):
+def _is_enterprise(host: str) -> bool:
+    """gh's rule: every API host but github.com's and GHE.com tenancies (``api.X.ghe.com``) is Enterprise Server."""
+    host = host.lower()
+    return host != _GITHUB_API_HOST and not host.endswith(".ghe.com")
+
+
+def _token_names(base_url: str, env: Mapping[str, str]) -> tuple[str, ...]:
+    """The environment variables that may hold a token for this API, in gh's order.
+
+    On an Enterprise Server, ``GITHUB_TOKEN`` is that server's only inside its own workflows, which
+    set ``GITHUB_API_URL`` to it; anywhere else it is a github.com token and is not sent there.
+    """
+    if not _is_enterprise(httpx.URL(base_url).host):
+        return _ENV_TOKENS
+    own_workflow = env.get("GITHUB_API_URL", "").strip().rstrip("/").lower() == base_url.rstrip("/").lower()
+    return (*_ENTERPRISE_ENV_TOKENS, *(("GITHUB_TOKEN",) if own_workflow else ()))
+
+
+def _pick_token(token: str | None, env: Mapping[str, str], names: Sequence[str]) -> str | None:
+    for candidate in (token, *(env.get(name) for name in names)):
         if candidate is not None and candidate.strip():
             return candidate.strip()
     return None
+
+
+def _sso_url(headers: httpx.Headers) -> str | None:
+    """The authorisation URL of ``X-GitHub-SSO: required; url=…`` ('' when none is given), else None."""
+    value = headers.get("x-github-sso", "")
+    kind, _, rest = value.partition(";")
+    if kind.strip().lower() != "required":
+        return None
+    key, _, url = rest.strip().partition("=")
+    return url.strip() if key.strip().lower() == "url" and url.strip().startswith("https://") else ""
+
+
+def _sso_hint(url: str) -> str:
+    where = f": {url}" if url else " (GitHub: Settings, Developer settings, the token, Configure SSO)"
+    return (
+        "the organisation uses SAML single sign-on and this token is not authorised for it; "
+        f"authorise the token for the organisation{where}"
+    )
 
 
 def _origin(url: str) -> str:

@@ -16,8 +16,28 @@ Endpoints and shapes follow github/rest-api-description
     DELETE …/versions/{package_version_id}        packages/delete-package-version-for-org | -for-user | -for-authenticated-user
     GET    /user                                   users/get-authenticated (a subset of public-user)
 
-Lists page with ``page``/``per_page`` (default 30, max 100) and a GitHub-style ``Link`` header; errors
-are ``basic-error`` bodies. Knobs: ``page_size_cap`` (serve fewer per page than asked), tokens without
+    DELETE /orgs/{org}/packages/container/{package_name}   packages/delete-package-for-org (-for-user, -for-authenticated-user)
+
+Lists page with ``page``/``per_page`` (default 30, max 100) and a GitHub-style ``Link`` header, and take
+``state`` (``active``, the default, or ``deleted``); errors are ``basic-error`` bodies.
+
+What github.com does and the OpenAPI document does not say, enforced here so that a test cannot pass
+where github.com would fail (sources in ``../shared/spec/registries.md``, addendum "GitHub Packages
+REST facts", and GitHub's docs named there):
+
+* **the last version** of a package cannot be deleted: 400 "You cannot delete the last version of a
+  package. You must delete the package instead." ([G11], [G12]); deleting the package is allowed;
+* **content limits** ([G14], "Rate limits for the REST API", "Best practices for using the REST API"):
+  per token, a DELETE less than one second after the previous one, or beyond 80 in a minute or 500 in
+  an hour, is answered as GitHub answers a secondary limit — 403 with its message and ``retry-after``
+  (seconds until the request would have been allowed, at least 1). Refused requests do not count;
+* **deleted versions** stay restorable for 30 days ("Deleting and restoring a package", [G13]): they are
+  listed with ``state=deleted``; what a GET of one answers is not documented, so ``deleted_get``
+  chooses: 404 (default), 200 with ``deleted_at``, or 200 without it;
+* **SAML SSO**: an organisation in ``sso_orgs`` answers 403 with ``X-GitHub-SSO: required; url=…`` and
+  GitHub's SAML message to every token ([G16], "Authorizing a personal access token for use with SAML
+  single sign-on").
+ Knobs: ``page_size_cap`` (serve fewer per page than asked), tokens without
 delete permission (``TokenInfo.can_delete``; refused with ``deny_delete_status`` 403 or 404),
 ``undeletable`` digests (the 5,000-downloads refusal), private user packages (only ``/user/…`` serves
 them), ``loop_links``, and scripted faults (``add_fault``): 429 with Retry-After, secondary rate limits
@@ -28,6 +48,7 @@ with and without ``retry-after``, the primary limit (``x-ratelimit-remaining: 0`
 from __future__ import annotations
 
 import json
+import math
 import socket
 import threading
 import time
@@ -44,7 +65,10 @@ import httpx
 from inspector import mediatypes
 
 __all__ = [
+    "LAST_VERSION_MESSAGE",
     "PACKAGE_VERSION_SCHEMA",
+    "ContentLimits",
+    "FakeClock",
     "Fault",
     "FaultKind",
     "GitHubEmulator",
@@ -63,6 +87,12 @@ SECONDARY_MESSAGE = (
     "If you reach out to GitHub Support for help, please include the request ID 0000:0000."
 )
 PRIMARY_MESSAGE = "API rate limit exceeded for user ID 1."
+LAST_VERSION_MESSAGE = "You cannot delete the last version of a package. You must delete the package instead."
+SSO_MESSAGE = (
+    "Resource protected by organization SAML enforcement. "
+    "You must grant your Personal Access token access to this organization."
+)
+DeletedGet = Literal["404", "deleted_at", "plain"]
 #: What the emulator says when a token may not delete (the text GitHub uses for admin-only refusals).
 DENY_MESSAGE = "Must have admin rights to Repository."
 DOWNLOADS_MESSAGE = (
@@ -114,6 +144,48 @@ _ACCEPT = ", ".join(
 )
 
 
+class FakeClock:
+    """A clock that moves only when slept on: share ``time`` with the emulator, ``sleep`` with the client."""
+
+    def __init__(self, start: float) -> None:
+        self.now = start
+        self.sleeps: list[float] = []
+
+    def time(self) -> float:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        self.sleeps.append(seconds)
+        self.now += max(0.0, seconds)
+
+
+class ContentLimits:
+    """GitHub's limits on content-changing requests, per token (registries.md addendum [G14])."""
+
+    def __init__(self, min_interval: float = 1.0, per_minute: int = 80, per_hour: int = 500) -> None:
+        self.min_interval = min_interval
+        self.per_minute = per_minute
+        self.per_hour = per_hour
+        self._sent: dict[str, list[float]] = {}
+
+    def admit(self, token: str, now: float) -> int | None:
+        """None when the request may go (it is counted), else the ``retry-after`` seconds."""
+        sent = [t for t in self._sent.get(token, []) if t > now - 3600.0]
+        allowed = now
+        if sent:
+            allowed = max(allowed, sent[-1] + self.min_interval)
+        minute = [t for t in sent if t > now - 60.0]
+        if len(minute) >= self.per_minute:
+            allowed = max(allowed, minute[len(minute) - self.per_minute] + 60.0)
+        if len(sent) >= self.per_hour:
+            allowed = max(allowed, sent[len(sent) - self.per_hour] + 3600.0)
+        if allowed > now:
+            self._sent[token] = sent
+            return max(1, math.ceil(allowed - now))
+        self._sent[token] = [*sent, now]
+        return None
+
+
 @dataclass(frozen=True)
 class TokenInfo:
     """A token the emulator accepts. ``login`` None = an app/installation token (``GET /user`` is 403)."""
@@ -150,6 +222,7 @@ class RecordedRequest:
     headers: dict[str, str]
     auth: str | None
     status: int = 0
+    at: float = 0.0  # the emulator's clock when the request arrived
 
 
 @dataclass
@@ -158,11 +231,13 @@ class _Version:
     digest: str
     created: float
     tags: tuple[str, ...] = ()
+    deleted_at: float | None = None
 
 
 @dataclass
 class _Package:
     versions: dict[str, _Version] = field(default_factory=dict)  # digest -> version
+    deleted: dict[int, _Version] = field(default_factory=dict)  # id -> soft-deleted version
 
 
 class GitHubEmulator:
@@ -186,6 +261,10 @@ class GitHubEmulator:
         self.clock = clock
         self.undeletable: set[str] = set()
         self.private: set[tuple[str, str]] = set()
+        self.sso_orgs: set[str] = set()
+        self.deleted_get: DeletedGet = "404"
+        self.limits: ContentLimits | None = ContentLimits()
+        self.fake_clock: FakeClock | None = None  # set by tests whose clients sleep on the emulator's clock
         self.loop_links = False
         self.requests: list[RecordedRequest] = []
         self.errors: list[str] = []  # exceptions inside the emulator (a test should see none)
@@ -296,7 +375,10 @@ class GitHubEmulator:
                 f"registry DELETE {version.digest}: {response.status_code} {response.text[:200]}"
             )
         with self._lock:
-            self._packages[repo].versions.pop(version.digest, None)
+            package = self._packages[repo]
+            package.versions.pop(version.digest, None)
+            version.deleted_at = self.clock()
+            package.deleted[version.id] = version
 
     def _take_fault(self, method: str, path: str) -> Fault | None:
         with self._lock:
@@ -326,6 +408,7 @@ class _Route:
     owner: str
     name: str
     version_id: int | None
+    package_only: bool = False  # …/packages/container/{name} itself
 
 
 def _route(segments: list[str], login: str | None) -> _Route | None:
@@ -338,6 +421,8 @@ def _route(segments: list[str], login: str | None) -> _Route | None:
         scope, owner, rest = "authenticated-user", login, segments[1:]
     else:
         return None
+    if len(rest) == 3 and rest[:2] == ["packages", "container"]:
+        return _Route(scope, owner, rest[2], None, package_only=True)
     if len(rest) not in (4, 5) or rest[:2] != ["packages", "container"] or rest[3] != "versions":
         return None
     version_id: int | None = None
@@ -376,7 +461,9 @@ class _Handler(BaseHTTPRequestHandler):
         if scheme.lower() not in ("bearer", "token"):
             token = ""
         headers = {k.lower(): v for k, v in self.headers.items() if k.lower() != "authorization"}
-        self._record = RecordedRequest(method, raw_path, query, headers, scheme or None)
+        self._record = RecordedRequest(
+            method, raw_path, query, headers, scheme or None, at=self.emulator.clock()
+        )
         try:
             self._dispatch(method, raw_path, query, token.strip())
         except Exception as exc:  # the emulator's own failure: answer 500 and let the test see it
@@ -389,7 +476,13 @@ class _Handler(BaseHTTPRequestHandler):
         with self.emulator._lock:
             self.emulator.requests.append(
                 RecordedRequest(
-                    record.method, record.raw_path, record.query, record.headers, record.auth, status
+                    record.method,
+                    record.raw_path,
+                    record.query,
+                    record.headers,
+                    record.auth,
+                    status,
+                    record.at,
                 )
             )
 
@@ -423,10 +516,21 @@ class _Handler(BaseHTTPRequestHandler):
                     "user_view_type": "public",
                 },
             )
+        if method == "DELETE" and emulator.limits is not None:
+            with emulator._lock:
+                wait = emulator.limits.admit(token, emulator.clock())
+            if wait is not None:  # GitHub's secondary limit (registries.md [G14])
+                body = {"message": SECONDARY_MESSAGE, "documentation_url": DOCS}
+                return self._json(403, body, {"retry-after": str(wait)})
         route = _route(segments, info.login)
         if route is None:
             return self._json(
                 404, {"message": "Not Found", "documentation_url": "https://docs.github.com/rest"}
+            )
+        if route.scope == "org" and route.owner in emulator.sso_orgs:
+            sso = f"url=https://github.com/orgs/{route.owner}/sso?authorization_request=EMULATED0000"
+            return self._json(
+                403, {"message": SSO_MESSAGE, "documentation_url": DOCS}, {"X-GitHub-SSO": f"required; {sso}"}
             )
         expected = "org" if route.scope == "org" else "user"
         if emulator.owners.get(route.owner) != expected:
@@ -435,27 +539,51 @@ class _Handler(BaseHTTPRequestHandler):
             return self._json(404, {"message": "Package not found.", "documentation_url": DOCS})
         repo = f"{route.owner}/{route.name}"
         versions = emulator._live_versions(repo)
-        if versions is None:
+        if not versions:  # a package exists while it has a version
             return self._json(404, {"message": "Package not found.", "documentation_url": DOCS})
+        if route.package_only:
+            if method != "DELETE" or not versions:
+                return self._json(404, {"message": "Not Found", "documentation_url": DOCS})
+            if not info.can_delete:
+                return self._refuse_delete()
+            for each in versions:  # the package goes with every version (restorable for 30 days)
+                emulator._delete(repo, each)
+            return self._empty(204)
         if route.version_id is None:
             if method != "GET":
                 return self._json(404, {"message": "Not Found", "documentation_url": DOCS})
+            if query.get("state", ["active"])[0] == "deleted":
+                with emulator._lock:
+                    gone = sorted(emulator._packages[repo].deleted.values(), key=lambda v: -v.id)
+                return self._list(route, raw_path, query, gone)
             return self._list(route, raw_path, query, versions)
         version = next((v for v in versions if v.id == route.version_id), None)
         if version is None:
+            with emulator._lock:
+                deleted = emulator._packages[repo].deleted.get(route.version_id)
+            if method == "GET" and deleted is not None and emulator.deleted_get != "404":
+                shown = self._version_json(route, deleted)
+                if emulator.deleted_get == "plain":
+                    shown.pop("deleted_at", None)
+                return self._json(200, shown)
             return self._json(404, {"message": "Package not found.", "documentation_url": DOCS})
         if method == "GET":
             return self._json(200, self._version_json(route, version))
         if not info.can_delete:
-            status = emulator.deny_delete_status
-            message = DENY_MESSAGE if status == 403 else "Package not found."
-            return self._json(status, {"message": message, "documentation_url": DOCS})
+            return self._refuse_delete()
         if version.digest in emulator.undeletable:
             return self._json(400, {"message": DOWNLOADS_MESSAGE, "documentation_url": DOCS})
+        if len(versions) == 1:  # registries.md [G11] [G12]
+            return self._json(400, {"message": LAST_VERSION_MESSAGE, "documentation_url": DOCS})
         emulator._delete(repo, version)
         if fault is not None:  # 502-after: acted, then the answer is lost
             return self._fault(Fault("502"))
         return self._empty(204)
+
+    def _refuse_delete(self) -> int:
+        status = self.emulator.deny_delete_status
+        message = DENY_MESSAGE if status == 403 else "Package not found."
+        return self._json(status, {"message": message, "documentation_url": DOCS})
 
     def _list(self, route: _Route, raw_path: str, query: dict[str, list[str]], versions: list[Any]) -> int:
         emulator = self.emulator
@@ -493,6 +621,11 @@ class _Handler(BaseHTTPRequestHandler):
         )
         name = quote(route.name, safe="")
         stamp = datetime.fromtimestamp(version.created, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+        deleted = (
+            {"deleted_at": datetime.fromtimestamp(version.deleted_at, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")}
+            if version.deleted_at is not None
+            else {}
+        )
         return {
             "id": version.id,
             "name": version.digest,
@@ -502,6 +635,7 @@ class _Handler(BaseHTTPRequestHandler):
             "updated_at": stamp,
             "html_url": f"https://github.com/{owner_path}/packages/container/{name}/{version.id}",
             "metadata": {"package_type": "container", "container": {"tags": list(version.tags)}},
+            **deleted,
         }
 
     def _fault(self, fault: Fault) -> int:

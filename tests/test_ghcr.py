@@ -8,6 +8,7 @@ packages/delete-package-version-for-org (and -for-user, -for-authenticated-user)
 
 from __future__ import annotations
 
+import itertools
 import json
 import logging
 import uuid
@@ -37,8 +38,12 @@ from inspector.ghcr import (
     TOKEN_HINT,
     GhcrClient,
     GhcrOptions,
+    LastVersionRefused,
+    Pace,
     Package,
     PackageVersion,
+    backlog_seconds,
+    format_seconds,
     ghcr_package_name,
     select_untagged_caches,
 )
@@ -46,7 +51,11 @@ from inspector.models import ManifestDocument, parse_manifest
 from inspector.reference import Repository
 from tests.ghcr_server import (
     DENY_MESSAGE,
+    LAST_VERSION_MESSAGE,
     PACKAGE_VERSION_SCHEMA,
+    ContentLimits,
+    DeletedGet,
+    FakeClock,
     FaultKind,
     GitHubEmulator,
     TokenInfo,
@@ -67,6 +76,8 @@ ATTESTATION = "attestation-manifest"
 
 @pytest.fixture
 def github(registry: LocalRegistry) -> Iterator[GitHubEmulator]:
+    """The emulator on a ``FakeClock`` at NOW that only the client's sleeps move (``make_client``)."""
+    fake = FakeClock(NOW)
     emulator = GitHubEmulator(
         registry.host,
         owners={"acme": "org", "alice": "user", "bob": "user"},
@@ -75,8 +86,9 @@ def github(registry: LocalRegistry) -> Iterator[GitHubEmulator]:
             READER: TokenInfo("alice", can_delete=False),
             APP: TokenInfo(None),
         },
-        clock=lambda: NOW,
+        clock=fake.time,
     )
+    emulator.fake_clock = fake
     with emulator:
         yield emulator
     assert emulator.errors == []
@@ -86,12 +98,15 @@ def make_client(
     github: GitHubEmulator, *, token: str | None = ADMIN, sleeps: list[float] | None = None, **options: Any
 ) -> GhcrClient:
     recorded = sleeps if sleeps is not None else []
+    fake = github.fake_clock
+    assert fake is not None
+
+    def sleep(seconds: float) -> None:
+        recorded.append(seconds)
+        fake.sleep(seconds)
+
     return GhcrClient(
-        GhcrOptions(base_url=github.url, **options),
-        token=token,
-        env={},
-        sleep=recorded.append,
-        clock=lambda: NOW,
+        GhcrOptions(base_url=github.url, **options), token=token, env={}, sleep=sleep, clock=fake.time
     )
 
 
@@ -227,15 +242,17 @@ def test_token_owner_gets_the_authenticated_user_endpoint(github: GitHubEmulator
     name = unique("private")
     images = Images(github, "alice", name)
     digest, _ = images.image("x", tag="latest")
+    kept, _ = images.image("y", tag="kept")  # the last version could not be deleted (registries.md [G11])
     github.private.add(("alice", name))
     with make_client(github) as client:
         package = client.package("alice", name)
-        versions = client.versions(package)
-        assert client.delete_version(package, versions[0].id) == "deleted"
+        versions = {v.digest: v for v in client.versions(package)}
+        assert client.delete_version(package, versions[Digest(digest)].id) == "deleted"
     assert package == Package("alice", name, "authenticated-user")
     assert package.path == f"/user/packages/container/{name}"
-    assert [v.digest for v in versions] == [digest]
-    assert github.paths("DELETE") == [f"/user/packages/container/{name}/versions/{versions[0].id}"]
+    assert set(versions) == {digest, kept}
+    version_id = versions[Digest(digest)].id
+    assert github.paths("DELETE") == [f"/user/packages/container/{name}/versions/{version_id}"]
 
 
 @pytest.mark.integration
@@ -261,9 +278,10 @@ def test_name_with_a_slash_is_one_encoded_path_segment(
     name = f"{unique('app')}/cache"
     images = Images(github, "acme", name)
     digest, _ = images.image("x", tag="buildcache")
+    images.image("y", tag="kept")  # not the package's last version
     with make_client(github) as client:
         package = client.package_for(f"ghcr.io/acme/{name}")
-        (version,) = client.versions(package)
+        version = next(v for v in client.versions(package) if v.tags == ("buildcache",))
         assert client.delete_version(package, version.id) == "deleted"
     encoded = name.replace("/", "%2F")
     assert version.digest == digest and version.tags == ("buildcache",)
@@ -306,7 +324,8 @@ def test_missing_token_is_unauthorized_with_a_hint(github: GitHubEmulator) -> No
     with make_client(github, token=None) as client, pytest.raises(Unauthorized) as caught:
         client.package("acme", unique("x"))
     assert caught.value.exit_code == ExitCode.AUTH
-    assert caught.value.hint is not None and "GH_TOKEN" in caught.value.hint
+    # the emulator's URL is not github.com's: gh's variables for an Enterprise Server are named
+    assert caught.value.hint is not None and "GH_ENTERPRISE_TOKEN" in caught.value.hint
 
 
 @pytest.mark.integration
@@ -330,13 +349,15 @@ def test_public_version_over_5000_downloads_surfaces_githubs_message(github: Git
 @pytest.mark.integration
 def test_429_retry_after_is_honoured(github: GitHubEmulator) -> None:
     name = unique("r429")
-    Images(github, "acme", name).image("x", tag="latest")
+    images = Images(github, "acme", name)
+    images.image("x", tag="latest")
+    images.image("y", tag="other")  # GitHub never deletes a package's last version
     github.add_fault("429", method="GET", path_contains="/versions", seconds=7)
     github.add_fault("429", method="DELETE", seconds=2)
     sleeps: list[float] = []
     with make_client(github, sleeps=sleeps) as client:
         package = client.package("acme", name)
-        (version,) = client.versions(package)
+        version = next(v for v in client.versions(package) if v.tags == ("latest",))
         assert client.delete_version(package, version.id) == "deleted"
     assert sleeps == [7.0, 2.0]
     assert [r.status for r in github.requests if r.method == "DELETE"] == [429, 204]
@@ -460,15 +481,20 @@ def test_delete_retried_after_a_lost_answer_or_connection_counts_as_deleted(
     """502-after: GitHub deleted, the answer was lost; the retry's 404 is checked with a GET (gone = done).
     drop: the connection died before GitHub acted; the retry deletes."""
     name = unique("lost")
-    digest, _ = Images(github, "acme", name).image("x", tag="latest")
+    images = Images(github, "acme", name)
+    digest, _ = images.image("x", tag="latest")
+    images.image("y", tag="other")
     github.add_fault(fault, method="DELETE")
     sleeps: list[float] = []
     with make_client(github, sleeps=sleeps) as client:
         package = client.package("acme", name)
-        (version,) = client.versions(package)
+        version = next(v for v in client.versions(package) if v.tags == ("latest",))
         assert client.delete_version(package, version.id) == "deleted"
-    assert [r.status for r in github.requests if r.method == "DELETE"] == statuses
-    assert len(sleeps) == 1
+    deletes = [r for r in github.requests if r.method == "DELETE"]
+    assert [r.status for r in deletes] == statuses
+    # one backoff (0.25-0.5 s), then the pacer tops the gap up to GitHub's one second between DELETEs
+    assert 0.25 <= sleeps[0] <= 0.5 and len(sleeps) == 2 and sum(sleeps) == pytest.approx(1.0)
+    assert deletes[1].at - deletes[0].at == pytest.approx(1.0)
     assert head(registry, f"acme/{name}", digest) == 404
 
 
@@ -618,9 +644,10 @@ def mock_client(
     *,
     token: str | None = None,
     env: dict[str, str] | None = None,
+    base_url: str = "https://api.github.com",
 ) -> GhcrClient:
     return GhcrClient(
-        GhcrOptions(base_url="https://api.github.test"),
+        GhcrOptions(base_url=base_url),
         token=token,
         env=env or {},
         transport=httpx.MockTransport(handler),
@@ -693,7 +720,7 @@ def test_link_to_another_host_is_refused_and_gets_no_token() -> None:
 
     with mock_client(handler, token="t0ken") as client, pytest.raises(InvalidContent, match="another host"):
         client.versions(Package("acme", "app", "org"))
-    assert hosts == [("api.github.test", "Bearer t0ken")]
+    assert hosts == [("api.github.com", "Bearer t0ken")]
 
 
 def test_version_fields_and_duplicates_across_pages() -> None:
@@ -730,3 +757,208 @@ def test_ghcr_names_and_base_url_rules() -> None:
         GhcrClient(GhcrOptions(base_url="http://api.github.com"), env={})
     with pytest.raises(UsageError):
         GhcrClient(GhcrOptions(page_size=101), env={})
+
+
+# -- what github.com does beyond the OpenAPI document (issue 10, points 8-11) ----------------------------
+
+
+@pytest.mark.integration
+def test_the_last_version_is_refused_and_deleting_the_package_takes_it(
+    github: GitHubEmulator, registry: LocalRegistry
+) -> None:
+    """GitHub: 400 "You cannot delete the last version of a package. You must delete the package
+    instead." (registries.md [G11][G12]); delete-package-for-org then removes it (and every tag)."""
+    name = unique("last")
+    digest, _ = Images(github, "acme", name).image("x", tag="only")
+    with make_client(github) as client:
+        package = client.package("acme", name)
+        (version,) = client.versions(package)
+        with pytest.raises(LastVersionRefused) as caught:
+            client.delete_version(package, version.id)
+        assert LAST_VERSION_MESSAGE in str(caught.value)
+        assert head(registry, f"acme/{name}", digest) == 200  # refused: nothing happened
+        assert client.delete_package(package) == "deleted"
+        assert client.delete_package(package) == "already-deleted"
+    assert head(registry, f"acme/{name}", "only") == 404
+    assert head(registry, f"acme/{name}", digest) == 404
+
+
+@pytest.mark.integration
+def test_deletes_are_paced_one_second_apart_so_the_emulated_secondary_limit_is_never_met(
+    github: GitHubEmulator,
+) -> None:
+    """Three DELETEs at once: the client sleeps 1 s before the 2nd and the 3rd (GitHub: wait at least one
+    second between mutating requests, [G14]); without pacing the emulator answers the 2nd with 403."""
+    name = unique("paced")
+    images = Images(github, "acme", name)
+    for salt in "abcd":
+        images.image(salt, tag=salt)
+    sleeps: list[float] = []
+    with make_client(github, sleeps=sleeps) as client:
+        package = client.package("acme", name)
+        doomed = [v for v in client.versions(package) if v.tags != ("a",)]
+        assert [client.delete_version(package, v.id) for v in doomed] == ["deleted"] * 3
+    deletes = [r for r in github.requests if r.method == "DELETE"]
+    assert [r.status for r in deletes] == [204, 204, 204]
+    assert sleeps == [1.0, 1.0]
+    assert [b.at - a.at for a, b in itertools.pairwise(deletes)] == [1.0, 1.0]
+
+
+@pytest.mark.integration
+def test_without_pacing_the_emulator_answers_like_githubs_secondary_limit(github: GitHubEmulator) -> None:
+    name = unique("unpaced")
+    images = Images(github, "acme", name)
+    for salt in "abc":
+        images.image(salt, tag=salt)
+    sleeps: list[float] = []
+    unpaced = Pace(min_interval=0, per_minute=10**6, per_hour=10**6)
+    with make_client(github, sleeps=sleeps, pace=unpaced) as client:
+        package = client.package("acme", name)
+        doomed = [v for v in client.versions(package) if v.tags != ("a",)]
+        assert [client.delete_version(package, v.id) for v in doomed] == ["deleted"] * 2
+    deletes = [r for r in github.requests if r.method == "DELETE"]
+    assert [r.status for r in deletes] == [204, 403, 204]
+    assert sleeps == [1.0]  # the emulator's retry-after: 1 s left until the DELETE is allowed
+
+
+def test_emulated_content_limits_are_githubs_numbers() -> None:
+    """[G14]: >= 1 s apart, <= 80 a minute, <= 500 an hour. Derived by hand: at 1 s spacing requests
+    0..499 go at t = 0..499 s; the 501st (t = 500) must wait until t = 0 + 3600, so retry-after 3100."""
+    limits = ContentLimits()
+    assert [limits.admit("t", float(t)) for t in range(500)] == [None] * 500
+    assert limits.admit("t", 500.0) == 3100
+    assert limits.admit("other token", 500.0) is None  # per token
+    assert limits.admit("t", 3600.0) is None
+    # 80 a minute binds only without the one-second rule: 80 at t = 0..79 * 0.5; the 81st waits for t = 60
+    burst = ContentLimits(min_interval=0)
+    assert [burst.admit("t", i * 0.5) for i in range(80)] == [None] * 80
+    assert burst.admit("t", 40.0) == 20
+    assert burst.admit("t", 59.9) == 1  # 0.1 s until t = 60: never less than 1 s
+
+
+def test_backlog_at_githubs_pace_derived_by_hand() -> None:
+    """k-th deletion (0-based) at k s while k < 500; the 501st waits for the first to leave the hour."""
+    assert backlog_seconds(0) == 0 and backlog_seconds(1) == 0
+    assert backlog_seconds(3) == 2.0
+    assert backlog_seconds(500) == 499.0
+    assert backlog_seconds(501) == 3600.0
+    assert backlog_seconds(1000) == 3600.0 + 499.0
+    assert backlog_seconds(1001) == 7200.0
+    # without the one-second rule, 80 a minute binds: 80 at t = 0, the 81st at t = 60
+    assert backlog_seconds(81, Pace(min_interval=0)) == 60.0
+    assert [format_seconds(x) for x in (2.0, 499.0, 3600.0, 4099.0)] == [
+        "2 s",
+        "8 min 19 s",
+        "1 h",
+        "1 h 8 min",
+    ]
+
+
+@pytest.mark.integration
+@pytest.mark.parametrize("deleted_get", ["404", "deleted_at", "plain"])
+def test_a_retried_delete_that_had_succeeded_is_deleted_whatever_a_get_of_the_deleted_version_answers(
+    github: GitHubEmulator, registry: LocalRegistry, deleted_get: DeletedGet
+) -> None:
+    """Issue 10 point 8: the first DELETE acted, its answer was lost (502), the retry gets 404. GitHub
+    keeps the version restorable for 30 days and does not document its GET ([G13]): 404, 200 with
+    ``deleted_at`` or 200 without must all read as deleted, never as "the token may not delete"."""
+    github.deleted_get = deleted_get
+    name = unique("soft")
+    images = Images(github, "acme", name)
+    digest, _ = images.image("x", tag="doomed")
+    images.image("y", tag="kept")
+    github.add_fault("502-after", method="DELETE")
+    with make_client(github) as client:
+        package = client.package("acme", name)
+        version = next(v for v in client.versions(package) if v.tags == ("doomed",))
+        assert client.delete_version(package, version.id) == "deleted"
+        # the same for a version another run deleted before ours tried (no retry: already deleted)
+        other = next(v for v in client.versions(package) if v.tags == ("kept",))
+        images.image("z", tag="third")
+        with make_client(github) as rival:
+            assert rival.delete_version(package, other.id) == "deleted"
+        assert client.delete_version(package, other.id) == "already-deleted"
+    assert head(registry, f"acme/{name}", digest) == 404
+
+
+@pytest.mark.integration
+def test_a_404_for_a_version_that_is_still_active_is_a_refusal_even_when_get_shows_it(
+    github: GitHubEmulator,
+) -> None:
+    github.deny_delete_status = 404
+    github.deleted_get = "plain"
+    name = unique("deny404")
+    images = Images(github, "acme", name)
+    images.image("x", tag="one")
+    images.image("y", tag="two")
+    with make_client(github, token=READER) as client:
+        package = client.package("acme", name)
+        version = client.versions(package)[0]
+        with pytest.raises(Denied) as caught:
+            client.delete_version(package, version.id)
+    assert caught.value.hint == TOKEN_HINT
+
+
+@pytest.mark.integration
+def test_saml_sso_403_says_to_authorise_the_token_and_gives_githubs_url(github: GitHubEmulator) -> None:
+    """[G16]: a PAT not authorised for an organisation's SAML SSO gets 403 + ``X-GitHub-SSO: required; url=``."""
+    github.sso_orgs.add("acme")
+    name = unique("sso")
+    Images(github, "acme", name).image("x", tag="latest")
+    with make_client(github) as client, pytest.raises(Denied) as caught:
+        client.package("acme", name)
+    assert caught.value.exit_code == ExitCode.AUTH
+    hint = caught.value.hint or ""
+    assert "SAML single sign-on" in hint
+    assert "https://github.com/orgs/acme/sso?authorization_request=EMULATED0000" in hint
+    assert "delete:packages" not in hint and "read:packages" not in hint  # not blamed on scopes
+
+
+@pytest.mark.parametrize(
+    ("base_url", "env", "sent"),
+    [
+        # github.com: gh's GH_TOKEN, then GITHUB_TOKEN; enterprise variables are not for it
+        ("https://api.github.com", {"GH_ENTERPRISE_TOKEN": "ent", "GITHUB_TOKEN": "gha"}, "gha"),
+        ("https://api.acme.ghe.com", {"GH_TOKEN": "gh", "GH_ENTERPRISE_TOKEN": "ent"}, "gh"),
+        # Enterprise Server: GH_ENTERPRISE_TOKEN, then GITHUB_ENTERPRISE_TOKEN; a github.com token never
+        ("https://ghe.acme.test/api/v3", {"GH_TOKEN": "gh", "GH_ENTERPRISE_TOKEN": "ent"}, "ent"),
+        ("https://ghe.acme.test/api/v3", {"GITHUB_ENTERPRISE_TOKEN": "ent2", "GITHUB_TOKEN": "x"}, "ent2"),
+        ("https://ghe.acme.test/api/v3", {"GH_TOKEN": "gh", "GITHUB_TOKEN": "gha"}, None),
+        # ... except the workflow token of that same server (its Actions set GITHUB_API_URL)
+        (
+            "https://ghe.acme.test/api/v3",
+            {"GITHUB_TOKEN": "w", "GITHUB_API_URL": "https://ghe.acme.test/api/v3"},
+            "w",
+        ),
+        (
+            "https://ghe.acme.test/api/v3",
+            {"GITHUB_TOKEN": "w", "GITHUB_API_URL": "https://api.github.com"},
+            None,
+        ),
+    ],
+)
+def test_enterprise_server_tokens_follow_gh(base_url: str, env: dict[str, str], sent: str | None) -> None:
+    seen: list[str | None] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        seen.append(request.headers.get("Authorization"))
+        return _page([])
+
+    with mock_client(handler, env=env, base_url=base_url) as client:
+        client.versions(Package("acme", "app", "org"))
+    assert seen == [f"Bearer {sent}" if sent else None]
+
+
+def test_enterprise_messages_name_the_enterprise_registry_and_its_token_variables() -> None:
+    def handler(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(401, json={"message": "Requires authentication"})
+
+    client = mock_client(handler, base_url="https://ghe.acme.test/api/v3")
+    with client, pytest.raises(Unauthorized) as caught:
+        client.package("acme", "app", host="containers.ghe.acme.test")
+    assert "containers.ghe.acme.test/acme/app" in str(caught.value)
+    assert "ghcr.io" not in str(caught.value)
+    assert (
+        caught.value.hint is not None
+        and "GH_ENTERPRISE_TOKEN or GITHUB_ENTERPRISE_TOKEN" in caught.value.hint
+    )

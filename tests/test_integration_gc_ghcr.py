@@ -14,6 +14,7 @@ untagged children that must survive), a non-cache tag and an untagged plain imag
 from __future__ import annotations
 
 import hashlib
+import itertools
 import json
 import time
 import uuid
@@ -41,6 +42,7 @@ from inspector.gc import (
     plan_repository,
     plan_to_json,
 )
+from inspector.gc_backend import ManifestKept
 from inspector.gc_branches import LiveRefs
 from inspector.gc_ghcr import GhcrBackend
 from inspector.gc_policy import Rules, parse_template
@@ -263,8 +265,10 @@ def emulate() -> Iterator[Emulate]:
 
 @pytest.fixture(autouse=True)
 def token_env(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.delenv("GITHUB_TOKEN", raising=False)
-    monkeypatch.setenv("GH_TOKEN", ADMIN)
+    # The emulator's URL is not github.com's, so, as gh does, gc reads the Enterprise Server variables
+    for name in ("GITHUB_TOKEN", "GH_TOKEN", "GITHUB_ENTERPRISE_TOKEN", "GITHUB_API_URL"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("GH_ENTERPRISE_TOKEN", ADMIN)
     monkeypatch.delenv("GITHUB_STEP_SUMMARY", raising=False)
 
 
@@ -415,8 +419,17 @@ def test_apply_with_untagged_leaves_exactly_the_planned_versions_and_kept_caches
         assert present(own_registry, s.repo, digest) == (key in SURVIVORS), key
     assert not present(own_registry, s.repo, placeholder["digest"])
     # Deleted by version id, each once: gone, the two untagged caches, the placeholder.
-    deletes = [(r.raw_path, r.status) for r in github.requests if r.method == "DELETE"]
-    assert len(deletes) == 4 and all(status == 204 for _, status in deletes)
+    deletes = [r for r in github.requests if r.method == "DELETE"]
+    assert len(deletes) == 4 and all(r.status == 204 for r in deletes)
+    # Paced in real time: GitHub asks for at least one second between mutating requests ([G14]), and
+    # the emulator (real clock here) would have answered 403 to a closer one.
+    gaps = [b.at - a.at for a, b in itertools.pairwise(deletes)]
+    assert min(gaps) >= 1.0, gaps
+    # The plan said so beforehand: 4 REST deletions (gone, the placeholder for shared-stale, two
+    # untagged caches), at 1 s apart the last starts 3 s after the first.
+    pacing = "GitHub pacing: 4 package-version deletions take at least 3 s at GitHub's documented limits"
+    assert any(note.startswith(pacing) for note in repository["notes"]), repository["notes"]
+    assert f"cacheinspect: {own_registry.host}/{s.repo}: {pacing}" in output
 
     # A rerun finds nothing to do.
     calls = len(github.requests)
@@ -706,6 +719,109 @@ def test_backend_counts_a_version_deleted_meanwhile_as_gone_and_waits_for_a_plac
         s.digests["feature-a-old"]: (),
         s.digests["shared"]: ("shared-live-buildcache", "shared-stale-buildcache"),
     }
+
+
+def lone_cache(github: GitHubEmulator, name: str) -> Scenario:
+    """A package whose only version is the cache of a branch that is gone."""
+    with httpx.Client(timeout=10) as http:
+        digest, raw, _ = Pusher(github, "acme", name, http).cache(
+            "gone-buildcache", [b"base " + name.encode(), b"gone " + name.encode()], age=timedelta(days=3)
+        )
+    return Scenario("acme", name, {"gone": digest}, {"gone": raw}, {})
+
+
+@pytest.mark.integration
+def test_a_package_whose_every_version_would_go_keeps_its_last_version(
+    registry: LocalRegistry, emulate: Emulate, branches: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Issue 10 point 8. GitHub refuses to delete a package's last version (400, registries.md [G11]).
+
+    By hand: `gone-buildcache` is the only tag and `gone` is not a live branch, so the plan deletes its
+    manifest D, the package's only version. gc keeps D (kept: "last version of the package"), and the
+    stale tag still goes: re-pointed to a placeholder P (now two versions), P's version deleted. Exit 0,
+    and GitHub was never asked to delete D (no 400)."""
+    github = emulate(registry)
+    s = lone_cache(github, unique("lone"))
+    code, applied, output = gc_json(capsys, [*gc_args(registry, github, s, branches), "--apply"])
+    assert code == 0, output
+    report = applied["repositories"][0]["report"]
+    assert report["ok"]
+    (manifest,) = report["manifests"]
+    assert (manifest["digest"], manifest["status"]) == (s.digests["gone"], "kept")
+    assert manifest["detail"].startswith("last version of the package")
+    assert {t["tag"]: (t["status"], t["method"]) for t in report["tags"]} == {
+        "gone-buildcache": ("deleted", "placeholder")
+    }
+    assert [r.status for r in github.requests if r.method == "DELETE"] == [204]  # the placeholder's
+    assert versions(github, s) == {s.digests["gone"]: ()}
+    assert present(registry, s.repo, s.digests["gone"]) and registry_tags(registry, s.repo) == {}
+
+    # A rerun has nothing left to do (the tag is gone, the version stays): exit 0 again, no DELETE.
+    calls = len(github.requests)
+    assert gc_json(capsys, [*gc_args(registry, github, s, branches), "--apply"])[0] == 0
+    assert [r for r in github.requests[calls:] if r.method == "DELETE"] == []
+
+
+@pytest.mark.integration
+def test_delete_empty_packages_deletes_the_package_instead_of_its_last_version(
+    registry: LocalRegistry, emulate: Emulate, branches: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """By hand: as above, but the flag lets gc take D with its package: one DELETE of the package
+    (delete-package-for-org), the manifest and its stale tag `deleted`; the registry has neither."""
+    github = emulate(registry)
+    s = lone_cache(github, unique("empty"))
+    args = [*gc_args(registry, github, s, branches), "--apply", "--delete-empty-packages"]
+    code, applied, output = gc_json(capsys, args)
+    assert code == 0, output
+    report = applied["repositories"][0]["report"]
+    assert [(m["digest"], m["status"]) for m in report["manifests"]] == [(s.digests["gone"], "deleted")]
+    assert {t["tag"]: t["status"] for t in report["tags"]} == {"gone-buildcache": "deleted"}
+    assert [(r.raw_path, r.status) for r in github.requests if r.method == "DELETE"] == [
+        (f"/orgs/acme/packages/container/{s.name}", 204)
+    ]
+    assert not present(registry, s.repo, s.digests["gone"])
+
+
+@pytest.mark.integration
+def test_the_last_look_leaves_a_version_that_gained_a_tag_the_plan_does_not_delete(
+    registry: LocalRegistry,
+    emulate: Emulate,
+    branches: Path,
+    capsys: pytest.CaptureFixture[str],
+    tmp_path: Path,
+) -> None:
+    """The window before a version DELETE: planned with `gone-buildcache` only; then someone tags the
+    same manifest `hotfix` (before the run lists, and after it lists). The backend's GET right before
+    the DELETE shows `hotfix`, which the plan does not delete: ManifestKept, nothing deleted."""
+    github = emulate(registry)
+    s = seed(github, unique("late-tag"))
+    plan_file = tmp_path / "plan.json"
+    assert run([*gc_args(registry, github, s, branches), "--plan-out", str(plan_file)]) == 0
+    capsys.readouterr()
+    (plan,) = plan_from_json(plan_file.read_bytes(), str(plan_file))
+    gone = Digest(s.digests["gone"])
+    repository = Repository(registry.host, s.repo)
+    with (
+        httpx.Client(timeout=10) as http,
+        RegistryClient(ClientOptions()) as client,
+        GhcrClient(GhcrOptions(base_url=github.url), token=ADMIN, env={}) as rest,
+    ):
+        pusher = Pusher(github, "acme", s.name, http)
+        # tagged after planning, before the run lists: only the plan's tags may be on it
+        pusher.put(s.raws["gone"], OCI_MANIFEST, "hotfix")
+        backend = GhcrBackend(client, repository, rest)
+        backend.expect(plan)
+        backend.capabilities()
+        with pytest.raises(ManifestKept, match="hotfix"):
+            backend.delete_manifest(gone)
+        # tagged after the run listed it: the tags it had when listed are all it may have
+        other = GhcrBackend(client, repository, rest)
+        other.capabilities()
+        pusher.put(s.raws["shared"], OCI_MANIFEST, "late")
+        with pytest.raises(ManifestKept, match="late"):
+            other.delete_manifest(Digest(s.digests["shared"]))
+    assert [r for r in github.requests if r.method == "DELETE"] == []
+    assert present(registry, s.repo, s.digests["gone"]) and present(registry, s.repo, s.digests["shared"])
 
 
 # -- planning untagged caches (pure, no registry) ---------------------------------------------------------
