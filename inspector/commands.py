@@ -282,10 +282,7 @@ def show(
     args = _build_args(build_arg or [])
     recipe: DockerfileSource | None = None
     if dockerfile is not None:
-        try:
-            text = dockerfile.read_text()
-        except OSError as exc:
-            raise UsageError(f"--dockerfile {dockerfile}: {exc.strerror}") from None
+        text = _read_dockerfile(dockerfile)
         recipe = DockerfileSource(text, target, args)
         recipe.plan()  # a Dockerfile that does not parse is a usage error before any request
     elif target is not None or build_arg:
@@ -334,6 +331,27 @@ def show(
         console().print(render_report(report))
     if strict and not report.health.ok:
         raise typer.Exit(int(ExitCode.UNHEALTHY))
+
+
+DOCKERFILE_LIMIT = 1024 * 1024
+
+
+def _read_dockerfile(path: Path) -> str:
+    """A regular UTF-8 text file of at most 1 MiB; anything else (a FIFO, a device, binary) is exit 2."""
+    from .errors import InvalidContent, MissingContent
+    from .source import read_local_file
+
+    try:
+        raw = read_local_file(path, DOCKERFILE_LIMIT, "--dockerfile")
+    except (MissingContent, InvalidContent) as exc:
+        raise UsageError(exc.message) from None
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise UsageError(f"--dockerfile {path}: not UTF-8 text (byte {exc.start}); a binary file?") from None
+    if "\x00" in text:
+        raise UsageError(f"--dockerfile {path}: not a text file (it holds NUL bytes)")
+    return text
 
 
 def _build_args(values: list[str]) -> dict[str, str]:
