@@ -12,11 +12,14 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import sys
 import time
 from pathlib import Path
 
 import pytest
 
+from inspector.errors import AuthError
+from tests.evilserver import EvilServer, Reply
 from tests.support import run_cli
 
 TESTDATA = Path(__file__).resolve().parent.parent / "testdata"
@@ -126,3 +129,50 @@ def test_dockerfile_binary_or_huge_is_a_usage_error(tmp_path: Path, content: byt
     code, error, _ = _show(f"oci:{root}:{TAG}", "--dockerfile", str(dockerfile))
     assert code == 2, error
     assert message in error
+
+
+# --------------------------------------------------------------------------- a credential helper
+
+
+def _helper(tmp_path: Path, body: str) -> dict[str, str]:
+    """``docker-credential-evil`` on PATH, named by the Docker config's ``credsStore``."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    helper = bin_dir / "docker-credential-evil"
+    helper.write_text(f"#!{sys.executable}\nimport sys\n{body}\n")
+    helper.chmod(0o755)
+    (tmp_path / "config.json").write_text(json.dumps({"credsStore": "evil"}))
+    return {"DOCKER_CONFIG": str(tmp_path), "PATH": f"{bin_dir}{os.pathsep}{os.environ['PATH']}"}
+
+
+def _challenging_registry() -> EvilServer:
+    return EvilServer(lambda request: Reply(401, {"WWW-Authenticate": 'Basic realm="evil"'}))
+
+
+def test_a_helper_writing_megabytes_is_stopped_at_64_kib(tmp_path: Path) -> None:
+    # 8 MiB on stdout then exit 0: read in full it is "invalid JSON"; capped, the helper is stopped.
+    env = _helper(tmp_path, "sys.stdout.write('x' * (8 << 20)); sys.stdout.flush()")
+    with _challenging_registry() as evil:
+        result = run_cli("tags", f"{evil.host}/app", env=env, timeout=BOUND)
+    assert result.returncode == 4, result.stderr
+    assert "wrote more than 65536 bytes" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_a_helper_that_never_closes_its_output_is_stopped_at_the_timeout(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from inspector import credentials
+
+    # The helper exits at once but leaves a child holding stdout open: waiting for EOF would never end.
+    env = _helper(
+        tmp_path,
+        "import subprocess; subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(60)'])",
+    )
+    monkeypatch.setattr(credentials, "HELPER_TIMEOUT", 1.0)
+    monkeypatch.setenv("DOCKER_CONFIG", env["DOCKER_CONFIG"])
+    monkeypatch.setenv("PATH", env["PATH"])
+    started = time.monotonic()
+    with pytest.raises(AuthError, match="did not answer within 1 s"):
+        credentials.resolve_credentials("127.0.0.1:9")
+    assert time.monotonic() - started < 10
