@@ -9,6 +9,7 @@ from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
 
+from ._sanitize import markdown_text
 from .errors import CacheInspectError
 from .gc import RepositoryPlan, TagDecision
 from .gc_execute import RepositoryReport, TagOutcome
@@ -171,7 +172,7 @@ def render_report(report: RepositoryReport) -> RenderableType:
 
 
 def _md(text: str) -> str:
-    return text.replace("|", "\\|").replace("\n", " ")
+    return markdown_text(text)
 
 
 def plan_markdown(
@@ -195,7 +196,7 @@ def plan_markdown(
             header = "| tag | rule | reason |" + (" outcome |" if report is not None else "")
             lines += [header, "|---|---|---|" + ("---|" if report is not None else "")]
             for d in deletions:
-                row = f"| `{_md(d.tag)}` | {d.rule} | {_md(d.reason)} |"
+                row = f"| {_md(d.tag)} | {d.rule} | {_md(d.reason)} |"
                 if report is not None:
                     outcome = outcomes.get(d.tag)
                     row += f" {outcome.status if outcome else 'not attempted'}"
