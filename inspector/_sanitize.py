@@ -11,13 +11,17 @@ characters). What is left is printable and valid in XML 1.0.
 
 from __future__ import annotations
 
+import re
+
 __all__ = ["markdown_text", "sanitize"]
 
 _BIDI = frozenset("\u200e\u200f\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
-# Markdown and HTML syntax (emphasis, code, links, images, tables, raw HTML, entities) and what starts an
-# autolink (":" of a scheme, "@" of an address): written as character references, they render as text.
-_MARKDOWN = frozenset("\\`*_{}[]()<>!|~&\"':@#$")
-_LINE_START = frozenset("-+=>.0123456789")
+# Markdown and HTML syntax (emphasis, code, links, images, tables, raw HTML, entities, math) and what starts
+# an autolink (":" of a scheme, "@" of an address): written as character references, they render as text.
+# A block marker counts only at the start ("-", "#", "1."): the text is always placed inside a line.
+_MARKDOWN = frozenset("\\`*_{}[]<>!|~&:@#$")
+_LINE_START = frozenset("-+=>.")
+_ORDERED_ITEM = re.compile(r"[0-9]{1,9}[.)]")
 
 
 def _unsafe(char: str) -> bool:
@@ -50,8 +54,11 @@ def markdown_text(text: str) -> str:
     """``sanitize``d text that Markdown (GitHub's, tables included) renders as itself: no emphasis, code,
     link, image, HTML, autolink or table cell break can come from it. Not for use inside a code span."""
     out: list[str] = []
-    for index, char in enumerate(sanitize(text)):
-        if char in _MARKDOWN or (index == 0 and char in _LINE_START):
+    clean = sanitize(text)
+    item = _ORDERED_ITEM.match(clean)
+    marker = item.end() - 1 if item is not None else -1  # the "." of "1." would start an ordered list
+    for index, char in enumerate(clean):
+        if char in _MARKDOWN or index == marker or (index == 0 and char in _LINE_START):
             out.append(f"&#{ord(char)};")
         elif char == "." and "".join(out[-3:]).lower() == "www":  # GFM's www. autolink
             out.append("&#46;")
