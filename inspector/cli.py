@@ -42,8 +42,11 @@ def run(argv: Sequence[str] | None = None) -> int:
     except Exception as exc:  # a bug: say so in one line, full traceback only with --debug
         if state.debug:
             raise
+        from ._sanitize import sanitize
+
         print(
-            f"cacheinspect: internal error: {type(exc).__name__}: {exc} (rerun with --debug for a traceback)",
+            f"cacheinspect: internal error: {type(exc).__name__}: {sanitize(str(exc))} "
+            "(rerun with --debug for a traceback)",
             file=sys.stderr,
         )
         return int(ExitCode.BUG)

@@ -32,8 +32,10 @@ from .auth import RegistryAuth
 from .credentials import Credentials
 from .digest import Digest, sha256_digest
 from .errors import (
+    AuthError,
     DigestMismatch,
     InvalidContent,
+    RedirectRefused,
     RegistryError,
     TransportError,
     UsageError,
@@ -42,12 +44,24 @@ from .errors import (
 from .models import Descriptor, ManifestDocument, parse_manifest
 from .reference import Reference, Repository, is_loopback_host
 
-__all__ = ["MANIFEST_LIMIT", "BlobStat", "ClientOptions", "RegistryClient"]
+__all__ = [
+    "MANIFEST_LIMIT",
+    "MAX_REDIRECTS",
+    "TOKEN_LIMIT",
+    "BlobStat",
+    "ClientOptions",
+    "RegistryClient",
+    "send_following_redirects",
+]
 
 log = logging.getLogger(__name__)
 
 MANIFEST_LIMIT = 4 * 1024 * 1024
 TAG_PAGE_LIMIT = 32 * 1024 * 1024
+TOKEN_LIMIT = 1024 * 1024  # a token answer; real ones are a few KiB (a JWT and its expiry)
+MAX_REDIRECTS = 10
+_REDIRECTS = frozenset({301, 302, 303, 307, 308})
+_NOT_FORWARDED = frozenset({"authorization", "cookie", "host", "content-length", "transfer-encoding"})
 _RETRY_STATUS = frozenset({429, 500, 502, 503, 504})
 _IDEMPOTENT = frozenset({"GET", "HEAD"})
 _DELETED = (200, 202, 204)  # DELETE answers: 202 per the spec; some registries say 200 or 204
@@ -114,7 +128,7 @@ class RegistryClient:
             verify=verify,
             timeout=httpx.Timeout(self.options.timeout, connect=min(self.options.timeout, 10.0)),
             limits=httpx.Limits(max_connections=pool + 2, max_keepalive_connections=pool + 2),
-            follow_redirects=True,
+            follow_redirects=False,  # send_following_redirects applies the one redirect policy
             headers={"User-Agent": self.options.user_agent},
             transport=transport,
             event_hooks={"request": [self._check_scheme, self._count]},
@@ -156,7 +170,20 @@ class RegistryClient:
             raise UsageError(f"refusing plain HTTP to {request.url.host} (use --plain-http to allow it)")
 
     def _send_without_auth(self, request: httpx.Request) -> httpx.Response:
-        return self._http.send(request, auth=None)
+        """A token request (or probe's anonymous ping): under the redirect policy, body capped at
+        ``TOKEN_LIMIT`` and whole within the timeout, returned already read."""
+        response = send_following_redirects(self._http, request, authenticate=False)
+        deadline = time.monotonic() + self.options.timeout
+        what = f"answer of {request.url.host}"
+        try:
+            body = _read_capped(response, TOKEN_LIMIT, what, deadline=deadline)
+        except InvalidContent as exc:
+            raise AuthError(exc.message) from None
+        finally:
+            response.close()
+        return httpx.Response(
+            response.status_code, headers=response.headers, content=body, request=response.request
+        )
 
     def _count(self, request: httpx.Request) -> None:
         """Count every request on the wire: retries, redirects, auth challenges' repeats, token fetches."""
@@ -201,7 +228,7 @@ class RegistryClient:
             request = self._http.build_request(method, url, headers=headers, content=content)
             started = time.monotonic()
             try:
-                response = self._http.send(request, stream=True)
+                response = send_following_redirects(self._http, request)
                 # httpx's read timeout is per read: a body trickling in a byte at a time would never hit it.
                 deadline = time.monotonic() + self.options.timeout
                 try:
@@ -453,11 +480,10 @@ class RegistryClient:
         location = response.headers.get("Location")
         if not location:
             raise InvalidContent(f"start upload of blob {digest.short}: the registry sent no Location")
-        # Relative to where the POST ended up; refused off the registry's origin, as oras-go does
-        # (GHSA-jxpm-75mh-9fp7): a registry must not steer our upload, or a loopback PUT, elsewhere.
-        answered = str(response.request.url)
-        target = urlsplit(urljoin(answered, location))
-        if _origin(urlunsplit(target)) not in {_origin(start), _origin(answered)}:
+        # Refused off the registry's origin, as oras-go does (GHSA-jxpm-75mh-9fp7): a registry must not
+        # steer our upload, or a loopback PUT, elsewhere. The POST itself is never redirected.
+        target = urlsplit(urljoin(start, location))
+        if _origin(urlunsplit(target)) != _origin(start):
             raise InvalidContent(
                 f"start upload of blob {digest.short}: the registry's upload Location points to another "
                 f"host or scheme ({_loggable(urlunsplit(target))}); refusing to send the blob there"
@@ -532,6 +558,66 @@ class RegistryClient:
             ok=_DELETED,
             idempotent=True,
         )
+
+
+def send_following_redirects(
+    http: httpx.Client,
+    request: httpx.Request,
+    *,
+    authenticate: bool = True,
+) -> httpx.Response:
+    """Send ``request`` (streamed) under the one redirect policy of every registry and API request.
+
+    GET and HEAD follow up to ``MAX_REDIRECTS`` hops (blob downloads go to a CDN); a hop to another
+    origin carries no Authorization or Cookie and gets no answer to a challenge (no client auth). Every
+    other method (DELETE, PUT, PATCH, POST: writes, and the token POST with its refresh token) follows
+    nothing: a redirect would move the write, or a secret in the body, to whatever the Location names.
+    Refused with ``RedirectRefused``: a redirected write, a loop, too many hops, a hop from HTTPS to
+    plain HTTP (loopback included), a scheme other than http(s).
+    """
+    first = _origin(str(request.url))
+    seen = {str(request.url)}
+    with_auth = authenticate
+    while True:
+        response = http.send(
+            request, stream=True, auth=httpx.USE_CLIENT_DEFAULT if with_auth else None, follow_redirects=False
+        )
+        location = response.headers.get("Location")
+        if response.status_code not in _REDIRECTS or location is None:
+            return response
+        response.close()
+        method, url = request.method, request.url
+        where = f"{method} {_loggable(str(url))}"
+        if method not in _IDEMPOTENT:
+            raise RedirectRefused(
+                f"{where}: the server redirected it ({response.status_code}) to {_loggable_location(url, location)}; "
+                f"a {method} is never redirected (it would act, or send its body, elsewhere)"
+            )
+        try:
+            target = url.join(location)
+        except httpx.InvalidURL:
+            raise RedirectRefused(f"{where}: the server redirected it to an unusable Location") from None
+        if target.scheme not in ("http", "https") or not target.host:
+            raise RedirectRefused(f"{where}: redirect to a {target.scheme!r} URL refused")
+        if url.scheme == "https" and target.scheme == "http":
+            raise RedirectRefused(
+                f"{where}: redirect from HTTPS down to plain HTTP ({_loggable(str(target))}) refused"
+            )
+        if str(target) in seen:
+            raise RedirectRefused(f"{where}: the server's redirects loop back to {_loggable(str(target))}")
+        if len(seen) > MAX_REDIRECTS:
+            raise RedirectRefused(f"{where}: more than {MAX_REDIRECTS} redirects")
+        seen.add(str(target))
+        headers = [(k, v) for k, v in request.headers.multi_items() if k.lower() not in _NOT_FORWARDED]
+        request = http.build_request(method, target, headers=headers)
+        with_auth = authenticate and _origin(str(target)) == first
+
+
+def _loggable_location(base: httpx.URL, location: str) -> str:
+    try:
+        return _loggable(str(base.join(location)))
+    except httpx.InvalidURL:
+        return "an unusable Location"
 
 
 def verify_blob(descriptor: Descriptor, data: bytes) -> None:

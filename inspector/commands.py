@@ -53,26 +53,55 @@ app = typer.Typer(
 
 def console(*, stderr: bool = False) -> Console:
     """A rich console for human output, imported on first use (rich costs start-up time ``tags`` need not pay)."""
-    from rich.console import Console
+    from rich.console import Console, ConsoleOptions, RenderableType
+    from rich.segment import Segment
 
-    return Console(stderr=stderr, highlight=False)
+    from ._sanitize import sanitize
+
+    class SafeConsole(Console):
+        """Every rendered segment's text through ``sanitize`` (line breaks kept), and no hyperlinks:
+        rich itself strips only a few control characters, and markup in a string can make an OSC 8 link."""
+
+        def render(
+            self, renderable: RenderableType, options: ConsoleOptions | None = None
+        ) -> Iterator[Segment]:
+            for segment in super().render(renderable, options):
+                if segment.control:
+                    yield segment
+                    continue
+                style = segment.style.clear_meta_and_links() if segment.style else None
+                yield Segment(sanitize(segment.text, keep_newlines=True), style)
+
+    return SafeConsole(stderr=stderr, highlight=False)
 
 
 def report_error(exc: CacheInspectError) -> None:
     """One line on stderr (plus a hint line); in --json mode also a JSON error document on stdout."""
+    from ._sanitize import sanitize
+
+    message, hint = sanitize(exc.message), sanitize(exc.hint) if exc.hint else None
     if STATE.json:
         doc = {
             "error": {
                 "code": type(exc).__name__,
                 "exitCode": int(exc.exit_code),
-                "message": exc.message,
-                "hint": exc.hint,
+                "message": message,
+                "hint": hint,
             }
         }
         print(json.dumps(doc))
-    print(f"cacheinspect: error: {exc.message}", file=sys.stderr)
-    if exc.hint:
-        print(f"cacheinspect: hint: {exc.hint}", file=sys.stderr)
+    print(f"cacheinspect: error: {message}", file=sys.stderr)
+    if hint:
+        print(f"cacheinspect: hint: {hint}", file=sys.stderr)
+
+
+class _SafeFormatter(logging.Formatter):
+    """Log lines carry registry text (challenges, URLs, answers): each one is ``sanitize``d."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        from ._sanitize import sanitize
+
+        return sanitize(super().format(record), keep_newlines=True)
 
 
 def _version_callback(value: bool) -> None:
@@ -100,7 +129,7 @@ def _main(
     STATE.verbose = verbose or debug
     if STATE.verbose:
         handler = logging.StreamHandler(sys.stderr)
-        handler.setFormatter(logging.Formatter("%(asctime)s %(name)s: %(message)s", "%H:%M:%S"))
+        handler.setFormatter(_SafeFormatter("%(asctime)s %(name)s: %(message)s", "%H:%M:%S"))
         root = logging.getLogger("inspector")
         root.handlers[:] = [handler]
         root.setLevel(logging.DEBUG)
@@ -282,10 +311,7 @@ def show(
     args = _build_args(build_arg or [])
     recipe: DockerfileSource | None = None
     if dockerfile is not None:
-        try:
-            text = dockerfile.read_text()
-        except OSError as exc:
-            raise UsageError(f"--dockerfile {dockerfile}: {exc.strerror}") from None
+        text = _read_dockerfile(dockerfile)
         recipe = DockerfileSource(text, target, args)
         recipe.plan()  # a Dockerfile that does not parse is a usage error before any request
     elif target is not None or build_arg:
@@ -323,9 +349,12 @@ def show(
             resolve_bases=resolve_bases or bool(base_refs),
         )
     if graph is not None:
+        from ._sanitize import sanitize
         from .graph import render_graph
 
-        sys.stdout.write(render_graph(report, "mermaid" if graph == "mermaid" else "dot"))
+        sys.stdout.write(
+            sanitize(render_graph(report, "mermaid" if graph == "mermaid" else "dot"), keep_newlines=True)
+        )
     elif json_out:
         print(json.dumps(report_to_json(report), indent=2))
     else:
@@ -334,6 +363,27 @@ def show(
         console().print(render_report(report))
     if strict and not report.health.ok:
         raise typer.Exit(int(ExitCode.UNHEALTHY))
+
+
+DOCKERFILE_LIMIT = 1024 * 1024
+
+
+def _read_dockerfile(path: Path) -> str:
+    """A regular UTF-8 text file of at most 1 MiB; anything else (a FIFO, a device, binary) is exit 2."""
+    from .errors import InvalidContent, MissingContent
+    from .source import read_local_file
+
+    try:
+        raw = read_local_file(path, DOCKERFILE_LIMIT, "--dockerfile")
+    except (MissingContent, InvalidContent) as exc:
+        raise UsageError(exc.message) from None
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise UsageError(f"--dockerfile {path}: not UTF-8 text (byte {exc.start}); a binary file?") from None
+    if "\x00" in text:
+        raise UsageError(f"--dockerfile {path}: not a text file (it holds NUL bytes)")
+    return text
 
 
 def _build_args(values: list[str]) -> dict[str, str]:
@@ -372,8 +422,10 @@ def tags(
         print(json.dumps({"repository": str(repo), "tags": names}, indent=2))
     else:
         out = sys.stdout
+        from ._sanitize import sanitize
+
         for name in names:
-            out.write(name + "\n")
+            out.write(sanitize(name) + "\n")
         if not names:
             print(f"{repo}: no tags", file=sys.stderr)
 

@@ -17,10 +17,14 @@ from __future__ import annotations
 
 import base64
 import binascii
+import contextlib
 import json
 import logging
 import os
+import signal
 import subprocess
+import threading
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -31,6 +35,7 @@ from .errors import AuthError, UsageError
 
 __all__ = [
     "DOCKER_HUB_SERVER",
+    "HELPER_OUTPUT_LIMIT",
     "HELPER_TIMEOUT",
     "Credentials",
     "normalize_registry_host",
@@ -46,6 +51,8 @@ _DOCKER_HUB = "index.docker.io"
 
 #: Seconds a ``docker-credential-*`` helper may take before we give up on it.
 HELPER_TIMEOUT = 30.0
+#: Bytes read from a helper's stdout and from its stderr; its answer is a small JSON object.
+HELPER_OUTPUT_LIMIT = 64 * 1024
 
 _ENV_USERNAME = "CACHEINSPECT_USERNAME"
 _ENV_PASSWORD = "CACHEINSPECT_PASSWORD"
@@ -274,6 +281,56 @@ def _first_line(text: str) -> str:
     return redact(line)[:200]
 
 
+def _run_capped(argv: list[str], stdin: bytes) -> subprocess.CompletedProcess[str | None]:
+    """Run a helper with ``HELPER_TIMEOUT`` for the whole exchange and at most ``HELPER_OUTPUT_LIMIT``
+    bytes kept per stream; a stream over it comes back as None and the helper is killed."""
+    deadline = time.monotonic() + HELPER_TIMEOUT
+    process = subprocess.Popen(
+        argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True
+    )
+    outputs: dict[str, bytes | None] = {}
+
+    def drain(name: str, stream: Any) -> None:
+        data = stream.read(HELPER_OUTPUT_LIMIT + 1)
+        if len(data) > HELPER_OUTPUT_LIMIT:
+            outputs[name] = None
+            with contextlib.suppress(OSError):
+                os.killpg(process.pid, signal.SIGKILL)
+        else:
+            outputs[name] = data
+        stream.close()
+
+    readers = [
+        threading.Thread(target=drain, args=(name, stream), daemon=True)
+        for name, stream in (("stdout", process.stdout), ("stderr", process.stderr))
+    ]
+    for reader in readers:
+        reader.start()
+    try:
+        assert process.stdin is not None
+        try:
+            process.stdin.write(stdin)
+            process.stdin.close()
+        except BrokenPipeError:
+            pass
+        returncode = process.wait(timeout=HELPER_TIMEOUT)
+        for reader in readers:
+            reader.join(timeout=max(0.0, deadline - time.monotonic()))
+        if any(reader.is_alive() for reader in readers):  # a child of the helper holds the pipe open
+            raise subprocess.TimeoutExpired(argv, HELPER_TIMEOUT)
+    except subprocess.TimeoutExpired:
+        with contextlib.suppress(OSError):
+            os.killpg(process.pid, signal.SIGKILL)  # its own session: the helper and its children
+        process.wait()
+        raise
+
+    def text(name: str) -> str | None:
+        data = outputs.get(name)
+        return None if data is None else data.decode("utf-8", "replace")
+
+    return subprocess.CompletedProcess(argv, returncode, text("stdout"), text("stderr"))
+
+
 def _run_helper(name: str, host: str, source: str) -> Credentials | None:
     """Ask ``docker-credential-<name> get`` for ``host``; None when it has nothing stored."""
     if not name or "\x00" in name or "/" in name:
@@ -282,14 +339,7 @@ def _run_helper(name: str, host: str, source: str) -> Credentials | None:
     server = _server_url(host)
     logger.debug("asking %s for %s", program, server)
     try:
-        done = subprocess.run(
-            [program, "get"],
-            input=server,
-            capture_output=True,
-            text=True,
-            timeout=HELPER_TIMEOUT,
-            check=False,
-        )
+        done = _run_capped([program, "get"], server.encode())
     except FileNotFoundError:
         raise AuthError(
             f"credential helper {program} (from {source}) is not installed or not on PATH",
@@ -301,6 +351,10 @@ def _run_helper(name: str, host: str, source: str) -> Credentials | None:
         raise AuthError(
             f"credential helper {program} could not be run: {exc.strerror or type(exc).__name__}"
         ) from None
+    if done.stdout is None or done.stderr is None:
+        raise AuthError(
+            f"credential helper {program} wrote more than {HELPER_OUTPUT_LIMIT} bytes; it was stopped"
+        )
     if done.returncode != 0:
         said = f"{done.stdout}\n{done.stderr}"
         if _NOT_FOUND_TEXT in said.lower():

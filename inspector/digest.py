@@ -10,7 +10,7 @@ from .errors import InvalidReference
 __all__ = ["Digest", "sha256_digest"]
 
 _HEX_LENGTH = {"sha256": 64, "sha512": 128}
-_DIGEST_RE = re.compile(r"^(sha256|sha512):([a-f0-9]+)$")
+_DIGEST_RE = re.compile(r"(sha256|sha512):([a-f0-9]+)")
 
 
 class Digest(str):
@@ -23,7 +23,8 @@ class Digest(str):
     __slots__ = ()
 
     def __new__(cls, value: str) -> Digest:
-        match = _DIGEST_RE.match(value) if isinstance(value, str) else None
+        # fullmatch: a "$"-anchored match also accepts a trailing newline.
+        match = _DIGEST_RE.fullmatch(value) if isinstance(value, str) else None
         if match is None or len(match.group(2)) != _HEX_LENGTH[match.group(1)]:
             shown = value if isinstance(value, str) else type(value).__name__
             raise InvalidReference(f"invalid digest {shown[:100]!r}: expected sha256:<64 lowercase hex>")

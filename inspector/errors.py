@@ -8,6 +8,7 @@ Every failure the library reports is a ``CacheInspectError``; the CLI turns its
     │   └── InvalidReference               exit 2  unparseable reference or digest
     ├── InvalidContent                     exit 8  bad JSON, wrong structure, oversized body
     │   ├── DigestMismatch                 exit 8  bytes do not hash to the digest asked for
+    │   ├── RedirectRefused                exit 8  a redirect the transport does not follow
     │   └── NotACache                      exit 8  the reference is an image, not a cache
     ├── MissingContent                     exit 3  a tag or blob absent from a local layout
     ├── TransportError                     exit 6  connect / TLS / timeout after retries
@@ -43,6 +44,7 @@ __all__ = [
     "NotFound",
     "OCIError",
     "RateLimited",
+    "RedirectRefused",
     "RegistryError",
     "ServerError",
     "TransportError",
@@ -101,6 +103,10 @@ class InvalidContent(CacheInspectError):
 
 class DigestMismatch(InvalidContent):
     """Content whose sha256 differs from the digest it was fetched by."""
+
+
+class RedirectRefused(InvalidContent):
+    """A redirect the transport will not follow: of a write, a loop, too many hops, or down to plain HTTP."""
 
 
 class NotACache(InvalidContent):

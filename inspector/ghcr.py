@@ -81,7 +81,7 @@ from ._version import __version__
 from .cache import find_cache_config
 from .client import _describe_transport_error as _describe
 from .client import _loggable as _path
-from .client import _next_link, _read_capped, _retry_after
+from .client import _next_link, _read_capped, _retry_after, send_following_redirects
 from .digest import Digest
 from .errors import (
     Denied,
@@ -357,7 +357,7 @@ class GhcrClient:
             headers=headers,
             timeout=httpx.Timeout(self.options.timeout, connect=min(self.options.timeout, 10.0)),
             limits=httpx.Limits(max_connections=16, max_keepalive_connections=16),
-            follow_redirects=True,
+            follow_redirects=False,  # send_following_redirects: GET/HEAD only, never a DELETE
             transport=transport,
             event_hooks={"request": [self._guard]},
         )
@@ -571,7 +571,7 @@ class GhcrClient:
                 with self._lock:
                     self.request_count += 1
                 try:
-                    streamed = self._http.send(request, stream=True)
+                    streamed = send_following_redirects(self._http, request)
                     try:
                         body = _read_capped(
                             streamed, _BODY_LIMIT, what, deadline=time.monotonic() + self.options.timeout

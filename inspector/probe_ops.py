@@ -24,7 +24,7 @@ from urllib.parse import urljoin
 import httpx
 
 from . import mediatypes
-from .client import MANIFEST_LIMIT, TAG_PAGE_LIMIT, RegistryClient, _next_link, _parse_tag_page
+from .client import MANIFEST_LIMIT, TAG_PAGE_LIMIT, RegistryClient, _next_link, _origin, _parse_tag_page
 from .digest import Digest
 from .errors import InvalidContent, TransportError
 from .reference import Repository
@@ -64,6 +64,8 @@ def _location(response: httpx.Response, what: str) -> str:
             f"{what}: the registry answered {response.status_code} without a Location header"
         )
     joined: str = urljoin(str(response.url), location)
+    if _origin(joined) != _origin(str(response.url)):
+        raise InvalidContent(f"{what}: the upload Location points to another host or scheme; not sent there")
     return joined
 
 

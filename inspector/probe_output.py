@@ -13,6 +13,7 @@ import xml.etree.ElementTree as ET
 from collections import Counter
 from typing import Any
 
+from ._sanitize import markdown_text, sanitize
 from ._version import __version__
 from .probe_classify import STATUSES
 from .probe_kb import SOURCES, Fact
@@ -220,6 +221,10 @@ def junit_xml(report: ProbeReport) -> str:
         element.set("errors", str(counts["errors"]))
         element.set("skipped", str(counts["skipped"]))
         element.set("time", seconds)
+    for element in root.iter():  # registry text in messages and output: XML 1.0 characters only
+        element.text = sanitize(element.text, keep_newlines=True) if element.text else element.text
+        for key, value in element.attrib.items():
+            element.set(key, sanitize(value))
     ET.indent(root)
     return '<?xml version="1.0" encoding="UTF-8"?>\n' + ET.tostring(root, encoding="unicode") + "\n"
 
@@ -228,7 +233,7 @@ def junit_xml(report: ProbeReport) -> str:
 
 
 def _cell(text: str) -> str:
-    return text.replace("|", "\\|").replace("\n", " ")
+    return markdown_text(text)
 
 
 def markdown_summary(report: ProbeReport) -> str:

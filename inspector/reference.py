@@ -30,10 +30,10 @@ DOCKER_HUB_API = "registry-1.docker.io"
 _HUB_ALIASES = frozenset({"docker.io", "index.docker.io", "registry-1.docker.io"})
 
 _COMPONENT = r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*"
-_COMPONENT_RE = re.compile(rf"^{_COMPONENT}$")
+_COMPONENT_RE = re.compile(_COMPONENT)
 _HOST_LABEL = r"(?:[a-zA-Z0-9]|[a-zA-Z0-9][a-zA-Z0-9-]*[a-zA-Z0-9])"
-_HOST_RE = re.compile(rf"^(?:{_HOST_LABEL}(?:\.{_HOST_LABEL})*|\[[0-9A-Fa-f:.]+\])(?::[0-9]{{1,5}})?$")
-_TAG_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$")
+_HOST_RE = re.compile(rf"(?:{_HOST_LABEL}(?:\.{_HOST_LABEL})*|\[[0-9A-Fa-f:.]+\])(?::[0-9]{{1,5}})?")
+_TAG_RE = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}")  # always fullmatch: "$" allows a final newline
 _MAX_NAME = 255
 
 
@@ -65,7 +65,7 @@ class Repository:
         return DOCKER_HUB_API if self.registry == DOCKER_HUB else self.registry
 
     def tag(self, tag: str) -> Reference:
-        if not _TAG_RE.match(tag):
+        if not _TAG_RE.fullmatch(tag):
             raise InvalidReference(f"invalid tag {tag!r}")
         return Reference(self, tag=tag)
 
@@ -106,7 +106,7 @@ class Reference:
 def _split_host(text: str) -> tuple[str, str]:
     first, sep, rest = text.partition("/")
     if sep and ("." in first or ":" in first or first == "localhost" or first.startswith("[")):
-        if not _HOST_RE.match(first):
+        if not _HOST_RE.fullmatch(first):
             raise InvalidReference(f"invalid registry host {first!r} in {text!r}")
         host = first.lower()
         if host in _HUB_ALIASES:
@@ -119,22 +119,36 @@ def _check_path(path: str, original: str) -> str:
     if not path:
         raise InvalidReference(f"invalid reference {original!r}: empty repository name")
     for component in path.split("/"):
-        if _COMPONENT_RE.match(component):
+        if _COMPONENT_RE.fullmatch(component):
             continue
-        if _COMPONENT_RE.match(component.lower()):
+        if _COMPONENT_RE.fullmatch(component.lower()):
             raise InvalidReference(f"invalid reference {original!r}: repository name must be lowercase")
         raise InvalidReference(f"invalid reference {original!r}: bad repository name component {component!r}")
     return path
 
 
+_USERINFO_RE = re.compile(r"^((?:[A-Za-z][A-Za-z0-9+.-]*://)?)[^/@]*@(?!sha256:|sha512:)")
+
+
+def _shown(text: str) -> str:
+    """``text`` for an error message: ``user:password@`` typed before the host becomes ``***@``."""
+    return _USERINFO_RE.sub(r"\1***@", text)
+
+
 def _parse(text: str) -> tuple[Repository, str | None, Digest | None]:
     if not isinstance(text, str) or not text.strip():
         raise InvalidReference("empty reference")
+    shown = _shown(text)
+    if shown != text:
+        raise InvalidReference(
+            f"invalid reference {shown!r}: credentials do not belong in a reference",
+            hint="pass them with --username and --password-stdin, or docker login",
+        )
     if text != text.strip() or any(ch.isspace() for ch in text):
-        raise InvalidReference(f"invalid reference {text!r}: contains whitespace")
+        raise InvalidReference(f"invalid reference {shown!r}: contains whitespace")
     if "://" in text:
         raise InvalidReference(
-            f"invalid reference {text!r}: leave out the URL scheme (e.g. ghcr.io/org/repo:tag)"
+            f"invalid reference {shown!r}: leave out the URL scheme (e.g. ghcr.io/org/repo:tag)"
         )
     remainder, at, digest_text = text.partition("@")
     digest: Digest | None = None
@@ -142,20 +156,20 @@ def _parse(text: str) -> tuple[Repository, str | None, Digest | None]:
         try:
             digest = Digest(digest_text)
         except InvalidReference as exc:
-            raise InvalidReference(f"invalid reference {text!r}: {exc}") from None
+            raise InvalidReference(f"invalid reference {shown!r}: {exc}") from None
     host, path = _split_host(remainder)
     tag: str | None = None
     last_slash = path.rfind("/")
     colon = path.rfind(":")
     if colon > last_slash:
         path, tag = path[:colon], path[colon + 1 :]
-        if not _TAG_RE.match(tag):
-            raise InvalidReference(f"invalid reference {text!r}: bad tag {tag!r}")
+        if not _TAG_RE.fullmatch(tag):
+            raise InvalidReference(f"invalid reference {shown!r}: bad tag {tag!r}")
     path = _check_path(path, text)
     if host == DOCKER_HUB and "/" not in path:
         path = f"library/{path}"
     if len(host) + 1 + len(path) > _MAX_NAME:
-        raise InvalidReference(f"invalid reference {text[:80]!r}…: name longer than {_MAX_NAME} characters")
+        raise InvalidReference(f"invalid reference {shown[:80]!r}…: name longer than {_MAX_NAME} characters")
     return Repository(host, path), tag, digest
 
 
@@ -171,5 +185,5 @@ def parse_repository(text: str) -> Repository:
     """Parse a repository name; a tag or digest is an error (the command works on the whole repository)."""
     repository, tag, digest = _parse(text)
     if tag is not None or digest is not None:
-        raise InvalidReference(f"expected a repository without tag or digest, got {text!r}")
+        raise InvalidReference(f"expected a repository without tag or digest, got {_shown(text)!r}")
     return repository

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Mapping, Sequence
 
 from rich.console import Group, RenderableType
@@ -9,6 +10,7 @@ from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
 
+from ._sanitize import markdown_text
 from .errors import CacheInspectError
 from .gc import RepositoryPlan, TagDecision
 from .gc_execute import RepositoryReport, TagOutcome
@@ -170,8 +172,16 @@ def render_report(report: RepositoryReport) -> RenderableType:
     return Group(*parts)
 
 
+_TAG = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}")
+
+
 def _md(text: str) -> str:
-    return text.replace("|", "\\|").replace("\n", " ")
+    return markdown_text(text)
+
+
+def _md_tag(tag: str) -> str:
+    """A tag in a code span when it is one by the distribution grammar; else as escaped text."""
+    return f"`{tag}`" if _TAG.fullmatch(tag) else markdown_text(tag)
 
 
 def plan_markdown(
@@ -195,7 +205,7 @@ def plan_markdown(
             header = "| tag | rule | reason |" + (" outcome |" if report is not None else "")
             lines += [header, "|---|---|---|" + ("---|" if report is not None else "")]
             for d in deletions:
-                row = f"| `{_md(d.tag)}` | {d.rule} | {_md(d.reason)} |"
+                row = f"| {_md_tag(d.tag)} | {d.rule} | {_md(d.reason)} |"
                 if report is not None:
                     outcome = outcomes.get(d.tag)
                     row += f" {outcome.status if outcome else 'not attempted'}"

@@ -7,6 +7,7 @@ blob, which blobs exist), so everything above this module is source-agnostic.
 from __future__ import annotations
 
 import os
+import stat
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,12 +27,44 @@ __all__ = [
     "RegistrySource",
     "parse_layout_reference",
     "parse_source",
+    "read_local_file",
 ]
 
 Progress = Callable[[int, int], None]
 LAYOUT_PREFIX = "oci:"
 _IMAGE_NAME = "io.containerd.image.name"
 _REF_NAME = "org.opencontainers.image.ref.name"
+
+
+def read_local_file(path: Path, limit: int, what: str, *, within: Path | None = None) -> bytes:
+    """The bytes of a local regular file, at most ``limit`` of them (``InvalidContent`` beyond).
+
+    Opened non-blocking and checked with ``fstat`` before any read, so a FIFO, a device (``/dev/zero``)
+    or a directory is a ``UsageError`` instead of a hang or an endless read. With ``within``, a path that
+    resolves (through symlinks) outside that directory is refused before it is opened. A missing file
+    is ``MissingContent``.
+    """
+    if within is not None:
+        resolved, root = os.path.realpath(path), os.path.realpath(within)
+        if os.path.commonpath([resolved, root]) != root:
+            raise UsageError(f"{what}: {path} leads outside {within} (a symlink); not read")
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+    except FileNotFoundError:
+        raise MissingContent(f"{what}: {path} does not exist") from None
+    except OSError as exc:
+        raise UsageError(f"{what}: cannot read {path}: {exc.strerror}") from None
+    if not stat.S_ISREG(os.fstat(fd).st_mode):
+        os.close(fd)
+        raise UsageError(f"{what}: {path} is not a regular file")
+    with os.fdopen(fd, "rb") as handle:
+        try:
+            data = handle.read(limit + 1)
+        except OSError as exc:
+            raise UsageError(f"{what}: cannot read {path}: {exc.strerror}") from None
+    if len(data) > limit:
+        raise InvalidContent(f"{what}: {path} is larger than the {limit} byte limit")
+    return data
 
 
 class CacheSource(Protocol):
@@ -122,16 +155,7 @@ class LayoutSource:
         return self.root / "blobs" / digest.algorithm / digest.hex
 
     def _read(self, path: Path, limit: int, what: str) -> bytes:
-        try:
-            with path.open("rb") as handle:
-                data = handle.read(limit + 1)
-        except FileNotFoundError:
-            raise MissingContent(f"{what}: {path} does not exist") from None
-        except OSError as exc:
-            raise UsageError(f"{what}: cannot read {path}: {exc.strerror}") from None
-        if len(data) > limit:
-            raise InvalidContent(f"{what}: {path} is larger than the {limit} byte limit")
-        return data
+        return read_local_file(path, limit, what, within=self.root)
 
     def resolve(self) -> Descriptor:
         """The index.json entry for the tag (``io.containerd.image.name`` first, then ``ref.name``)."""
@@ -176,13 +200,25 @@ class LayoutSource:
         verify_blob(descriptor, data)
         return data
 
+    def _regular_file_size(self, path: Path, what: str) -> int | None:
+        """The size of a blob file (None when it is missing); the same refusals as ``read_local_file``."""
+        resolved, root = os.path.realpath(path), os.path.realpath(self.root)
+        if os.path.commonpath([resolved, root]) != root:
+            raise UsageError(f"{what}: {path} leads outside {self.root} (a symlink); not read")
+        try:
+            info = os.stat(resolved)
+        except FileNotFoundError:
+            return None
+        except OSError as exc:
+            raise UsageError(f"{what}: cannot read {path}: {exc.strerror}") from None
+        if not stat.S_ISREG(info.st_mode):
+            raise UsageError(f"{what}: {path} is not a regular file")
+        return info.st_size
+
     def stat_blobs(self, digests: Sequence[Digest], on_done: Progress | None = None) -> list[BlobStat]:
         out = []
         for done, digest in enumerate(digests, 1):
-            try:
-                size: int | None = os.stat(self._blob_path(digest)).st_size
-            except FileNotFoundError:
-                size = None
+            size = self._regular_file_size(self._blob_path(digest), f"blob {digest.short}")
             out.append(BlobStat(digest, exists=size is not None, size=size))
             if on_done:
                 on_done(done, len(digests))

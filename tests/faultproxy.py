@@ -19,9 +19,10 @@ enabled kinds that apply to that request:
 ``oversize``    a GET answer bigger than the client's 4 MiB manifest cap: declared (a Content-Length of
                 33 MiB, the real body sent, closed) or undeclared (chunked, the real body and then
                 blanks up to 33 MiB, which the client must stop reading at its cap)
-``redirect``    307 to the same path on another host (``other``: a listener on 127.0.0.2, or
-                ``localhost`` where that cannot be bound) that records whether ``Authorization`` came,
-                then forwards to the registry
+``redirect``    a GET or HEAD answered 307 to the same path on another host (``other``: a listener on
+                127.0.0.2, or ``localhost`` where that cannot be bound) that records whether
+                ``Authorization`` came, then forwards to the registry (a redirected write is refused by
+                the client's policy, exit 8: tests/test_hostile_registry.py)
 ``linkloop``    a tags list answer whose ``Link: rel="next"`` points back to the first page of the walk
 ==============  =====================================================================================
 
@@ -190,6 +191,8 @@ def _applies(fault: str, method: str, kind: str, by_digest: bool) -> bool:
         return kind in ("manifest", "blob") and by_digest
     if fault in ("trickle", "truncate", "oversize"):
         return kind in ("manifest", "blob", "tags", "referrers", "catalog")
+    if fault == "redirect":
+        return method in ("GET", "HEAD")
     if fault == "linkloop":
         return method == "GET" and kind == "tags"
     return True

@@ -19,10 +19,10 @@ from inspector.errors import (
     InvalidRequest,
     NotFound,
     RateLimited,
+    RedirectRefused,
     ServerError,
     TransportError,
     Unauthorized,
-    UsageError,
 )
 from inspector.models import Descriptor
 from inspector.reference import parse_reference, parse_repository
@@ -317,7 +317,8 @@ def test_redirect_down_to_plain_http_is_refused() -> None:
     def handler(request: httpx.Request) -> httpx.Response:
         return httpx.Response(307, headers={"Location": "http://storage.test/blob"})
 
-    with make_client(handler) as client, pytest.raises(UsageError, match="plain HTTP"):
+    # A downgrade is a refused redirect (exit 8), whatever the host: the README promises no downgrade.
+    with make_client(handler) as client, pytest.raises(RedirectRefused, match="down to plain HTTP"):
         client.get_blob(
             parse_repository("registry.test/a"), Descriptor("x", sha256_digest(b"x"), 1), limit=10
         )
