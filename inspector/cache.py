@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 from . import _json, mediatypes
-from .cacheconfig import CacheConfig, parse_cache_config
+from .cacheconfig import CacheConfig, import_error, parse_cache_config
 from .client import MANIFEST_LIMIT
 from .errors import InvalidContent, NotACache
 from .models import Descriptor, ManifestDocument
@@ -65,8 +65,10 @@ def form_of(manifest: ManifestDocument) -> Form:
 def find_cache_config(manifest: ManifestDocument) -> tuple[Descriptor, tuple[Descriptor, ...]] | None:
     """The cacheconfig descriptor and the layer descriptors, or None when this is not a cache."""
     if manifest.kind == "index":
+        # import.go assigns configDesc for every cacheconfig entry in turn: the last one wins.
         config = next(
-            (d for d in manifest.manifests if d.media_type == mediatypes.BUILDKIT_CACHE_CONFIG), None
+            (d for d in reversed(manifest.manifests) if d.media_type == mediatypes.BUILDKIT_CACHE_CONFIG),
+            None,
         )
         if config is None:
             return None
@@ -148,6 +150,11 @@ def load_cache(source: CacheSource) -> CacheDocuments:
             config = parse_cache_config(config_raw)
         except InvalidContent as exc:
             error = str(exc)
+        if config is not None:
+            listed = {d.digest for d in layers}
+            error = import_error(config, listed.__contains__)
+            if error is not None:
+                config = None
     return CacheDocuments(
         manifest=manifest,
         form=form_of(manifest),
