@@ -334,3 +334,27 @@ def test_chain_memo_is_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
     for top in range(n):
         assert config.chain(top) == tuple(range(top + 1))
     assert sum(len(c) for c in config._chains.values()) <= 50
+
+
+def test_an_index_with_two_cacheconfig_entries_uses_the_last() -> None:
+    # cache/remotecache/import.go: `for _, m := range mfst.Manifests { if m.MediaType == CacheConfigMediaTypeV0
+    # { configDesc = m; continue } ...}` overwrites configDesc on each entry, so the last one is imported.
+    from inspector.cache import find_cache_config
+    from inspector.models import parse_manifest
+
+    def entry(digest: str, media_type: str) -> dict[str, object]:
+        return {"mediaType": media_type, "digest": digest, "size": 10}
+
+    index = {
+        "schemaVersion": 2,
+        "mediaType": "application/vnd.oci.image.index.v1+json",
+        "manifests": [
+            entry(A, "application/vnd.buildkit.cacheconfig.v0"),
+            entry(C, "application/vnd.oci.image.layer.v1.tar+gzip"),
+            entry(B, "application/vnd.buildkit.cacheconfig.v0"),
+        ],
+    }
+    found = find_cache_config(parse_manifest(json.dumps(index).encode()))
+    assert found is not None
+    config, layers = found
+    assert config.digest == B and [d.digest for d in layers] == [C]
