@@ -364,7 +364,7 @@ def _timestamp(ts: _json.Timestamp | None) -> str | None:
 
 # Version of the ``show --json`` document. 2: a result names its top layer (``layer``, ``layerIndex``) instead
 # of listing its whole chain, and ``configLayers`` gives every config layer's parent, so the document is linear
-# in the config's size (a deep chain listed per record is quadratic).
+# in the config's size (a deep chain listed per record is quadratic); steps list their ``variantRecords``.
 JSON_SCHEMA_VERSION = 2
 
 
@@ -402,6 +402,8 @@ def report_to_json(report: CacheReport) -> dict[str, Any]:
                         "layers": [digest_of(i) for i in step.layers],
                         "size": size_of(step.layers),
                         "layersInferred": step.inferred_layers,
+                        "variantRecords": list(step.variants),
+                        "variantLayers": [digest_of(i) for i in step.variant_layers],
                         "createdAt": _timestamp(max((r.created_at for r in record.results), default=None)),
                         "status": report.record_status[step.record],
                         "inputs": [

@@ -119,6 +119,6 @@ def test_realworld_compose_cache_with_shared_base(realworld: Path) -> None:
 def test_every_record_with_a_result_lands_in_a_stage(realworld: Path, name: str) -> None:
     config = parse_cache_config((realworld / name).read_bytes())
     graph = analyze(config, {})
-    placed = {step.record for stage in graph.stages for step in stage.steps}
+    placed = {r for stage in graph.stages for step in stage.steps for r in (step.record, *step.variants)}
     non_roots = {i for i, r in enumerate(config.records) if not r.is_root}
     assert placed == non_roots
