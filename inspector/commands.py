@@ -286,7 +286,7 @@ def show(
             text = dockerfile.read_text()
         except OSError as exc:
             raise UsageError(f"--dockerfile {dockerfile}: {exc.strerror}") from None
-        recipe = DockerfileSource(text, target, args)
+        recipe = DockerfileSource(text, target, args, str(dockerfile))
         recipe.plan()  # a Dockerfile that does not parse is a usage error before any request
     elif target is not None or build_arg:
         raise UsageError("--target and --build-arg describe a Dockerfile: give it with --dockerfile")
