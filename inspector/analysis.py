@@ -75,11 +75,26 @@ def source_record_key(cache_key: str) -> Digest:
     return sha256_digest(f"{op_digest}@0")
 
 
-def image_manifest_key(digest: Digest, os: str, arch: str, variant: str = "") -> Digest:
-    """The manifest-key cache key of an image source (``source/containerimage/pull.go`` mainManifestKey)."""
+def image_manifest_key(
+    digest: Digest,
+    os: str,
+    arch: str,
+    variant: str = "",
+    os_version: str = "",
+    os_features: tuple[str, ...] = (),
+) -> Digest:
+    """The manifest-key cache key of an image source (``source/containerimage/pull.go`` mainManifestKey).
+
+    Go marshals the struct in field order; ``Variant``, ``OSVersion`` and ``OSFeatures`` are omitempty
+    (the last two since BuildKit v0.13, so a Windows base's key carries its OS version).
+    """
     text = f'{{"Digest":"{digest}","OS":"{os}","Arch":"{arch}"'
     if variant:
         text += f',"Variant":"{variant}"'
+    if os_version:
+        text += f',"OSVersion":"{os_version}"'
+    if os_features:
+        text += ',"OSFeatures":[' + ",".join(f'"{feature}"' for feature in os_features) + "]"
     return sha256_digest(text + "}")
 
 

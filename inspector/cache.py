@@ -38,7 +38,8 @@ Form = Literal["image-manifest", "oci-index", "docker-manifest-list", "docker-ma
 FORM_WRITERS: dict[Form, str] = {
     "image-manifest": "BuildKit >= 0.21 by default, or >= 0.12 with image-manifest=true",
     "oci-index": "BuildKit 0.8-0.20 by default, or image-manifest=false",
-    "docker-manifest-list": "BuildKit < 0.8, or oci-mediatypes=false",
+    "docker-manifest-list": "BuildKit < 0.8, or oci-mediatypes=false (0.8-0.20; with image-manifest=false on 0.21; "
+    "alone on >= 0.22)",
     "docker-manifest": "no BuildKit version writes this form; BuildKit still imports it",
 }
 

@@ -250,7 +250,9 @@ def _problems(
             )
         if not config.layers:
             problems.append(
-                Problem("no-layers", "warning", "the cache holds no layers (BuildKit never exports one)")
+                Problem(
+                    "no-layers", "warning", "the cache holds no layers (BuildKit >= 0.13 never exports one)"
+                )
             )
         elif not any(s in ("usable", "partial") for s in statuses):
             problems.append(
