@@ -11,6 +11,13 @@ derived exactly is the record graph and the layer chains; stages follow from it:
   builds on, so following input-0 links from a base gives one stage's steps.
   Where two records build on the same record, the chain branches: each branch
   starts a stage whose base is the stage it grew from (``FROM other-stage``).
+* **Variants.** A record digest names an *op* (``solver/exporter.go`` rootKey);
+  the cache key is the digest *and* its input links (``cache/remotecache/v1/chains.go``
+  item ids). So the same step is recorded once per version of a non-stage
+  input (one ``COPY . .`` per build-context version). Records with the same
+  digest, the same previous state and the same stage inputs, differing only
+  in inputs that are roots (context, images), are one step with variants; the
+  same op on another state, or copying from another stage, is another step.
 * **Edges.** Inputs 1+ that link to another stage's record (with a path
   selector) are ``COPY --from`` / ``RUN --mount=from`` edges; inputs that link
   only to content-checksum roots come from the build context.
@@ -68,11 +75,26 @@ def source_record_key(cache_key: str) -> Digest:
     return sha256_digest(f"{op_digest}@0")
 
 
-def image_manifest_key(digest: Digest, os: str, arch: str, variant: str = "") -> Digest:
-    """The manifest-key cache key of an image source (``source/containerimage/pull.go`` mainManifestKey)."""
+def image_manifest_key(
+    digest: Digest,
+    os: str,
+    arch: str,
+    variant: str = "",
+    os_version: str = "",
+    os_features: tuple[str, ...] = (),
+) -> Digest:
+    """The manifest-key cache key of an image source (``source/containerimage/pull.go`` mainManifestKey).
+
+    Go marshals the struct in field order; ``Variant``, ``OSVersion`` and ``OSFeatures`` are omitempty
+    (the last two since BuildKit v0.13, so a Windows base's key carries its OS version).
+    """
     text = f'{{"Digest":"{digest}","OS":"{os}","Arch":"{arch}"'
     if variant:
         text += f',"Variant":"{variant}"'
+    if os_version:
+        text += f',"OSVersion":"{os_version}"'
+    if os_features:
+        text += ',"OSFeatures":[' + ",".join(f'"{feature}"' for feature in os_features) + "]"
     return sha256_digest(text + "}")
 
 
@@ -109,9 +131,13 @@ class StepInput:
 
 @dataclass(frozen=True, slots=True)
 class Step:
+    """One instruction. ``variants``: the other records of the same step (other non-stage input versions)."""
+
     record: int
     number: int
     layers: tuple[int, ...] = ()
+    variants: tuple[int, ...] = ()
+    variant_layers: tuple[int, ...] = ()
     inputs: tuple[StepInput, ...] = ()
     inferred_layers: bool = False
     instruction: str | None = None
@@ -129,8 +155,8 @@ class Stage:
 
     @property
     def layers(self) -> tuple[int, ...]:
-        """Base image layers (for image bases) then each step's own layers."""
-        own = tuple(layer for step in self.steps for layer in step.layers)
+        """Base image layers (for image bases) then each step's own layers (and its other versions')."""
+        own = tuple(layer for step in self.steps for layer in (*step.layers, *step.variant_layers))
         if self.base.image is not None:
             return self.base.image.layers + own
         return own
@@ -147,7 +173,7 @@ class CacheGraph:
 
     def stage_of(self, record: int) -> Stage | None:
         for stage in self.stages:
-            if any(step.record == record for step in stage.steps):
+            if any(step.record == record or record in step.variants for step in stage.steps):
                 return stage
         return None
 
@@ -226,16 +252,17 @@ def analyze(config: CacheConfig, annotations: Mapping[Digest, Mapping[str, str]]
                 )
         return bases[group]
 
+    canonical, variants = _variants(config, is_root)
     parent: dict[int, int] = {}
     starts: dict[int, StageBase] = {}
     for index, record in enumerate(records):
-        if is_root[index]:
+        if is_root[index] or canonical[index] != index:
             continue
         slot0 = record.inputs[0]
         previous = [i for i in slot0 if not is_root[i.link]]
         if previous:
             if _continues(config, record, previous[0]):
-                parent[index] = previous[0].link
+                parent[index] = canonical[previous[0].link]
             else:  # input 0 is the source of a copy onto an empty state: FROM scratch + COPY
                 starts[index] = StageBase("scratch")
             continue
@@ -263,6 +290,8 @@ def analyze(config: CacheConfig, annotations: Mapping[Digest, Mapping[str, str]]
         segments.append((stage_base, members))
         for member in members:
             segment_of[member] = seg
+            for variant in variants.get(member, ()):
+                segment_of[variant] = seg
         branches = children.get(members[-1], [])
         if len(branches) > 1:
             pending.extend((child, StageBase("stage", stage=seg)) for child in branches)
@@ -276,7 +305,9 @@ def analyze(config: CacheConfig, annotations: Mapping[Digest, Mapping[str, str]]
         stage_base, members = segments[old]
         if stage_base.kind == "stage" and stage_base.stage is not None:
             stage_base = StageBase("stage", stage=renumber[stage_base.stage])
-        steps = _steps(config, members, stage_base, parent, is_root, segment_of, renumber, root_key_layer)
+        steps = _steps(
+            config, members, stage_base, parent, is_root, segment_of, renumber, root_key_layer, variants
+        )
         base_image = stage_base.image
         first_chain = _best_chain(config, records[steps[0].record]) if steps else None
         if base_image is not None and not base_image.verified and first_chain:
@@ -305,6 +336,63 @@ def analyze(config: CacheConfig, annotations: Mapping[Digest, Mapping[str, str]]
         context_roots=context_roots,
         unattributed_layers=tuple(sorted(referenced - attributed)),
     )
+
+
+def _variants(config: CacheConfig, is_root: list[bool]) -> tuple[list[int], dict[int, tuple[int, ...]]]:
+    """Each record's representative, and each representative's other records (see the module docstring).
+
+    Records are visited inputs first, so a step's variants are known before the steps built on them:
+    a RUN on every version of ``COPY . .`` then folds into one step too. The representative is the
+    variant with the newest result (else the first), the version the latest build wrote.
+    """
+    records = config.records
+    canonical = list(range(len(records)))
+    groups: dict[tuple[object, ...], list[int]] = {}
+    for index in _inputs_first(records):
+        if is_root[index]:
+            continue
+        record = records[index]
+        slot0 = frozenset(canonical[i.link] for i in record.inputs[0])
+        others = tuple(
+            frozenset(canonical[i.link] for i in slot if not is_root[i.link]) for slot in record.inputs[1:]
+        )
+        key = (record.digest, slot0, others)
+        members = groups.setdefault(key, [])
+        members.append(index)
+        canonical[index] = members[0]
+    out: dict[int, tuple[int, ...]] = {}
+    for members in groups.values():
+        if len(members) < 2:
+            continue
+        newest = max(members, key=lambda i: (_newest_time(records[i]), -i))
+        for member in members:
+            canonical[member] = newest
+        out[newest] = tuple(m for m in members if m != newest)
+    return canonical, out
+
+
+def _newest_time(record: CacheRecord) -> int:
+    times = [r.created_at.epoch_ns for r in record.results] + [c.created_at.epoch_ns for c in record.chains]
+    return max(times, default=-(2**63))
+
+
+def _inputs_first(records: tuple[CacheRecord, ...]) -> list[int]:
+    """Record indexes, each after every record its inputs link to (records are acyclic once parsed)."""
+    waiting = [len({i.link for slot in r.inputs for i in slot}) for r in records]
+    users: dict[int, list[int]] = {}
+    for index, record in enumerate(records):
+        for link in {i.link for slot in record.inputs for i in slot}:
+            users.setdefault(link, []).append(index)
+    ready = [i for i, count in enumerate(waiting) if count == 0]
+    order: list[int] = []
+    while ready:
+        index = ready.pop()
+        order.append(index)
+        for user in users.get(index, ()):
+            waiting[user] -= 1
+            if not waiting[user]:
+                ready.append(user)
+    return order
 
 
 # Every ExecOp mount yields a path selector; the rootfs mount's is sha256("/") (ops/exec.go getMountDeps).
@@ -366,6 +454,7 @@ def _steps(
     segment_of: dict[int, int],
     renumber: dict[int, int],
     root_key_layer: dict[Digest, int],
+    variants: Mapping[int, tuple[int, ...]],
 ) -> list[Step]:
     records = config.records
     first_number = 2 if stage_base.kind in ("image", "unknown") else 1
@@ -379,7 +468,14 @@ def _steps(
             inputs.append(
                 _classify_input(slot, alternatives, is_root, segment_of, renumber, records, root_key_layer)
             )
-        steps.append(Step(record=member, number=first_number + position, inputs=tuple(inputs)))
+        steps.append(
+            Step(
+                record=member,
+                number=first_number + position,
+                inputs=tuple(inputs),
+                variants=variants.get(member, ()),
+            )
+        )
 
     # Own layers: each result chain minus the nearest earlier chain it extends. Chains are built one
     # at a time (a deep cache's chains together hold depth² entries).
@@ -387,6 +483,13 @@ def _steps(
     reference: tuple[int, ...] = _ancestor_chain(config, members[0], parent) or base_layers
     pending: list[int] = []  # positions of steps without results since the last chain
     for position, step in enumerate(steps):
+        extra: dict[int, None] = {}
+        for variant in step.variants:  # each version's own layers, relative to the state it was built on
+            other = _best_chain(config, records[variant])
+            if other is not None:
+                extra.update(dict.fromkeys(other[_common_prefix(reference, other) :]))
+        if extra:
+            steps[position] = step = replace(step, variant_layers=tuple(extra))
         chain = _best_chain(config, records[step.record])
         if chain is None:
             pending.append(position)

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 from . import _json, mediatypes
-from .cacheconfig import CacheConfig, parse_cache_config
+from .cacheconfig import CacheConfig, import_error, parse_cache_config
 from .client import MANIFEST_LIMIT
 from .errors import InvalidContent, NotACache
 from .models import Descriptor, ManifestDocument
@@ -38,7 +38,8 @@ Form = Literal["image-manifest", "oci-index", "docker-manifest-list", "docker-ma
 FORM_WRITERS: dict[Form, str] = {
     "image-manifest": "BuildKit >= 0.21 by default, or >= 0.12 with image-manifest=true",
     "oci-index": "BuildKit 0.8-0.20 by default, or image-manifest=false",
-    "docker-manifest-list": "BuildKit < 0.8, or oci-mediatypes=false",
+    "docker-manifest-list": "BuildKit < 0.8, or oci-mediatypes=false (0.8-0.20; with image-manifest=false on 0.21; "
+    "alone on >= 0.22)",
     "docker-manifest": "no BuildKit version writes this form; BuildKit still imports it",
 }
 
@@ -65,8 +66,10 @@ def form_of(manifest: ManifestDocument) -> Form:
 def find_cache_config(manifest: ManifestDocument) -> tuple[Descriptor, tuple[Descriptor, ...]] | None:
     """The cacheconfig descriptor and the layer descriptors, or None when this is not a cache."""
     if manifest.kind == "index":
+        # import.go assigns configDesc for every cacheconfig entry in turn: the last one wins.
         config = next(
-            (d for d in manifest.manifests if d.media_type == mediatypes.BUILDKIT_CACHE_CONFIG), None
+            (d for d in reversed(manifest.manifests) if d.media_type == mediatypes.BUILDKIT_CACHE_CONFIG),
+            None,
         )
         if config is None:
             return None
@@ -148,6 +151,11 @@ def load_cache(source: CacheSource) -> CacheDocuments:
             config = parse_cache_config(config_raw)
         except InvalidContent as exc:
             error = str(exc)
+        if config is not None:
+            listed = {d.digest for d in layers}
+            error = import_error(config, listed.__contains__)
+            if error is not None:
+                config = None
     return CacheDocuments(
         manifest=manifest,
         form=form_of(manifest),

@@ -9,9 +9,20 @@ Schema: ``cache/remotecache/v1/types/spec.go``. The traps, all handled here:
 * Blob digests and record digests repeat; records are sorted by digest, not
   topologically, so links point forward and backward.
 
-Structural errors that make BuildKit's importer fail (``parse.go``: bad
-indexes, looping layers or records, an empty input list, a bad time) raise
-``InvalidContent`` with the position in the document.
+What BuildKit's importer (``cache/remotecache/v1/parse.go``) rejects is split
+in two, as it is there:
+
+* ``parse_cache_config`` raises ``InvalidContent`` for what fails whatever the
+  document lists: JSON that Go cannot decode into the types (a time that is not
+  RFC 3339, a string where a number goes), a record link out of range, an empty
+  input list, a looping record, a result's layer index out of range.
+* ``import_error`` answers for what depends on the listed blobs: ``getRemoteChain``
+  walks a result's chain from its top and stops, with no error, at the first
+  blob the document does not list, so an out-of-range parent or a layer loop is
+  an error only where a walk reaches it through listed blobs. Layers no result
+  reaches are never looked at.
+
+A missing or ``null`` ``createdAt`` is Go's zero time (``ZERO_TIME``), not an error.
 """
 
 from __future__ import annotations
@@ -26,6 +37,7 @@ from .digest import Digest
 from .errors import InvalidContent
 
 __all__ = [
+    "ZERO_TIME",
     "CacheConfig",
     "CacheInput",
     "CacheLayer",
@@ -33,8 +45,12 @@ __all__ = [
     "CacheResult",
     "ChainedResult",
     "LayerAnnotations",
+    "import_error",
     "parse_cache_config",
 ]
+
+# Go's zero time.Time: what a missing or null ``createdAt`` decodes to (encoding/json leaves the field alone).
+ZERO_TIME = _json.parse_go_time("0001-01-01T00:00:00Z", "zero time")
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,10 +78,15 @@ class CacheResult:
 
 @dataclass(frozen=True, slots=True)
 class ChainedResult:
-    """Inline-cache results: explicit layer indexes, bottom to top, parents not followed."""
+    """Inline-cache results: explicit layer indexes, bottom to top, parents not followed.
+
+    ``layers`` stops before the first index that names no layer; that index is
+    kept in ``bad_index`` (an import error only if every blob before it is listed).
+    """
 
     layers: tuple[int, ...]
     created_at: _json.Timestamp
+    bad_index: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -95,7 +116,12 @@ CHAIN_MEMO_LIMIT = 1_000_000
 
 @dataclass(frozen=True, slots=True)
 class CacheConfig:
-    """A parsed config; constructing one validates layer chains (no loops).
+    """A parsed config whose layers form a forest.
+
+    A layer whose ``parent`` names no layer, or closes a loop, is cut there
+    (``cut_layers``; ``parent_of`` is then -1): BuildKit either rejects such a
+    config (``import_error``) or never walks past an unlisted blob below it,
+    so the chains here are those of every result BuildKit imports.
 
     Chains share their bottoms, so a config of n layers can describe n² chain
     entries; the whole-config questions below are answered in one pass over
@@ -105,11 +131,16 @@ class CacheConfig:
     layers: tuple[CacheLayer, ...]
     records: tuple[CacheRecord, ...]
     parents_first: tuple[int, ...] = field(init=False, repr=False, compare=False)
+    parent_of: tuple[int, ...] = field(init=False, repr=False, compare=False)
+    cut_layers: frozenset[int] = field(init=False, repr=False, compare=False)
     _chains: dict[int, tuple[int, ...]] = field(init=False, repr=False, compare=False)
     _memo_entries: list[int] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "parents_first", _parents_first(self.layers))
+        parent_of, order, cut = _forest(self.layers)
+        object.__setattr__(self, "parents_first", order)
+        object.__setattr__(self, "parent_of", parent_of)
+        object.__setattr__(self, "cut_layers", cut)
         object.__setattr__(self, "_chains", {})
         object.__setattr__(self, "_memo_entries", [0])
 
@@ -127,7 +158,7 @@ class CacheConfig:
         index = layer
         while index != -1 and index not in self._chains:
             path.append(index)
-            index = self.layers[index].parent
+            index = self.parent_of[index]
         path.reverse()
         chain = (self._chains[index] if index != -1 else ()) + tuple(path)
         if self._memo_entries[0] + len(chain) > CHAIN_MEMO_LIMIT:
@@ -147,7 +178,7 @@ class CacheConfig:
         """Chain length up to each layer (``len(chain(i))``) without building the chains."""
         depth = [0] * len(self.layers)
         for index in self.parents_first:
-            parent = self.layers[index].parent
+            parent = self.parent_of[index]
             depth[index] = 1 + (depth[parent] if parent != -1 else 0)
         return depth
 
@@ -159,7 +190,8 @@ class CacheConfig:
             layer = self.layers[index]
             if layer.blob not in verdict:
                 verdict[layer.blob] = keep(layer.blob)
-            out[index] = verdict[layer.blob] and (layer.parent == -1 or out[layer.parent])
+            parent = self.parent_of[index]
+            out[index] = verdict[layer.blob] and (parent == -1 or out[parent])
         return out
 
     def referenced_layers(self) -> set[int]:
@@ -171,7 +203,7 @@ class CacheConfig:
                 index = result.layer
                 while index != -1 and index not in walked:
                     walked.add(index)
-                    index = self.layers[index].parent
+                    index = self.parent_of[index]
             for chained in record.chains:
                 listed.update(chained.layers)
         return walked | listed
@@ -188,13 +220,13 @@ class CacheConfig:
         # Results whose chain passes through each layer: the tops in its subtree, summed children first.
         through = tops[:]
         for index in reversed(self.parents_first):
-            parent = self.layers[index].parent
+            parent = self.parent_of[index]
             if parent != -1:
                 through[parent] += through[index]
         # A chain holding a blob twice counts once: only the lowest layer of each blob on a path counts.
         children: dict[int, list[int]] = {}
         for index in self.parents_first:
-            children.setdefault(self.layers[index].parent, []).append(index)
+            children.setdefault(self.parent_of[index], []).append(index)
         on_path: Counter[Digest] = Counter()
         stack: list[tuple[int, bool]] = [(i, True) for i in reversed(children.get(-1, []))]
         while stack:
@@ -211,25 +243,74 @@ class CacheConfig:
         return +counts
 
 
-def _parents_first(layers: tuple[CacheLayer, ...]) -> tuple[int, ...]:
-    """Every layer index, each after its parent; raises on a loop. O(n) for any shape."""
-    state = [0] * len(layers)  # 0 unseen, 1 on the current walk, 2 placed
+def _forest(layers: tuple[CacheLayer, ...]) -> tuple[tuple[int, ...], tuple[int, ...], frozenset[int]]:
+    """Parents with bad links cut, every index after its parent, and the cut layers. O(n) for any shape."""
+    count = len(layers)
+    parent_of = [layer.parent for layer in layers]
+    cut: set[int] = set()
+    state = [0] * count  # 0 unseen, 1 on the current walk, 2 placed
     order: list[int] = []
-    for start in range(len(layers)):
+    for start in range(count):
         path: list[int] = []
         index = start
         while index != -1 and state[index] != 2:
-            if state[index] == 1:
-                raise InvalidContent(
-                    f"cache config: layer {index} is its own ancestor (BuildKit: invalid looping layer)"
-                )
             state[index] = 1
             path.append(index)
-            index = layers[index].parent
+            parent = parent_of[index]
+            if parent != -1 and (not 0 <= parent < count or state[parent] == 1):
+                parent_of[index] = parent = -1
+                cut.add(index)
+            index = parent
         for member in reversed(path):
             state[member] = 2
             order.append(member)
-    return tuple(order)
+    return tuple(parent_of), tuple(order), frozenset(cut)
+
+
+def import_error(config: CacheConfig, listed: Callable[[Digest], bool]) -> str | None:
+    """What BuildKit's importer fails with, given which blobs the document lists; None when it imports.
+
+    Mirrors ``parse.go``: ``getRemoteChain`` per result (loop check, index check,
+    then the provider lookup that ends the walk quietly) and the chained results'
+    loop (index check, then lookup, ``break`` on the first missing blob).
+    """
+    count = len(config.layers)
+    outcome: dict[int, str | None] = {}  # a walk from each layer, once: the error it meets, or None
+
+    def walk(top: int) -> str | None:
+        path: list[int] = []
+        on_path: set[int] = set()
+        index = top
+        while True:
+            if index in outcome:
+                found = outcome[index]
+                break
+            if index in on_path:
+                found = f"invalid looping layer (layer {index})"
+                break
+            if not 0 <= index < count:
+                found = f"invalid layer index {index}"
+                break
+            path.append(index)
+            on_path.add(index)
+            layer = config.layers[index]
+            if not listed(layer.blob) or layer.parent == -1:
+                found = None
+                break
+            index = layer.parent
+        for member in path:
+            outcome[member] = found
+        return found
+
+    for position, record in enumerate(config.records):
+        for result in record.results:
+            found = walk(result.layer)
+            if found is not None:
+                return f"record {position} ({record.digest.short}): {found}"
+        for chained in record.chains:
+            if chained.bad_index is not None and all(listed(config.layers[i].blob) for i in chained.layers):
+                return f"record {position} ({record.digest.short}): invalid layer index {chained.bad_index}"
+    return None
 
 
 def _check_record_loops(records: tuple[CacheRecord, ...]) -> None:
@@ -259,11 +340,9 @@ def _check_record_loops(records: tuple[CacheRecord, ...]) -> None:
                 stack.append((target, 0))
 
 
-def _parse_layer(value: Any, where: str, count: int) -> CacheLayer:
+def _parse_layer(value: Any, where: str) -> CacheLayer:
     f = _json.fields(value, ("blob", "parent", "annotations"), where)
-    parent = _json.as_int(f.get("parent"), f"{where}.parent")
-    if not -1 <= parent < count:
-        raise InvalidContent(f"{where}.parent: {parent} is not a layer index (BuildKit: invalid layer index)")
+    parent = _json.as_int(f.get("parent"), f"{where}.parent")  # checked only where a walk reaches it
     annotations = None
     if f.get("annotations") is not None:
         a = _json.fields(
@@ -289,6 +368,13 @@ def _index(value: Any, where: str, count: int, noun: str) -> int:
     return index
 
 
+def _created_at(value: Any, where: str) -> _json.Timestamp:
+    """Go's ``time.Time`` decoding: ``null`` or absent leaves the zero time; any other non-time is an error."""
+    if value is None:
+        return ZERO_TIME
+    return _json.parse_go_time(_json.as_str(value, where), where)
+
+
 def _parse_record(value: Any, where: str, n_layers: int, n_records: int) -> CacheRecord:
     f = _json.fields(value, ("layers", "chains", "digest", "inputs"), where)
     results = []
@@ -297,26 +383,22 @@ def _parse_record(value: Any, where: str, n_layers: int, n_records: int) -> Cach
         results.append(
             CacheResult(
                 layer=_index(r.get("layer"), f"{where}.layers[{i}].layer", n_layers, "layer"),
-                created_at=_json.parse_go_time(
-                    _json.as_str(r.get("createdAt"), f"{where}.layers[{i}].createdAt"),
-                    f"{where}.layers[{i}].createdAt",
-                ),
+                created_at=_created_at(r.get("createdAt"), f"{where}.layers[{i}].createdAt"),
             )
         )
     chains = []
     for i, item in enumerate(_json.as_list(f.get("chains"), f"{where}.chains")):
         c = _json.fields(item, ("layers", "createdAt"), f"{where}.chains[{i}]")
-        indexes = tuple(
-            _index(x, f"{where}.chains[{i}].layers[{j}]", n_layers, "layer")
+        indexes = [
+            _json.as_int(x, f"{where}.chains[{i}].layers[{j}]")
             for j, x in enumerate(_json.as_list(c.get("layers"), f"{where}.chains[{i}].layers"))
-        )
+        ]
+        bad = next((j for j, x in enumerate(indexes) if not 0 <= x < n_layers), None)
         chains.append(
             ChainedResult(
-                indexes,
-                _json.parse_go_time(
-                    _json.as_str(c.get("createdAt"), f"{where}.chains[{i}].createdAt"),
-                    f"{where}.chains[{i}].createdAt",
-                ),
+                tuple(indexes if bad is None else indexes[:bad]),
+                _created_at(c.get("createdAt"), f"{where}.chains[{i}].createdAt"),
+                None if bad is None else indexes[bad],
             )
         )
     inputs = []
@@ -343,16 +425,14 @@ def _parse_record(value: Any, where: str, n_layers: int, n_records: int) -> Cach
 
 
 def parse_cache_config(raw: bytes) -> CacheConfig:
-    """Parse and structurally validate a cache config, as BuildKit's importer would."""
+    """Decode a cache config and reject what BuildKit's importer rejects whatever blobs are listed."""
     doc = _json.load(raw, "cache config")
     if not isinstance(doc, _json.Obj):
         raise InvalidContent("cache config: expected a JSON object")
     f = _json.fields(doc, ("layers", "records"), "cache config")
     raw_layers = _json.as_list(f.get("layers"), "cache config.layers")
     raw_records = _json.as_list(f.get("records"), "cache config.records")
-    layers = tuple(
-        _parse_layer(v, f"cache config.layers[{i}]", len(raw_layers)) for i, v in enumerate(raw_layers)
-    )
+    layers = tuple(_parse_layer(v, f"cache config.layers[{i}]") for i, v in enumerate(raw_layers))
     records = tuple(
         _parse_record(v, f"cache config.records[{i}]", len(raw_layers), len(raw_records))
         for i, v in enumerate(raw_records)

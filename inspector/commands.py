@@ -312,7 +312,7 @@ def show(
     recipe: DockerfileSource | None = None
     if dockerfile is not None:
         text = _read_dockerfile(dockerfile)
-        recipe = DockerfileSource(text, target, args)
+        recipe = DockerfileSource(text, target, args, str(dockerfile))
         recipe.plan()  # a Dockerfile that does not parse is a usage error before any request
     elif target is not None or build_arg:
         raise UsageError("--target and --build-arg describe a Dockerfile: give it with --dockerfile")

@@ -17,9 +17,12 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from .errors import UsageError
+
+if TYPE_CHECKING:
+    import dockerfile
 
 __all__ = ["BuildPlan", "PlannedStage", "PlannedStep", "StepKind", "expand", "plan_dockerfile"]
 
@@ -73,6 +76,48 @@ class BuildPlan:
 
     def stage(self, name: str) -> PlannedStage:
         return next(s for s in self.stages if s.name == name)
+
+
+# instructions/parse.go ParseInstruction: any other command word is an UnknownInstructionError.
+_INSTRUCTIONS = frozenset(
+    [
+        "ADD",
+        "ARG",
+        "CMD",
+        "COPY",
+        "ENTRYPOINT",
+        "ENV",
+        "EXPOSE",
+        "FROM",
+        "HEALTHCHECK",
+        "LABEL",
+        "MAINTAINER",
+        "ONBUILD",
+        "RUN",
+        "SHELL",
+        "STOPSIGNAL",
+        "USER",
+        "VOLUME",
+        "WORKDIR",
+    ]
+)
+_STAGE_NAME_RE = re.compile(r"^[a-z][a-z0-9-_.]*$")  # parse.go validStageName
+
+
+def _check_instruction(command: dockerfile.Command, name: str) -> None:
+    """Reject what ``instructions/parse.go`` rejects, with its message and line (``parseError``)."""
+    problem = None
+    if command.cmd not in _INSTRUCTIONS:
+        problem = f"unknown instruction: {command.cmd}"
+    elif command.cmd == "FROM":  # parseBuildStageName
+        args = command.value
+        if len(args) == 3 and args[1].upper() == "AS":
+            if not _STAGE_NAME_RE.match(args[2].lower()):
+                problem = f"invalid name for build stage: {args[2]!r}, name can't start with a number or contain symbols"
+        elif len(args) != 1:
+            problem = "FROM requires either one or three arguments"
+    if problem is not None:
+        raise UsageError(f"{name}: dockerfile parse error on line {command.start_line}: {problem}")
 
 
 _VAR_RE = re.compile(r"\\\$|\$(?:\{([A-Za-z_][A-Za-z0-9_]*)(?:(:?[-+])([^}]*))?\}|([A-Za-z_][A-Za-z0-9_]*))")
@@ -174,18 +219,22 @@ def plan_dockerfile(
     target: str | None = None,
     build_args: Mapping[str, str] | None = None,
     platform: str | None = None,
+    name: str = "Dockerfile",
 ) -> BuildPlan:
     """Parse a Dockerfile into the stages and steps BuildKit would run for ``target`` (default: last).
 
     ``platform`` (``os/arch[/variant]``) sets BuildKit's automatic platform ARGs
-    (``TARGETARCH`` …); without it they stay unexpanded in labels.
+    (``TARGETARCH`` …); without it they stay unexpanded in labels. ``name`` is the
+    file named in parse errors.
     """
     import dockerfile
 
     try:
         commands = dockerfile.parse_string(text)
     except (dockerfile.GoParseError, ValueError) as exc:
-        raise UsageError(f"cannot parse the Dockerfile: {exc}") from None
+        raise UsageError(f"{name}: cannot parse the Dockerfile: {exc}") from None
+    for command in commands:
+        _check_instruction(command, name)
     overrides = dict(build_args or {})
     automatic = _platform_args(platform)
     global_args: dict[str, str] = dict(automatic)

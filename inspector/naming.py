@@ -479,6 +479,9 @@ class DockerfileSource:
     text: str
     target: str | None = None
     build_args: Mapping[str, str] | None = None
+    path: str = "Dockerfile"
 
     def plan(self, platform: str | None = None) -> BuildPlan:
-        return plan_dockerfile(self.text, target=self.target, build_args=self.build_args, platform=platform)
+        return plan_dockerfile(
+            self.text, target=self.target, build_args=self.build_args, platform=platform, name=self.path
+        )

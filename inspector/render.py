@@ -130,6 +130,8 @@ def _stage_table(report: CacheReport, stage: Stage) -> RenderableType:
             notes.append(f"result {status}")
         if step.inferred_layers:
             notes.append("layer placed by position")
+        if step.variants:
+            notes.append(f"{len(step.variants) + 1} variants (other versions of a non-stage input)")
         text = ", ".join(notes)
         label = f"#{step.number}"
         if step.instruction:  # it carries BuildKit's own [stage k/n] numbering

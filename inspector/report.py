@@ -16,7 +16,7 @@ from typing import Any, Literal
 from . import _json, mediatypes
 from .analysis import CacheGraph, Stage, analyze
 from .cache import FORM_WRITERS, IMPORT_LIMIT, CacheDocuments, load_cache
-from .cacheconfig import CacheConfig
+from .cacheconfig import ZERO_TIME
 from .client import BlobStat
 from .digest import Digest
 from .errors import InvalidContent
@@ -110,7 +110,12 @@ class CacheReport:
     def created_range(self) -> tuple[_json.Timestamp, _json.Timestamp] | None:
         times = [layer.created_at for layer in self.layers if layer.created_at is not None]
         if self.documents.config is not None:
-            times.extend(r.created_at for rec in self.documents.config.records for r in rec.results)
+            times.extend(
+                r.created_at
+                for rec in self.documents.config.records
+                for r in rec.results
+                if r.created_at != ZERO_TIME
+            )
         if not times:
             return None
         return min(times), max(times)
@@ -220,9 +225,34 @@ def _problems(
                         blob,
                     )
                 )
+        cut = sorted(config.cut_layers)
+        if cut:
+            problems.append(
+                Problem(
+                    "layer-parent-invalid",
+                    "warning",
+                    f"layer{'s' if len(cut) > 1 else ''} {', '.join(map(str, cut[:5]))}"
+                    f"{' …' if len(cut) > 5 else ''} of the config name a parent that is no layer or loops back; "
+                    "BuildKit imports the cache anyway, because no result reaches that link through blobs the "
+                    "document lists (parse.go getRemoteChain stops at the first unlisted blob)",
+                )
+            )
+        untimed = sum(r.created_at == ZERO_TIME for rec in config.records for r in rec.results)
+        untimed += sum(c.created_at == ZERO_TIME for rec in config.records for c in rec.chains)
+        if untimed:
+            problems.append(
+                Problem(
+                    "result-time-missing",
+                    "warning",
+                    f"{untimed} result{'s have' if untimed > 1 else ' has'} no createdAt; BuildKit reads Go's zero "
+                    "time (0001-01-01) and imports them, but ranks them oldest",
+                )
+            )
         if not config.layers:
             problems.append(
-                Problem("no-layers", "warning", "the cache holds no layers (BuildKit never exports one)")
+                Problem(
+                    "no-layers", "warning", "the cache holds no layers (BuildKit >= 0.13 never exports one)"
+                )
             )
         elif not any(s in ("usable", "partial") for s in statuses):
             problems.append(
@@ -330,26 +360,14 @@ def base_label(stage: Stage, graph: CacheGraph) -> str:
 
 
 def _timestamp(ts: _json.Timestamp | None) -> str | None:
-    return ts.text if ts is not None else None
+    """The time as written; None for none and for Go's zero time (a missing ``createdAt``)."""
+    return ts.text if ts is not None and ts != ZERO_TIME else None
 
 
-JSON_CHAIN_LIMIT = 2_000_000
-
-
-def _check_json_chain_budget(config: CacheConfig) -> None:
-    """Refuse a config whose per-record result chains would print more than ``JSON_CHAIN_LIMIT`` digests.
-
-    Chains share their bottoms: 12,000 records on one 12,000-layer chain fit in
-    3.4 MB but would print 144 million digests (10 GB of JSON).
-    """
-    depth = config.depths()
-    total = sum(depth[r.layer] for record in config.records for r in record.results)
-    total += sum(len(c.layers) for record in config.records for c in record.chains)
-    if total > JSON_CHAIN_LIMIT:
-        raise InvalidContent(
-            f"cache config: its record results list {total:,} layers in all, over the {JSON_CHAIN_LIMIT:,} "
-            "that --json prints (the text output has no such limit)"
-        )
+# Version of the ``show --json`` document. 2: a result names its top layer (``layer``, ``layerIndex``) instead
+# of listing its whole chain, and ``configLayers`` gives every config layer's parent, so the document is linear
+# in the config's size (a deep chain listed per record is quadratic); steps list their ``variantRecords``.
+JSON_SCHEMA_VERSION = 2
 
 
 def report_to_json(report: CacheReport) -> dict[str, Any]:
@@ -386,6 +404,8 @@ def report_to_json(report: CacheReport) -> dict[str, Any]:
                         "layers": [digest_of(i) for i in step.layers],
                         "size": size_of(step.layers),
                         "layersInferred": step.inferred_layers,
+                        "variantRecords": list(step.variants),
+                        "variantLayers": [digest_of(i) for i in step.variant_layers],
                         "createdAt": _timestamp(max((r.created_at for r in record.results), default=None)),
                         "status": report.record_status[step.record],
                         "inputs": [
@@ -419,7 +439,6 @@ def report_to_json(report: CacheReport) -> dict[str, Any]:
             )
     records = []
     if config is not None:
-        _check_json_chain_budget(config)
         for index, record in enumerate(config.records):
             records.append(
                 {
@@ -428,13 +447,14 @@ def report_to_json(report: CacheReport) -> dict[str, Any]:
                     "status": report.record_status[index],
                     "results": [
                         {
-                            "createdAt": r.created_at.text,
-                            "layers": [digest_of(i) for i in config.chain(r.layer)],
+                            "createdAt": _timestamp(r.created_at),
+                            "layer": digest_of(r.layer),
+                            "layerIndex": r.layer,
                         }
                         for r in record.results
                     ]
                     + [
-                        {"createdAt": c.created_at.text, "layers": [digest_of(i) for i in c.layers]}
+                        {"createdAt": _timestamp(c.created_at), "layers": [digest_of(i) for i in c.layers]}
                         for c in record.chains
                     ],
                     "inputs": [
@@ -445,6 +465,7 @@ def report_to_json(report: CacheReport) -> dict[str, Any]:
             )
     created = report.created_range
     return {
+        "schemaVersion": JSON_SCHEMA_VERSION,
         "reference": report.source,
         "digest": str(docs.manifest.digest),
         "mediaType": docs.manifest.media_type,
@@ -475,6 +496,12 @@ def report_to_json(report: CacheReport) -> dict[str, Any]:
         "stages": stages,
         "unattributedLayers": [digest_of(i) for i in graph.unattributed_layers] if graph else [],
         "notes": list(graph.notes) if graph else [],
+        "configLayers": [
+            {"index": i, "blob": str(layer.blob), "parent": config.parent_of[i]}
+            for i, layer in enumerate(config.layers)
+        ]
+        if config is not None
+        else [],
         "records": records,
         "health": {
             "ok": report.health.ok,

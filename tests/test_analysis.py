@@ -119,6 +119,24 @@ def test_realworld_compose_cache_with_shared_base(realworld: Path) -> None:
 def test_every_record_with_a_result_lands_in_a_stage(realworld: Path, name: str) -> None:
     config = parse_cache_config((realworld / name).read_bytes())
     graph = analyze(config, {})
-    placed = {step.record for stage in graph.stages for step in stage.steps}
+    placed = {r for stage in graph.stages for step in stage.steps for r in (step.record, *step.variants)}
     non_roots = {i for i, r in enumerate(config.records) if not r.is_root}
     assert placed == non_roots
+
+
+def test_manifest_key_of_a_windows_base_carries_os_version_and_features() -> None:
+    # source/containerimage/pull.go mainManifestKey (since v0.13): json.Marshal of the struct {Digest, OS, Arch,
+    # Variant omitempty, OSVersion omitempty, OSFeatures omitempty, Limit omitempty}, fields in that order.
+    manifest = Digest("sha256:" + "ab" * 32)
+    go_json = (
+        '{"Digest":"sha256:' + "ab" * 32 + '","OS":"windows","Arch":"amd64",'
+        '"OSVersion":"10.0.20348.2527","OSFeatures":["win32k"]}'
+    )
+    key = image_manifest_key(
+        manifest, "windows", "amd64", os_version="10.0.20348.2527", os_features=("win32k",)
+    )
+    assert key == sha256_digest(go_json)
+    # Without them (Linux), the v0.12 form is unchanged.
+    assert image_manifest_key(manifest, "linux", "arm64", "v8") == sha256_digest(
+        '{"Digest":"sha256:' + "ab" * 32 + '","OS":"linux","Arch":"arm64","Variant":"v8"}'
+    )

@@ -83,10 +83,6 @@ def test_chain_order() -> None:
 @pytest.mark.parametrize(
     ("parts", "message"),
     [
-        ({"layers": [{"blob": A}]}, "its own ancestor"),  # no parent key = parent 0 = itself
-        ({"layers": [{"blob": A, "parent": 1}, {"blob": B}]}, "its own ancestor"),
-        ({"layers": [{"blob": A, "parent": 5}]}, "not a layer index"),
-        ({"layers": [{"blob": A, "parent": -2}]}, "not a layer index"),
         ({"layers": [{"blob": "sha256:zz", "parent": -1}]}, "invalid digest"),
         ({"layers": [{"blob": A, "parent": 1.0}]}, "expected an integer"),
         ({"layers": [{"blob": A, "parent": True}]}, "expected an integer"),
@@ -111,6 +107,13 @@ def test_chain_order() -> None:
             },
             "not an RFC 3339 time",
         ),
+        (
+            {
+                "layers": [{"blob": A, "parent": -1}],
+                "records": [{"digest": A, "layers": [{"layer": 0, "createdAt": 5}]}],
+            },
+            "expected a string",
+        ),
         ({"records": [{"inputs": []}]}, "missing digest"),
         ({"layers": {}}, "expected an array"),
     ],
@@ -118,6 +121,87 @@ def test_chain_order() -> None:
 def test_structural_errors(parts: dict[str, object], message: str) -> None:
     with pytest.raises(InvalidContent, match=message):
         parse_cache_config(json.dumps(parts).encode())
+
+
+def _import(layers: list[dict[str, object]], results: list[int], listed: set[str]) -> str | None:
+    """``import_error`` for one record whose results are the given layer indexes."""
+    records = [{"digest": C, "layers": [{"layer": i, "createdAt": T} for i in results]}]
+    config = parse_cache_config(doc(layers=layers, records=records))
+    return cacheconfig.import_error(config, listed.__contains__)
+
+
+# Each case mirrors moby/buildkit cache/remotecache/v1/parse.go, getRemoteChain (per result, from its top):
+# 1. `if _, ok := visited[idx]` -> "invalid looping layer"; 2. `if idx < 0 || idx >= len(layers)` ->
+# "invalid layer index"; 3. `descPair, ok := provider[l.Blob]; if !ok { return nil, nil }` -> the result is
+# dropped, nothing below it is looked at; 4. `if l.ParentIndex != -1` recurse, else the chain ends.
+@pytest.mark.parametrize(
+    ("layers", "results", "listed", "error"),
+    [
+        # A reached parent out of range with every blob listed: step 2 on the parent index.
+        ([{"blob": A, "parent": 5}], [0], {A}, "invalid layer index 5"),
+        # -2 is not -1, so step 4 recurses and step 2 rejects -2.
+        ([{"blob": A, "parent": -2}], [0], {A}, "invalid layer index -2"),
+        # No parent key is parent 0 (omitempty): layer 0 is its own parent, step 1 on the second visit.
+        ([{"blob": A}], [0], {A}, "invalid looping layer"),
+        ([{"blob": A, "parent": 1}, {"blob": B, "parent": 0}], [1], {A, B}, "invalid looping layer"),
+        # The same shapes with the top blob unlisted: step 3 returns before the parent is looked at.
+        ([{"blob": A, "parent": 5}], [0], set(), None),
+        ([{"blob": A}], [0], set(), None),
+        # A loop through a blob the document does not list: the walk from 1 stops at 0 (B unlisted).
+        ([{"blob": B, "parent": 1}, {"blob": A, "parent": 0}], [1], {A}, None),
+        # Layers no result reaches are never walked (ParseConfig only walks results).
+        ([{"blob": A, "parent": -1}, {"blob": B, "parent": 9}, {"blob": B}], [0], {A, B}, None),
+    ],
+)
+def test_importer_rejects_only_what_a_walk_through_listed_blobs_reaches(
+    layers: list[dict[str, object]], results: list[int], listed: set[str], error: str | None
+) -> None:
+    found = _import(layers, results, listed)
+    if error is None:
+        assert found is None
+    else:
+        assert found is not None and error in found
+
+
+def test_chained_results_check_indexes_until_the_first_unlisted_blob() -> None:
+    # parse.go, the ChainedResults loop: `if diff < 0 || diff >= len(cc.Layers)` errors, but
+    # `if !ok { remote = nil; break }` on the first unlisted blob ends the loop before later indexes.
+    layers = [{"blob": A, "parent": -1}, {"blob": B, "parent": -1}]
+    records = [{"digest": C, "chains": [{"layers": [0, 1, 7], "createdAt": T}]}]
+    config = parse_cache_config(doc(layers=layers, records=records))
+    assert config.records[0].chains[0].layers == (0, 1) and config.records[0].chains[0].bad_index == 7
+    assert cacheconfig.import_error(config, {A}.__contains__) is None  # B unlisted: break before 7
+    found = cacheconfig.import_error(config, {A, B}.__contains__)
+    assert found is not None and "invalid layer index 7" in found
+
+
+def test_cut_links_leave_a_forest() -> None:
+    # Out-of-range and loop-closing parents are cut (parent_of -1) so every chain is finite; the cut
+    # layers are reported as such.
+    layers = [
+        {"blob": A, "parent": 1},
+        {"blob": B, "parent": 0},
+        {"blob": C, "parent": 42},
+        {"blob": A, "parent": 0},
+    ]
+    config = parse_cache_config(doc(layers=layers))
+    assert config.cut_layers == {1, 2}
+    assert config.parent_of == (1, -1, -1, 0)
+    assert config.chain(3) == (1, 0, 3)
+
+
+@pytest.mark.parametrize("created", [None, "absent"])
+def test_missing_or_null_created_at_is_go_zero_time(created: str | None) -> None:
+    # CacheResult.CreatedAt is a time.Time without omitempty: encoding/json leaves it at the zero
+    # value when the key is absent, and time.Time.UnmarshalJSON treats `null` as a no-op.
+    result: dict[str, object] = {"layer": 0}
+    if created is None:
+        result["createdAt"] = None
+    config = parse_cache_config(
+        doc(layers=[{"blob": A, "parent": -1}], records=[{"digest": C, "layers": [result]}])
+    )
+    stamp = config.records[0].results[0].created_at
+    assert stamp == cacheconfig.ZERO_TIME and stamp.datetime.year == 1
 
 
 def test_keys_match_case_insensitively_last_wins() -> None:
@@ -250,3 +334,27 @@ def test_chain_memo_is_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
     for top in range(n):
         assert config.chain(top) == tuple(range(top + 1))
     assert sum(len(c) for c in config._chains.values()) <= 50
+
+
+def test_an_index_with_two_cacheconfig_entries_uses_the_last() -> None:
+    # cache/remotecache/import.go: `for _, m := range mfst.Manifests { if m.MediaType == CacheConfigMediaTypeV0
+    # { configDesc = m; continue } ...}` overwrites configDesc on each entry, so the last one is imported.
+    from inspector.cache import find_cache_config
+    from inspector.models import parse_manifest
+
+    def entry(digest: str, media_type: str) -> dict[str, object]:
+        return {"mediaType": media_type, "digest": digest, "size": 10}
+
+    index = {
+        "schemaVersion": 2,
+        "mediaType": "application/vnd.oci.image.index.v1+json",
+        "manifests": [
+            entry(A, "application/vnd.buildkit.cacheconfig.v0"),
+            entry(C, "application/vnd.oci.image.layer.v1.tar+gzip"),
+            entry(B, "application/vnd.buildkit.cacheconfig.v0"),
+        ],
+    }
+    found = find_cache_config(parse_manifest(json.dumps(index).encode()))
+    assert found is not None
+    config, layers = found
+    assert config.digest == B and [d.digest for d in layers] == [C]

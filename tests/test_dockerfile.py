@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import re
+from pathlib import Path
+
 import pytest
 
 from inspector.dockerfile import expand, plan_dockerfile
 from inspector.errors import UsageError
+from tests.support import run_cli
 
 GO_BUILD = """\
 # syntax=docker/dockerfile:1
@@ -141,3 +145,34 @@ def test_unknown_target() -> None:
 )
 def test_expand(word: str, expected: str) -> None:
     assert expand(word, {"A": "1", "E": ""}, keep_unset=True) == expected
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        # instructions/parse.go parseBuildStageName: `case len(args) != 1: "FROM requires either one or three
+        # arguments"`; a bare FROM has none, `FROM alpine AS` two.
+        ("FROM\n", "line 1: FROM requires either one or three arguments"),
+        ("FROM alpine AS\n", "line 1: FROM requires either one or three arguments"),
+        # parseBuildStageName: a name must match validStageName ^[a-z][a-z0-9-_.]*$ (after lowering).
+        ("FROM alpine AS 1st\n", "line 1: invalid name for build stage: '1st'"),
+        # ParseInstruction's default case: UnknownInstructionError "unknown instruction: RUNN", wrapped by
+        # parseError as "dockerfile parse error on line N: …".
+        ("FROM alpine\n\nRUNN x\n", "dockerfile parse error on line 3: unknown instruction: RUNN"),
+    ],
+)
+def test_parse_errors_name_the_file_and_line_as_buildkit_does(text: str, message: str) -> None:
+    with pytest.raises(UsageError, match=re.escape("app/Dockerfile: dockerfile parse error on ")) as caught:
+        plan_dockerfile(text, name="app/Dockerfile")
+    assert message in str(caught.value)
+
+
+@pytest.mark.parametrize("text", ["FROM\n", "FROM alpine\nRUNN x\n", "FROM alpine AS\n"])
+def test_cli_malformed_dockerfile_exits_2_with_file_and_line(tmp_path: Path, text: str) -> None:
+    # Checked before any request, so the (unreachable) reference is never contacted.
+    path = tmp_path / "Dockerfile"
+    path.write_text(text)
+    shown = run_cli("show", "127.0.0.1:9/none/cache:latest", "--dockerfile", str(path))
+    assert shown.returncode == 2, shown.stderr
+    (line,) = shown.stderr.strip().splitlines()
+    assert f"{path}: dockerfile parse error on line" in line and "Traceback" not in shown.stderr

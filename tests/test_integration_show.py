@@ -119,7 +119,18 @@ def test_missing_blob_is_reported_with_its_digest_and_strict_exits_10(
     assert [p["digest"] for p in problems] == [removed]
     assert next(layer for layer in doc["layers"] if layer["digest"] == removed)["present"] is False
     broken = [r for r in doc["records"] if r["status"] in ("broken", "partial")]
-    assert broken and all(any(removed in result["layers"] for result in r["results"]) for r in broken)
+    parents = {layer["index"]: layer for layer in doc["configLayers"]}
+
+    def chain(top: int) -> list[str]:  # a result's chain: its top layer and the parents below it
+        blobs = []
+        while top != -1:
+            blobs.append(parents[top]["blob"])
+            top = parents[top]["parent"]
+        return blobs
+
+    assert broken and all(
+        any(removed in chain(result["layerIndex"]) for result in r["results"]) for r in broken
+    )
     assert run(["show", ref, "--strict"]) == 10
     human = capsys.readouterr().out
     assert "UNHEALTHY" in human and removed[:19] in human
