@@ -43,7 +43,13 @@ _VERDICT_ICONS = {
 
 
 def _fact(fact: Fact) -> dict[str, Any]:
-    return {"topic": fact.topic, "verdict": fact.verdict, "text": fact.text, "sources": list(fact.sources)}
+    return {
+        "topic": fact.topic,
+        "verdict": fact.verdict,
+        "text": fact.text,
+        "sources": list(fact.sources),
+        "note": fact.note or None,
+    }
 
 
 def _check(check: Check) -> dict[str, Any]:
@@ -149,6 +155,8 @@ def _details(check: Check) -> str:
         lines.append(f"blocked by: {check.blocked_by}")
     for fact in check.documented:
         lines.append(f"documented ({fact.verdict}): {fact.text} [{']['.join(fact.sources)}]")
+        if fact.note:
+            lines.append(f"  {fact.note}")
     return "\n".join(lines)
 
 

@@ -21,7 +21,7 @@ from .probe_cacheto import (
     plan_cache_to,
 )
 from .probe_classify import Answer, Status
-from .probe_kb import Family
+from .probe_kb import Fact, Family
 from .probe_model import (
     FORM_CHECKS,
     FORM_NAMES,
@@ -217,6 +217,8 @@ def recommend(
             sources = facts[0].sources
             if facts[0].verdict == "likely":
                 notes.append(f"documented as likely, not verified: {facts[0].text}")
+            if facts[0].note:
+                notes.append(facts[0].note)
             break
     if chosen is None:
         return Recommendation(
@@ -286,6 +288,12 @@ def root_status(results: Mapping[str, Check], check_id: str) -> Check | None:
 
 def _form_name(form: str) -> str:
     return next((name for key, name in FORM_NAMES.items() if key == form), form)
+
+
+def _add_history(problems: list[Problem], fact: Fact) -> None:
+    """A documented verdict carries what used to hold as an info note, never as the verdict."""
+    if fact.note:
+        problems.append(Problem("info", "documented-history", fact.note))  # the note cites its own source
 
 
 def evaluate_cache_to(
@@ -384,6 +392,8 @@ def evaluate_cache_to(
             where = "accepted by this registry" if basis == "probed" else "already stored by this registry"
             if basis == "documented":
                 where = "documented for this registry"
+                for fact in check.documented[:1]:
+                    _add_history(problems, fact)
             return verdict("works", basis, f"{label} writes the {name} form, {where}")
         mapping: Mapping[str, Verdict] = {
             "unsupported": "will-not-work",
@@ -405,6 +415,7 @@ def evaluate_cache_to(
     facts = family.facts_about(FORM_ATTRIBUTE_TOPICS[form])
     if facts:
         fact = facts[0]
+        _add_history(problems, fact)
         if fact.verdict in ("yes", "likely"):
             if fact.verdict == "likely":
                 problems.append(
