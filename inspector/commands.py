@@ -9,7 +9,7 @@ from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
@@ -51,11 +51,30 @@ app = typer.Typer(
 )
 
 
+#: Line width when stdout is not a terminal: wide enough that no line is ever wrapped.
+PIPE_WIDTH = 1 << 15
+
+
 def console(*, stderr: bool = False) -> Console:
-    """A rich console for human output, imported on first use (rich costs start-up time ``tags`` need not pay)."""
+    """A rich console for human output, imported on first use (rich costs start-up time ``tags`` need not pay).
+
+    On a terminal, today's tables at the terminal's width. Anywhere else (a pipe, a file, a CI log) full
+    lines: never wrapped at 80 columns, never padded with trailing spaces, so ``grep``/``awk`` see whole
+    digests, media types and reasons.
+    """
     from rich.console import Console
 
-    return Console(stderr=stderr, highlight=False)
+    if stderr or sys.stdout.isatty():
+        return Console(stderr=stderr, highlight=False)
+
+    class PipeConsole(Console):
+        def print(self, *objects: Any, **kwargs: Any) -> None:
+            with self.capture() as captured:
+                super().print(*objects, **kwargs)
+            self.file.write("\n".join(line.rstrip() for line in captured.get().split("\n")))
+            self.file.flush()
+
+    return PipeConsole(highlight=False, width=PIPE_WIDTH)
 
 
 def report_error(exc: CacheInspectError) -> None:
