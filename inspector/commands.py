@@ -9,7 +9,7 @@ from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
@@ -51,8 +51,17 @@ app = typer.Typer(
 )
 
 
+#: Line width when stdout is not a terminal: wide enough that no line is ever wrapped.
+PIPE_WIDTH = 1 << 15
+
+
 def console(*, stderr: bool = False) -> Console:
-    """A rich console for human output, imported on first use (rich costs start-up time ``tags`` need not pay)."""
+    """A rich console for human output, imported on first use (rich costs start-up time ``tags`` need not pay).
+
+    Every rendered segment goes through ``sanitize``. On a terminal, today's tables at the terminal's width.
+    Anywhere else (a pipe, a file, a CI log) full lines: never wrapped at 80 columns, never padded with
+    trailing spaces, so ``grep``/``awk`` see whole digests, media types and reasons.
+    """
     from rich.console import Console, ConsoleOptions, RenderableType
     from rich.segment import Segment
 
@@ -72,7 +81,17 @@ def console(*, stderr: bool = False) -> Console:
                 style = segment.style.clear_meta_and_links() if segment.style else None
                 yield Segment(sanitize(segment.text, keep_newlines=True), style)
 
-    return SafeConsole(stderr=stderr, highlight=False)
+    if stderr or sys.stdout.isatty():
+        return SafeConsole(stderr=stderr, highlight=False)
+
+    class PipeConsole(SafeConsole):
+        def print(self, *objects: Any, **kwargs: Any) -> None:
+            with self.capture() as captured:
+                super().print(*objects, **kwargs)
+            self.file.write("\n".join(line.rstrip() for line in captured.get().split("\n")))
+            self.file.flush()
+
+    return PipeConsole(highlight=False, width=PIPE_WIDTH)
 
 
 def report_error(exc: CacheInspectError) -> None:

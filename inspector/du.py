@@ -12,11 +12,15 @@ The numbers (``compute_usage``, pure, so a ``gc`` planner can reuse them):
   (size from the config descriptor); a blob listed twice counts once.
 * Tags on one manifest digest are one **entry**: deleting one of them frees
   nothing, so bytes are never "unique" to a single tag of a shared digest.
-* **unique** bytes of an entry = its blobs that no other cache manifest in the
-  result references (what deleting all its tags, then a registry GC, frees);
+* **unique** bytes of an entry = its blobs that no other cache manifest of the
+  repository references (what deleting all its tags, then a registry GC, frees);
   **shared** = size - unique. Non-cache manifests are not considered.
-* **repository total** = the distinct blobs of all cache manifests, each once;
-  the manifests' own bytes are reported separately.
+* ``--tag-pattern`` only selects rows: every tag is still read, because a blob
+  shared with a tag outside the pattern is not unique (deleting the row frees
+  nothing of it). Reading only the matching tags overstated unique bytes.
+* **total** = the distinct blobs of the listed cache manifests, each once, and
+  the bytes only they reference (freed by deleting all of them); the manifests'
+  own bytes are reported separately.
 """
 
 from __future__ import annotations
@@ -91,7 +95,11 @@ class ManifestUsage:
 
 @dataclass(frozen=True, slots=True)
 class RepositoryUsage:
-    """Disk usage of the cache tags of one repository; ``entries`` sorted by unique bytes, largest first."""
+    """Disk usage of the cache tags of one repository; ``entries`` sorted by unique bytes, largest first.
+
+    ``entries`` are the rows ``tag_pattern`` selects; ``blob_sizes`` and ``referrers`` cover every cache
+    manifest of the repository, so unique bytes and ``freed_by`` account for tags outside the pattern.
+    """
 
     repository: str
     tag_pattern: str | None
@@ -108,9 +116,19 @@ class RepositoryUsage:
         return sum(len(entry.tags) for entry in self.entries)
 
     @property
+    def blobs(self) -> frozenset[Digest]:
+        """Distinct blobs (layers and configs) of the listed cache manifests."""
+        return frozenset(blob for entry in self.entries for blob in entry.blobs)
+
+    @property
     def total_size(self) -> int:
-        """Distinct blobs (layers and configs) of all cache manifests, each counted once."""
-        return sum(self.blob_sizes.values())
+        """Distinct blobs of the listed cache manifests, each counted once."""
+        return sum(self.blob_sizes[blob] for blob in self.blobs)
+
+    @property
+    def unique_size(self) -> int:
+        """Bytes only the listed cache manifests reference: what deleting all of them frees."""
+        return self.freed_by(entry.digest for entry in self.entries)
 
     @property
     def manifest_size(self) -> int:
@@ -140,19 +158,25 @@ def compute_usage(
     tag_pattern: str | None = None,
     skipped: Iterable[SkippedTag] = (),
 ) -> RepositoryUsage:
-    """The numbers for ``{tag: manifest}``; tags whose manifest is not a cache are listed and left out.
+    """The numbers for ``{tag: manifest}`` (every readable tag of the repository); tags whose manifest is not
+    a cache are listed and left out. ``tag_pattern`` selects the rows: manifests with a matching tag.
 
     A blob whose descriptors disagree on its size is counted with the size of
     the first descriptor met in manifest-digest order.
     """
     skipped = tuple(skipped)
+
+    def selected(tag: str) -> bool:
+        return tag_pattern is None or fnmatchcase(tag, tag_pattern)
+
     tags_by_digest: dict[Digest, list[str]] = {}
     by_digest: dict[Digest, ManifestDocument] = {}
     non_cache: list[str] = []
     for tag in sorted(documents):
         document = documents[tag]
         if find_cache_config(document) is None:
-            non_cache.append(tag)
+            if selected(tag):
+                non_cache.append(tag)
             continue
         tags_by_digest.setdefault(document.digest, []).append(tag)
         by_digest[document.digest] = document
@@ -171,6 +195,8 @@ def compute_usage(
 
     entries = []
     for digest, (config, layers) in parts.items():
+        if not any(selected(tag) for tag in tags_by_digest[digest]):
+            continue
         document = by_digest[digest]
         own = {config.digest, *(layer.digest for layer in layers)}
         unique = [blob for blob in own if referrers[blob] == {digest}]
@@ -192,7 +218,7 @@ def compute_usage(
         repository=repository,
         tag_pattern=tag_pattern,
         tags_listed=len(documents) + len(skipped) if tags_listed is None else tags_listed,
-        tags_matched=len(documents) + len(skipped),
+        tags_matched=sum(1 for tag in [*documents, *(s.tag for s in skipped)] if selected(tag)),
         entries=tuple(entries),
         non_cache_tags=tuple(non_cache),
         skipped_tags=tuple(sorted(skipped, key=lambda s: s.tag)),
@@ -209,9 +235,10 @@ def disk_usage(
     page_size: int | None = None,
     on_progress: Progress | None = None,
 ) -> RepositoryUsage:
-    """List the tags and read the manifest of each tag matching ``tag_pattern`` (an fnmatch glob).
+    """List the tags, read every tag's manifest, and report the rows ``tag_pattern`` (an fnmatch glob) selects.
 
     One GET per tag; on Docker Hub, where GETs count as pulls, a HEAD per tag and one GET per distinct digest.
+    Tags outside the pattern are read too: their blobs decide what is unique to the selected rows.
 
     A tag that vanishes between listing and reading (404), or whose manifest is
     not a valid document, is reported in ``skipped_tags``; other errors raise.
@@ -219,7 +246,6 @@ def disk_usage(
     listed = list(
         dict.fromkeys(tag for page in client.iter_tag_pages(repository, page_size=page_size) for tag in page)
     )
-    matched = [tag for tag in listed if tag_pattern is None or fnmatchcase(tag, tag_pattern)]
 
     documents: dict[str, ManifestDocument] = {}
     skipped: list[SkippedTag] = []
@@ -232,7 +258,7 @@ def disk_usage(
             except (NotFound, InvalidContent, InvalidReference) as exc:
                 return SkippedTag(tag, exc.message)
 
-        for tag, got in zip(matched, client.map_bounded(get, matched, on_progress), strict=True):
+        for tag, got in zip(listed, client.map_bounded(get, listed, on_progress), strict=True):
             if isinstance(got, SkippedTag):
                 skipped.append(got)
             else:
@@ -249,7 +275,7 @@ def disk_usage(
         except (NotFound, InvalidContent, InvalidReference) as exc:
             return SkippedTag(tag, exc.message)
 
-    heads = client.map_bounded(resolve, matched, on_progress)
+    heads = client.map_bounded(resolve, listed, on_progress)
     digests = list(dict.fromkeys(d for d in heads if isinstance(d, Digest)))
 
     def fetch(digest: Digest) -> ManifestDocument | str:
@@ -260,10 +286,10 @@ def disk_usage(
 
     def fetched(done: int, total: int) -> None:
         if on_progress is not None:
-            on_progress(len(matched) + done, len(matched) + total)
+            on_progress(len(listed) + done, len(listed) + total)
 
     bodies = dict(zip(digests, client.map_bounded(fetch, digests, fetched), strict=True))
-    for tag, head in zip(matched, heads, strict=True):
+    for tag, head in zip(listed, heads, strict=True):
         if isinstance(head, SkippedTag):
             skipped.append(head)
             continue
@@ -308,8 +334,9 @@ def usage_to_json(usage: RepositoryUsage) -> dict[str, Any]:
             for entry in usage.entries
         ],
         "total": {
-            "blobs": len(usage.blob_sizes),
+            "blobs": len(usage.blobs),
             "size": usage.total_size,
+            "uniqueSize": usage.unique_size,
             "manifests": len(usage.entries),
             "manifestSize": usage.manifest_size,
         },

@@ -58,7 +58,6 @@ from .digest import Digest
 from .errors import (
     CacheInspectError,
     DigestMismatch,
-    ExitCode,
     NotFound,
     RegistryError,
     TransportError,
@@ -104,7 +103,7 @@ from .probe_ops import (
     upload_chunked,
     upload_single_post,
 )
-from .probe_verdict import cleanup_advice, evaluate_cache_to, exit_code_for, hint_for, recommend
+from .probe_verdict import cleanup_advice, evaluate_cache_to, hint_for, judge_exit, recommend
 from .reference import Reference, Repository, parse_reference
 
 __all__ = [
@@ -146,6 +145,9 @@ class _Stop(Exception):
     def __init__(self, result: _Result) -> None:
         super().__init__(result.summary)
         self.result = result
+
+
+_NO_API = "no registry API at this address (wrong host, port or path?)"
 
 
 def _is_transient(exc: CacheInspectError) -> bool:
@@ -380,7 +382,9 @@ class _Prober:
             found = self.results.get(dep)
             if found is None or found.status != "supported":
                 status = found.status if found is not None else "missing"
-                text = (why or {}).get(dep) or f"not run: {dep} is {status}"
+                # The explanation fits a dependency that failed; one that was itself skipped is named as such.
+                explained = (why or {}).get(dep) if status not in ("skipped", "missing") else None
+                text = explained or f"not run: {dep} is {status}"
                 self._retries = 0
                 return self._record(check_id, _Result("skipped", text), blocked_by=dep)
         self._retries = 0
@@ -410,6 +414,12 @@ class _Prober:
         status = response.status_code
         answer = Answer("GET", "/v2/", status)
         version = f"; API version {api}" if api else "; no Docker-Distribution-Api-Version header"
+        content_type = response.headers.get("Content-Type", "").split(";")[0].strip().lower()
+        if status == 200 and not api and content_type == "text/html":
+            # A web page at /v2/ (a catch-all web server): the header is how clients tell the API apart.
+            return _Result(
+                "config-error", f"{_NO_API}: GET /v2/ answered 200 with a web page (text/html)", answer
+            )
         if status == 200:
             self.anonymous = True
             return _Result(
@@ -445,11 +455,11 @@ class _Prober:
             return _Result(
                 "denied", "401 without a usable WWW-Authenticate challenge: clients cannot log in", answer
             )
-        if status == 404:
-            return _Result("unsupported", "no distribution API at /v2/ (404)", answer)
         if status in (429, 500, 502, 503, 504):
             return _Result("inconclusive", f"GET /v2/ kept answering {status}", answer)
-        return _Result("unsupported", f"GET /v2/ answered {status}", answer)
+        # The distribution spec (API Version Check): 404 "or other unexpected status" means the endpoint does not
+        # implement the V2 API, i.e. this address is not a registry.
+        return _Result("config-error", f"{_NO_API}: GET /v2/ answered {status}", answer)
 
     def _auth(self) -> _Result:
         self.client.ping(self.repo.registry)
@@ -1155,6 +1165,7 @@ def run_probe(
     family = prober.family.family
     recommendation = recommend(family, results, prober.plan, options.repository)
     verdict = evaluate_cache_to(prober.plan, family, results, options.repository) if prober.plan else None
+    exit_code, failed_by = judge_exit(verdict, recommendation, results)
     return ProbeReport(
         target=str(options.repository),
         mode="read-only" if options.read_only else "write",
@@ -1164,10 +1175,11 @@ def run_probe(
         recommendation=recommendation,
         cache_to=verdict,
         leftovers=tuple(prober.leftovers),
-        exit_code=exit_code_for(verdict, recommendation, results),
+        exit_code=exit_code,
         started_at=_iso(started),
         duration_ms=int((time.monotonic() - clock) * 1000),
         requests=client.request_count - before,
+        failed_by=failed_by,
     )
 
 
@@ -1227,6 +1239,7 @@ def offline_report(
     )
     recommendation = recommend(fam, results, plan, repo)
     verdict = evaluate_cache_to(plan, fam, results, repo) if plan is not None else None
+    exit_code, failed_by = judge_exit(verdict, recommendation, results)
     return ProbeReport(
         target=str(repo) if repo is not None else host,
         mode="offline",
@@ -1236,7 +1249,8 @@ def offline_report(
         recommendation=recommendation,
         cache_to=verdict,
         leftovers=(),
-        exit_code=verdict.exit_code if verdict is not None else int(ExitCode.OK),
+        exit_code=exit_code,
         started_at=_iso(now()),
         duration_ms=0,
+        failed_by=failed_by,
     )

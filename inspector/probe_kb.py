@@ -63,6 +63,8 @@ class Fact:
     verdict: Verdict
     text: str
     sources: tuple[str, ...]
+    #: what used to hold (history): shown beside the verdict, never deciding it
+    note: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,8 +103,8 @@ class FamilyMatch:
     basis: Literal["flag", "host", "challenge", "unknown"]
 
 
-def _f(topic: str, verdict: Verdict, text: str, *sources: str) -> Fact:
-    return Fact(topic, verdict, text, tuple(sources))
+def _f(topic: str, verdict: Verdict, text: str, *sources: str, note: str = "") -> Fact:
+    return Fact(topic, verdict, text, tuple(sources), note)
 
 
 _OCI_DELETE = CleanupMethod(
@@ -260,24 +262,36 @@ FAMILIES: tuple[Family, ...] = (
     ),
     Family(
         id="gcr",
-        name="Google Container Registry (gcr.io)",
+        name="gcr.io (served by Artifact Registry)",
         hosts=(r"gcr\.io", r"[a-z]+\.gcr\.io"),
         examples=("gcr.io", "eu.gcr.io"),
+        # A cache pushed to gcr.io today lands in Artifact Registry [C3]: the form verdicts are Artifact
+        # Registry's; what legacy Container Registry answered is kept as each fact's note.
         facts=(
-            _f("manifest-list", "no", "400 on manifest PUT (2019-08-19), body not captured", "C1"),
+            _f(
+                "manifest-list",
+                "unknown",
+                "gcr.io is served by Artifact Registry since Container Registry writes ended 2025-03-18: no "
+                "report for this form there",
+                "C3",
+                note="history: legacy Container Registry answered 400 on manifest PUT (2019-08-19), body not "
+                "captured [C1]",
+            ),
             _f(
                 "oci-index",
-                "no",
-                '400 MANIFEST_INVALID "Image index child manifest not supported" (2019-08-19); gcr.io names '
-                "are now served by Artifact Registry, where index caches work",
-                "C1",
+                "yes",
+                "gcr.io is served by Artifact Registry since Container Registry writes ended 2025-03-18; cache "
+                "export works with Artifact Registry (2020-11-26, 2021-04-07)",
                 "C3",
+                "C1",
+                note='history: legacy Container Registry refused it: 400 MANIFEST_INVALID "Image index child '
+                'manifest not supported" (2019-08-19) [C1]',
             ),
             _f(
                 "image-manifest",
                 "likely",
-                "legacy Container Registry: unknown, but its writes shut down 2025-03-18 and gcr.io is "
-                "served by Artifact Registry, which accepts OCI artifacts with custom config types",
+                "gcr.io is served by Artifact Registry since Container Registry writes ended 2025-03-18; it "
+                "accepts OCI artifacts with custom config media types (2020-10-01), a config blob must be present",
                 "C3",
                 "C5",
             ),

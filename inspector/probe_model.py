@@ -205,6 +205,8 @@ class CacheToVerdict:
     reason: str
     problems: tuple[Problem, ...]
     exit_code: int
+    #: the failed check behind a failing verdict (none when BuildKit's attributes or the documentation decided)
+    decided_by: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -221,6 +223,7 @@ class ProbeReport:
     started_at: str
     duration_ms: int
     requests: int = 0
+    failed_by: tuple[str, ...] = ()  # the checks whose failure decided a non-zero exit code
 
     def check(self, check_id: str) -> Check | None:
         return next((c for c in self.checks if c.id == check_id), None)

@@ -2,8 +2,12 @@
 
 JUnit follows the usual schema CI systems read (Jenkins, GitLab, GitHub test reporters):
 ``testsuites`` > ``testsuite`` (tests, failures, errors, skipped, time) > ``testcase``
-(classname, name, time) with ``failure`` for unsupported / denied / config-error, ``error`` for
-inconclusive, ``skipped`` for skipped. A ``--cache-to`` verdict is one more test case.
+(classname, name, time). CI turns red on any ``failure`` or ``error``, so only what makes the
+run fail is one: the checks that decided a non-zero exit (``ProbeReport.failed_by``) are a
+``failure`` (``error`` when inconclusive), and the ``--cache-to`` verdict is a test case of its
+own, failing exactly when it does not work. Every other check is a fact about the registry: it
+passes (its status and answer in ``system-out``), or is ``skipped`` when it was not run or could
+not conclude. Failures and errors therefore appear exactly when the exit code is not 0.
 """
 
 from __future__ import annotations
@@ -19,10 +23,7 @@ from .probe_classify import STATUSES
 from .probe_kb import SOURCES, Fact
 from .probe_model import Check, ProbeReport
 
-__all__ = ["JUNIT_FAILURES", "junit_xml", "markdown_summary", "report_to_json"]
-
-#: Check statuses reported as a JUnit ``failure`` (``inconclusive`` is an ``error``).
-JUNIT_FAILURES = frozenset({"unsupported", "denied", "config-error"})
+__all__ = ["junit_xml", "markdown_summary", "report_to_json"]
 
 _ICONS = {
     "supported": "✅",
@@ -43,7 +44,13 @@ _VERDICT_ICONS = {
 
 
 def _fact(fact: Fact) -> dict[str, Any]:
-    return {"topic": fact.topic, "verdict": fact.verdict, "text": fact.text, "sources": list(fact.sources)}
+    return {
+        "topic": fact.topic,
+        "verdict": fact.verdict,
+        "text": fact.text,
+        "sources": list(fact.sources),
+        "note": fact.note or None,
+    }
 
 
 def _check(check: Check) -> dict[str, Any]:
@@ -137,7 +144,7 @@ def report_to_json(report: ProbeReport) -> dict[str, Any]:
 
 
 def _details(check: Check) -> str:
-    lines = [check.summary]
+    lines = [f"status: {check.status}", check.summary]
     if check.answer is not None and check.answer.status is not None:
         a = check.answer
         lines.append(
@@ -149,6 +156,8 @@ def _details(check: Check) -> str:
         lines.append(f"blocked by: {check.blocked_by}")
     for fact in check.documented:
         lines.append(f"documented ({fact.verdict}): {fact.text} [{']['.join(fact.sources)}]")
+        if fact.note:
+            lines.append(f"  {fact.note}")
     return "\n".join(lines)
 
 
@@ -173,6 +182,7 @@ def junit_xml(report: ProbeReport) -> str:
         ET.SubElement(properties, "property", name=name, value=value)
     counts = Counter[str]()
     total_ms = 0
+    deciding = frozenset(report.failed_by)
     for check in report.checks:
         case = ET.SubElement(
             suite,
@@ -183,17 +193,14 @@ def junit_xml(report: ProbeReport) -> str:
         )
         total_ms += check.duration_ms
         counts["tests"] += 1
-        if check.status in JUNIT_FAILURES:
-            counts["failures"] += 1
-            node = ET.SubElement(case, "failure", message=check.summary, type=check.status)
+        if check.id in deciding:
+            kind = "error" if check.status == "inconclusive" else "failure"
+            counts["errors" if kind == "error" else "failures"] += 1
+            node = ET.SubElement(case, kind, message=check.summary, type=check.status)
             node.text = _details(check)
-        elif check.status == "inconclusive":
-            counts["errors"] += 1
-            node = ET.SubElement(case, "error", message=check.summary, type=check.status)
-            node.text = _details(check)
-        elif check.status == "skipped":
+        elif check.status in ("skipped", "inconclusive"):
             counts["skipped"] += 1
-            ET.SubElement(case, "skipped", message=check.summary)
+            ET.SubElement(case, "skipped", message=f"{check.status}: {check.summary}")
         out = ET.SubElement(case, "system-out")
         out.text = f"{check.title}\n{_details(check)}"
     verdict = report.cache_to

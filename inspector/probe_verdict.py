@@ -21,7 +21,7 @@ from .probe_cacheto import (
     plan_cache_to,
 )
 from .probe_classify import Answer, Status
-from .probe_kb import Family
+from .probe_kb import Fact, Family
 from .probe_model import (
     FORM_CHECKS,
     FORM_NAMES,
@@ -39,8 +39,9 @@ __all__ = [
     "FORM_ATTRIBUTE_TOPICS",
     "cleanup_advice",
     "evaluate_cache_to",
-    "exit_code_for",
     "hint_for",
+    "judge_exit",
+    "judge_forms",
     "recommend",
     "root_status",
 ]
@@ -208,13 +209,16 @@ def recommend(
             if basis == "documented" and facts and facts[0].verdict == "likely":
                 notes.append(f"documented as likely, not verified: {facts[0].text}")
             break
-        if check is not None and check.status not in ("skipped",):
-            continue
+        decided = root_status(results, FORM_CHECKS[form])
+        if decided is not None and decided.status != "skipped":
+            continue  # refused here, or blocked by a live failure: live results outrank the documentation
         if facts and facts[0].verdict in ("yes", "likely"):
             chosen, basis = form, "documented"
             sources = facts[0].sources
             if facts[0].verdict == "likely":
                 notes.append(f"documented as likely, not verified: {facts[0].text}")
+            if facts[0].note:
+                notes.append(facts[0].note)
             break
     if chosen is None:
         return Recommendation(
@@ -261,9 +265,12 @@ def recommend(
 
 
 def _no_form_reason(results: Mapping[str, Check]) -> str:
-    checks = [results.get(FORM_CHECKS[f]) for f in FORM_ORDER]
-    if checks and all(c is not None and c.status == "unsupported" for c in checks):
+    code, deciding = judge_forms(results)
+    if code == ExitCode.WILL_NOT_WORK:
         return "the registry refused every cache form: use another cache backend (type=gha, s3, local) or registry"
+    if deciding:
+        first = results[deciding[0]]
+        return f"no cache form could be confirmed: {first.id} is {first.status} ({first.summary})"
     return "no cache form could be confirmed (see the checks)"
 
 
@@ -283,6 +290,12 @@ def _form_name(form: str) -> str:
     return next((name for key, name in FORM_NAMES.items() if key == form), form)
 
 
+def _add_history(problems: list[Problem], fact: Fact) -> None:
+    """A documented verdict carries what used to hold as an info note, never as the verdict."""
+    if fact.note:
+        problems.append(Problem("info", "documented-history", fact.note))  # the note cites its own source
+
+
 def evaluate_cache_to(
     plan: CacheToPlan, family: Family, results: Mapping[str, Check], repo: Repository | None
 ) -> CacheToVerdict:
@@ -294,6 +307,7 @@ def evaluate_cache_to(
         v: Verdict,
         basis: Literal["probed", "existing-cache", "documented", "configuration", "none"],
         reason: str,
+        decided_by: str | None = None,
     ) -> CacheToVerdict:
         if v not in ("works", "unknown") and plan.ignore_error:
             problems.append(
@@ -313,6 +327,7 @@ def evaluate_cache_to(
             reason,
             tuple(problems),
             int(VERDICT_EXIT[v]),
+            (decided_by,) if decided_by is not None and v not in ("works", "unknown") else (),
         )
 
     if repo is not None and plan.ref is not None and plan.ref.repository != repo:
@@ -362,6 +377,7 @@ def evaluate_cache_to(
                     "will-not-work",
                     "probed",
                     f"{plan.ref} holds a {old_form} cache and this registry refuses to change a tag's form",
+                    "manifest-migration",
                 )
             if plan.mode == "max":
                 near = results.get("manifest-near-limit")
@@ -376,6 +392,8 @@ def evaluate_cache_to(
             where = "accepted by this registry" if basis == "probed" else "already stored by this registry"
             if basis == "documented":
                 where = "documented for this registry"
+                for fact in check.documented[:1]:
+                    _add_history(problems, fact)
             return verdict("works", basis, f"{label} writes the {name} form, {where}")
         mapping: Mapping[str, Verdict] = {
             "unsupported": "will-not-work",
@@ -383,7 +401,9 @@ def evaluate_cache_to(
             "config-error": "config-error",
             "inconclusive": "inconclusive",
         }
-        return verdict(mapping[check.status], basis, f"{label} writes the {name} form: {check.summary}")
+        return verdict(
+            mapping[check.status], basis, f"{label} writes the {name} form: {check.summary}", check.id
+        )
     if decided is not None and decided.status not in ("skipped", "supported"):
         mapping2: Mapping[str, Verdict] = {
             "unsupported": "will-not-work",
@@ -391,10 +411,11 @@ def evaluate_cache_to(
             "config-error": "config-error",
             "inconclusive": "inconclusive",
         }
-        return verdict(mapping2[decided.status], "probed", f"{decided.id}: {decided.summary}")
+        return verdict(mapping2[decided.status], "probed", f"{decided.id}: {decided.summary}", decided.id)
     facts = family.facts_about(FORM_ATTRIBUTE_TOPICS[form])
     if facts:
         fact = facts[0]
+        _add_history(problems, fact)
         if fact.verdict in ("yes", "likely"):
             if fact.verdict == "likely":
                 problems.append(
@@ -423,24 +444,39 @@ def evaluate_cache_to(
     )
 
 
-def exit_code_for(
-    report_cache_to: CacheToVerdict | None, recommendation: Recommendation, results: Mapping[str, Check]
-) -> int:
-    if report_cache_to is not None:
-        return report_cache_to.exit_code
-    if recommendation.form is not None:
-        return int(ExitCode.OK)
-    decided = root_status(results, "manifest-image")
-    if decided is None:
-        return int(ExitCode.OK)
-    mapping = {
-        "denied": ExitCode.AUTH,
+#: Exit codes of a failed check that decides a run, most telling first: a wrong address or missing
+#: repository, refused credentials, transient failures, then a registry that refuses the form.
+_FAILED_EXIT: Mapping[Status, ExitCode] = MappingProxyType(
+    {
         "config-error": ExitCode.NOT_FOUND,
+        "denied": ExitCode.AUTH,
         "inconclusive": ExitCode.NETWORK,
+        "unsupported": ExitCode.WILL_NOT_WORK,
     }
-    if decided.status in mapping:
-        return int(mapping[decided.status])
-    shapes = [results.get(FORM_CHECKS[f]) for f in FORM_ORDER]
-    if all(c is not None and c.status == "unsupported" for c in shapes):
-        return int(ExitCode.WILL_NOT_WORK)
-    return int(ExitCode.OK)
+)
+
+
+def judge_forms(results: Mapping[str, Check]) -> tuple[int, tuple[str, ...]]:
+    """Exit code and deciding checks when no form was confirmed: the failed checks behind the form checks.
+
+    No confirmed form is never a pass when something failed: a registry that refuses every form
+    exits 9, an address without a registry API 3, refused credentials 4, transient failures 6.
+    """
+    roots = [root_status(results, FORM_CHECKS[form]) for form in FORM_ORDER]
+    failed = [r for r in roots if r is not None and r.status in _FAILED_EXIT]
+    for status, code in _FAILED_EXIT.items():
+        ids = tuple(dict.fromkeys(r.id for r in failed if r.status == status))
+        if ids:
+            return int(code), ids
+    return int(ExitCode.OK), ()
+
+
+def judge_exit(
+    cache_to: CacheToVerdict | None, recommendation: Recommendation, results: Mapping[str, Check]
+) -> tuple[int, tuple[str, ...]]:
+    """The run's exit code and the checks whose failure decided it (none when it passes)."""
+    if cache_to is not None:
+        return cache_to.exit_code, cache_to.decided_by
+    if recommendation.form is not None:
+        return int(ExitCode.OK), ()
+    return judge_forms(results)

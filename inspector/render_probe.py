@@ -57,6 +57,7 @@ def render_probe(report: ProbeReport, *, verbose: bool = False) -> RenderableTyp
         lines = [escape(check.summary)]
         if check.basis == "documented":
             lines[0] += " " + escape("".join(_sources(f.sources) for f in check.documented))
+            lines += [f"[dim]{escape(f.note)}[/dim]" for f in check.documented if f.note]
         if check.hint:
             lines.append(f"[cyan]hint:[/cyan] {escape(check.hint)}")
         if check.basis != "documented" and (check.status != "supported" or verbose):
@@ -64,6 +65,8 @@ def render_probe(report: ProbeReport, *, verbose: bool = False) -> RenderableTyp
                 lines.append(
                     f"[dim]documented ({fact.verdict}): {escape(fact.text)} {escape(_sources(fact.sources))}[/dim]"
                 )
+                if fact.note:
+                    lines.append(f"[dim]  {escape(fact.note)}[/dim]")
         table.add_row(check.id, f"[{_STYLES[check.status]}]{check.status}[/]", "\n".join(lines))
     parts += [table, Text("")]
 

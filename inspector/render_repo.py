@@ -36,8 +36,9 @@ def render_usage(usage: RepositoryUsage) -> RenderableType:
     )
     header.add_row(
         "total",
-        f"{human_size(usage.total_size)} in {len(usage.blob_sizes)} distinct blobs (layers and cache configs, "
-        f"each once); the {len(usage.entries)} manifests themselves {human_size(usage.manifest_size)}",
+        f"{human_size(usage.total_size)} in {len(usage.blobs)} distinct blobs (layers and cache configs, "
+        f"each once), {human_size(usage.unique_size)} used by no other cache; the {len(usage.entries)} "
+        f"manifests themselves {human_size(usage.manifest_size)}",
     )
     if usage.non_cache_tags:
         header.add_row("not caches", escape(_names(usage.non_cache_tags)))
@@ -67,8 +68,8 @@ def render_usage(usage: RepositoryUsage) -> RenderableType:
     parts.append(
         Text(
             "tags on one row share one manifest; size = the cache's distinct layer blobs plus its cache config "
-            "blob; unique = blobs no other cache manifest here references (freed by deleting all the row's tags, "
-            "then a registry garbage collection)",
+            "blob; unique = blobs no other cache manifest of the repository references, whether its tags match "
+            "the pattern or not (freed by deleting all the row's tags, then a registry garbage collection)",
             style="dim",
         )
     )

@@ -25,3 +25,16 @@ if ! command -v docker-registry >/dev/null 2>&1 && [ ! -x /usr/bin/docker-regist
     echo "warning: docker-registry is not installed and apt-get is not available" >&2
   fi
 fi
+
+# tmux: the tests read the human views in a real terminal (tests/test_output.py); CI=true fails without it.
+if ! command -v tmux >/dev/null 2>&1; then
+  if command -v apt-get >/dev/null 2>&1; then
+    sudo=""
+    [ "$(id -u)" = 0 ] || sudo="sudo"
+    echo "installing tmux (Debian package)..." >&2
+    $sudo apt-get update -qq >/dev/null
+    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq tmux >/dev/null
+  else
+    echo "warning: tmux is not installed and apt-get is not available" >&2
+  fi
+fi

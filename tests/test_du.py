@@ -127,7 +127,14 @@ def test_the_config_blob_counts_and_a_repeated_layer_counts_once() -> None:
     assert entry.config.digest == blob("cfg")
     doc = usage_to_json(usage)
     assert doc["manifests"][0]["layers"] == 2 and doc["manifests"][0]["config"]["size"] == 50
-    assert doc["total"] == {"blobs": 3, "size": 80, "manifests": 1, "manifestSize": indexed.size}
+    # one cache alone: every blob is its own, so all 80 bytes are freed by deleting it
+    assert doc["total"] == {
+        "blobs": 3,
+        "size": 80,
+        "uniqueSize": 80,
+        "manifests": 1,
+        "manifestSize": indexed.size,
+    }
 
 
 def test_two_forms_of_one_config_share_the_config_blob() -> None:
@@ -215,7 +222,7 @@ def test_disk_usage_makes_the_fewest_requests_and_no_blob_request(registry_host:
     assert usage.total_size == 5 + 6 + 7 + 100 + 10 + 20 + 30
 
 
-def test_tag_pattern_is_an_fnmatch_glob_and_skips_requests_for_other_tags() -> None:
+def test_tag_pattern_is_an_fnmatch_glob_that_selects_rows() -> None:
     tags = {
         "pr-1": cache(("c1", 1), ("l1", 10)),
         "pr-22": cache(("c2", 2), ("l2", 20)),
@@ -227,10 +234,39 @@ def test_tag_pattern_is_an_fnmatch_glob_and_skips_requests_for_other_tags() -> N
         usage = disk_usage(client, parse_repository("r.test/team/app"), tag_pattern="pr-?")
     assert [e.tags for e in usage.entries] == [("pr-1",)]  # not pr-22 (?), not PR-3 (case-sensitive)
     assert (usage.tags_listed, usage.tags_matched, usage.tag_pattern) == (4, 1, "pr-?")
-    assert Counter(m for m, _ in registry.requests) == {"GET": 2}  # 1 tag page + 1 GET by tag
+    # every tag is read (1 tag page + 4 GETs by tag): the others decide what is unique to the rows
+    assert Counter(m for m, _ in registry.requests) == {"GET": 5}
     with RegistryClient(transport=httpx.MockTransport(FakeRegistry(tags))) as client:
         usage = disk_usage(client, parse_repository("r.test/team/app"), tag_pattern="pr-*")
     assert sorted(t for e in usage.entries for t in e.tags) == ["pr-1", "pr-22"]
+
+
+def test_unique_bytes_count_tags_outside_the_pattern() -> None:
+    """Regression: with a pattern, blobs shared with tags outside it were counted as unique.
+
+    pr-1 = config c1 (1) + a (100) + b (1000); pr-2 = c2 (2) + a (100) + d (10); main = c3 (3) + b (1000).
+    By hand: pr-1's only blob used by no other cache is c1 -> unique 1, shared 1100 (a with pr-2, b with main);
+    pr-2's are c2 and d -> unique 12, shared 100. Deleting both frees c1, c2, a, d = 1 + 2 + 100 + 10 = 113
+    (b stays for main); the two rows hold c1, c2, a, b, d = 1113 bytes.
+    """
+    documents = {
+        "pr-1": cache(("c1", 1), ("a", 100), ("b", 1000)),
+        "pr-2": cache(("c2", 2), ("a", 100), ("d", 10)),
+        "main": cache(("c3", 3), ("b", 1000)),
+    }
+    usage = compute_usage("r.test/app", documents, tag_pattern="pr-*")
+    rows = {e.tags: (e.unique_size, e.shared_size) for e in usage.entries}
+    assert rows == {("pr-1",): (1, 1100), ("pr-2",): (12, 100)}
+    assert (usage.total_size, usage.unique_size, usage.tags_matched) == (1113, 113, 2)
+    doc = usage_to_json(usage)
+    validate_json(doc, SCHEMA)
+    assert doc["total"] == {
+        "blobs": 5,
+        "size": 1113,
+        "uniqueSize": 113,
+        "manifests": 2,
+        "manifestSize": documents["pr-1"].size + documents["pr-2"].size,
+    }
 
 
 def test_a_tag_deleted_after_listing_is_reported_not_fatal() -> None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections import Counter
+from fnmatch import fnmatchcase
 from pathlib import Path
 from typing import Any
 from urllib.parse import urljoin
@@ -95,8 +96,11 @@ def du_repo(registry: LocalRegistry) -> dict[str, str]:
     return push_tags(registry.host, REPO, TAGS)
 
 
-def by_hand(host: str, repository: str, tags: list[str]) -> dict[str, Any]:
-    """The du numbers, from manifests fetched with httpx and descriptor sizes added up here."""
+def by_hand(host: str, repository: str, tags: list[str], pattern: str = "*") -> dict[str, Any]:
+    """The du numbers, from manifests fetched with httpx and descriptor sizes added up here.
+
+    ``tags`` are all the repository's tags (uniqueness is relative to all of them); ``pattern`` picks the rows.
+    """
     caches: dict[str, dict[str, Any]] = {}
     tag_digest: dict[str, str] = {}
     non_cache = []
@@ -130,8 +134,11 @@ def by_hand(host: str, repository: str, tags: list[str]) -> dict[str, Any]:
         for blob, size in blobs.items():
             blob_sizes[blob] = size
             users.setdefault(blob, set()).add(digest)
+    rows = {d for t, d in tag_digest.items() if fnmatchcase(t, pattern)}
     manifests = {}
     for digest, cache in caches.items():
+        if digest not in rows:
+            continue
         blobs = cache["blobs"]
         unique = sum(size for blob, size in blobs.items() if users[blob] == {digest})
         manifests[digest] = {
@@ -148,15 +155,18 @@ def by_hand(host: str, repository: str, tags: list[str]) -> dict[str, Any]:
             "uniqueBlobs": sum(1 for blob in blobs if users[blob] == {digest}),
             "sharedSize": sum(blobs.values()) - unique,
         }
+    listed_blobs = {blob: size for d in rows for blob, size in caches[d]["blobs"].items()}
     return {
         "manifests": manifests,
-        "nonCache": sorted(non_cache),
-        "blobSizes": blob_sizes,
+        "nonCache": sorted(t for t in non_cache if fnmatchcase(t, pattern)),
+        "blobSizes": listed_blobs,
         "total": {
-            "blobs": len(blob_sizes),
-            "size": sum(blob_sizes.values()),
-            "manifests": len(caches),
-            "manifestSize": sum(c["manifestSize"] for c in caches.values()),
+            "blobs": len(listed_blobs),
+            "size": sum(listed_blobs.values()),
+            # freed by deleting every row: blobs whose users are all rows
+            "uniqueSize": sum(size for blob, size in listed_blobs.items() if users[blob] <= rows),
+            "manifests": len(rows),
+            "manifestSize": sum(caches[d]["manifestSize"] for d in rows),
         },
     }
 
@@ -215,7 +225,7 @@ def test_du_tag_pattern(
     registry: LocalRegistry, du_repo: dict[str, str], capsys: pytest.CaptureFixture[str]
 ) -> None:
     doc = du_json(capsys, f"{registry.host}/{REPO}", "--tag-pattern", "max-*")
-    expected = by_hand(registry.host, REPO, ["max-index", "max-list", "max-manifest"])
+    expected = by_hand(registry.host, REPO, sorted(TAGS), "max-*")
     assert doc["tagPattern"] == "max-*"
     assert doc["tags"]["listed"] == 10 and doc["tags"]["matched"] == 3 and doc["tags"]["nonCache"] == []
     assert {e["digest"]: e for e in doc["manifests"]} == expected["manifests"]
@@ -224,7 +234,83 @@ def test_du_tag_pattern(
     assert all(e["sharedSize"] == e["size"] for e in doc["manifests"])
     doc = du_json(capsys, f"{registry.host}/{REPO}", "--tag-pattern", "app*")
     assert doc["manifests"] == [] and doc["tags"]["nonCache"] == ["app", "app-inline"]
-    assert doc["total"] == {"blobs": 0, "size": 0, "manifests": 0, "manifestSize": 0}
+    assert doc["total"] == {"blobs": 0, "size": 0, "uniqueSize": 0, "manifests": 0, "manifestSize": 0}
+
+
+def push_blob(host: str, repository: str, content: bytes) -> dict[str, Any]:
+    """Upload ``content`` with plain httpx (POST + PUT); its OCI descriptor."""
+    digest = "sha256:" + hashlib.sha256(content).hexdigest()
+    response = httpx.post(f"http://{host}/v2/{repository}/blobs/uploads/")
+    assert response.status_code == 202, response.text
+    location = httpx.URL(urljoin(f"http://{host}/", response.headers["Location"])).copy_merge_params(
+        {"digest": digest}
+    )
+    assert httpx.put(location, content=content).status_code == 201
+    return {
+        "mediaType": "application/vnd.oci.image.layer.v1.tar+gzip",
+        "digest": digest,
+        "size": len(content),
+    }
+
+
+def test_du_tag_pattern_counts_blobs_shared_with_tags_outside_it(
+    registry: LocalRegistry, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Regression (issue 13.8): with --tag-pattern, blobs shared with tags outside it were counted as unique.
+
+    Blob sizes chosen here: a 1,000, b 20,000, d 300 bytes; configs c1, c2, c3 are 41 bytes each
+    ('{"note": "du pattern test cache N"}' padded below). pr-1 = c1 + a + b; pr-2 = c2 + a + d; main = c3 + b.
+    By hand, for the pattern pr-*: pr-1's blobs used by no other cache: c1 only (a is pr-2's too, b is
+    main's) -> unique 41, shared 21,000. pr-2's: c2 and d -> unique 341, shared 1,000 (a). The rows hold
+    c1, c2, a, b, d = 41 + 41 + 1,000 + 20,000 + 300 = 21,382 bytes; deleting both frees all but b = 1,382.
+    Reading only pr-* (the bug) would call b unique to pr-1: 21,041.
+    """
+    repo = "du/pattern"
+    a, b, d = (
+        push_blob(registry.host, repo, bytes([n]) * size) for n, size in ((1, 1000), (2, 20000), (3, 300))
+    )
+    configs = []
+    for n in (1, 2, 3):
+        body = json.dumps({"note": f"du pattern test cache {n}"}).encode().ljust(41)
+        configs.append({**push_blob(registry.host, repo, body), "mediaType": CACHE_CONFIG})
+    assert [c["size"] for c in configs] == [41, 41, 41]
+    layout = {"pr-1": (configs[0], [a, b]), "pr-2": (configs[1], [a, d]), "main": (configs[2], [b])}
+    sizes = {}
+    for tag, (config, layers) in layout.items():
+        body = json.dumps(
+            {
+                "schemaVersion": 2,
+                "mediaType": "application/vnd.oci.image.manifest.v1+json",
+                "config": config,
+                "layers": layers,
+            }
+        ).encode()
+        response = httpx.put(
+            f"http://{registry.host}/v2/{repo}/manifests/{tag}",
+            content=body,
+            headers={"Content-Type": "application/vnd.oci.image.manifest.v1+json"},
+        )
+        assert response.status_code == 201, response.text
+        sizes[tag] = len(body)
+
+    doc = du_json(capsys, f"{registry.host}/{repo}", "--tag-pattern", "pr-*")
+    rows = {tuple(e["tags"]): (e["size"], e["uniqueSize"], e["sharedSize"]) for e in doc["manifests"]}
+    assert rows == {("pr-1",): (21041, 41, 21000), ("pr-2",): (1341, 341, 1000)}
+    assert doc["tags"]["listed"] == 3 and doc["tags"]["matched"] == 2
+    assert doc["total"] == {
+        "blobs": 5,
+        "size": 21382,
+        "uniqueSize": 1382,
+        "manifests": 2,
+        "manifestSize": sizes["pr-1"] + sizes["pr-2"],
+    }
+    # without a pattern, main is a row too and nothing is unique to it but its config
+    doc = du_json(capsys, f"{registry.host}/{repo}")
+    assert {tuple(e["tags"]): e["uniqueSize"] for e in doc["manifests"]} == {
+        ("pr-1",): 41,
+        ("pr-2",): 341,
+        ("main",): 41,
+    }
 
 
 def count_tag_pages(host: str, repository: str, page_size: int | None) -> int:

@@ -122,6 +122,37 @@ def test_offline_cache_to_verdicts(
 
 
 @pytest.mark.usefixtures("no_network")
+@pytest.mark.parametrize(
+    ("extra", "form", "verdict"),
+    [
+        # BuildKit 0.11 writes the OCI index form (image-manifest=true exists from 0.12, default from 0.21).
+        # gcr.io is served by Artifact Registry since Container Registry writes ended 2025-03-18 [C3], and
+        # index caches work there [C1]: Container Registry's 2019 refusal [C1] is history, not the verdict.
+        ("", "oci-index", "works"),
+        # the Docker list form: no report for Artifact Registry, so unknown, as for *-docker.pkg.dev
+        (",oci-mediatypes=false", "docker-manifest-list", "unknown"),
+    ],
+)
+def test_offline_gcr_follows_the_artifact_registry_that_answers_today(
+    extra: str, form: str, verdict: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    flag = f"type=registry,ref=gcr.io/acme/app:cache,mode=max{extra}"
+    code = run(
+        ["probe", "--offline", "gcr.io/acme/app", "--cache-to", flag, "--buildkit-version", "0.11", "--json"]
+    )
+    doc = json.loads(capsys.readouterr().out)
+    validate_json(doc, SCHEMA)
+    assert code == 0 and doc["exitCode"] == 0
+    assert (doc["cacheTo"]["form"], doc["cacheTo"]["verdict"]) == (form, verdict)
+    (history,) = [p for p in doc["cacheTo"]["problems"] if p["code"] == "documented-history"]
+    assert history["severity"] == "info" and "2019-08-19" in history["message"]
+    assert "Artifact Registry" in doc["family"]["name"]
+    code = run(["probe", "--offline", "gcr.io/acme/app", "--cache-to", flag, "--buildkit-version", "0.11"])
+    out = capsys.readouterr().out
+    assert code == 0 and "will-not-work" not in out and "history: legacy Container Registry" in out
+
+
+@pytest.mark.usefixtures("no_network")
 def test_offline_021_trap_is_a_configuration_failure(capsys: pytest.CaptureFixture[str]) -> None:
     code = run(
         [

@@ -162,14 +162,14 @@ def test_full_probe_with_delete_leaves_nothing_behind(
     assert [c.get("name") for c in cases] == [c["id"] for c in doc["checks"]] + ["cache-to"]
     suite = root.find("testsuite")
     assert suite is not None
-    assert int(suite.get("failures", "")) == sum(
-        1 for c in doc["checks"] if c["status"] in ("unsupported", "denied", "config-error")
-    )
+    # Exit 0: CI must show green. tags-n, referrers, single-POST upload and tag delete are unsupported here,
+    # facts about the registry that decide nothing: passed cases with the answer in system-out.
+    assert (suite.get("failures"), suite.get("errors")) == ("0", "0")
     assert int(suite.get("skipped", "")) == sum(1 for c in doc["checks"] if c["status"] == "skipped")
     delete_tag = next(c for c in cases if c.get("name") == "delete-tag")
-    failure = delete_tag.find("failure")
-    assert failure is not None and failure.get("type") == "unsupported"
-    assert "DIGEST_INVALID" in (failure.text or "")
+    assert [child.tag for child in delete_tag] == ["system-out"]
+    out = delete_tag.findtext("system-out") or ""
+    assert "status: unsupported" in out and "DIGEST_INVALID" in out
 
     text = summary.read_text()
     assert text.startswith(f"## cacheinspect probe `{registry.host}/{repo}`")

@@ -144,6 +144,13 @@ def test_gcr_image_index_child_manifest_not_supported(
     assert get(doc, "manifest-image")["status"] == "supported"
     assert code == 0 and doc["cacheTo"]["verdict"] == "works"
     assert doc["recommendation"]["form"] == "image-manifest"
+    # The knowledge base says index caches work on gcr.io today (Artifact Registry); this registry refused
+    # one live. BuildKit 0.11 writes the index form: the live answer decides, exit 9.
+    assert get(doc, "manifest-index")["documented"][0]["verdict"] == "yes"
+    with vendor_proxy(registry.host, VENDORS["gcr"]()) as proxy:
+        code, doc = probe(proxy, repo, "gcr", capsys, "--buildkit-version", "0.11", cache_to="mode=max")
+    assert code == 9 and doc["cacheTo"]["verdict"] == "will-not-work"
+    assert (doc["cacheTo"]["basis"], doc["cacheTo"]["form"]) == ("probed", "oci-index")
 
 
 def test_artifact_registry_untag_then_delete(
