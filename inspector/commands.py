@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from ._version import __version__
+from .commands_conventions import HouseGroup, HouseTyper
 from .errors import CacheInspectError, ExitCode, UsageError
 from .reference import Reference
 
@@ -33,17 +34,18 @@ class _State:
     debug: bool = False
     verbose: bool = False
     json: bool = False
+    no_color: bool = False
 
     def reset(self) -> None:
-        self.debug = self.verbose = self.json = False
+        self.debug = self.verbose = self.json = self.no_color = False
 
 
 STATE = _State()
 
-app = typer.Typer(
+app = HouseTyper(
     name="cacheinspect",
     help="Inspect, clean up and probe BuildKit registry build caches (--cache-to type=registry).",
-    no_args_is_help=True,
+    cls=HouseGroup,  # bare call prints help (exit 0); -v/--debug/--no-color also after the subcommand
     add_completion=False,
     context_settings={"help_option_names": ["-h", "--help"]},
     pretty_exceptions_enable=False,
@@ -55,7 +57,7 @@ def console(*, stderr: bool = False) -> Console:
     """A rich console for human output, imported on first use (rich costs start-up time ``tags`` need not pay)."""
     from rich.console import Console
 
-    return Console(stderr=stderr, highlight=False)
+    return Console(stderr=stderr, highlight=False, no_color=True if STATE.no_color else None)
 
 
 def report_error(exc: CacheInspectError) -> None:
@@ -95,7 +97,11 @@ def _main(
     debug: Annotated[
         bool, typer.Option("--debug", help="Debug logging, and tracebacks for internal errors.")
     ] = False,
+    no_color: Annotated[
+        bool, typer.Option("--no-color", help="No colours in human output (as does NO_COLOR=1).")
+    ] = False,
 ) -> None:
+    STATE.no_color = no_color
     STATE.debug = debug
     STATE.verbose = verbose or debug
     if STATE.verbose:
@@ -382,3 +388,5 @@ from . import commands_repo  # noqa: E402,F401  (registers du and diff)
 
 from . import commands_gc  # noqa: E402,F401  (registers gc)  # isort: skip
 from . import commands_probe  # noqa: E402,F401  (registers probe)
+
+from . import commands_completion  # noqa: E402,F401  (registers completion)  # isort: skip

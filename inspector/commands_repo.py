@@ -23,6 +23,7 @@ from .commands import (
     app,
     console,
 )
+from .errors import ExitCode
 from .reference import Reference
 
 if TYPE_CHECKING:
@@ -33,7 +34,7 @@ if TYPE_CHECKING:
 __all__ = ["DIFFERENT", "diff", "du"]
 
 # Like `git diff --exit-code`: with --exit-code, diff exits 1 when the caches differ.
-DIFFERENT = 1
+DIFFERENT = int(ExitCode.DIFFERENT)
 
 
 @app.command()
