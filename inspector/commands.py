@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import sys
@@ -35,9 +36,11 @@ class _State:
     verbose: bool = False
     json: bool = False
     no_color: bool = False
+    deadline: float | None = None  # None: the client's default
 
     def reset(self) -> None:
         self.debug = self.verbose = self.json = self.no_color = False
+        self.deadline = None
 
 
 STATE = _State()
@@ -100,8 +103,18 @@ def _main(
     no_color: Annotated[
         bool, typer.Option("--no-color", help="No colours in human output (as does NO_COLOR=1).")
     ] = False,
+    deadline: Annotated[
+        float | None,
+        typer.Option(
+            "--deadline",
+            min=1.0,
+            metavar="SECONDS",
+            help="Give up on a registry request after this long, all its retries included (default 50).",
+        ),
+    ] = None,
 ) -> None:
     STATE.no_color = no_color
+    STATE.deadline = deadline
     STATE.debug = debug
     STATE.verbose = verbose or debug
     if STATE.verbose:
@@ -178,6 +191,8 @@ class _Connection:
             timeout=self.timeout,
             concurrency=self.concurrency,
         )
+        if STATE.deadline is not None:
+            options = dataclasses.replace(options, deadline=STATE.deadline)
         return RegistryClient(options, credentials=lookup)
 
 

@@ -1,6 +1,6 @@
 """Click/typer classes that make the CLI behave like its neighbours (git, regctl, crane).
 
-- global flags (``-v``, ``--debug``, ``--no-color``) are accepted after the subcommand too;
+- global flags (``-v``, ``--debug``, ``--no-color``, ``--deadline N``) are accepted after the subcommand too;
 - a bare ``cacheinspect`` prints the help and exits 0;
 - usage lines name arguments as ``REF``, not typer's ``{ref}``;
 - the command list in the top-level help is not cut at 45 characters.
@@ -17,10 +17,12 @@ import typer
 from typer import _click as click
 from typer.core import TyperCommand, TyperGroup
 
-__all__ = ["GLOBAL_FLAGS", "HouseCommand", "HouseGroup", "HouseTyper", "hoist_global_flags"]
+__all__ = ["GLOBAL_FLAGS", "GLOBAL_OPTIONS", "HouseCommand", "HouseGroup", "HouseTyper", "hoist_global_flags"]
 
 #: Flags of the top-level callback that may also be written after the subcommand.
 GLOBAL_FLAGS = frozenset({"-v", "--verbose", "--debug", "--no-color"})
+#: Options of the top-level callback, with a value, that may also be written after the subcommand.
+GLOBAL_OPTIONS = frozenset({"--deadline"})
 
 _F = TypeVar("_F", bound=Callable[..., Any])
 
@@ -59,8 +61,15 @@ def hoist_global_flags(args: list[str], command: click.Command) -> tuple[list[st
         if word == "--":
             rest.extend(args[index - 1 :])
             break
+        name = word.split("=", 1)[0]
         if word in GLOBAL_FLAGS and word not in own:
             hoisted.append(word)
+            continue
+        if name in GLOBAL_OPTIONS and name not in own:
+            hoisted.append(word)
+            if word == name and index < len(args):  # "--deadline 20", not "--deadline=20"
+                hoisted.append(args[index])
+                index += 1
             continue
         rest.append(word)
         if word in valued and index < len(args):
