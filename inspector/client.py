@@ -252,6 +252,16 @@ class RegistryClient:
                     continue
             raise self._fail(response, error_body, method, url, what)
 
+    def _login_hint(self, url: str) -> str:
+        """For a 401: whose credentials were refused, or that none were found (two different fixes)."""
+        from .credentials import SOURCES_LOOKED_AT
+
+        host = urlsplit(url).netloc
+        source = self._auth.credentials_source(host)
+        if source is None:
+            return f"no credentials found for {host} (looked at {SOURCES_LOOKED_AT})"
+        return f"credentials from {source}, refused by {host}: check or renew them"
+
     def _retry_delay(
         self,
         clock: _Attempts,
@@ -274,8 +284,7 @@ class RegistryClient:
         log.info("%s; retry %d of %d in %.1f s", said, attempt + 1, self.options.retries, delay)
         return delay
 
-    @staticmethod
-    def _fail(response: httpx.Response, body: bytes, method: str, url: str, what: str) -> RegistryError:
+    def _fail(self, response: httpx.Response, body: bytes, method: str, url: str, what: str) -> RegistryError:
         error = registry_error_from_response(
             status=response.status_code,
             method=method,
@@ -285,9 +294,7 @@ class RegistryClient:
             retry_after=_retry_after(response.headers.get("Retry-After")),
         )
         if response.status_code == 401 and not error.hint:
-            error.hint = (
-                "check the credentials (--username/--password-stdin, CACHEINSPECT_USERNAME, docker login)"
-            )
+            error.hint = self._login_hint(url)
         return error
 
     def map_bounded(

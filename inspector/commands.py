@@ -37,10 +37,13 @@ class _State:
     json: bool = False
     no_color: bool = False
     deadline: float | None = None  # None: the client's default
+    auth_file: str | None = None
+    registry_auth: str | None = None  # the registry --username/--password-stdin are for
 
     def reset(self) -> None:
         self.debug = self.verbose = self.json = self.no_color = False
         self.deadline = None
+        self.auth_file = self.registry_auth = None
 
 
 STATE = _State()
@@ -112,9 +115,27 @@ def _main(
             help="Give up on a registry request after this long, all its retries included (default 50).",
         ),
     ] = None,
+    authfile: Annotated[
+        str | None,
+        typer.Option(
+            "--authfile",
+            metavar="FILE",
+            help="podman/skopeo auth.json to read credentials from (default: $REGISTRY_AUTH_FILE).",
+        ),
+    ] = None,
+    registry_auth: Annotated[
+        str | None,
+        typer.Option(
+            "--registry-auth",
+            metavar="HOST",
+            help="The registry --username/--password-stdin are for (default: the first reference's).",
+        ),
+    ] = None,
 ) -> None:
     STATE.no_color = no_color
     STATE.deadline = deadline
+    STATE.auth_file = authfile
+    STATE.registry_auth = registry_auth
     STATE.debug = debug
     STATE.verbose = verbose or debug
     if STATE.verbose:
@@ -166,9 +187,11 @@ class _Connection:
     concurrency: int
     timeout: float
 
-    def client(self) -> RegistryClient:
+    def client(self, registry: str | None) -> RegistryClient:
+        """A client for a command whose (first) reference is on ``registry``: the flags' credentials go there
+        (or to --registry-auth HOST) and nowhere else; every other registry uses its own source."""
         from .client import ClientOptions, RegistryClient
-        from .credentials import resolve_credentials
+        from .credentials import resolve_credentials, same_registry
 
         if self.password_stdin and not self.username:
             raise UsageError("--password-stdin needs --username")
@@ -180,9 +203,15 @@ class _Connection:
             if not password:
                 raise UsageError("--password-stdin: nothing on stdin")
         username = self.username
+        bound = STATE.registry_auth or registry
+        if username and bound is None:
+            raise UsageError("--username: for which registry? give --registry-auth HOST")
+        auth_file = STATE.auth_file
 
         def lookup(host: str) -> Credentials | None:
-            return resolve_credentials(host, username=username, password=password)
+            if bound is not None and same_registry(host, bound):
+                return resolve_credentials(host, username=username, password=password, auth_file=auth_file)
+            return resolve_credentials(host, auth_file=auth_file)
 
         options = ClientOptions(
             plain_http=self.plain_http,
@@ -325,7 +354,8 @@ def show(
 
         def client() -> RegistryClient:
             if not opened:
-                opened.append(stack.enter_context(connection.client()))
+                registry = target_ref.repository.registry if isinstance(target_ref, Reference) else None
+                opened.append(stack.enter_context(connection.client(registry)))
             return opened[0]
 
         with _progress(not json_out and not no_check_blobs, "checking blobs") as on_progress:
@@ -387,7 +417,7 @@ def tags(
 
     repo = parse_repository(repository)
     connection = _Connection(plain_http, insecure, ca_file, username, password_stdin, 1, timeout)
-    with connection.client() as client:
+    with connection.client(repo.registry) as client:
         names = client.list_tags(repo, page_size=page_size)
     if json_out:
         print(json.dumps({"repository": str(repo), "tags": names}, indent=2))

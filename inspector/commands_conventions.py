@@ -22,7 +22,7 @@ __all__ = ["GLOBAL_FLAGS", "GLOBAL_OPTIONS", "HouseCommand", "HouseGroup", "Hous
 #: Flags of the top-level callback that may also be written after the subcommand.
 GLOBAL_FLAGS = frozenset({"-v", "--verbose", "--debug", "--no-color"})
 #: Options of the top-level callback, with a value, that may also be written after the subcommand.
-GLOBAL_OPTIONS = frozenset({"--deadline"})
+GLOBAL_OPTIONS = frozenset({"--deadline", "--authfile", "--registry-auth"})
 
 _F = TypeVar("_F", bound=Callable[..., Any])
 
