@@ -437,6 +437,11 @@ class RegistryAuth(httpx.Auth):
 
     # -- credentials, once per host
 
+    def credentials_source(self, host: str) -> str | None:
+        """Where the credentials for ``host`` (``host[:port]``) came from; None when there are none."""
+        creds = self._credentials_for(host)
+        return None if creds is None else (creds.source or "the caller")
+
     def _credentials_for(self, host: str) -> Credentials | None:
         if self._lookup is None:
             return None

@@ -19,7 +19,7 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TypeVar
 from urllib.parse import parse_qsl, urlencode, urljoin, urlsplit, urlunsplit
@@ -57,6 +57,7 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 MANIFEST_LIMIT = 4 * 1024 * 1024
+DEFAULT_DEADLINE = 50.0
 TAG_PAGE_LIMIT = 32 * 1024 * 1024
 TOKEN_LIMIT = 1024 * 1024  # a token answer; real ones are a few KiB (a JWT and its expiry)
 MAX_REDIRECTS = 10
@@ -80,6 +81,9 @@ class ClientOptions:
     insecure: bool = False
     ca_file: str | None = None
     timeout: float = 30.0  # seconds to connect, for the answer's headers, and for its whole body
+    #: Seconds one request may take with all its retries: a registry that accepts connections and never
+    #: answers fails within a minute, not after retries x timeout (2 m 33 s with the defaults).
+    deadline: float = DEFAULT_DEADLINE
     concurrency: int = 8
     retries: int = 4
     backoff_base: float = 0.25
@@ -224,13 +228,17 @@ class RegistryClient:
         ok_statuses = frozenset(ok)
         retryable = method in _IDEMPOTENT if idempotent is None else idempotent
         attempt = 0
+        clock = _Attempts(self.options.deadline)
         while True:
-            request = self._http.build_request(method, url, headers=headers, content=content)
+            clock.attempts += 1
+            request = self._http.build_request(
+                method, url, headers=headers, content=content, timeout=clock.timeout(self.options.timeout)
+            )
             started = time.monotonic()
             try:
                 response = send_following_redirects(self._http, request)
                 # httpx's read timeout is per read: a body trickling in a byte at a time would never hit it.
-                deadline = time.monotonic() + self.options.timeout
+                deadline = time.monotonic() + min(self.options.timeout, clock.remaining())
                 try:
                     if response.status_code in ok_statuses:
                         if limit:
@@ -252,24 +260,58 @@ class RegistryClient:
                 finally:
                     response.close()
             except httpx.TransportError as exc:
-                delay = self._backoff(attempt, None) if retryable else None
-                log.debug("%s %s failed: %s", method, _loggable(url), type(exc).__name__)
+                refused = _connection_refused(exc)
+                said = f"{method} {_loggable(url)} failed ({type(exc).__name__})"
+                delay = self._retry_delay(clock, attempt, None, retryable and not refused, said)
                 if delay is None:
-                    raise TransportError(f"{what}: {_describe_transport_error(exc, url)}") from None
+                    tried = "" if refused else f" ({clock.summary()})"
+                    raise TransportError(f"{what}: {_describe_transport_error(exc, url)}{tried}") from None
                 self._sleep(delay)
                 attempt += 1
                 continue
             log.debug("%s %s -> %s", method, _loggable(url), response.status_code)
             if response.status_code in _RETRY_STATUS and (retryable or response.status_code == 429):
-                delay = self._backoff(attempt, response)
+                said = f"{method} {_loggable(url)} answered {response.status_code}"
+                delay = self._retry_delay(clock, attempt, response, True, said)
                 if delay is not None:
                     self._sleep(delay)
                     attempt += 1
                     continue
             raise self._fail(response, error_body, method, url, what)
 
-    @staticmethod
-    def _fail(response: httpx.Response, body: bytes, method: str, url: str, what: str) -> RegistryError:
+    def _login_hint(self, url: str) -> str:
+        """For a 401: whose credentials were refused, or that none were found (two different fixes)."""
+        from .credentials import SOURCES_LOOKED_AT
+
+        host = urlsplit(url).netloc
+        source = self._auth.credentials_source(host)
+        if source is None:
+            return f"no credentials found for {host} (looked at {SOURCES_LOOKED_AT})"
+        return f"credentials from {source}, refused by {host}: check or renew them"
+
+    def _retry_delay(
+        self,
+        clock: _Attempts,
+        attempt: int,
+        response: httpx.Response | None,
+        retryable: bool,
+        said: str,
+    ) -> float | None:
+        """The wait before the next attempt, or None to give up (not retryable, retries spent, deadline near).
+
+        Each retry is one line under ``-v``: what failed, which retry follows, and when.
+        """
+        delay = self._backoff(attempt, response) if retryable else None
+        if delay is None:
+            log.info("%s; not retried", said)
+            return None
+        if not clock.allows(delay):
+            log.info("%s; not retried: --deadline %g s is (nearly) reached", said, clock.deadline)
+            return None
+        log.info("%s; retry %d of %d in %.1f s", said, attempt + 1, self.options.retries, delay)
+        return delay
+
+    def _fail(self, response: httpx.Response, body: bytes, method: str, url: str, what: str) -> RegistryError:
         error = registry_error_from_response(
             status=response.status_code,
             method=method,
@@ -279,9 +321,7 @@ class RegistryClient:
             retry_after=_retry_after(response.headers.get("Retry-After")),
         )
         if response.status_code == 401 and not error.hint:
-            error.hint = (
-                "check the credentials (--username/--password-stdin, CACHEINSPECT_USERNAME, docker login)"
-            )
+            error.hint = self._login_hint(url)
         return error
 
     def map_bounded(
@@ -724,8 +764,55 @@ def _loggable(url: str) -> str:
     return f"{parts.scheme}://{parts.netloc}{parts.path}"
 
 
+@dataclass
+class _Attempts:
+    """One request's attempts against the deadline: each attempt's timeout shrinks to the time left."""
+
+    deadline: float
+    started: float = field(default_factory=time.monotonic)
+    attempts: int = 0
+
+    def remaining(self) -> float:
+        return self.deadline - (time.monotonic() - self.started)
+
+    def timeout(self, per_attempt: float) -> httpx.Timeout:
+        budget = max(min(per_attempt, self.remaining()), 0.05)
+        return httpx.Timeout(budget, connect=min(budget, 10.0))
+
+    def allows(self, delay: float) -> bool:
+        """True when, after waiting ``delay``, a second is still left for the next attempt."""
+        return delay + 1.0 < self.remaining()
+
+    def summary(self) -> str:
+        elapsed = time.monotonic() - self.started
+        noun = "attempt" if self.attempts == 1 else "attempts"
+        return f"{self.attempts} {noun} over {elapsed:.1f} s; --deadline {self.deadline:g} s"
+
+
+def _connection_refused(exc: httpx.TransportError) -> bool:
+    """Nothing listens at the address: a wrong address, not a failure that a retry can outlast."""
+    if not isinstance(exc, httpx.ConnectError):
+        return False
+    cause: BaseException | None = exc
+    while cause is not None:
+        if isinstance(cause, ConnectionRefusedError):
+            return True
+        cause = cause.__cause__ or cause.__context__
+    return False
+
+
+def _host_port(url: str) -> str:
+    """``host:port`` of ``url``, the port spelled out (443 for https, 80 for http) as a connection needs it."""
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    port = parts.port or (443 if parts.scheme == "https" else 80)
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
 def _describe_transport_error(exc: httpx.TransportError, url: str) -> str:
     host = urlsplit(url).netloc
+    if _connection_refused(exc):
+        return f"nothing listens at {_host_port(url)} — is the registry address right?"
     if isinstance(exc, httpx.TimeoutException):
         return f"timed out talking to {host}"
     if isinstance(exc, httpx.ConnectError):

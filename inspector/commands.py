@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import sys
@@ -14,6 +15,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from ._version import __version__
+from .commands_conventions import HouseGroup, HouseTyper
 from .errors import CacheInspectError, ExitCode, UsageError
 from .reference import Reference
 
@@ -33,17 +35,23 @@ class _State:
     debug: bool = False
     verbose: bool = False
     json: bool = False
+    no_color: bool = False
+    deadline: float | None = None  # None: the client's default
+    auth_file: str | None = None
+    registry_auth: str | None = None  # the registry --username/--password-stdin are for
 
     def reset(self) -> None:
-        self.debug = self.verbose = self.json = False
+        self.debug = self.verbose = self.json = self.no_color = False
+        self.deadline = None
+        self.auth_file = self.registry_auth = None
 
 
 STATE = _State()
 
-app = typer.Typer(
+app = HouseTyper(
     name="cacheinspect",
     help="Inspect, clean up and probe BuildKit registry build caches (--cache-to type=registry).",
-    no_args_is_help=True,
+    cls=HouseGroup,  # bare call prints help (exit 0); -v/--debug/--no-color also after the subcommand
     add_completion=False,
     context_settings={"help_option_names": ["-h", "--help"]},
     pretty_exceptions_enable=False,
@@ -81,8 +89,9 @@ def console(*, stderr: bool = False) -> Console:
                 style = segment.style.clear_meta_and_links() if segment.style else None
                 yield Segment(sanitize(segment.text, keep_newlines=True), style)
 
+    no_color = True if STATE.no_color else None
     if stderr or sys.stdout.isatty():
-        return SafeConsole(stderr=stderr, highlight=False)
+        return SafeConsole(stderr=stderr, highlight=False, no_color=no_color)
 
     class PipeConsole(SafeConsole):
         def print(self, *objects: Any, **kwargs: Any) -> None:
@@ -91,7 +100,7 @@ def console(*, stderr: bool = False) -> Console:
             self.file.write("\n".join(line.rstrip() for line in captured.get().split("\n")))
             self.file.flush()
 
-    return PipeConsole(highlight=False, width=PIPE_WIDTH)
+    return PipeConsole(highlight=False, width=PIPE_WIDTH, no_color=no_color)
 
 
 def report_error(exc: CacheInspectError) -> None:
@@ -143,7 +152,39 @@ def _main(
     debug: Annotated[
         bool, typer.Option("--debug", help="Debug logging, and tracebacks for internal errors.")
     ] = False,
+    no_color: Annotated[
+        bool, typer.Option("--no-color", help="No colours in human output (as does NO_COLOR=1).")
+    ] = False,
+    deadline: Annotated[
+        float | None,
+        typer.Option(
+            "--deadline",
+            min=1.0,
+            metavar="SECONDS",
+            help="Give up on a registry request after this long, all its retries included (default 50).",
+        ),
+    ] = None,
+    authfile: Annotated[
+        str | None,
+        typer.Option(
+            "--authfile",
+            metavar="FILE",
+            help="podman/skopeo auth.json to read credentials from (default: $REGISTRY_AUTH_FILE).",
+        ),
+    ] = None,
+    registry_auth: Annotated[
+        str | None,
+        typer.Option(
+            "--registry-auth",
+            metavar="HOST",
+            help="The registry --username/--password-stdin are for (default: the first reference's).",
+        ),
+    ] = None,
 ) -> None:
+    STATE.no_color = no_color
+    STATE.deadline = deadline
+    STATE.auth_file = authfile
+    STATE.registry_auth = registry_auth
     STATE.debug = debug
     STATE.verbose = verbose or debug
     if STATE.verbose:
@@ -195,9 +236,11 @@ class _Connection:
     concurrency: int
     timeout: float
 
-    def client(self) -> RegistryClient:
+    def client(self, registry: str | None) -> RegistryClient:
+        """A client for a command whose (first) reference is on ``registry``: the flags' credentials go there
+        (or to --registry-auth HOST) and nowhere else; every other registry uses its own source."""
         from .client import ClientOptions, RegistryClient
-        from .credentials import resolve_credentials
+        from .credentials import resolve_credentials, same_registry
 
         if self.password_stdin and not self.username:
             raise UsageError("--password-stdin needs --username")
@@ -209,9 +252,15 @@ class _Connection:
             if not password:
                 raise UsageError("--password-stdin: nothing on stdin")
         username = self.username
+        bound = STATE.registry_auth or registry
+        if username and bound is None:
+            raise UsageError("--username: for which registry? give --registry-auth HOST")
+        auth_file = STATE.auth_file
 
         def lookup(host: str) -> Credentials | None:
-            return resolve_credentials(host, username=username, password=password)
+            if bound is not None and same_registry(host, bound):
+                return resolve_credentials(host, username=username, password=password, auth_file=auth_file)
+            return resolve_credentials(host, auth_file=auth_file)
 
         options = ClientOptions(
             plain_http=self.plain_http,
@@ -220,6 +269,8 @@ class _Connection:
             timeout=self.timeout,
             concurrency=self.concurrency,
         )
+        if STATE.deadline is not None:
+            options = dataclasses.replace(options, deadline=STATE.deadline)
         return RegistryClient(options, credentials=lookup)
 
 
@@ -349,7 +400,8 @@ def show(
 
         def client() -> RegistryClient:
             if not opened:
-                opened.append(stack.enter_context(connection.client()))
+                registry = target_ref.repository.registry if isinstance(target_ref, Reference) else None
+                opened.append(stack.enter_context(connection.client(registry)))
             return opened[0]
 
         with _progress(not json_out and not no_check_blobs, "checking blobs") as on_progress:
@@ -435,7 +487,7 @@ def tags(
 
     repo = parse_repository(repository)
     connection = _Connection(plain_http, insecure, ca_file, username, password_stdin, 1, timeout)
-    with connection.client() as client:
+    with connection.client(repo.registry) as client:
         names = client.list_tags(repo, page_size=page_size)
     if json_out:
         print(json.dumps({"repository": str(repo), "tags": names}, indent=2))
@@ -453,3 +505,5 @@ from . import commands_repo  # noqa: E402,F401  (registers du and diff)
 
 from . import commands_gc  # noqa: E402,F401  (registers gc)  # isort: skip
 from . import commands_probe  # noqa: E402,F401  (registers probe)
+
+from . import commands_completion  # noqa: E402,F401  (registers completion)  # isort: skip

@@ -240,6 +240,8 @@ def gc(
     )
     if password_stdin and (branches_file == "-"):
         raise UsageError("--password-stdin and --branches-file - both read stdin; put the branches in a file")
+    from .reference import parse_repository
+
     connection = _Connection(plain_http, insecure, ca_file, username, password_stdin, concurrency, timeout)
     now = datetime.now(UTC)
     if apply_plan is not None:
@@ -260,13 +262,15 @@ def gc(
             raise UsageError(f"--apply-plan {apply_plan}: {exc.strerror}") from None
         plans = plan_from_json(raw, str(apply_plan))
         bound = _bound(plans, _policies(repository, policy, flags))
-        with connection.client() as client, ExitStack() as stack:
+        first = parse_repository(plans[0].repository).registry if plans else None
+        with connection.client(first) as client, ExitStack() as stack:
             github = _GitHub(stack, github_token, delete_empty_packages=delete_empty_packages)
             targets = _reviewed(client, plans, bound, flags, github)
             _finish(client, targets, "apply-plan", now, json_out, plan_out, summary, max_deletes, page_size)
         return
     policies = _policies(repository, policy, flags)
-    with connection.client() as client, ExitStack() as stack:
+    first = parse_repository(policies[0].repository).registry if policies else None
+    with connection.client(first) as client, ExitStack() as stack:
         github = _GitHub(stack, github_token, delete_empty_packages=delete_empty_packages)
         targets = _plan_all(client, policies, now, json_out, page_size, github)
         _finish(

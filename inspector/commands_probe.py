@@ -159,7 +159,7 @@ def probe(
             near_limit=not no_near_limit,
         )
         connection = _Connection(plain_http, insecure, ca_file, username, password_stdin, 1, timeout)
-        with connection.client() as client:
+        with connection.client(repo.registry) as client:
             report = run_probe(client, options)
     if junit is not None:
         try:

@@ -23,6 +23,7 @@ from .commands import (
     app,
     console,
 )
+from .errors import ExitCode
 from .reference import Reference
 
 if TYPE_CHECKING:
@@ -33,7 +34,7 @@ if TYPE_CHECKING:
 __all__ = ["DIFFERENT", "diff", "du"]
 
 # Like `git diff --exit-code`: with --exit-code, diff exits 1 when the caches differ.
-DIFFERENT = 1
+DIFFERENT = int(ExitCode.DIFFERENT)
 
 
 @app.command()
@@ -64,7 +65,10 @@ def du(
 
     repo = parse_repository(repository)
     connection = _Connection(plain_http, insecure, ca_file, username, password_stdin, concurrency, timeout)
-    with connection.client() as client, _progress(not json_out, "reading manifests") as on_progress:
+    with (
+        connection.client(repo.registry) as client,
+        _progress(not json_out, "reading manifests") as on_progress,
+    ):
         usage = disk_usage(
             client, repo, tag_pattern=tag_pattern, page_size=page_size, on_progress=on_progress
         )
@@ -126,7 +130,9 @@ def diff(
         connection = _Connection(
             plain_http, insecure, ca_file, username, password_stdin, concurrency, timeout
         )
-        with connection.client() as client:
+        first = target_a if isinstance(target_a, Reference) else target_b
+        assert isinstance(first, Reference)
+        with connection.client(first.repository.registry) as client:
             report_a = _inspect(target_a, client, check, json_out)
             report_b = _inspect(target_b, client, check, json_out)
     else:

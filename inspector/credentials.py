@@ -2,12 +2,17 @@
 
 ``resolve_credentials(host)`` walks the sources once and returns the first hit::
 
-    explicit username + password (flags)                      source "flags"
-    CACHEINSPECT_USERNAME / CACHEINSPECT_PASSWORD              source "env"
+    explicit username + password (flags)                      source "--username/--password-stdin"
+    CACHEINSPECT_USERNAME / CACHEINSPECT_PASSWORD              source "CACHEINSPECT_USERNAME/…"
     DOCKER_AUTH_CONFIG (JSON shaped like config.json)          source "DOCKER_AUTH_CONFIG"
-    $DOCKER_CONFIG/config.json (default ~/.docker/config.json) source "<path>"
+    --authfile, else REGISTRY_AUTH_FILE (podman/skopeo         source "--authfile <path>",
+        auth.json: the same format)                                   "REGISTRY_AUTH_FILE <path>"
+    $DOCKER_CONFIG/config.json (default ~/.docker/config.json) source "DOCKER_CONFIG <path>", "<path>"
         credHelpers[host] -> credsStore -> auths[host]
     nothing                                                    None (anonymous)
+
+The flags' credentials belong to one registry (the CLI binds them with ``same_registry``):
+any other registry a command talks to gets its own source's, never these.
 
 Secrets never appear in ``repr(Credentials)`` or in an error message: errors name
 the file, variable, key or helper, and JSON errors give a position, not content.
@@ -37,9 +42,11 @@ __all__ = [
     "DOCKER_HUB_SERVER",
     "HELPER_OUTPUT_LIMIT",
     "HELPER_TIMEOUT",
+    "SOURCES_LOOKED_AT",
     "Credentials",
     "normalize_registry_host",
     "resolve_credentials",
+    "same_registry",
 ]
 
 logger = logging.getLogger(__name__)
@@ -57,6 +64,14 @@ HELPER_OUTPUT_LIMIT = 64 * 1024
 _ENV_USERNAME = "CACHEINSPECT_USERNAME"
 _ENV_PASSWORD = "CACHEINSPECT_PASSWORD"
 _ENV_AUTH_CONFIG = "DOCKER_AUTH_CONFIG"
+_ENV_AUTH_FILE = "REGISTRY_AUTH_FILE"
+_FLAGS = "--username/--password-stdin"
+_ENV_PAIR = f"{_ENV_USERNAME}/{_ENV_PASSWORD}"
+#: Where ``resolve_credentials`` looks, for "no credentials found" messages.
+SOURCES_LOOKED_AT = (
+    "--username/--password-stdin, CACHEINSPECT_USERNAME/CACHEINSPECT_PASSWORD, DOCKER_AUTH_CONFIG, "
+    "--authfile or REGISTRY_AUTH_FILE, $DOCKER_CONFIG/config.json or ~/.docker/config.json"
+)
 _TOKEN_USERNAME = "<token>"
 _NOT_FOUND_TEXT = "credentials not found"
 
@@ -71,7 +86,8 @@ class Credentials:
     identity_token: str | None = field(default=None, repr=False)
     #: docker ``registrytoken``: a bearer token sent to the registry as is.
     registry_token: str | None = field(default=None, repr=False)
-    #: Where they came from, for messages ("flags", "env", "/root/.docker/config.json (credHelper x)").
+    #: Where they came from, for messages ("--username/--password-stdin",
+    #: "DOCKER_CONFIG /x/config.json (credHelper x)").
     source: str = ""
 
     @property
@@ -107,19 +123,21 @@ def resolve_credentials(
     password: str | None = None,
     env: Mapping[str, str] | None = None,
     docker_config_dir: str | None = None,
+    auth_file: str | None = None,
 ) -> Credentials | None:
     """Credentials for the registry at ``host`` (``host[:port]``), or None for anonymous access.
 
-    Raises ``UsageError`` for a half-given username/password pair or a malformed
-    config, and ``AuthError`` when a configured credential helper cannot be run.
+    Raises ``UsageError`` for a half-given username/password pair, a malformed
+    config or a missing ``auth_file`` (``--authfile``), and ``AuthError`` when a
+    configured credential helper cannot be run.
     """
     environ: Mapping[str, str] = os.environ if env is None else env
 
-    explicit = _pair(username, password, "flags", "--username", "--password")
+    explicit = _pair(username, password, _FLAGS, "--username", "--password")
     if explicit is not None:
         return explicit
     from_env = _pair(
-        environ.get(_ENV_USERNAME), environ.get(_ENV_PASSWORD), "env", _ENV_USERNAME, _ENV_PASSWORD
+        environ.get(_ENV_USERNAME), environ.get(_ENV_PASSWORD), _ENV_PAIR, _ENV_USERNAME, _ENV_PASSWORD
     )
     if from_env is not None:
         return from_env
@@ -131,10 +149,16 @@ def resolve_credentials(
         if found is not None:
             return found
 
+    found = _from_auth_file(host, auth_file, environ)
+    if found is not None:
+        return found
+
+    label = ""
     if docker_config_dir is not None:
         config_dir = Path(docker_config_dir)
     elif environ.get("DOCKER_CONFIG"):
         config_dir = Path(environ["DOCKER_CONFIG"])
+        label = "DOCKER_CONFIG "
     else:
         try:
             config_dir = Path.home() / ".docker"
@@ -142,10 +166,30 @@ def resolve_credentials(
             logger.debug("no home directory; not reading a docker config")
             return None
     path = config_dir / "config.json"
+    loaded = _load_config_file(path, required=False)
+    return None if loaded is None else _from_config(loaded, host, f"{label}{path}")
+
+
+def _from_auth_file(host: str, auth_file: str | None, environ: Mapping[str, str]) -> Credentials | None:
+    """podman/skopeo's auth file: ``--authfile`` (must exist), else ``REGISTRY_AUTH_FILE`` (may be absent)."""
+    if auth_file:
+        path, label, required = Path(auth_file), "--authfile", True
+    elif environ.get(_ENV_AUTH_FILE):
+        path, label, required = Path(environ[_ENV_AUTH_FILE]), _ENV_AUTH_FILE, False
+    else:
+        return None
+    config = _load_config_file(path, required=required)
+    return None if config is None else _from_config(config, host, f"{label} {path}")
+
+
+def _load_config_file(path: Path, *, required: bool) -> dict[str, Any] | None:
+    """A docker-config-shaped JSON file; None when it is absent (unless ``required``) or empty."""
     try:
         raw = path.read_bytes()
     except FileNotFoundError:
-        logger.debug("no docker config at %s", path)
+        if required:
+            raise UsageError(f"--authfile {path}: no such file") from None
+        logger.debug("no credentials file at %s", path)
         return None
     except OSError as exc:
         raise UsageError(f"cannot read {path}: {exc.strerror or type(exc).__name__}") from None
@@ -155,7 +199,13 @@ def resolve_credentials(
         raise UsageError(f"{path} is not UTF-8 (byte {exc.start})") from None
     if not text.strip():
         return None
-    return _from_config(_parse_config(text, str(path)), host, str(path))
+    return _parse_config(text, str(path))
+
+
+def same_registry(host: str, registry: str) -> bool:
+    """True when ``host`` (what a request went to) is ``registry`` (what the user named), Docker Hub's aliases
+    included: the flags' credentials go to that registry only."""
+    return normalize_registry_host(host) == normalize_registry_host(registry)
 
 
 def _pair(

@@ -1,9 +1,10 @@
 """Typed errors and the exit codes they map to.
 
 Every failure the library reports is a ``CacheInspectError``; the CLI turns its
-``exit_code`` into the process exit status, so the mapping lives here, once::
+``exit_code`` into the process exit status, so the mapping lives here, once.
+Exit 1 is no error: it is only ``diff --exit-code`` saying the caches differ::
 
-    CacheInspectError                      exit 1 (bug / unexpected)
+    CacheInspectError                      exit 70 (bug / unexpected; sysexits' EX_SOFTWARE)
     ├── UsageError                         exit 2  bad flag combination, bad local path
     │   └── InvalidReference               exit 2  unparseable reference or digest
     ├── InvalidContent                     exit 8  bad JSON, wrong structure, oversized body
@@ -59,7 +60,8 @@ class ExitCode(IntEnum):
     """Process exit codes; documented in the README."""
 
     OK = 0
-    BUG = 1
+    #: Only ``diff --exit-code``: the caches differ (as ``git diff --exit-code``); never an error.
+    DIFFERENT = 1
     USAGE = 2
     NOT_FOUND = 3
     AUTH = 4
@@ -69,6 +71,8 @@ class ExitCode(IntEnum):
     INVALID_CONTENT = 8
     WILL_NOT_WORK = 9
     UNHEALTHY = 10
+    #: An internal error (a bug); sysexits.h's EX_SOFTWARE, so that 1 keeps its single meaning.
+    BUG = 70
 
 
 class CacheInspectError(Exception):

@@ -16,7 +16,15 @@ from typing import Protocol
 from . import _json
 from .client import MANIFEST_LIMIT, BlobStat, RegistryClient, verify_blob
 from .digest import Digest
-from .errors import DigestMismatch, InvalidContent, InvalidReference, MissingContent, UsageError
+from .errors import (
+    CacheInspectError,
+    DigestMismatch,
+    InvalidContent,
+    InvalidReference,
+    MissingContent,
+    NotFound,
+    UsageError,
+)
 from .models import Descriptor, ManifestDocument, parse_descriptor, parse_manifest
 from .reference import Reference, parse_reference
 
@@ -28,6 +36,7 @@ __all__ = [
     "parse_layout_reference",
     "parse_source",
     "read_local_file",
+    "tag_suggestions",
 ]
 
 Progress = Callable[[int, int], None]
@@ -110,7 +119,27 @@ def parse_source(text: str) -> Reference | LayoutReference:
     """A registry reference, or ``oci:PATH[:TAG]`` for a local cache directory."""
     if text.startswith(LAYOUT_PREFIX):
         return parse_layout_reference(text)
+    directory = _path_meant_as_layout(text)
+    if directory is not None:
+        raise UsageError(
+            f"{text!r} is a local path, not a registry reference: did you mean {LAYOUT_PREFIX}{directory}?",
+            hint=f"a local cache (--cache-to type=local,dest=DIR) is read as {LAYOUT_PREFIX}DIR[:TAG]",
+        )
     return parse_reference(text)
+
+
+def _path_meant_as_layout(text: str) -> str | None:
+    """The directory ``text`` names when it is written as a path (``./dir``, ``/abs/dir``,
+    ``oci-layout://dir``, an existing OCI layout), else None: it would otherwise fail as a registry host
+    or go to Docker Hub."""
+    for scheme in ("oci-layout://", "oci-dir://", "oci://"):
+        if text.startswith(scheme):
+            return text[len(scheme) :] or "."
+    if text in (".", "..") or text.startswith(("./", "../", "/", "~/", ".\\")):
+        return text
+    if (Path(text) / "index.json").is_file() or (Path(text) / "oci-layout").is_file():
+        return text
+    return None
 
 
 class RegistrySource:
@@ -123,7 +152,12 @@ class RegistrySource:
         return str(self.reference)
 
     def fetch_manifest(self) -> ManifestDocument:
-        return self.client.get_manifest(self.reference)
+        try:
+            return self.client.get_manifest(self.reference)
+        except NotFound as exc:
+            if self.reference.digest is None and exc.hint is None:
+                exc.hint = tag_suggestions(self.client, self.reference)
+            raise
 
     def fetch_blob(self, descriptor: Descriptor, *, limit: int) -> bytes:
         return self.client.get_blob(self.reference.repository, descriptor, limit=limit)
@@ -131,6 +165,31 @@ class RegistrySource:
     def stat_blobs(self, digests: Sequence[Digest], on_done: Progress | None = None) -> list[BlobStat]:
         repo = self.reference.repository
         return self.client.map_bounded(lambda d: self.client.head_blob(repo, d), digests, on_done)
+
+
+def tag_suggestions(client: RegistryClient, reference: Reference) -> str | None:
+    """A hint for a tag the registry does not have: the closest existing tags, from the first page of the list.
+
+    One extra request, made only after the 404. Nothing to suggest (the list fails, or nothing is close)
+    leaves the error as it was, except for a repository without any tag, which is worth saying.
+    """
+    import difflib
+
+    repo = reference.repository
+    wanted = reference.tag or "latest"
+    pages = client.iter_tag_pages(repo)
+    try:
+        tags = next(pages, [])
+    except NotFound:
+        return f"the repository {repo} does not exist (or holds no tags)"
+    except CacheInspectError:
+        return None
+    if not tags:
+        return f"the repository {repo} holds no tags"
+    close = difflib.get_close_matches(wanted, tags, n=5, cutoff=0.6)
+    if not close:
+        return f"no tag of {repo} is close to {wanted!r}; `cacheinspect tags {repo}` lists its {len(tags)}"
+    return f"closest tags in {repo}: {', '.join(close)}"
 
 
 class LayoutSource:

@@ -105,7 +105,7 @@ def test_source_order(tmp_path: Path) -> None:
 
     assert user(username="flag-user", password=PASSWORD) == "flag-user"
     assert resolve_credentials("reg.example", username="u", password="p", env=env) == Credentials(
-        username="u", password="p", source="flags"
+        username="u", password="p", source="--username/--password-stdin"
     )
     assert user() == "env-user"
     del env["CACHEINSPECT_USERNAME"], env["CACHEINSPECT_PASSWORD"]
@@ -116,7 +116,7 @@ def test_source_order(tmp_path: Path) -> None:
     del env["DOCKER_AUTH_CONFIG"]
     found = resolve_credentials("reg.example", env=env)
     assert found == Credentials(
-        username="file-user", password=PASSWORD, source=str(config_dir / "config.json")
+        username="file-user", password=PASSWORD, source=f"DOCKER_CONFIG {config_dir / 'config.json'}"
     )
     assert resolve_credentials("other.example", env=env) is None
 

@@ -174,7 +174,7 @@ def test_not_a_cache_says_what_it_is(
         (["show", "oci:/nonexistent/dir"], 2, "no such directory"),
         (["show", "oci:{testdata}/layouts/multistage-max:nope"], 3, "no tag 'nope'"),
         (["tags", "{host}/samples/multistage-max:tag"], 2, "without tag"),
-        (["show", "127.0.0.1:1/x:y", "--timeout", "2"], 6, "cannot connect"),
+        (["show", "127.0.0.1:1/x:y", "--timeout", "2"], 6, "nothing listens at 127.0.0.1:1 — is the"),
         (["show", "{host}/x:y", "--username", "u"], 2, "--password-stdin"),
     ],
 )
