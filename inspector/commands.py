@@ -147,7 +147,8 @@ class _Connection:
     concurrency: int
     timeout: float
 
-    def client(self) -> RegistryClient:
+    def client(self, fallback: Callable[[str], Credentials | None] | None = None) -> RegistryClient:
+        """``fallback(host)``: credentials for a host no configured source has (gc: ECR's API)."""
         from .client import ClientOptions, RegistryClient
         from .credentials import resolve_credentials
 
@@ -163,7 +164,8 @@ class _Connection:
         username = self.username
 
         def lookup(host: str) -> Credentials | None:
-            return resolve_credentials(host, username=username, password=password)
+            found = resolve_credentials(host, username=username, password=password)
+            return found if found is not None or fallback is None else fallback(host)
 
         options = ClientOptions(
             plain_http=self.plain_http,

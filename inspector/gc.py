@@ -134,7 +134,7 @@ class CacheInfo:
     form: str
     blobs: Mapping[Digest, int]
     created_at: _json.Timestamp | None
-    age_source: Literal["annotation", "config", "unknown"]
+    age_source: Literal["annotation", "config", "pushed", "unknown"]  # pushed: a vendor API's push time
     age_note: str = ""
 
 
@@ -528,7 +528,8 @@ def _first_rule(
     created = cache.created_at
     if rules.max_age is not None and created is not None and now - created.datetime > rules.max_age:
         limit = format_duration(rules.max_age)
-        return "delete", "max-age", f"newest layer created {_ago(now, created)}, older than {limit}"
+        what = "pushed" if cache.age_source == "pushed" else "newest layer created"
+        return "delete", "max-age", f"{what} {_ago(now, created)}, older than {limit}"
     return None
 
 
