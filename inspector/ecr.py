@@ -276,7 +276,7 @@ class EcrClient:
 
     def _call(self, operation: str, **request: Any) -> dict[str, Any]:
         """One API call; throttling and server errors retried with capped jittered backoff."""
-        from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError
+        from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError, ParamValidationError
 
         method = getattr(self._client, _snake(operation))
         for attempt in range(1, self._attempts + 1):
@@ -301,6 +301,8 @@ class EcrClient:
                     f"ECR {operation}: no AWS credentials found",
                     hint="set AWS_PROFILE, or AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or use an instance role",
                 ) from None
+            except ParamValidationError as exc:  # botocore's model refused the request: never retried
+                raise UsageError(f"ECR {operation}: {' '.join(str(exc).split())}") from None
             except BotoCoreError as exc:  # connection errors, timeouts, bad endpoint
                 if attempt < self._attempts:
                     self._sleep(min(self._backoff_cap, self._backoff_base * 2 ** (attempt - 1)))

@@ -24,6 +24,7 @@ FAKE_CREDENTIALS = {
     "AWS_ACCESS_KEY_ID": "testing",
     "AWS_SECRET_ACCESS_KEY": "testing",  # moto accepts any; nothing real is ever used
     "AWS_REGION": REGION,
+    "AWS_EC2_METADATA_DISABLED": "true",  # no instance-metadata lookups off loopback when keys are absent
 }
 
 

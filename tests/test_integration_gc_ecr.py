@@ -23,7 +23,7 @@ import pytest
 from inspector.cli import run
 from tests.ecr_server import ACCOUNT, REGION, EcrMirror, EcrServer, ecr_server
 from tests.registry import LocalRegistry, start_registry
-from tests.support import require_registry_binary, validate_json
+from tests.support import require_registry_binary, run_cli, validate_json
 
 SCHEMA = json.loads(
     (Path(__file__).resolve().parent.parent / "inspector" / "schemas" / "gc-plan.schema.json").read_text()
@@ -330,3 +330,47 @@ def test_a_tag_ecr_lists_since_planning_stops_the_delete(
     assert "release-buildcache" in manifests[d["gone"]]["detail"]
     assert scenario.ecr.tags()[d["gone"]] == ("gone-buildcache", "release-buildcache")
     assert d["old"] not in scenario.ecr.tags()  # the other deletion went ahead
+
+
+def test_registry_credentials_come_from_get_authorization_token(
+    registry: LocalRegistry, server: EcrServer, branches: Path, tmp_path: Path
+) -> None:
+    """No Docker credentials: the real CLI asks ECR for a registry token (user AWS) and says so, never showing it."""
+    import bcrypt
+
+    scenario = seed(registry, server, "acme/auth-cache")
+    # moto's GetAuthorizationToken answers base64("AWS:<account>-auth-token"); the same data directory
+    # is served again behind htpasswd with exactly that user and password.
+    password = f"{ACCOUNT}-auth-token"
+    htpasswd = tmp_path / "htpasswd"
+    htpasswd.write_bytes(b"AWS:" + bcrypt.hashpw(password.encode(), bcrypt.gensalt(rounds=4)) + b"\n")
+    guarded = start_registry(
+        tmp_path,
+        storage=registry.root / "data",
+        extra_config={"auth": {"htpasswd": {"realm": "ecr-test", "path": str(htpasswd)}}},
+    )
+    try:
+        args = gc_args(scenario, branches)
+        args[1] = f"{guarded.host}/{scenario.ecr.name}"
+        done = run_cli(*args, env=server.env())
+        assert done.returncode == 0, done.stderr
+        assert f"credentials for {guarded.host}: ECR GetAuthorizationToken" in done.stderr
+        assert "gone-buildcache" in done.stdout
+        assert password not in done.stdout + done.stderr
+        # Without AWS credentials nothing else is tried: one line, exit 4.
+        anonymous = dict.fromkeys(("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"), "")
+        refused = run_cli(
+            *args,
+            env={
+                **server.env(),
+                **anonymous,
+                "AWS_CONFIG_FILE": "/nonexistent",
+                "AWS_SHARED_CREDENTIALS_FILE": "/nonexistent",
+            },
+        )
+        assert refused.returncode == 4, refused.stderr
+        assert refused.stderr.splitlines()[0] == (
+            "cacheinspect: error: ECR GetAuthorizationToken: no AWS credentials found"
+        )
+    finally:
+        guarded.stop()
