@@ -234,6 +234,14 @@ def gc(
             metavar="URL",
         ),
     ] = None,
+    unpulled_for: Annotated[
+        str | None,
+        typer.Option(
+            "--unpulled-for",
+            help="ECR: delete caches nobody pulled for this long (lastRecordedPullTime; never pulled: push time).",
+            metavar="AGE",
+        ),
+    ] = None,
     aws_region: Annotated[
         str | None,
         typer.Option(
@@ -304,7 +312,7 @@ def gc(
     if apply_plan is not None:
         # Only where and how to delete may be given; what to delete is the plan's.
         connection_only = replace(flags, max_deletes=None, backend=None, github_api_url=None, package=None)
-        if apply or repository or policy or plan_out or connection_only != Settings():
+        if apply or repository or policy or plan_out or unpulled_for or connection_only != Settings():
             raise UsageError(
                 "--apply-plan executes the plan file as reviewed: give no repository, rules or --apply"
             )
@@ -320,6 +328,8 @@ def gc(
             _finish(client, targets, "apply-plan", now, json_out, plan_out, summary, max_deletes, page_size)
         return
     policies = _policies(repository, policy, flags)
+    if unpulled_for is not None:
+        policies = _with_unpulled(policies, unpulled_for)
     with connection.client(ecr.credentials) as client, ExitStack() as stack:
         targets = _plan_all(client, policies, now, json_out, page_size, _GitHub(stack, github_token), ecr)
         _finish(
@@ -558,6 +568,22 @@ def _finish(
     )
     if code:
         raise typer.Exit(code)
+
+
+def _with_unpulled(policies: list[RepositoryPolicy], text: str) -> list[RepositoryPolicy]:
+    """``--unpulled-for`` on every repository; only the ECR backend knows when an image was last pulled."""
+    from .gc_backend import backend_kind
+    from .gc_policy import parse_duration
+    from .reference import parse_repository
+
+    limit = parse_duration(text)
+    for chosen in policies:
+        if backend_kind(parse_repository(chosen.repository), chosen.backend) != "ecr":
+            raise UsageError(
+                f"{chosen.repository}: --unpulled-for needs pull times, which only the ECR backend has "
+                "(DescribeImages lastRecordedPullTime)"
+            )
+    return [replace(p, rules=replace(p.rules, unpulled_for=limit)) for p in policies]
 
 
 def _emit_lifecycle(repository: str | None, policy: Path | None, flags: Settings, acting: bool) -> None:

@@ -136,6 +136,7 @@ class CacheInfo:
     created_at: _json.Timestamp | None
     age_source: Literal["annotation", "config", "pushed", "unknown"]  # pushed: a vendor API's push time
     age_note: str = ""
+    last_pulled: _json.Timestamp | None = None  # a vendor API's last recorded pull (ECR)
 
 
 @dataclass(frozen=True, slots=True)
@@ -530,6 +531,12 @@ def _first_rule(
         limit = format_duration(rules.max_age)
         what = "pushed" if cache.age_source == "pushed" else "newest layer created"
         return "delete", "max-age", f"{what} {_ago(now, created)}, older than {limit}"
+    if rules.unpulled_for is not None and cache.age_source == "pushed":
+        used = cache.last_pulled or created  # never pulled: unused since its push
+        if used is not None and now - used.datetime > rules.unpulled_for:
+            when = "last pulled" if cache.last_pulled is not None else "never pulled; pushed"
+            limit = format_duration(rules.unpulled_for)
+            return "delete", "unpulled", f"{when} {_ago(now, used)}, longer ago than {limit}"
     return None
 
 

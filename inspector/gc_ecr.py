@@ -139,13 +139,18 @@ class EcrBackend:
 
 
 def with_push_times(inventory: Inventory, images: Iterable[EcrImage]) -> Inventory:
-    """``inventory`` with every cache aged by ECR's ``imagePushedAt`` (where ECR lists the image)."""
-    pushed: Mapping[Digest, datetime] = {i.digest: i.pushed_at for i in images if i.pushed_at is not None}
+    """``inventory`` with every cache aged by ECR's ``imagePushedAt`` and its ``lastRecordedPullTime``
+    (``--unpulled-for``), where ECR lists the image."""
+    listed: Mapping[Digest, EcrImage] = {i.digest: i for i in images if i.pushed_at is not None}
     caches: dict[Digest, CacheInfo] = {}
     for digest, cache in inventory.caches.items():
-        when = pushed.get(digest)
-        caches[digest] = (
-            cache if when is None else replace(cache, created_at=_stamp(when), age_source="pushed")
+        image = listed.get(digest)
+        if image is None or image.pushed_at is None:
+            caches[digest] = cache
+            continue
+        pulled = _stamp(image.last_pulled) if image.last_pulled is not None else None
+        caches[digest] = replace(
+            cache, created_at=_stamp(image.pushed_at), age_source="pushed", last_pulled=pulled
         )
     return replace(inventory, caches=MappingProxyType(caches))
 

@@ -212,6 +212,7 @@ class Rules:
     max_age: timedelta | None = None
     keep_last: int | None = None
     slug: SlugRule = SlugRule()
+    unpulled_for: timedelta | None = None  # needs pull times from a vendor API (ECR)
 
     def __post_init__(self) -> None:
         if not self.templates:

@@ -374,3 +374,36 @@ def test_registry_credentials_come_from_get_authorization_token(
         )
     finally:
         guarded.stop()
+
+
+def test_unpulled_for_deletes_caches_nobody_pulled(
+    registry: LocalRegistry, aws_env: EcrServer, branches: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    scenario = seed(registry, aws_env, "acme/pull-cache")
+    d = scenario.digests
+    scenario.ecr.set_times(d["feature-a"], pulled=NOW - 45 * DAY)
+    scenario.ecr.set_times(d["main"], pulled=NOW - 45 * DAY)
+    scenario.ecr.set_times(d["young"], pulled=NOW - 2 * DAY)
+    code, document, err = gc_json(capsys, gc_args(scenario, branches, "--unpulled-for", "30d"))
+    assert code == 0, err
+    plan = document["repositories"][0]
+    actions = {t["tag"]: (t["action"], t["rule"]) for t in plan["tags"]}
+    # By hand: feature-a's branch lives and it was pushed yesterday, but ECR last recorded a pull 45
+    # days ago (> 30d): deleted as unpulled. main was not pulled for as long, but is protected (rule 3
+    # wins). young was pulled 2 days ago. shared-live was pushed yesterday and never pulled: its push
+    # is the last use, 1 day < 30d. old goes by max-age first (pushed 40 days ago).
+    assert actions["feature-a-buildcache"] == ("delete", "unpulled")
+    assert actions["main-buildcache"] == ("keep", "protected")
+    assert actions["young-buildcache"] == ("keep", "kept")
+    assert actions["shared-live-buildcache"] == ("keep", "kept")
+    assert actions["old-buildcache"] == ("delete", "max-age")
+    reason = next(t["reason"] for t in plan["tags"] if t["tag"] == "feature-a-buildcache")
+    assert reason == "last pulled 45d ago, longer ago than 30d"
+
+
+def test_unpulled_for_is_refused_without_pull_times(registry: LocalRegistry) -> None:
+    done = run_cli("gc", f"{registry.host}/acme/x", "-t", "{branch}-c", "--unpulled-for", "30d")
+    assert done.returncode == 2
+    assert done.stderr.splitlines()[0].endswith(
+        "only the ECR backend has (DescribeImages lastRecordedPullTime)"
+    )
