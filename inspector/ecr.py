@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import os
 import random
 import re
 import time
@@ -163,6 +164,8 @@ class EcrClient:
         if not re.fullmatch(r"\d{12}", registry_id):
             raise UsageError(f"ECR registry id {registry_id!r}: expected the 12-digit AWS account id")
         self.registry_id = registry_id
+        # botocore reads AWS_DEFAULT_REGION; AWS_REGION is what the AWS CLI v2 and the other SDKs read.
+        region = region or os.environ.get("AWS_REGION") or None
         self.region = region
         self._attempts = max(1, attempts)
         self._backoff_base = backoff_base
@@ -180,7 +183,7 @@ class EcrClient:
             except Exception as exc:  # botocore.exceptions.NoRegionError and friends
                 raise UsageError(
                     f"cannot make an ECR client: {exc}",
-                    hint="give --aws-region or set AWS_REGION (an ECR host names its region)",
+                    hint="give --aws-region or set AWS_REGION (an ECR host names its region itself)",
                 ) from None
         self._client = client
 

@@ -558,7 +558,7 @@ def _keep_last(
         created = cache.created_at
         if created is not None:
             rank += 1
-            age = f"created {_ago(now, created)}"
+            age = f"{'pushed' if cache.age_source == 'pushed' else 'created'} {_ago(now, created)}"
             position = f"{_ordinal(rank)} newest of {template.text}"
         else:
             age = f"creation time unknown ({cache.age_note})" if cache.age_note else "creation time unknown"

@@ -152,7 +152,8 @@ def with_push_times(inventory: Inventory, images: Iterable[EcrImage]) -> Invento
         caches[digest] = replace(
             cache, created_at=_stamp(image.pushed_at), age_source="pushed", last_pulled=pulled
         )
-    return replace(inventory, caches=MappingProxyType(caches))
+    note = "ages are ECR push times (DescribeImages imagePushedAt), not the caches' buildkit/createdat"
+    return replace(inventory, caches=MappingProxyType(caches), notes=(*inventory.notes, note))
 
 
 def _version(index: int, image: EcrImage) -> PackageVersion:
