@@ -407,3 +407,30 @@ def test_unpulled_for_is_refused_without_pull_times(registry: LocalRegistry) -> 
     assert done.stderr.splitlines()[0].endswith(
         "only the ECR backend has (DescribeImages lastRecordedPullTime)"
     )
+
+
+def test_apply_plan_selects_untagged_caches_again(
+    registry: LocalRegistry,
+    aws_env: EcrServer,
+    branches: Path,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """A reviewed plan's untagged caches are selected again: one tagged since planning is left out, with a note."""
+    scenario = seed(registry, aws_env, "acme/review-cache")
+    d = scenario.digests
+    plan_file = tmp_path / "plan.json"
+    code, _, err = gc_json(capsys, gc_args(scenario, branches, "--untagged", "--plan-out", str(plan_file)))
+    assert code == 0, err
+    raw = httpx.get(
+        f"{registry.url}/v2/{scenario.ecr.name}/manifests/{d['orphan']}", headers={"Accept": OCI_MANIFEST}
+    ).content
+    scenario.ecr.put(raw, OCI_MANIFEST, "adopted")  # the orphan is tagged now (on ECR's side)
+    args = ["gc", "--apply-plan", str(plan_file), "--backend", "ecr", "--ecr-registry-id", ACCOUNT]
+    code, document, err = gc_json(capsys, [*args, "--aws-region", REGION])
+    assert code == 0, err
+    plan = document["repositories"][0]
+    assert f"{d['orphan'][:19]}: no longer an untagged cache (tagged (adopted)): not deleted" in plan["notes"]
+    left = scenario.ecr.tags()
+    assert left[d["orphan"]] == ("adopted",)
+    assert d["feature-a-old"] not in left  # the other untagged cache went
