@@ -34,7 +34,7 @@ IMAGE_CONFIG = "application/vnd.oci.image.config.v1+json"
 LAYER = "application/vnd.oci.image.layer.v1.tar+gzip"
 CACHE_CONFIG = "application/vnd.buildkit.cacheconfig.v0"
 DAY = timedelta(days=1)
-NOW = datetime.now(UTC)
+NOW = datetime.now(UTC)  # for buildkit/createdat only: whole days matter there
 
 pytestmark = pytest.mark.integration
 
@@ -178,8 +178,9 @@ def seed(registry: LocalRegistry, server: EcrServer, name: str) -> Scenario:
         ).encode()
         d["index"] = push.put(index, OCI_INDEX, "v1")
         d["plain"], _ = push.image(None, b"plain")  # untagged, not a cache
+    now = datetime.now(UTC)  # push times relative to the moment gc runs, not to the module's import
     for key, digest in d.items():
-        mirror.set_times(digest, pushed=NOW - (40 * DAY if key == "old" else DAY))
+        mirror.set_times(digest, pushed=now - (40 * DAY if key == "old" else DAY))
     return Scenario(registry, mirror, d)
 
 
@@ -381,9 +382,10 @@ def test_unpulled_for_deletes_caches_nobody_pulled(
 ) -> None:
     scenario = seed(registry, aws_env, "acme/pull-cache")
     d = scenario.digests
-    scenario.ecr.set_times(d["feature-a"], pulled=NOW - 45 * DAY)
-    scenario.ecr.set_times(d["main"], pulled=NOW - 45 * DAY)
-    scenario.ecr.set_times(d["young"], pulled=NOW - 2 * DAY)
+    now = datetime.now(UTC)
+    scenario.ecr.set_times(d["feature-a"], pulled=now - 45 * DAY)
+    scenario.ecr.set_times(d["main"], pulled=now - 45 * DAY)
+    scenario.ecr.set_times(d["young"], pulled=now - 2 * DAY)
     code, document, err = gc_json(capsys, gc_args(scenario, branches, "--unpulled-for", "30d"))
     assert code == 0, err
     plan = document["repositories"][0]
