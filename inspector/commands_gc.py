@@ -304,7 +304,8 @@ def gc(
     if password_stdin and (branches_file == "-"):
         raise UsageError("--password-stdin and --branches-file - both read stdin; put the branches in a file")
     if emit_ecr_lifecycle:
-        _emit_lifecycle(repository, policy, flags, apply or apply_plan is not None or plan_out is not None)
+        acting = apply or apply_plan is not None or plan_out is not None
+        _emit_lifecycle(repository, policy, flags, acting, unpulled=unpulled_for is not None)
         return
     connection = _Connection(plain_http, insecure, ca_file, username, password_stdin, concurrency, timeout)
     ecr = _Ecr(ecr_registry_id, aws_region)
@@ -586,7 +587,9 @@ def _with_unpulled(policies: list[RepositoryPolicy], text: str) -> list[Reposito
     return [replace(p, rules=replace(p.rules, unpulled_for=limit)) for p in policies]
 
 
-def _emit_lifecycle(repository: str | None, policy: Path | None, flags: Settings, acting: bool) -> None:
+def _emit_lifecycle(
+    repository: str | None, policy: Path | None, flags: Settings, acting: bool, *, unpulled: bool
+) -> None:
     """``--emit-ecr-lifecycle``: the policy JSON on stdout, what ECR cannot express on stderr."""
     from .gc_ecr import lifecycle_policy
 
@@ -599,6 +602,8 @@ def _emit_lifecycle(repository: str | None, policy: Path | None, flags: Settings
         raise UsageError("--emit-ecr-lifecycle prints one repository's policy: give the REPOSITORY too")
     chosen = policies[0]
     document, missing = lifecycle_policy(chosen.rules, untagged=chosen.untagged)
+    if unpulled:
+        missing.append("--unpulled-for: not emitted (only sinceImagePushed and imageCountMoreThan rules are)")
     print(json.dumps(document, indent=2))
     for line in missing:
         print(f"cacheinspect: not in the ECR policy: {line}", file=sys.stderr)

@@ -136,6 +136,8 @@ def test_cli_prints_the_policy_on_stdout_and_the_rest_on_stderr() -> None:
         "--keep-last",
         "5",
         "--untagged",
+        "--unpulled-for",
+        "30d",
         "--emit-ecr-lifecycle",
     )
     assert done.returncode == 0, done.stderr
@@ -146,5 +148,6 @@ def test_cli_prints_the_policy_on_stdout_and_the_rest_on_stderr() -> None:
         "imageCountMoreThan",
     ]
     assert "cacheinspect: not in the ECR policy: branch gone" in done.stderr
+    assert "not in the ECR policy: --unpulled-for: not emitted" in done.stderr
     refused = run_cli("gc", "r.example/app", "-t", "{branch}-c", "--emit-ecr-lifecycle", "--apply")
     assert refused.returncode == 2 and "only prints a policy" in refused.stderr
