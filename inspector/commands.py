@@ -236,9 +236,12 @@ class _Connection:
     concurrency: int
     timeout: float
 
-    def client(self, registry: str | None) -> RegistryClient:
+    def client(
+        self, registry: str | None, fallback: Callable[[str], Credentials | None] | None = None
+    ) -> RegistryClient:
         """A client for a command whose (first) reference is on ``registry``: the flags' credentials go there
-        (or to --registry-auth HOST) and nowhere else; every other registry uses its own source."""
+        (or to --registry-auth HOST) and nowhere else; every other registry uses its own source.
+        ``fallback(host)``: credentials for a host no configured source has (gc: ECR's API)."""
         from .client import ClientOptions, RegistryClient
         from .credentials import resolve_credentials, same_registry
 
@@ -259,8 +262,10 @@ class _Connection:
 
         def lookup(host: str) -> Credentials | None:
             if bound is not None and same_registry(host, bound):
-                return resolve_credentials(host, username=username, password=password, auth_file=auth_file)
-            return resolve_credentials(host, auth_file=auth_file)
+                found = resolve_credentials(host, username=username, password=password, auth_file=auth_file)
+            else:
+                found = resolve_credentials(host, auth_file=auth_file)
+            return found if found is not None or fallback is None else fallback(host)
 
         options = ClientOptions(
             plain_http=self.plain_http,

@@ -34,6 +34,8 @@ from .errors import CacheInspectError, ExitCode, UsageError
 
 if TYPE_CHECKING:
     from .client import RegistryClient
+    from .credentials import Credentials
+    from .ecr import EcrClient
     from .gc import Inventory, Mode, RepositoryPlan
     from .gc_backend import DeleteBackend
     from .gc_branches import LiveRefs
@@ -70,6 +72,46 @@ class _GitHub:
                 GhcrClient(GhcrOptions(base_url=key), token=self._token)
             )
         return self._clients[key]
+
+
+class _Ecr:
+    """One ``EcrClient`` per registry id, made when first needed (boto3 is imported only then).
+
+    The registry id and region come from an ECR host (``<id>.dkr.ecr.<region>.amazonaws.com``), or from
+    ``--ecr-registry-id`` / ``--aws-region`` (an ECR API behind another host, a test endpoint); the
+    endpoint from boto3's own configuration (``AWS_ENDPOINT_URL_ECR``, ``AWS_ENDPOINT_URL``).
+    """
+
+    def __init__(self, registry_id: str | None, region: str | None) -> None:
+        self._registry_id = registry_id
+        self._region = region
+        self._clients: dict[str, EcrClient] = {}
+        self.used_for: set[str] = set()
+
+    def client(self, host: str) -> EcrClient:
+        from .ecr import EcrClient, parse_ecr_host
+
+        parsed = parse_ecr_host(host)
+        registry_id = self._registry_id or (parsed[0] if parsed else None)
+        if registry_id is None:
+            raise UsageError(
+                f"{host} is not an ECR host (<account>.dkr.ecr.<region>.amazonaws.com)",
+                hint="give --ecr-registry-id ACCOUNT (and --aws-region) to use the ECR backend here",
+            )
+        if registry_id not in self._clients:
+            region = self._region or (parsed[1] if parsed else None)
+            self._clients[registry_id] = EcrClient(registry_id, region=region)
+        return self._clients[registry_id]
+
+    def credentials(self, host: str) -> Credentials | None:
+        """Registry credentials from GetAuthorizationToken for an ECR host without Docker credentials."""
+        from .ecr import parse_ecr_host
+
+        if host not in self.used_for and parse_ecr_host(host) is None:
+            return None
+        found = self.client(host).registry_credentials()
+        print(f"cacheinspect: credentials for {host}: {found.source}", file=sys.stderr)
+        return found
 
 
 @app.command()
@@ -193,6 +235,35 @@ def gc(
             metavar="URL",
         ),
     ] = None,
+    unpulled_for: Annotated[
+        str | None,
+        typer.Option(
+            "--unpulled-for",
+            help="ECR: delete caches nobody pulled for this long (lastRecordedPullTime; never pulled: push time).",
+            metavar="AGE",
+        ),
+    ] = None,
+    aws_region: Annotated[
+        str | None,
+        typer.Option(
+            "--aws-region", help="AWS region of the ECR API (default: the ECR host's).", metavar="REGION"
+        ),
+    ] = None,
+    ecr_registry_id: Annotated[
+        str | None,
+        typer.Option(
+            "--ecr-registry-id",
+            help="AWS account id of the ECR registry (default: the ECR host's; lets --backend ecr serve another host).",
+            metavar="ACCOUNT",
+        ),
+    ] = None,
+    emit_ecr_lifecycle: Annotated[
+        bool,
+        typer.Option(
+            "--emit-ecr-lifecycle",
+            help="Print the ECR lifecycle policy JSON for the rules ECR can express (stderr: what it cannot); no requests.",
+        ),
+    ] = False,
     github_token: Annotated[
         str | None,
         typer.Option(
@@ -242,7 +313,12 @@ def gc(
         raise UsageError("--password-stdin and --branches-file - both read stdin; put the branches in a file")
     from .reference import parse_repository
 
+    if emit_ecr_lifecycle:
+        acting = apply or apply_plan is not None or plan_out is not None
+        _emit_lifecycle(repository, policy, flags, acting, unpulled=unpulled_for is not None)
+        return
     connection = _Connection(plain_http, insecure, ca_file, username, password_stdin, concurrency, timeout)
+    ecr = _Ecr(ecr_registry_id, aws_region)
     now = datetime.now(UTC)
     if apply_plan is not None:
         # The plan file is not trusted (it travels between jobs): it must have been made under the
@@ -261,18 +337,23 @@ def gc(
         except OSError as exc:
             raise UsageError(f"--apply-plan {apply_plan}: {exc.strerror}") from None
         plans = plan_from_json(raw, str(apply_plan))
-        bound = _bound(plans, _policies(repository, policy, flags))
+        policies = _policies(repository, policy, flags)
+        if unpulled_for is not None:
+            policies = _with_unpulled(policies, unpulled_for)
+        bound = _bound(plans, policies)
         first = parse_repository(plans[0].repository).registry if plans else None
-        with connection.client(first) as client, ExitStack() as stack:
+        with connection.client(first, ecr.credentials) as client, ExitStack() as stack:
             github = _GitHub(stack, github_token, delete_empty_packages=delete_empty_packages)
-            targets = _reviewed(client, plans, bound, flags, github)
+            targets = _reviewed(client, plans, bound, flags, github, ecr)
             _finish(client, targets, "apply-plan", now, json_out, plan_out, summary, max_deletes, page_size)
         return
     policies = _policies(repository, policy, flags)
+    if unpulled_for is not None:
+        policies = _with_unpulled(policies, unpulled_for)
     first = parse_repository(policies[0].repository).registry if policies else None
-    with connection.client(first) as client, ExitStack() as stack:
+    with connection.client(first, ecr.credentials) as client, ExitStack() as stack:
         github = _GitHub(stack, github_token, delete_empty_packages=delete_empty_packages)
-        targets = _plan_all(client, policies, now, json_out, page_size, github)
+        targets = _plan_all(client, policies, now, json_out, page_size, github, ecr)
         _finish(
             client,
             targets,
@@ -310,6 +391,7 @@ def _backend(
     repository: str,
     kind: BackendKind,
     github: _GitHub,
+    ecr: _Ecr,
     *,
     api_url: str | None,
     package: str | None,
@@ -322,14 +404,17 @@ def _backend(
     repo = parse_repository(repository)
     if untagged:
         check_untagged(repo, kind)
-    ghcr = backend_kind(repo, kind) == "ghcr"
+    chosen = backend_kind(repo, kind)
+    if chosen == "ecr":
+        ecr.used_for.add(repo.registry)
     return select_backend(
         client,
         repo,
         kind=kind,
-        github=github.client(api_url) if ghcr else None,
+        github=github.client(api_url) if chosen == "ghcr" else None,
         package=package,
         delete_empty_packages=github.delete_empty_packages,
+        ecr=ecr.client(repo.registry) if chosen == "ecr" else None,
     )
 
 
@@ -358,8 +443,10 @@ def _reviewed(
     policies: list[RepositoryPolicy],
     flags: Settings,
     github: _GitHub,
+    ecr: _Ecr,
 ) -> list[_Target]:
-    """Targets of a reviewed plan; untagged caches in it are selected again (GHCR) or refused."""
+    """Targets of a reviewed plan; untagged caches in it are selected again (GHCR, ECR) or refused."""
+    from . import gc_ecr
     from .gc_ghcr import GhcrBackend, recheck_untagged
 
     if flags.package is not None and len(plans) > 1:
@@ -372,11 +459,16 @@ def _reviewed(
             plan.repository,
             policy.backend,
             github,
+            ecr,
             api_url=policy.github_api_url,
             package=policy.package,
             untagged=untagged,
         )
-        if untagged:
+        if isinstance(backend, gc_ecr.EcrBackend):
+            if untagged:
+                plan = gc_ecr.recheck_untagged(plan, backend)
+            backend.allow_tags(d.tag for d in plan.deletions)
+        elif untagged:
             assert isinstance(backend, GhcrBackend)  # _backend refused every other backend
             plan = recheck_untagged(plan, backend)
         targets.append(_Target(plan, None, backend, untagged=untagged))
@@ -390,8 +482,10 @@ def _plan_all(
     json_out: bool,
     page_size: int | None,
     github: _GitHub,
+    ecr: _Ecr,
 ) -> list[_Target]:
     """Read the branches and every repository, then plan them all: a read error stops before any deletion."""
+    from . import gc_ecr
     from .gc import collect_inventory, plan_repository
     from .gc_branches import git_ls_remote, read_branches_file
     from .gc_ghcr import GhcrBackend, plan_untagged
@@ -403,6 +497,7 @@ def _plan_all(
             p.repository,
             p.backend,
             github,
+            ecr,
             api_url=p.github_api_url,
             package=p.package,
             untagged=p.untagged,
@@ -427,10 +522,16 @@ def _plan_all(
         repo = parse_repository(policy.repository)
         with _progress(not json_out, f"reading {repo}") as on_progress:
             inventory = collect_inventory(client, repo, page_size=page_size, on_progress=on_progress)
-        if policy.untagged:
+        if isinstance(backend, gc_ecr.EcrBackend):  # ages from ECR's push times
+            inventory = gc_ecr.with_push_times(inventory, backend.images())
+            if policy.untagged:
+                inventory = gc_ecr.plan_untagged(backend, inventory)
+        elif policy.untagged:
             assert isinstance(backend, GhcrBackend)  # check_untagged refused every other backend
             inventory = plan_untagged(backend, inventory)
         plan = plan_repository(inventory, policy.rules, live, now, max_deletes=policy.max_deletes)
+        if isinstance(backend, gc_ecr.EcrBackend):
+            backend.allow_tags(d.tag for d in plan.deletions)
         targets.append(_Target(plan, inventory, backend, untagged=policy.untagged))
     return targets
 
@@ -448,6 +549,7 @@ def _finish(
 ) -> None:
     from .gc import check_max_deletes, plan_to_json
     from .gc_backend import untagged_hint
+    from .gc_ecr import EcrBackend
     from .gc_execute import RegistryTagReader, execute_plan, report_to_json
     from .gc_ghcr import GhcrBackend, pacing_note
     from .reference import parse_repository
@@ -456,7 +558,8 @@ def _finish(
     for target in targets:
         ghcr = isinstance(target.backend, GhcrBackend)
         plan = target.plan
-        if not (ghcr and target.untagged):  # else the untagged versions were looked at: the notes say how
+        listed = ghcr or isinstance(target.backend, EcrBackend)
+        if not (listed and target.untagged):  # else the untagged images were looked at: the notes say how
             plan = _with_note(plan, untagged_hint(parse_repository(plan.repository).registry, ghcr=ghcr))
         if isinstance(target.backend, GhcrBackend):
             pacing = pacing_note(plan, target.backend.github.options.pace)
@@ -514,6 +617,44 @@ def _finish(
     )
     if code:
         raise typer.Exit(code)
+
+
+def _with_unpulled(policies: list[RepositoryPolicy], text: str) -> list[RepositoryPolicy]:
+    """``--unpulled-for`` on every repository; only the ECR backend knows when an image was last pulled."""
+    from .gc_backend import backend_kind
+    from .gc_policy import parse_duration
+    from .reference import parse_repository
+
+    limit = parse_duration(text)
+    for chosen in policies:
+        if backend_kind(parse_repository(chosen.repository), chosen.backend) != "ecr":
+            raise UsageError(
+                f"{chosen.repository}: --unpulled-for needs pull times, which only the ECR backend has "
+                "(DescribeImages lastRecordedPullTime)"
+            )
+    return [replace(p, rules=replace(p.rules, unpulled_for=limit)) for p in policies]
+
+
+def _emit_lifecycle(
+    repository: str | None, policy: Path | None, flags: Settings, acting: bool, *, unpulled: bool
+) -> None:
+    """``--emit-ecr-lifecycle``: the policy JSON on stdout, what ECR cannot express on stderr."""
+    from .gc_ecr import lifecycle_policy
+
+    if acting:
+        raise UsageError(
+            "--emit-ecr-lifecycle only prints a policy: give no --apply, --apply-plan or --plan-out"
+        )
+    policies = _policies(repository, policy, flags)
+    if len(policies) != 1:
+        raise UsageError("--emit-ecr-lifecycle prints one repository's policy: give the REPOSITORY too")
+    chosen = policies[0]
+    document, missing = lifecycle_policy(chosen.rules, untagged=chosen.untagged)
+    if unpulled:
+        missing.append("--unpulled-for: not emitted (only sinceImagePushed and imageCountMoreThan rules are)")
+    print(json.dumps(document, indent=2))
+    for line in missing:
+        print(f"cacheinspect: not in the ECR policy: {line}", file=sys.stderr)
 
 
 def _with_note(plan: RepositoryPlan, note: str) -> RepositoryPlan:

@@ -150,8 +150,9 @@ class CacheInfo:
     form: str
     blobs: Mapping[Digest, int]
     created_at: _json.Timestamp | None
-    age_source: Literal["annotation", "config", "unknown"]
+    age_source: Literal["annotation", "config", "pushed", "unknown"]  # pushed: a vendor API's push time
     age_note: str = ""
+    last_pulled: _json.Timestamp | None = None  # a vendor API's last recorded pull (ECR)
 
 
 @dataclass(frozen=True, slots=True)
@@ -545,7 +546,14 @@ def _first_rule(
     created = cache.created_at
     if rules.max_age is not None and created is not None and now - created.datetime > rules.max_age:
         limit = spell_duration(rules.max_age)
-        return "delete", "max-age", f"newest layer created {_ago(now, created)}, older than {limit}"
+        what = "pushed" if cache.age_source == "pushed" else "newest layer created"
+        return "delete", "max-age", f"{what} {_ago(now, created)}, older than {limit}"
+    if rules.unpulled_for is not None and cache.age_source == "pushed":
+        used = cache.last_pulled or created  # never pulled: unused since its push
+        if used is not None and now - used.datetime > rules.unpulled_for:
+            when = "last pulled" if cache.last_pulled is not None else "never pulled; pushed"
+            limit = spell_duration(rules.unpulled_for)
+            return "delete", "unpulled", f"{when} {_ago(now, used)}, longer ago than {limit}"
     return None
 
 
@@ -567,7 +575,7 @@ def _keep_last(
         created = cache.created_at
         if created is not None:
             rank += 1
-            age = f"created {_ago(now, created)}"
+            age = f"{'pushed' if cache.age_source == 'pushed' else 'created'} {_ago(now, created)}"
             position = f"{_ordinal(rank)} newest of {template.text}"
         else:
             age = f"creation time unknown ({cache.age_note})" if cache.age_note else "creation time unknown"
@@ -820,6 +828,8 @@ def rules_to_json(rules: Rules) -> dict[str, Any]:
         "maxAge": format_duration(rules.max_age) if rules.max_age is not None else None,
         "keepLast": rules.keep_last,
         "slug": rules.slug.describe(),
+        # Only where given (ECR), so plans of every other backend keep their shape and rules digest.
+        **({"unpulledFor": format_duration(rules.unpulled_for)} if rules.unpulled_for is not None else {}),
     }
 
 
@@ -979,6 +989,7 @@ def _repository_plan_from_json(entry: Mapping[str, Any], where: str) -> Reposito
         r = _get(entry, "rules", dict, where)
         slug = _get(r, "slug", dict, f"{where}.rules")
         max_age = _opt(r, "maxAge", str, f"{where}.rules")
+        unpulled_for = _opt(r, "unpulledFor", str, f"{where}.rules")
         rules = Rules(
             templates=tuple(
                 parse_template(_str(t, where)) for t in _get(r, "tagTemplates", list, f"{where}.rules")
@@ -986,6 +997,7 @@ def _repository_plan_from_json(entry: Mapping[str, Any], where: str) -> Reposito
             protect=tuple(_str(g, where) for g in _get(r, "protect", list, f"{where}.rules")),
             max_age=parse_duration(max_age) if max_age is not None else None,
             keep_last=_opt(r, "keepLast", int, f"{where}.rules"),
+            unpulled_for=parse_duration(unpulled_for) if unpulled_for is not None else None,
             slug=SlugRule(
                 lowercase=bool(slug.get("lowercase", False)),
                 allowed=_get(slug, "allowed", str, f"{where}.rules.slug"),

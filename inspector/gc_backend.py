@@ -54,6 +54,7 @@ from .gc_policy import BackendKind
 from .reference import Repository
 
 if TYPE_CHECKING:
+    from .ecr import EcrClient
     from .ghcr import GhcrClient
 
 __all__ = [
@@ -77,7 +78,7 @@ __all__ = [
     "untagged_hint",
 ]
 
-BACKEND_KINDS: tuple[BackendKind, ...] = ("auto", "oci", "ghcr")
+BACKEND_KINDS: tuple[BackendKind, ...] = ("auto", "oci", "ghcr", "ecr")
 
 # The OCI empty descriptor's content (image-spec 1.1 "Guidance for an empty descriptor").
 EMPTY_CONFIG = b"{}"
@@ -356,20 +357,25 @@ class OciBackend:
         return True
 
 
-def backend_kind(repository: Repository, requested: BackendKind = "auto") -> Literal["oci", "ghcr"]:
-    """``auto``: GHCR's REST backend for ``ghcr.io`` (it refuses OCI deletes with 405), else OCI."""
+def backend_kind(repository: Repository, requested: BackendKind = "auto") -> Literal["oci", "ghcr", "ecr"]:
+    """``auto``: GHCR's REST backend for ``ghcr.io`` (it refuses OCI deletes with 405), ECR's API for
+    ``*.dkr.ecr.*.amazonaws.com``, else OCI."""
     if requested == "auto":
-        return "ghcr" if repository.registry.lower() == "ghcr.io" else "oci"
+        from .ecr import parse_ecr_host
+
+        if repository.registry.lower() == "ghcr.io":
+            return "ghcr"
+        return "ecr" if parse_ecr_host(repository.registry) is not None else "oci"
     return requested
 
 
 def check_untagged(repository: Repository, requested: BackendKind = "auto") -> None:
-    """Refuse ``--untagged`` where the backend cannot list untagged manifests (everything but GHCR)."""
-    if backend_kind(repository, requested) == "ghcr":
+    """Refuse ``--untagged`` where the backend cannot list untagged manifests (all but GHCR and ECR)."""
+    if backend_kind(repository, requested) in ("ghcr", "ecr"):
         return
     raise UsageError(
         f"{repository}: --untagged needs an API that lists untagged manifests, and the registry API "
-        "cannot (only the GHCR backend can: GitHub lists untagged package versions)",
+        "cannot (only the GHCR and ECR backends can: their vendor APIs list untagged images)",
         hint=(
             "on ghcr.io use the GHCR backend (--backend auto or ghcr)"
             if repository.registry.lower() == "ghcr.io"
@@ -386,16 +392,25 @@ def select_backend(
     github: GhcrClient | None = None,
     package: str | None = None,
     delete_empty_packages: bool = False,
+    ecr: EcrClient | None = None,
 ) -> DeleteBackend:
     """The backend for a repository (``backend_kind``). The GHCR backend needs a ``GhcrClient``;
     ``package`` (``OWNER/NAME``) overrides the package, which is otherwise the repository's path;
-    ``delete_empty_packages`` lets it delete a package whose last version would go."""
-    if backend_kind(repository, kind) == "oci":
-        if package is not None:
-            raise UsageError(
-                f"{repository}: a package (OWNER/NAME) is only used by the GHCR backend (--backend ghcr)"
-            )
+    ``delete_empty_packages`` lets it delete a package whose last version would go.
+    The ECR backend needs an ``EcrClient``."""
+    chosen = backend_kind(repository, kind)
+    if chosen != "ghcr" and package is not None:
+        raise UsageError(
+            f"{repository}: a package (OWNER/NAME) is only used by the GHCR backend (--backend ghcr)"
+        )
+    if chosen == "oci":
         return OciBackend(client, repository)
+    if chosen == "ecr":
+        if ecr is None:
+            raise UsageError(f"{repository}: the ECR backend needs an ECR API client")
+        from .gc_ecr import EcrBackend
+
+        return EcrBackend(client, repository, ecr)
     if github is None:
         raise UsageError(f"{repository}: the GHCR backend needs a GitHub API client")
     from .gc_ghcr import GhcrBackend

@@ -21,8 +21,8 @@ Policy file (TOML)::
 
     [[repository]]
     name = "ghcr.io/acme/app-cache"   # required; any key of [defaults] may be set again here
-    untagged = true                   # also delete untagged caches (GHCR backend only)
-    # backend = "ghcr"                # auto (default: ghcr for ghcr.io, else oci), oci, ghcr
+    untagged = true                   # also delete untagged caches (GHCR and ECR backends)
+    # backend = "ghcr"                # auto (default: ghcr for ghcr.io, ecr for ECR hosts, else oci), oci, ghcr, ecr
     # github-api-url = "https://ghe.example.com/api/v3"
     # package = "acme/app-cache"      # OWNER/NAME on GitHub; only in a [[repository]] table
 
@@ -63,9 +63,10 @@ __all__ = [
     "spell_duration",
 ]
 
-#: Which deletion backend gc uses: ``auto`` picks GHCR's REST API for ghcr.io, else the OCI API.
-BackendKind = Literal["auto", "oci", "ghcr"]
-_BACKENDS: dict[str, BackendKind] = {"auto": "auto", "oci": "oci", "ghcr": "ghcr"}
+#: Which deletion backend gc uses: ``auto`` picks GHCR's REST API for ghcr.io, ECR's API for
+#: ``*.dkr.ecr.*.amazonaws.com``, else the OCI API.
+BackendKind = Literal["auto", "oci", "ghcr", "ecr"]
+_BACKENDS: dict[str, BackendKind] = {"auto": "auto", "oci": "oci", "ghcr": "ghcr", "ecr": "ecr"}
 _TAG_CHARS = re.compile(r"^[A-Za-z0-9_.-]*$")
 _GLOB_META = frozenset("*?[]!")
 
@@ -176,10 +177,10 @@ _UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 
 
 def parse_backend(text: str | None, where: str = "--backend") -> BackendKind:
-    """``auto`` (also for None), ``oci`` or ``ghcr``."""
+    """``auto`` (also for None), ``oci``, ``ghcr`` or ``ecr``."""
     kind = _BACKENDS.get(text or "auto")
     if kind is None:
-        raise UsageError(f"{where}: backend {text!r}: expected auto, oci or ghcr")
+        raise UsageError(f"{where}: backend {text!r}: expected auto, oci, ghcr or ecr")
     return kind
 
 
@@ -230,6 +231,7 @@ class Rules:
     max_age: timedelta | None = None
     keep_last: int | None = None
     slug: SlugRule = SlugRule()
+    unpulled_for: timedelta | None = None  # needs pull times from a vendor API (ECR)
 
     def __post_init__(self) -> None:
         if not self.templates:
