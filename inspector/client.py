@@ -12,6 +12,7 @@ mismatch is fetched again, as boundedly, before it is refused).
 from __future__ import annotations
 
 import email.utils
+import hashlib
 import logging
 import random
 import ssl
@@ -47,6 +48,8 @@ from .reference import Reference, Repository, is_loopback_host
 __all__ = [
     "MANIFEST_LIMIT",
     "MAX_REDIRECTS",
+    "MAX_TAGS",
+    "TAG_PAGE_LIMIT",
     "TOKEN_LIMIT",
     "BlobStat",
     "ClientOptions",
@@ -59,6 +62,7 @@ log = logging.getLogger(__name__)
 MANIFEST_LIMIT = 4 * 1024 * 1024
 DEFAULT_DEADLINE = 50.0
 TAG_PAGE_LIMIT = 32 * 1024 * 1024
+MAX_TAGS = 1_000_000  # names one tag listing may hold: a registry that pages without end stops here
 TOKEN_LIMIT = 1024 * 1024  # a token answer; real ones are a few KiB (a JWT and its expiry)
 MAX_REDIRECTS = 10
 _REDIRECTS = frozenset({301, 302, 303, 307, 308})
@@ -479,22 +483,37 @@ class RegistryClient:
             return response, raw
 
     def list_tags(self, repo: Repository, *, page_size: int | None = None) -> list[str]:
-        """Every tag of a repository, following ``Link: <…>; rel="next"`` pages."""
+        """Every tag of a repository, following ``Link: <…>; rel="next"`` pages (``MAX_TAGS`` at most)."""
         return [tag for page in self.iter_tag_pages(repo, page_size=page_size) for tag in page]
 
     def iter_tag_pages(self, repo: Repository, *, page_size: int | None = None) -> Iterator[list[str]]:
+        """The tag list page by page: each page's body is dropped once parsed, so a caller that does not keep
+        the names holds one page at a time. More than ``MAX_TAGS`` names in all, or ``_MAX_PAGES`` pages, is
+        ``InvalidContent`` (exit 8) before the page that crosses the cap is handed out."""
         query = {"n": str(page_size)} if page_size else None
         url = self._url(repo.registry, f"/v2/{repo.path}/tags/list", query)
-        seen: set[str] = set()
+        seen: set[bytes] = set()  # hashes of the page URLs: a loop is found without holding long URLs
+        count = 0
         while url:
-            if url in seen or len(seen) >= _MAX_PAGES:
+            key = hashlib.sha256(url.encode()).digest()
+            if key in seen:
                 raise InvalidContent(
                     f"list tags of {repo}: the registry's Link pagination loops back to {_loggable(url)}"
                 )
-            seen.add(url)
+            if len(seen) >= _MAX_PAGES:
+                raise InvalidContent(f"list tags of {repo}: the registry sent more than {_MAX_PAGES:,} pages")
+            seen.add(key)
             response, raw = self._request("GET", url, what=f"list tags of {repo}", limit=TAG_PAGE_LIMIT)
-            yield _parse_tag_page(raw, repo)
+            page = _parse_tag_page(raw, repo)
+            del raw
+            count += len(page)
+            if count > MAX_TAGS:
+                raise InvalidContent(
+                    f"list tags of {repo}: the registry lists more than {MAX_TAGS:,} tags; refusing to read "
+                    "more (a registry that pages without end?)"
+                )
             next_url = _next_link(response.headers.get_list("Link"))
+            yield page
             url = urljoin(url, next_url) if next_url else ""
             if url and urlsplit(url).netloc != urlsplit(self._url(repo.registry, "/")).netloc:
                 raise InvalidContent(

@@ -493,17 +493,19 @@ def tags(
     repo = parse_repository(repository)
     connection = _Connection(plain_http, insecure, ca_file, username, password_stdin, 1, timeout)
     with connection.client(repo.registry) as client:
-        names = client.list_tags(repo, page_size=page_size)
-    if json_out:
-        print(json.dumps({"repository": str(repo), "tags": names}, indent=2))
-    else:
-        out = sys.stdout
+        if json_out:  # one document: the names are held (at most MAX_TAGS), never the pages
+            names = client.list_tags(repo, page_size=page_size)
+            print(json.dumps({"repository": str(repo), "tags": names}, indent=2))
+            return
         from ._sanitize import sanitize
 
-        for name in names:
-            out.write(sanitize(name) + "\n")
-        if not names:
-            print(f"{repo}: no tags", file=sys.stderr)
+        printed = 0
+        for page in client.iter_tag_pages(repo, page_size=page_size):  # each page printed as it arrives
+            sys.stdout.write("".join(sanitize(name) + "\n" for name in page))
+            sys.stdout.flush()
+            printed += len(page)
+    if not printed:
+        print(f"{repo}: no tags", file=sys.stderr)
 
 
 from . import commands_repo  # noqa: E402,F401  (registers du and diff)
