@@ -274,3 +274,70 @@ def test_a_second_writer_at_every_check_and_at_the_first_placeholder_loses_nothi
                 check.http.close()
     finally:
         revived.stop()
+
+
+# A second process that deletes a manifest by digest straight at the registry (another gc run, a person).
+DELETER = """
+import sys, httpx
+answer = httpx.delete(sys.argv[1], timeout=10)
+print(answer.status_code)
+"""
+
+
+def test_a_manifest_deleted_by_another_process_just_before_gcs_delete_is_already_gone(
+    private: LocalRegistry, tmp_path: Path
+) -> None:
+    # The evil proxy holds each of gc's manifest DELETEs while a second process deletes that digest at the
+    # registry, then forwards gc's DELETE: distribution answers 404 (MANIFEST_UNKNOWN). README: "a DELETE
+    # answered 404 is `already-gone` (another run ... did it), never `deleted`".
+    from tests.evilserver import EvilServer, Request
+    from tests.support import run_cli
+
+    name = "race/deleted-meanwhile"
+    seed_scenario(Seeder(private.host, name)).http.close()
+    branches = tmp_path / "branches.txt"
+    branches.write_text(BRANCHES)
+    preempted: list[str] = []
+
+    def script(request: Request) -> None:
+        reference = request.path.rsplit("/", 1)[-1]
+        if request.method == "DELETE" and "/manifests/" in request.path and reference.startswith("sha256:"):
+            done = subprocess.run(
+                [sys.executable, "-c", DELETER, f"{private.url}{request.path}"],
+                capture_output=True,
+                text=True,
+                timeout=30,
+                check=True,
+            )
+            if done.stdout.strip() == "202":
+                preempted.append(reference)
+        return None  # forwarded to the registry, which no longer has the manifest
+
+    with EvilServer(script, upstream=private.url) as evil:
+        result = run_cli(
+            "gc", f"{evil.host}/{name}", *RULES, "--branches-file", str(branches), "--apply", "--json"
+        )
+    assert result.returncode == 0, result.stderr
+    report = json.loads(result.stdout)["repositories"][0]["report"]
+    # By hand from the scenario (tests/test_integration_gc.py DELETED): gone, gone2, old, feature-c and pr-3
+    # are alone on their manifests, deleted whole: 5 DELETEs. shared-stale and stale2 share theirs with the
+    # kept shared-live and nightly: each is re-pointed to a placeholder whose DELETE is the 6th and 7th.
+    # The capability probe's DELETE names a digest nobody has: the second process gets 404 there too.
+    assert len(preempted) == 7, preempted
+    statuses = {t["tag"]: t["status"] for t in report["tags"]}
+    assert statuses == dict.fromkeys(
+        [
+            "gone-buildcache",
+            "gone2-buildcache",
+            "old-buildcache",
+            "feature-c-buildcache",
+            "pr-3-buildcache",
+            "shared-stale-buildcache",
+            "stale2-buildcache",
+        ],
+        "already-gone",
+    ), statuses
+    whole = [m for m in report["manifests"] if m["rule"] != "untagged-cache" and m["status"] != "kept"]
+    assert [m["status"] for m in whole] == ["already-gone"] * 5, report["manifests"]
+    assert report["summary"]["deleted"] == 0 and report["summary"]["manifestsDeleted"] == 0
+    assert report["summary"]["alreadyGone"] == 7
