@@ -9,18 +9,42 @@ from __future__ import annotations
 
 from typing import Literal
 
+from ._sanitize import sanitize
 from .report import CacheReport, human_size, stage_label
 
-__all__ = ["GraphFormat", "render_graph"]
+__all__ = ["GraphFormat", "dot_label", "mermaid_label", "render_graph"]
 
 GraphFormat = Literal["mermaid", "dot"]
+Label = tuple[str, ...]  # a node's lines, as text (names come from images and Dockerfiles: hostile)
+
+# Mermaid's entity codes ("Entity codes to escape characters": ``#quot;``, ``#35;``…, decoded after parsing):
+# the quote closes the label, ``#`` and ``&`` start an entity, ``<``/``>`` HTML, a backtick a Markdown string.
+_MERMAID = {char: f"#{ord(char)};" for char in '"#&<>`'}
 
 
-def _edges(report: CacheReport) -> tuple[list[tuple[str, str]], list[tuple[str, str, str]], dict[str, str]]:
+def mermaid_label(lines: Label) -> str:
+    """A Mermaid quoted label (quotes included) that shows ``lines`` as text, one per ``<br/>``.
+
+    Each line is ``sanitize``d (no newline, so no second statement) and every character that could end
+    the quoted string or be read as markup is an entity code: a label cannot close its quote or bracket."""
+    return '"' + "<br/>".join("".join(_MERMAID.get(c, c) for c in sanitize(line)) for line in lines) + '"'
+
+
+def dot_label(lines: Label) -> str:
+    """A DOT quoted string (quotes included) that shows ``lines`` as text, one per ``\\n``.
+
+    In a DOT quoted string only ``\\"`` is an escape for the lexer (Graphviz lib/cgraph/scan.l), so a
+    trailing backslash would swallow the closing quote; in a label, ``\\\\`` is one backslash and ``\\n``, ``\\N``,
+    ``\\G``… are line breaks and substitutions. So backslashes are doubled, quotes escaped, each line
+    ``sanitize``d: the string closes exactly where it should and says what the text says."""
+    return '"' + "\\n".join(sanitize(line).replace("\\", "\\\\").replace('"', '\\"') for line in lines) + '"'
+
+
+def _edges(report: CacheReport) -> tuple[list[tuple[str, Label]], list[tuple[str, str, str]], dict[str, str]]:
     """Nodes (id, label), edges (from, to, kind) and node kinds, shared by both formats."""
     graph = report.graph
     config = report.documents.config
-    nodes: list[tuple[str, str]] = []
+    nodes: list[tuple[str, Label]] = []
     kinds: dict[str, str] = {}
     edges: list[tuple[str, str, str]] = []
     if graph is None or config is None:
@@ -44,7 +68,7 @@ def _edges(report: CacheReport) -> tuple[list[tuple[str, str]], list[tuple[str, 
                 if image.layers
                 else "layers not in cache"
             )
-            nodes.append((node, f"{text}\\n{detail}"))
+            nodes.append((node, (text, detail)))
             kinds[node] = "base"
     for stage in graph.stages:
         node = f"stage{stage.index}"
@@ -54,7 +78,7 @@ def _edges(report: CacheReport) -> tuple[list[tuple[str, str]], list[tuple[str, 
         nodes.append(
             (
                 node,
-                f"{stage_label(stage)}\\n{steps} step{'s' if steps != 1 else ''}, {human_size(stage_bytes)}",
+                (stage_label(stage), f"{steps} step{'s' if steps != 1 else ''}, {human_size(stage_bytes)}"),
             )
         )
         kinds[node] = "stage"
@@ -77,8 +101,8 @@ def render_graph(report: CacheReport, fmt: GraphFormat) -> str:
     if fmt == "mermaid":
         lines = ["flowchart TD"]
         for node, label in nodes:
-            text = label.replace('"', "'").replace("\\n", "<br/>")
-            shape = f'[("{text}")]' if kinds[node] == "base" else f'["{text}"]'
+            text = mermaid_label(label)
+            shape = f"[({text})]" if kinds[node] == "base" else f"[{text}]"
             lines.append(f"    {node}{shape}")
         for source, target, kind in edges:
             lines.append(
@@ -89,9 +113,8 @@ def render_graph(report: CacheReport, fmt: GraphFormat) -> str:
         return "\n".join(lines) + "\n"
     lines = ["digraph cache {", "    rankdir=TB;", '    node [fontname="Helvetica", shape=box];']
     for node, label in nodes:
-        text = label.replace('"', '\\"')
         shape = ", shape=cylinder" if kinds[node] == "base" else ""
-        lines.append(f'    {node} [label="{text}"{shape}];')
+        lines.append(f"    {node} [label={dot_label(label)}{shape}];")
     for source, target, kind in edges:
         style = ' [label="FROM"]' if kind == "from" else ' [label="COPY --from", style=dashed]'
         lines.append(f"    {source} -> {target}{style};")
