@@ -28,12 +28,13 @@ from .workloads import (
     child_env,
     ensure_skopeo,
     run_du,
+    run_gc_apply,
     run_show,
     run_startup,
     run_tags,
 )
 
-WORKLOADS = ("show", "tags", "du", "startup")
+WORKLOADS = ("show", "tags", "du", "startup", "gc-apply")
 
 
 def _log(message: str) -> None:
@@ -142,6 +143,9 @@ def main(argv: list[str] | None = None) -> int:
             notes.append(gc_note + ".")
             _log("workload 3: du / gc planning")
             sections.append(run_du(config, tools, _log, with_gc=with_gc))
+        if "gc-apply" in only:
+            _log("workload 5: gc --apply (a fresh storage copy per run)")
+            sections.append(run_gc_apply(config, tools, _log))
         if "startup" in only:
             _log("workload 4: start-up")
             sections.append(run_startup(config, tools, _log))

@@ -51,6 +51,7 @@ __all__ = [
     "DataSet",
     "Seeded",
     "du_dataset",
+    "fresh_copy",
     "open_dataset",
     "show_dataset",
     "tags_dataset",
@@ -318,3 +319,19 @@ def open_dataset(dataset: DataSet, *, log: Callable[[str], None]) -> Seeded:
         raise
     marker.write_text(json.dumps(expected, indent=2))
     return Seeded(dataset, registry, False, workdir)
+
+
+def fresh_copy(dataset: DataSet, *, log: Callable[[str], None]) -> Seeded:
+    """A registry on a private copy of ``dataset``'s cached storage, for a run that deletes from it.
+
+    The cached storage is seeded (and checked) first if needed; the copy lives in the returned
+    ``Seeded``'s work directory, so ``stop()`` removes it and the cache stays intact for the next copy."""
+    home = CACHE_ROOT / f"{dataset.name}-v{SEED_VERSION}"
+    if not (home / "seeded.json").is_file() or json.loads((home / "seeded.json").read_text()) != (
+        dataset.fingerprint()
+    ):
+        open_dataset(dataset, log=log).stop()
+    workdir = Path(tempfile.mkdtemp(prefix="cacheinspect-bench-"))
+    shutil.copytree(home / "data", workdir / "data")
+    registry = _start(workdir / "data", workdir / "run")
+    return Seeded(dataset, registry, True, workdir)

@@ -11,11 +11,12 @@ import sys
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 
 from .measure import Measured, Run, floor_seconds, measure, process_cpu, run_once
 from .proxy import LatencyProxy
-from .seed import DataSet, Seeded, du_dataset, open_dataset, show_dataset, tags_dataset
+from .seed import DataSet, Seeded, du_dataset, fresh_copy, open_dataset, show_dataset, tags_dataset
 
 __all__ = [
     "ROOT",
@@ -28,6 +29,7 @@ __all__ = [
     "child_env",
     "ensure_skopeo",
     "run_du",
+    "run_gc_apply",
     "run_show",
     "run_startup",
     "run_tags",
@@ -537,6 +539,112 @@ def run_du(config: Config, tools: Tools, log: Log, *, with_gc: bool) -> Section:
         f"manifest GET per tag = {1 + m:,} requests{' + 401 challenge + token' if auth else ''}. "
         "Peak RSS is the cacheinspect process's own (`wait4`).",
         rows,
+    )
+
+
+# -- 5. gc --apply
+
+
+def run_gc_apply(config: Config, tools: Tools, log: Log) -> Section:
+    """``gc --apply`` beside its own dry-run plan, each run on a fresh copy of the seeded storage (it deletes)."""
+    dataset = du_dataset(config.manifests)
+    m = config.manifests
+    keep = min(config.gc_keep_last, m)
+    doomed = m - keep
+    auth = _auth_requests(config)
+    c = config.concurrency
+    lat = config.latency
+    planning = 1 + m + auth  # the tag list, a manifest GET per tag (as du)
+    applying = planning + 2 + doomed  # + the two capability probes, one DELETE per manifest: no checks at all
+    argv_rules = ["--tag-template", GC_TEMPLATE, "--keep-last", str(keep), "--json"]
+
+    def summary_ok(document: object, *, applied: bool) -> str | None:
+        if not isinstance(document, dict) or not document.get("repositories"):
+            return "no repositories in the document"
+        repository = document["repositories"][0]
+        if repository["summary"].get("delete") != doomed:
+            return f"plan deletes {repository['summary'].get('delete')}, expected {doomed}"
+        if applied:
+            done = repository.get("report", {}).get("summary", {})
+            if done.get("manifestsDeleted") != doomed or done.get("deleted") != doomed:
+                return f"report {done}, expected {doomed} manifests and tags deleted"
+        return None
+
+    rows = [
+        Row(f"**floor** (c={c}) of planning", c, planning, floor_seconds(planning, c, lat)),
+        Row(
+            "floor of applying without checks",
+            c,
+            applying,
+            floor_seconds(planning, c, lat) + (2 + doomed) * lat,
+            note="planning, then 2 probes and the DELETEs one after another",
+        ),
+    ]
+    notes: list[str] = []
+    for label, applied in (
+        ("cacheinspect gc (dry-run plan) --json", False),
+        ("cacheinspect gc --apply --json", True),
+    ):
+        runs: list[Run] = []
+        problems: list[str] = []
+        log(f"  {label} ×{config.slow_repeat}, each on a fresh copy of the storage")
+        for _ in range(config.slow_repeat):
+            seeded = fresh_copy(dataset, log=log)
+            proxy = LatencyProxy(
+                seeded.registry.host, latency=lat, auth=config.auth, connect_latency=config.connect_latency
+            )
+            try:
+                repo = f"{proxy.host}/{dataset.repository}"
+                argv = [*tools.cacheinspect, "gc", repo, *argv_rules, *(["--apply"] if applied else [])]
+                bench = _Bench(tools, proxy, lat, log, seeded)
+                one = measure(
+                    argv,
+                    env=tools.env,
+                    repeat=1,
+                    proxy=proxy,
+                    server_cpu=bench.server_cpu,
+                    check=_json_check(partial(summary_ok, applied=applied)),
+                    timeout=1800,
+                )
+            finally:
+                proxy.close()
+                seeded.stop()
+            runs += one.runs
+            problems += one.problems
+            if problems:
+                log(f"    problem: {problems[0]}")
+                break
+        row = Row(
+            label,
+            c,
+            applying if applied else planning,
+            floor_seconds(planning, c, lat) + ((2 + doomed) * lat if applied else 0),
+            Measured(tuple(runs), tuple(problems[:1])),
+            reference=not applied,
+            note=f"{doomed:,} manifests deleted" if applied else f"{doomed:,} deletions planned",
+        )
+        rows.append(row)
+        stats = row.measured.stats if row.measured is not None else None
+        if applied and stats is not None and not problems:
+            checks = stats.kinds.get("GET tags", 0) - 1
+            heads = stats.kinds.get("HEAD manifest", 0)
+            deletes = stats.kinds.get("DELETE manifest", 0)
+            notes.append(
+                f"Applying sent {deletes:,} manifest DELETEs ({doomed:,} deletions + 2 probes), "
+                f"{checks:,} checks (a tag list each), {heads:,} manifest HEADs (every tag per check, plus one per "
+                f"stale tag when its manifest's turn comes): {heads / doomed:.1f} HEADs and "
+                f"{(heads + checks) / doomed:.1f} check requests per deletion."
+            )
+    return Section(
+        f"5. `gc --apply` over {m:,} cache tags, {doomed:,} deleted",
+        f"The data set of section 3 (`--keep-last {keep}`), each run on a fresh copy of the seeded storage "
+        "(applying deletes it). Planning does what section 3's gc row does; applying adds the 2 capability "
+        "probes, a DELETE per doomed manifest (one after another) and the checks before each deletion "
+        "(README, gc: a tag list and a HEAD of every tag, one check per ⌈tags ÷ concurrency⌉ deletions or "
+        "per check-duration, whichever ends first, plus a HEAD of each stale tag on its turn). The second "
+        "floor is planning's plus the sequential deletions without any check.",
+        rows,
+        notes,
     )
 
 
