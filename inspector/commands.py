@@ -223,7 +223,39 @@ PageSize = Annotated[
     int | None,
     typer.Option("--page-size", "-n", min=1, help="Ask for N tags per page (registries may ignore it)."),
 ]
-JsonOut = Annotated[bool, typer.Option("--json", help="Print one JSON document on stdout.")]
+JsonOut = Annotated[bool, typer.Option("--json", help="Print one JSON document on stdout (as -o json).")]
+Output = Annotated[
+    str | None,
+    typer.Option(
+        "--output",
+        "-o",
+        metavar="FORMAT",
+        help="table (default: the human view), json (as --json) or tsv (a header row, then tab-separated rows).",
+    ),
+]
+FORMATS = ("table", "json", "tsv")
+
+
+def output_format(json_out: bool, output: str | None, *, no_tsv: str | None = None) -> str:
+    """The output format from ``-o/--output`` and its alias ``--json``, checked before any request.
+
+    ``no_tsv``: why this command has no rows (``-o tsv`` is then exit 2 with that reason).
+    """
+    if output is not None and output not in FORMATS:
+        raise UsageError(f"--output {output!r}: expected one of {', '.join(FORMATS)}")
+    if json_out and output not in (None, "json"):
+        raise UsageError(f"--json and --output {output} ask for two formats: give one")
+    chosen = "json" if json_out else output or "table"
+    STATE.json = chosen == "json"
+    if chosen == "tsv" and no_tsv is not None:
+        raise UsageError(f"--output tsv: {no_tsv}")
+    return chosen
+
+
+def write_tsv(header: tuple[str, ...], rows: list[tuple[object, ...]]) -> None:
+    from .tsv import tsv
+
+    sys.stdout.write(tsv(header, rows))
 
 
 @dataclass(frozen=True)
@@ -478,6 +510,7 @@ def tags(
         str, typer.Argument(help="Repository, e.g. ghcr.io/org/app or localhost:5000/cache.")
     ],
     json_out: JsonOut = False,
+    output: Output = None,
     page_size: PageSize = None,
     plain_http: PlainHttp = False,
     insecure: Insecure = False,
@@ -487,15 +520,17 @@ def tags(
     timeout: Timeout = 30.0,
 ) -> None:
     """List the tags of a repository, following pagination."""
-    STATE.json = json_out
+    fmt = output_format(json_out, output)
     from .reference import parse_repository
 
     repo = parse_repository(repository)
     connection = _Connection(plain_http, insecure, ca_file, username, password_stdin, 1, timeout)
     with connection.client(repo.registry) as client:
         names = client.list_tags(repo, page_size=page_size)
-    if json_out:
+    if fmt == "json":
         print(json.dumps({"repository": str(repo), "tags": names}, indent=2))
+    elif fmt == "tsv":
+        write_tsv(("tag",), [(name,) for name in names])
     else:
         out = sys.stdout
         from ._sanitize import sanitize

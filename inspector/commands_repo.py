@@ -13,6 +13,7 @@ from .commands import (
     Concurrency,
     Insecure,
     JsonOut,
+    Output,
     PageSize,
     PasswordStdin,
     PlainHttp,
@@ -22,6 +23,8 @@ from .commands import (
     _progress,
     app,
     console,
+    output_format,
+    write_tsv,
 )
 from .errors import ExitCode
 from .reference import Reference
@@ -48,7 +51,16 @@ def du(
             "--tag-pattern", help="Only tags matching this glob (fnmatch: *, ?, [...]).", metavar="GLOB"
         ),
     ] = None,
+    sort: Annotated[
+        str | None,
+        typer.Option(
+            "--sort",
+            metavar="KEY",
+            help="Order rows by size, unique (the default: largest first), age (oldest first) or tag.",
+        ),
+    ] = None,
     json_out: JsonOut = False,
+    output: Output = None,
     page_size: PageSize = None,
     plain_http: PlainHttp = False,
     insecure: Insecure = False,
@@ -58,11 +70,13 @@ def du(
     concurrency: Concurrency = 8,
     timeout: Timeout = 30.0,
 ) -> None:
-    """Disk usage of every cache tag in a repository: size, bytes unique to it, bytes shared, total."""
-    STATE.json = json_out
-    from .du import disk_usage, usage_to_json
+    """Disk usage of every cache tag in a repository: size, bytes unique to it, bytes shared, age, total."""
+    fmt = output_format(json_out, output)
+    json_out = fmt == "json"
+    from .du import USAGE_TSV_HEADER, disk_usage, parse_sort_key, sort_usage, usage_to_json, usage_tsv_rows
     from .reference import parse_repository
 
+    order = parse_sort_key(sort) if sort is not None else None  # a bad key is exit 2 before any request
     repo = parse_repository(repository)
     connection = _Connection(plain_http, insecure, ca_file, username, password_stdin, concurrency, timeout)
     with (
@@ -72,8 +86,12 @@ def du(
         usage = disk_usage(
             client, repo, tag_pattern=tag_pattern, page_size=page_size, on_progress=on_progress
         )
-    if json_out:
+    if order is not None:
+        usage = sort_usage(usage, order)
+    if fmt == "json":
         print(json.dumps(usage_to_json(usage), indent=2))
+    elif fmt == "tsv":
+        write_tsv(USAGE_TSV_HEADER, usage_tsv_rows(usage))
     else:
         from .render_repo import render_usage
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -129,8 +130,13 @@ def test_a_terminal_gets_tables_fitted_to_its_width(
     screen = in_terminal([sys.executable, "-m", "inspector", "du", repo], width)
     assert all(len(line) <= width for line in screen)
     assert any(
-        line.split() == ["tags", "manifest", "form", "layers", "size", "unique", "shared"] for line in screen
+        line.split() == ["tags", "manifest", "form", "layers", "size", "unique", "shared", "age"]
+        for line in screen
     )
+    # the age column is never cut: each cache row ends in its whole age ("548 days ago"); the samples'
+    # buildkit/createdat are in 2025, so days
+    rows = [line for line in screen if re.fullmatch(r"[0-9a-f]{12}", [*line.split(), "", ""][1])]
+    assert len(rows) == 3 and all(re.search(r" [0-9]+ days ago$", line) for line in rows), screen
     # the "total" row is longer than 80 columns: wrapped into the header's second column at 80, whole at 200
     total = next(i for i, line in enumerate(screen) if line.startswith("total"))
     follow = screen[total + 1]
