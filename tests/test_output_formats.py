@@ -12,6 +12,7 @@ import random
 import uuid
 from collections.abc import Iterator
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -169,3 +170,83 @@ def test_formats_asked_wrongly_are_one_line_and_exit_2(sized: tuple[str, dict[st
     assert "expected one of table, json, tsv" in refused("du", repo, "-o", "xml")
     assert "two formats" in refused("tags", repo, "--json", "-o", "tsv")
     assert "expected one of size, unique, age, tag" in refused("du", repo, "--sort", "bytes")
+
+
+@pytest.fixture
+def gc_repo(registry: LocalRegistry, tmp_path: Path) -> Iterator[tuple[str, dict[str, str], Path]]:
+    """main (1 day, branch alive), old (30 days, alive), gone (2 days, branch gone) and a non-cache image
+    ``app`` that matches no template; the live branches are main and old."""
+    repository = f"fmt/gc-{uuid.uuid4().hex[:8]}"
+    seeder = Seeder(registry.host, repository)
+    rng = random.Random(repository)
+    digests = {
+        "main-buildcache": seeder.cache("main-buildcache", layers=[rng.randbytes(300)], age=DAY),
+        "old-buildcache": seeder.cache("old-buildcache", layers=[rng.randbytes(300)], age=30 * DAY),
+        "gone-buildcache": seeder.cache("gone-buildcache", layers=[rng.randbytes(300)], age=2 * DAY),
+        "app": seeder.image("app", [rng.randbytes(300)]),
+    }
+    seeder.http.close()
+    branches = tmp_path / "branches.txt"
+    branches.write_text("main\nold\n")
+    yield f"{registry.host}/{repository}", digests, branches
+
+
+def test_gc_tsv_is_one_row_per_tag_with_action_rule_and_reason(
+    gc_repo: tuple[str, dict[str, str], Path],
+) -> None:
+    repo, digests, branches = gc_repo
+    rules = ("-t", "{branch}-buildcache", "--max-age", "14d", "--branches-file", str(branches))
+    rows = tsv_rows(ok("gc", repo, *rules, "-o", "tsv"))
+    assert rows[0] == ["repository", "tag", "digest", "action", "rule", "created", "reason", "outcome"]
+    by_tag = {row[1]: row for row in rows[1:]}
+    assert set(by_tag) == set(digests) and all(len(row) == 8 for row in rows)
+    for tag, row in by_tag.items():
+        assert row[0] == repo and row[2] == digests[tag]
+        assert row[7] == ""  # a dry run: no outcome
+    # gc's rule order: a gone branch first, then the age of a live one; main is young and alive
+    assert by_tag["gone-buildcache"][3:5] == ["delete", "branch-gone"]
+    assert by_tag["gone-buildcache"][6].startswith("no live branch slug 'gone' in ")
+    assert by_tag["old-buildcache"][3:5] == ["delete", "max-age"]
+    reason = by_tag["old-buildcache"][6]
+    assert reason.startswith("newest layer created 30 days") and reason.endswith(", older than 14 days")
+    assert by_tag["main-buildcache"][3:5] == ["keep", "kept"]
+    assert by_tag["main-buildcache"][6].startswith("branch alive; ")
+    assert by_tag["app"][3:7] == ["ignore", "no-template", "", "matches no template"]
+    # created: the seeder's buildkit/createdat, 30 days before the push (same second, any fraction)
+    assert by_tag["old-buildcache"][5].endswith("Z") and by_tag["app"][5] == ""
+
+    applied = tsv_rows(ok("gc", repo, *rules, "--apply", "-o", "tsv"))
+    outcome = {row[1]: row[7] for row in applied[1:]}
+    assert outcome == {
+        "gone-buildcache": "deleted",
+        "old-buildcache": "deleted",
+        "main-buildcache": "",
+        "app": "",
+    }
+    assert sorted(tsv_rows(ok("tags", repo, "-o", "tsv"))[1:]) == [["app"], ["main-buildcache"]]
+
+
+def test_gc_summary_spells_out_the_rules_as_the_plan_does(
+    gc_repo: tuple[str, dict[str, str], Path], tmp_path: Path
+) -> None:
+    """--max-age 60d deletes nothing here (old is 30 days): the duration can only come from the rules line."""
+    repo, _, branches = gc_repo
+    summary = tmp_path / "summary.md"
+    args = (
+        "-t",
+        "{branch}-buildcache",
+        "--max-age",
+        "1440h",
+        "--keep-last",
+        "3",
+        "--branches-file",
+        str(branches),
+        "--summary",
+        str(summary),
+    )
+    plan = ok("gc", repo, *args)
+    assert "older than 60 days; beyond the 3 newest per template" in plan
+    markdown = summary.read_text(encoding="utf-8")
+    line = next(line for line in markdown.splitlines() if line.startswith("Delete when: "))
+    assert line.endswith("; older than 60 days; beyond the 3 newest per template"), line
+    assert line.startswith("Delete when: branch gone (2 live branches from ")
