@@ -344,6 +344,16 @@ def show(
         ),
     ],
     json_out: JsonOut = False,
+    output: Output = None,
+    top: Annotated[
+        int | None,
+        typer.Option(
+            "--top",
+            min=1,
+            metavar="N",
+            help="List the N largest layers with their stage and step (why is this cache big?).",
+        ),
+    ] = None,
     strict: Annotated[
         bool, typer.Option("--strict", help=f"Exit {int(ExitCode.UNHEALTHY)} when the cache is unhealthy.")
     ] = False,
@@ -405,7 +415,9 @@ def show(
     timeout: Timeout = 30.0,
 ) -> None:
     """Show a cache: layers per Dockerfile stage, sizes, dates and a health verdict."""
-    STATE.json = json_out
+    no_tsv = None if top else "show prints a report, not rows: give --top N (the largest layers as rows)"
+    fmt = output_format(json_out, output, no_tsv=no_tsv)
+    json_out = fmt == "json"
     from .naming import DockerfileSource, label_report
     from .reference import parse_reference
     from .report import inspect_cache, report_to_json
@@ -413,8 +425,8 @@ def show(
 
     if graph is not None and graph not in ("mermaid", "dot"):
         raise UsageError(f"--graph {graph!r}: expected 'mermaid' or 'dot'")
-    if graph is not None and json_out:
-        raise UsageError("--graph and --json are exclusive")
+    if graph is not None and fmt != "table":
+        raise UsageError(f"--graph prints a diagram: it excludes --output {fmt}")
     args = _build_args(build_arg or [])
     recipe: DockerfileSource | None = None
     if dockerfile is not None:
@@ -463,12 +475,22 @@ def show(
         sys.stdout.write(
             sanitize(render_graph(report, "mermaid" if graph == "mermaid" else "dot"), keep_newlines=True)
         )
-    elif json_out:
-        print(json.dumps(report_to_json(report), indent=2))
     else:
-        from .render import render_report
+        from .top import TOP_TSV_HEADER, largest_layers, top_layers_json, top_layers_tsv_rows
 
-        console().print(render_report(report))
+        largest = largest_layers(report, top) if top else None
+        if fmt == "json":
+            document = report_to_json(report)
+            if largest is not None:
+                document["largestLayers"] = top_layers_json(largest)
+            print(json.dumps(document, indent=2))
+        elif fmt == "tsv":
+            assert largest is not None
+            write_tsv(TOP_TSV_HEADER, top_layers_tsv_rows(largest))
+        else:
+            from .render import render_report
+
+            console().print(render_report(report, largest))
     if strict and not report.health.ok:
         raise typer.Exit(int(ExitCode.UNHEALTHY))
 

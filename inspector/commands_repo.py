@@ -8,7 +8,6 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from .commands import (
-    STATE,
     CaFile,
     Concurrency,
     Insecure,
@@ -123,6 +122,7 @@ def diff(
         str, typer.Argument(help="The cache to compare with (e.g. the branch's).", metavar="REF_B")
     ],
     json_out: JsonOut = False,
+    output: Output = None,
     exit_code: Annotated[
         bool, typer.Option("--exit-code", help=f"Exit {DIFFERENT} when the caches differ (like git diff).")
     ] = False,
@@ -138,7 +138,8 @@ def diff(
     timeout: Timeout = 30.0,
 ) -> None:
     """Compare two caches: layers added/removed/shared, records, and per stage the first step that differs."""
-    STATE.json = json_out
+    no_tsv = "diff compares two caches stage by stage, not rows: use -o json"
+    json_out = output_format(json_out, output, no_tsv=no_tsv) == "json"
     from .diff import diff_caches, diff_to_json
     from .source import parse_source
 

@@ -250,3 +250,129 @@ def test_gc_summary_spells_out_the_rules_as_the_plan_does(
     line = next(line for line in markdown.splitlines() if line.startswith("Delete when: "))
     assert line.endswith("; older than 60 days; beyond the 3 newest per template"), line
     assert line.startswith("Delete when: branch gone (2 live branches from ")
+
+
+TESTDATA = Path(__file__).resolve().parent.parent / "testdata"
+
+
+def named_build_top(
+    samples: list[dict[str, Any]], count: int
+) -> list[tuple[int, str, list[tuple[str, str, str | None]]]]:
+    """The ``count`` largest layers of testdata's named-build cache with their places, from the layout
+    (sizes) and samples.json (which step made each layer, and its [stage k/n] label), not from cacheinspect.
+
+    ``test`` is ``FROM build`` and adds one step to build's chain of records, so the record graph has one
+    chain for both, which show names ``build + test`` (its stage tables too); ``stage-2`` is the final stage.
+    Layers no step made are base layers: golang:1.23-alpine's three (build's base) and alpine:3.20's one,
+    which is golang's bottom layer (testdata/README.md), so it is the base of build and of stage-2.
+    """
+    layout = TESTDATA / "layouts" / "named-build"
+    index = json.loads((layout / "index.json").read_text())
+
+    def manifest_of(name: str) -> dict[str, Any]:
+        entry = next(
+            m for m in index["manifests"] if m["annotations"]["org.opencontainers.image.ref.name"] == name
+        )
+        return dict(json.loads((layout / "blobs" / "sha256" / entry["digest"][7:]).read_text()))
+
+    def base_layers(name: str) -> set[str]:
+        first = manifest_of(name)["manifests"][0]  # linux/amd64, the platform the cache was built for
+        image = json.loads((layout / "blobs" / "sha256" / first["digest"][7:]).read_text())
+        return {layer["digest"] for layer in image["layers"]}
+
+    entry = next(s for s in samples if s["name"] == "named-build")
+    steps = {s["layer"]: s for s in entry["expected_steps"] if s.get("layer")}
+    golang, alpine = base_layers("base-golang"), base_layers("base-alpine")
+    out = []
+    for layer in sorted(manifest_of("latest")["layers"], key=lambda x: (-x["size"], x["digest"]))[:count]:
+        digest = layer["digest"]
+        places: list[tuple[str, str, str | None]] = []
+        if digest in steps:
+            step = steps[digest]
+            stage = "build + test" if step["stage"] in ("build", "test") else step["stage"]
+            places.append((stage, f"#{step['number']}", step["label"]))
+        places += [("build + test", "base", None)] if digest in golang else []
+        places += [("stage-2", "base", None)] if digest in alpine else []
+        out.append((layer["size"], digest, places))
+    return out
+
+
+def test_show_top_lists_the_largest_layers_with_stage_step_and_instruction(
+    registry: LocalRegistry, seeded: dict[str, dict[str, str]], samples: list[dict[str, Any]]
+) -> None:
+    ref = f"{registry.host}/samples/named-build:latest"
+    dockerfile = ("--dockerfile", str(TESTDATA / "dockerfiles" / "named-build.Dockerfile"))
+    expected = named_build_top(samples, 4)
+    # by hand: 2802 alpine's layer (bases of build and stage-2), 2123 golang's, 2014 COPY --from=build, 1984
+    # go build; the two largest are base layers, so the largest *step* is the final stage's COPY of the app
+    assert [(size, places[0][:2]) for size, _, places in expected] == [
+        (2802, ("build + test", "base")),
+        (2123, ("build + test", "base")),
+        (2014, ("stage-2", "#3")),
+        (1984, ("build + test", "#6")),
+    ]
+    rows = tsv_rows(ok("show", ref, *dockerfile, "--top", "4", "-o", "tsv"))
+    assert rows[0] == ["size", "digest", "stage", "step", "instruction", "places"]
+    assert rows[1:] == [
+        [str(size), digest, places[0][0], places[0][1], places[0][2] or "", str(len(places))]
+        for size, digest, places in expected
+    ]
+    document = json.loads(ok("show", ref, *dockerfile, "--top", "4", "--json"))
+    assert [
+        (layer["size"], layer["digest"], [(p["stage"], p["step"], p["instruction"]) for p in layer["places"]])
+        for layer in document["largestLayers"]
+    ] == expected
+    lines = ok("show", ref, *dockerfile, "--top", "4").split("\n")
+    start = lines.index(next(line for line in lines if line.startswith("largest layers")))
+    # 2802 + 2123 + 2014 + 1984 = 8923 of the 12 layers' 11945 bytes: 74 %
+    assert lines[start] == "largest layers (4 of 12: 8.9 kB, 74 % of the cache)"
+    # each layer: size, short digest and its first place on one line; further places on lines of their own
+    assert lines[start + 1].split() == [
+        "2.8",
+        "kB",
+        f"sha256:{expected[0][1][7:19]}",
+        "build",
+        "+",
+        "test",
+        "base",
+    ]
+    assert lines[start + 2].split() == ["stage-2", "base"]
+    assert lines[start + 4].endswith(
+        "stage-2 #3  [stage-2 3/4] COPY --from=build /out/app /usr/local/bin/app"
+    )
+    # without --dockerfile the same layers, placed by structure only (no instruction)
+    structural = tsv_rows(ok("show", ref, "--top", "4", "-o", "tsv"))
+    assert [row[:2] for row in structural[1:]] == [[str(s), d] for s, d, _ in expected]
+    assert all(row[4] == "" for row in structural[1:])
+
+
+def test_show_and_diff_and_probe_refuse_tsv_with_a_reason(
+    registry: LocalRegistry, seeded: dict[str, dict[str, str]]
+) -> None:
+    ref = f"{registry.host}/samples/named-build:latest"
+    assert "give --top N" in refused("show", ref, "-o", "tsv")
+    assert "excludes --output tsv" in refused("show", ref, "--graph", "dot", "--top", "3", "-o", "tsv")
+
+
+def test_probe_tsv_is_one_row_per_check_as_in_its_json() -> None:
+    """The rows carry what the JSON document's checks say, field for field (the same report, two forms)."""
+    args = ("probe", "--offline", "gcr.io/acme/app")
+    document = json.loads(ok(*args, "--json"))
+    rows = tsv_rows(ok(*args, "-o", "tsv"))
+    assert rows[0] == ["id", "group", "status", "basis", "summary", "hint"]
+    assert rows[1:] == [
+        [c["id"], c["group"], c["status"], c["basis"], c["summary"], c["hint"] or ""]
+        for c in document["checks"]
+    ]
+    assert json.loads(ok(*args, "-o", "json")) == document
+
+
+def test_diff_output_json_is_the_json_flag_and_tsv_is_refused(
+    registry: LocalRegistry, seeded: dict[str, dict[str, str]]
+) -> None:
+    a, b = (
+        f"{registry.host}/samples/named-build:latest",
+        f"{registry.host}/samples/multistage-max:image-manifest",
+    )
+    assert json.loads(ok("diff", a, b, "-o", "json")) == json.loads(ok("diff", a, b, "--json"))
+    assert "use -o json" in refused("diff", a, b, "-o", "tsv")
