@@ -24,6 +24,7 @@ if TYPE_CHECKING:
 
     from .client import RegistryClient
     from .credentials import Credentials
+    from .naming import DockerfileSource
 
 __all__ = ["STATE", "app", "report_error"]
 
@@ -418,7 +419,7 @@ def show(
     no_tsv = None if top else "show prints a report, not rows: give --top N (the largest layers as rows)"
     fmt = output_format(json_out, output, no_tsv=no_tsv)
     json_out = fmt == "json"
-    from .naming import DockerfileSource, label_report
+    from .naming import label_report
     from .reference import parse_reference
     from .report import inspect_cache, report_to_json
     from .source import LayoutSource, RegistrySource, parse_source
@@ -427,14 +428,7 @@ def show(
         raise UsageError(f"--graph {graph!r}: expected 'mermaid' or 'dot'")
     if graph is not None and fmt != "table":
         raise UsageError(f"--graph prints a diagram: it excludes --output {fmt}")
-    args = _build_args(build_arg or [])
-    recipe: DockerfileSource | None = None
-    if dockerfile is not None:
-        text = _read_dockerfile(dockerfile)
-        recipe = DockerfileSource(text, target, args, str(dockerfile))
-        recipe.plan()  # a Dockerfile that does not parse is a usage error before any request
-    elif target is not None or build_arg:
-        raise UsageError("--target and --build-arg describe a Dockerfile: give it with --dockerfile")
+    recipe = dockerfile_recipe(dockerfile, target, build_arg)
     base_refs = list(base or [])
     if resolve_bases and recipe is None and not base_refs:
         raise UsageError("--resolve-bases needs --dockerfile (for its FROM lines) or --base REF")
@@ -514,6 +508,23 @@ def _read_dockerfile(path: Path) -> str:
     if "\x00" in text:
         raise UsageError(f"--dockerfile {path}: not a text file (it holds NUL bytes)")
     return text
+
+
+def dockerfile_recipe(
+    dockerfile: Path | None, target: str | None, build_arg: list[str] | None
+) -> DockerfileSource | None:
+    """``--dockerfile`` with its ``--target`` and ``--build-arg``s, parsed before any request (a Dockerfile
+    that does not parse is exit 2); for ``show`` and ``diff``."""
+    from .naming import DockerfileSource
+
+    if dockerfile is None:
+        if target is not None or build_arg:
+            raise UsageError("--target and --build-arg describe a Dockerfile: give it with --dockerfile")
+        return None
+    args = _build_args(build_arg or [])
+    recipe = DockerfileSource(_read_dockerfile(dockerfile), target, args, str(dockerfile))
+    recipe.plan()
+    return recipe
 
 
 def _build_args(values: list[str]) -> dict[str, str]:

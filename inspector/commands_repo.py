@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
@@ -22,6 +23,7 @@ from .commands import (
     _progress,
     app,
     console,
+    dockerfile_recipe,
     output_format,
     write_tsv,
 )
@@ -129,6 +131,24 @@ def diff(
     no_check_blobs: Annotated[
         bool, typer.Option("--no-check-blobs", help="Skip the HEAD request per layer blob.")
     ] = False,
+    dockerfile: Annotated[
+        Path | None,
+        typer.Option(
+            "--dockerfile",
+            "-f",
+            help="Name each stage's first differing step by its instruction (the Dockerfile of B's build).",
+            metavar="PATH",
+        ),
+    ] = None,
+    target: Annotated[
+        str | None, typer.Option("--target", help="The Dockerfile stage that was built (default: the last).")
+    ] = None,
+    build_arg: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--build-arg", help="K=V, as given to the build (for ARGs in FROM lines).", metavar="K=V"
+        ),
+    ] = None,
     plain_http: PlainHttp = False,
     insecure: Insecure = False,
     ca_file: CaFile = None,
@@ -141,7 +161,10 @@ def diff(
     no_tsv = "diff compares two caches stage by stage, not rows: use -o json"
     json_out = output_format(json_out, output, no_tsv=no_tsv) == "json"
     from .diff import diff_caches, diff_to_json
+    from .naming import label_report
     from .source import parse_source
+
+    recipe = dockerfile_recipe(dockerfile, target, build_arg)
 
     target_a, target_b = parse_source(ref_a), parse_source(ref_b)  # both parse before any request
     check = not no_check_blobs
@@ -157,6 +180,9 @@ def diff(
     else:
         report_a = _inspect(target_a, None, check, json_out)
         report_b = _inspect(target_b, None, check, json_out)
+    if recipe is not None:  # show's naming, on both sides: the same instruction gets the same label
+        report_a = label_report(report_a, dockerfile=recipe)
+        report_b = label_report(report_b, dockerfile=recipe)
     result = diff_caches(report_a, report_b)
     if json_out:
         print(json.dumps(diff_to_json(result), indent=2))

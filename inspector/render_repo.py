@@ -142,11 +142,19 @@ def _plural(count: int, noun: str) -> str:
     return f"{count} {noun}{'s' if count != 1 else ''}"
 
 
+def _named(number: int | None, instruction: str | None) -> str:
+    """``#4`` or, with diff --dockerfile, ``#4 [build 4/6] RUN go mod download``."""
+    return f"#{number}" + (f" {instruction}" if instruction else "")
+
+
 def _differs(difference: StepDifference) -> str:
     assert difference.record_a is not None and difference.record_b is not None
-    step = f"#{difference.number_b}"
+    a, b = difference.instruction_a, difference.instruction_b
+    step = _named(difference.number_b, b or a)
     if difference.number_a != difference.number_b:
-        step = f"#{difference.number_a} (#{difference.number_b} in B)"
+        step = f"{_named(difference.number_a, a or b)} (#{difference.number_b} in B)"
+    if a and b and a != b:
+        step += f" (in A: {a})"
     causes = [_cause(item) for item in difference.changed_inputs]
     if difference.record_changed:
         detail = f"record {difference.record_a.short} vs {difference.record_b.short}: the instruction changed"
@@ -168,14 +176,16 @@ def explain_stage(stage: StageDiff) -> str:
     if difference.change == "added":
         assert difference.record_b is not None
         return (
-            f"all {_plural(a.steps, 'step')} of A match; B goes on with #{difference.number_b} "
+            f"all {_plural(a.steps, 'step')} of A match; B goes on with "
+            f"{_named(difference.number_b, difference.instruction_b)} "
             f"(record {difference.record_b.short}) — only B's {_plural(b.steps - a.steps, 'extra step')} "
             "will be built"
         )
     if difference.change == "removed":
         assert difference.record_a is not None
         return (
-            f"all {_plural(b.steps, 'step')} of B match; A had {a.steps - b.steps} more from #{difference.number_a} "
+            f"all {_plural(b.steps, 'step')} of B match; A had {a.steps - b.steps} more from "
+            f"{_named(difference.number_a, difference.instruction_a)} "
             f"(record {difference.record_a.short}) — nothing in this stage is rebuilt"
         )
     matched = ""

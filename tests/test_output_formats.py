@@ -7,6 +7,7 @@ the seeder writes) are read back from the pushed manifests, not from cacheinspec
 
 from __future__ import annotations
 
+import hashlib
 import json
 import random
 import uuid
@@ -364,7 +365,16 @@ def test_probe_tsv_is_one_row_per_check_as_in_its_json() -> None:
         [c["id"], c["group"], c["status"], c["basis"], c["summary"], c["hint"] or ""]
         for c in document["checks"]
     ]
-    assert json.loads(ok(*args, "-o", "json")) == document
+    assert stable(json.loads(ok(*args, "-o", "json"))) == stable(document)
+
+
+def stable(document: Any) -> Any:
+    """A probe document without what differs between two runs (start time, durations)."""
+    if isinstance(document, dict):
+        return {k: stable(v) for k, v in document.items() if k not in ("startedAt", "durationMs")}
+    if isinstance(document, list):
+        return [stable(v) for v in document]
+    return document
 
 
 def test_diff_output_json_is_the_json_flag_and_tsv_is_refused(
@@ -376,3 +386,66 @@ def test_diff_output_json_is_the_json_flag_and_tsv_is_refused(
     )
     assert json.loads(ok("diff", a, b, "-o", "json")) == json.loads(ok("diff", a, b, "--json"))
     assert "use -o json" in refused("diff", a, b, "-o", "tsv")
+
+
+GO_MOD_DOWNLOAD = "[build 4/6] RUN go mod download"
+
+
+@pytest.fixture(scope="module")
+def go_mod_changed(registry: LocalRegistry, samples: list[dict[str, Any]]) -> tuple[str, str, str]:
+    """named-build's cache as A, and as B the same cache whose ``RUN go mod download`` record has another
+    digest (the instruction changed); both pushed byte for byte with plain httpx. Returns A, B and the
+    record digest of that step in A (from samples.json)."""
+    layout = TESTDATA / "layouts" / "named-build"
+    index = json.loads((layout / "index.json").read_text())
+    entry = next(
+        m for m in index["manifests"] if m["annotations"]["org.opencontainers.image.ref.name"] == "latest"
+    )
+
+    def blob(digest: str) -> bytes:
+        return (layout / "blobs" / "sha256" / digest[7:]).read_bytes()
+
+    raw = blob(entry["digest"])
+    manifest = json.loads(raw)
+    config = json.loads(blob(manifest["config"]["digest"]))
+    (step,) = [
+        s
+        for s in next(s for s in samples if s["name"] == "named-build")["expected_steps"]
+        if s["label"] == GO_MOD_DOWNLOAD
+    ]
+    (record,) = [r for r in config["records"] if r["digest"] == step["record"]]
+    record["digest"] = "sha256:" + hashlib.sha256(b"RUN go mod download -x").hexdigest()
+    changed = json.dumps(config, separators=(",", ":")).encode()
+    repository = f"fmt/diff-{uuid.uuid4().hex[:8]}"
+    seeder = Seeder(registry.host, repository)
+    for layer in manifest["layers"]:
+        seeder.blob(blob(layer["digest"]))
+    seeder.blob(blob(manifest["config"]["digest"]))
+    seeder.put("a", raw, manifest["mediaType"])
+    manifest["config"] = {**manifest["config"], "digest": seeder.blob(changed), "size": len(changed)}
+    seeder.put("b", json.dumps(manifest, separators=(",", ":")).encode(), manifest["mediaType"])
+    seeder.http.close()
+    base = f"{registry.host}/{repository}"
+    return f"{base}:a", f"{base}:b", step["record"]
+
+
+def test_diff_dockerfile_names_the_first_differing_step_by_its_instruction(
+    go_mod_changed: tuple[str, str, str],
+) -> None:
+    a, b, record = go_mod_changed
+    dockerfile = ("--dockerfile", str(TESTDATA / "dockerfiles" / "named-build.Dockerfile"))
+    # by hand: build's #2 WORKDIR and #3 COPY go.mod match, #4 is the renamed record; the final stage's
+    # COPY --from=build still matches (its alternative key is the /out/app checksum, as in testdata)
+    document = json.loads(ok("diff", a, b, *dockerfile, "--json"))
+    build = next(s for s in document["stages"] if s["b"]["label"] == "build + test")
+    first = build["firstDifference"]
+    assert (first["change"], first["stepA"], first["stepB"], first["recordA"]) == ("changed", 4, 4, record)
+    assert first["instructionA"] == first["instructionB"] == GO_MOD_DOWNLOAD
+    lines = ok("diff", a, b, *dockerfile).split("\n")
+    line = next(line for line in lines if line.startswith("build + test: "))
+    assert line.startswith(f"build + test: steps #2-#3 match, #4 {GO_MOD_DOWNLOAD} differs (record ")
+    # without the Dockerfile: the same step, by number only
+    plain = json.loads(ok("diff", a, b, "--json"))
+    unnamed = [s["firstDifference"] for s in plain["stages"] if s["firstDifference"]]
+    assert [(d["stepB"], d["instructionA"], d["instructionB"]) for d in unnamed] == [(4, None, None)]
+    assert "--dockerfile" in refused("diff", a, b, "--target", "build")
