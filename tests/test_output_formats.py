@@ -449,3 +449,23 @@ def test_diff_dockerfile_names_the_first_differing_step_by_its_instruction(
     unnamed = [s["firstDifference"] for s in plain["stages"] if s["firstDifference"]]
     assert [(d["stepB"], d["instructionA"], d["instructionB"]) for d in unnamed] == [(4, None, None)]
     assert "--dockerfile" in refused("diff", a, b, "--target", "build")
+
+
+@pytest.mark.parametrize("command", ["show", "tags", "du", "diff", "gc", "probe"])
+def test_each_subcommand_help_lists_the_global_options(command: str) -> None:
+    """The global options work after the subcommand (HouseGroup hoists them); its help says so."""
+    text = ok(command, "--help")
+    section = text.split("Global options (also before the command):\n", 1)[1]
+    names = [
+        word.rstrip(",") for line in section.splitlines() for word in line.split()[:2] if word.startswith("-")
+    ]
+    assert names == [
+        "-v",
+        "--verbose",
+        "--debug",
+        "--no-color",
+        "--deadline",
+        "--authfile",
+        "--registry-auth",
+    ]
+    assert "--version" not in section  # a top-level action, not an option of the command
