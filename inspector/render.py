@@ -188,17 +188,23 @@ def _largest(report: CacheReport, layers: tuple[TopLayer, ...]) -> RenderableTyp
     total = report.total_size
     share = sum(layer.size for layer in layers)
     percent = f", {share * 100 // total} % of the cache" if total else ""
-    lines: list[RenderableType] = [
-        Text(f"largest layers ({len(layers)} of {len(report.layers)}: {human_size(share)}{percent})", "bold")
-    ]
+    title = Text(
+        f"largest layers ({len(layers)} of {len(report.layers)}: {human_size(share)}{percent})", "bold"
+    )
+    table = Table.grid(padding=(0, 2))  # a long label wraps inside its own column
+    table.add_column(justify="right", no_wrap=True, style="bold")
+    table.add_column(no_wrap=True, style="bold")
+    table.add_column()
     for layer in layers:
         where = [
             f"{p.stage} {p.step}" + (f"  {p.instruction}" if p.instruction else "") for p in layer.places
         ] or ["in no stage (no record of the cache uses it)"]
         for n, text in enumerate(where):
-            head = f"{human_size(layer.size):>9}  {layer.digest.short}  " if n == 0 else " " * 32
-            lines.append(Text.assemble((head, "bold" if n == 0 else ""), text))
-    return Group(*lines)
+            first = n == 0
+            table.add_row(
+                human_size(layer.size) if first else "", layer.digest.short if first else "", escape(text)
+            )
+    return Group(title, table)
 
 
 def render_report(report: CacheReport, largest: tuple[TopLayer, ...] | None = None) -> RenderableType:
