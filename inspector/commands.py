@@ -224,6 +224,14 @@ PageSize = Annotated[
     int | None,
     typer.Option("--page-size", "-n", min=1, help="Ask for N tags per page (registries may ignore it)."),
 ]
+# Dockerfile options shared by show and diff (with --dockerfile; see dockerfile_recipe).
+Target = Annotated[
+    str | None, typer.Option("--target", help="The Dockerfile stage that was built (default: the last).")
+]
+BuildArg = Annotated[
+    list[str] | None,
+    typer.Option("--build-arg", help="K=V, as given to the build (for ARGs in FROM lines).", metavar="K=V"),
+]
 JsonOut = Annotated[bool, typer.Option("--json", help="Print one JSON document on stdout (as -o json).")]
 Output = Annotated[
     str | None,
@@ -367,15 +375,8 @@ def show(
             "--dockerfile", "-f", help="Name stages and steps from this Dockerfile.", metavar="PATH"
         ),
     ] = None,
-    target: Annotated[
-        str | None, typer.Option("--target", help="The Dockerfile stage that was built (default: the last).")
-    ] = None,
-    build_arg: Annotated[
-        list[str] | None,
-        typer.Option(
-            "--build-arg", help="K=V, as given to the build (for ARGs in FROM lines).", metavar="K=V"
-        ),
-    ] = None,
+    target: Target = None,
+    build_arg: BuildArg = None,
     resolve_bases: Annotated[
         bool,
         typer.Option(

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from .commands import (
+    BuildArg,
     CaFile,
     Concurrency,
     Insecure,
@@ -17,6 +18,7 @@ from .commands import (
     PageSize,
     PasswordStdin,
     PlainHttp,
+    Target,
     Timeout,
     Username,
     _Connection,
@@ -140,15 +142,8 @@ def diff(
             metavar="PATH",
         ),
     ] = None,
-    target: Annotated[
-        str | None, typer.Option("--target", help="The Dockerfile stage that was built (default: the last).")
-    ] = None,
-    build_arg: Annotated[
-        list[str] | None,
-        typer.Option(
-            "--build-arg", help="K=V, as given to the build (for ARGs in FROM lines).", metavar="K=V"
-        ),
-    ] = None,
+    target: Target = None,
+    build_arg: BuildArg = None,
     plain_http: PlainHttp = False,
     insecure: Insecure = False,
     ca_file: CaFile = None,
