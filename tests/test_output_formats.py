@@ -19,12 +19,17 @@ from typing import Any
 import pytest
 
 from tests.registry import LocalRegistry
-from tests.support import run_cli
+from tests.support import run_cli, validate_json
 from tests.test_integration_gc import Seeder
 
 pytestmark = pytest.mark.integration
 
 DAY, HOUR = timedelta(days=1), timedelta(hours=1)
+SCHEMAS = Path(__file__).resolve().parent.parent / "inspector" / "schemas"
+
+
+def schema(name: str) -> dict[str, Any]:
+    return dict(json.loads((SCHEMAS / f"{name}.schema.json").read_text()))
 
 
 def ok(*args: str) -> str:
@@ -148,6 +153,7 @@ def test_du_shows_each_cache_age_spelled_in_the_table_and_as_written_in_json(
         row = next(line for line in lines if line.startswith(tag + " "))
         assert row.endswith(age), row
     document = json.loads(ok("du", repo, "--json"))
+    validate_json(document, schema("du"))
     for manifest in document["manifests"]:
         (tag,) = manifest["tags"]
         assert manifest["createdAt"] == served[tag]["layers"][0]["annotations"]["buildkit/createdat"]
@@ -176,7 +182,8 @@ def test_formats_asked_wrongly_are_one_line_and_exit_2(sized: tuple[str, dict[st
 @pytest.fixture
 def gc_repo(registry: LocalRegistry, tmp_path: Path) -> Iterator[tuple[str, dict[str, str], Path]]:
     """main (1 day, branch alive), old (30 days, alive), gone (2 days, branch gone) and a non-cache image
-    ``app`` that matches no template; the live branches are main and old."""
+    ``app`` that matches no template; the live branches are main and old, in a file whose path holds a tab
+    and a newline."""
     repository = f"fmt/gc-{uuid.uuid4().hex[:8]}"
     seeder = Seeder(registry.host, repository)
     rng = random.Random(repository)
@@ -187,7 +194,9 @@ def gc_repo(registry: LocalRegistry, tmp_path: Path) -> Iterator[tuple[str, dict
         "app": seeder.image("app", [rng.randbytes(300)]),
     }
     seeder.http.close()
-    branches = tmp_path / "branches.txt"
+    odd = tmp_path / "a\tdir\nname"  # a tab and a newline in the branch source's path, which reasons quote
+    odd.mkdir()
+    branches = odd / "branches.txt"
     branches.write_text("main\nold\n")
     yield f"{registry.host}/{repository}", digests, branches
 
@@ -206,7 +215,9 @@ def test_gc_tsv_is_one_row_per_tag_with_action_rule_and_reason(
         assert row[7] == ""  # a dry run: no outcome
     # gc's rule order: a gone branch first, then the age of a live one; main is young and alive
     assert by_tag["gone-buildcache"][3:5] == ["delete", "branch-gone"]
-    assert by_tag["gone-buildcache"][6].startswith("no live branch slug 'gone' in ")
+    # the path's tab and newline are escapes in the field: every row still has its 8 fields
+    shown = str(branches).replace("\t", "\\x09").replace("\n", "\\x0a")
+    assert by_tag["gone-buildcache"][6] == f"no live branch slug 'gone' in branches file {shown}"
     assert by_tag["old-buildcache"][3:5] == ["delete", "max-age"]
     reason = by_tag["old-buildcache"][6]
     assert reason.startswith("newest layer created 30 days") and reason.endswith(", older than 14 days")
@@ -319,6 +330,7 @@ def test_show_top_lists_the_largest_layers_with_stage_step_and_instruction(
         for size, digest, places in expected
     ]
     document = json.loads(ok("show", ref, *dockerfile, "--top", "4", "--json"))
+    validate_json(document, schema("show"))
     assert [
         (layer["size"], layer["digest"], [(p["stage"], p["step"], p["instruction"]) for p in layer["places"]])
         for layer in document["largestLayers"]
@@ -428,6 +440,7 @@ def test_diff_dockerfile_names_the_first_differing_step_by_its_instruction(
     # by hand: build's #2 WORKDIR and #3 COPY go.mod match, #4 is the renamed record; the final stage's
     # COPY --from=build still matches (its alternative key is the /out/app checksum, as in testdata)
     document = json.loads(ok("diff", a, b, *dockerfile, "--json"))
+    validate_json(document, schema("diff"))
     build = next(s for s in document["stages"] if s["b"]["label"] == "build + test")
     first = build["firstDifference"]
     assert (first["change"], first["stepA"], first["stepB"], first["recordA"]) == ("changed", 4, 4, record)
