@@ -24,6 +24,7 @@ if TYPE_CHECKING:
 
     from .client import RegistryClient
     from .credentials import Credentials
+    from .naming import DockerfileSource
 
 __all__ = ["STATE", "app", "report_error"]
 
@@ -223,7 +224,47 @@ PageSize = Annotated[
     int | None,
     typer.Option("--page-size", "-n", min=1, help="Ask for N tags per page (registries may ignore it)."),
 ]
-JsonOut = Annotated[bool, typer.Option("--json", help="Print one JSON document on stdout.")]
+# Dockerfile options shared by show and diff (with --dockerfile; see dockerfile_recipe).
+Target = Annotated[
+    str | None, typer.Option("--target", help="The Dockerfile stage that was built (default: the last).")
+]
+BuildArg = Annotated[
+    list[str] | None,
+    typer.Option("--build-arg", help="K=V, as given to the build (for ARGs in FROM lines).", metavar="K=V"),
+]
+JsonOut = Annotated[bool, typer.Option("--json", help="Print one JSON document on stdout (as -o json).")]
+Output = Annotated[
+    str | None,
+    typer.Option(
+        "--output",
+        "-o",
+        metavar="FORMAT",
+        help="table (default: the human view), json (as --json) or tsv (a header row, then tab-separated rows).",
+    ),
+]
+FORMATS = ("table", "json", "tsv")
+
+
+def output_format(json_out: bool, output: str | None, *, no_tsv: str | None = None) -> str:
+    """The output format from ``-o/--output`` and its alias ``--json``, checked before any request.
+
+    ``no_tsv``: why this command has no rows (``-o tsv`` is then exit 2 with that reason).
+    """
+    if output is not None and output not in FORMATS:
+        raise UsageError(f"--output {output!r}: expected one of {', '.join(FORMATS)}")
+    if json_out and output not in (None, "json"):
+        raise UsageError(f"--json and --output {output} ask for two formats: give one")
+    chosen = "json" if json_out else output or "table"
+    STATE.json = chosen == "json"
+    if chosen == "tsv" and no_tsv is not None:
+        raise UsageError(f"--output tsv: {no_tsv}")
+    return chosen
+
+
+def write_tsv(header: tuple[str, ...], rows: list[tuple[object, ...]]) -> None:
+    from .tsv import tsv
+
+    sys.stdout.write(tsv(header, rows))
 
 
 @dataclass(frozen=True)
@@ -312,6 +353,16 @@ def show(
         ),
     ],
     json_out: JsonOut = False,
+    output: Output = None,
+    top: Annotated[
+        int | None,
+        typer.Option(
+            "--top",
+            min=1,
+            metavar="N",
+            help="List the N largest layers with their stage and step (why is this cache big?).",
+        ),
+    ] = None,
     strict: Annotated[
         bool, typer.Option("--strict", help=f"Exit {int(ExitCode.UNHEALTHY)} when the cache is unhealthy.")
     ] = False,
@@ -324,15 +375,8 @@ def show(
             "--dockerfile", "-f", help="Name stages and steps from this Dockerfile.", metavar="PATH"
         ),
     ] = None,
-    target: Annotated[
-        str | None, typer.Option("--target", help="The Dockerfile stage that was built (default: the last).")
-    ] = None,
-    build_arg: Annotated[
-        list[str] | None,
-        typer.Option(
-            "--build-arg", help="K=V, as given to the build (for ARGs in FROM lines).", metavar="K=V"
-        ),
-    ] = None,
+    target: Target = None,
+    build_arg: BuildArg = None,
     resolve_bases: Annotated[
         bool,
         typer.Option(
@@ -373,24 +417,19 @@ def show(
     timeout: Timeout = 30.0,
 ) -> None:
     """Show a cache: layers per Dockerfile stage, sizes, dates and a health verdict."""
-    STATE.json = json_out
-    from .naming import DockerfileSource, label_report
+    no_tsv = None if top else "show prints a report, not rows: give --top N (the largest layers as rows)"
+    fmt = output_format(json_out, output, no_tsv=no_tsv)
+    json_out = fmt == "json"
+    from .naming import label_report
     from .reference import parse_reference
     from .report import inspect_cache, report_to_json
     from .source import LayoutSource, RegistrySource, parse_source
 
     if graph is not None and graph not in ("mermaid", "dot"):
         raise UsageError(f"--graph {graph!r}: expected 'mermaid' or 'dot'")
-    if graph is not None and json_out:
-        raise UsageError("--graph and --json are exclusive")
-    args = _build_args(build_arg or [])
-    recipe: DockerfileSource | None = None
-    if dockerfile is not None:
-        text = _read_dockerfile(dockerfile)
-        recipe = DockerfileSource(text, target, args, str(dockerfile))
-        recipe.plan()  # a Dockerfile that does not parse is a usage error before any request
-    elif target is not None or build_arg:
-        raise UsageError("--target and --build-arg describe a Dockerfile: give it with --dockerfile")
+    if graph is not None and fmt != "table":
+        raise UsageError(f"--graph prints a diagram: it excludes --output {fmt}")
+    recipe = dockerfile_recipe(dockerfile, target, build_arg)
     base_refs = list(base or [])
     if resolve_bases and recipe is None and not base_refs:
         raise UsageError("--resolve-bases needs --dockerfile (for its FROM lines) or --base REF")
@@ -431,12 +470,22 @@ def show(
         sys.stdout.write(
             sanitize(render_graph(report, "mermaid" if graph == "mermaid" else "dot"), keep_newlines=True)
         )
-    elif json_out:
-        print(json.dumps(report_to_json(report), indent=2))
     else:
-        from .render import render_report
+        from .top import TOP_TSV_HEADER, largest_layers, top_layers_json, top_layers_tsv_rows
 
-        console().print(render_report(report))
+        largest = largest_layers(report, top) if top else None
+        if fmt == "json":
+            document = report_to_json(report)
+            if largest is not None:
+                document["largestLayers"] = top_layers_json(largest)
+            print(json.dumps(document, indent=2))
+        elif fmt == "tsv":
+            assert largest is not None
+            write_tsv(TOP_TSV_HEADER, top_layers_tsv_rows(largest))
+        else:
+            from .render import render_report
+
+            console().print(render_report(report, largest))
     if strict and not report.health.ok:
         raise typer.Exit(int(ExitCode.UNHEALTHY))
 
@@ -462,6 +511,23 @@ def _read_dockerfile(path: Path) -> str:
     return text
 
 
+def dockerfile_recipe(
+    dockerfile: Path | None, target: str | None, build_arg: list[str] | None
+) -> DockerfileSource | None:
+    """``--dockerfile`` with its ``--target`` and ``--build-arg``s, parsed before any request (a Dockerfile
+    that does not parse is exit 2); for ``show`` and ``diff``."""
+    from .naming import DockerfileSource
+
+    if dockerfile is None:
+        if target is not None or build_arg:
+            raise UsageError("--target and --build-arg describe a Dockerfile: give it with --dockerfile")
+        return None
+    args = _build_args(build_arg or [])
+    recipe = DockerfileSource(_read_dockerfile(dockerfile), target, args, str(dockerfile))
+    recipe.plan()
+    return recipe
+
+
 def _build_args(values: list[str]) -> dict[str, str]:
     out: dict[str, str] = {}
     for value in values:
@@ -478,6 +544,7 @@ def tags(
         str, typer.Argument(help="Repository, e.g. ghcr.io/org/app or localhost:5000/cache.")
     ],
     json_out: JsonOut = False,
+    output: Output = None,
     page_size: PageSize = None,
     plain_http: PlainHttp = False,
     insecure: Insecure = False,
@@ -487,15 +554,18 @@ def tags(
     timeout: Timeout = 30.0,
 ) -> None:
     """List the tags of a repository, following pagination."""
-    STATE.json = json_out
+    fmt = output_format(json_out, output)
     from .reference import parse_repository
 
     repo = parse_repository(repository)
     connection = _Connection(plain_http, insecure, ca_file, username, password_stdin, 1, timeout)
     with connection.client(repo.registry) as client:
-        if json_out:  # one document: the names are held (at most MAX_TAGS), never the pages
+        if fmt != "table":  # one document: the names are held (at most MAX_TAGS), never the pages
             names = client.list_tags(repo, page_size=page_size)
-            print(json.dumps({"repository": str(repo), "tags": names}, indent=2))
+            if fmt == "json":
+                print(json.dumps({"repository": str(repo), "tags": names}, indent=2))
+            else:
+                write_tsv(("tag",), [(name,) for name in names])
             return
         from ._sanitize import sanitize
 

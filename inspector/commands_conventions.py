@@ -3,7 +3,8 @@
 - global flags (``-v``, ``--debug``, ``--no-color``, ``--deadline N``) are accepted after the subcommand too;
 - a bare ``cacheinspect`` prints the help and exits 0;
 - usage lines name arguments as ``REF``, not typer's ``{ref}``;
-- the command list in the top-level help is not cut at 45 characters.
+- the command list in the top-level help is not cut at 45 characters;
+- each subcommand's help lists the global options it accepts.
 
 Only the CLI imports this module (it needs typer); the library core never does.
 """
@@ -86,6 +87,24 @@ class HouseCommand(TyperCommand):
         for param in self.params:
             if _is_argument(param) and param.metavar is None and param.name:
                 param.metavar = param.name.upper()
+
+    def format_options(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        """The command's options, then the global ones it accepts too (hoisted by ``HouseGroup``)."""
+        super().format_options(ctx, formatter)
+        parent = ctx.parent.command if ctx.parent is not None else None
+        if parent is None:
+            return
+        own = {name for param in self.params for name in getattr(param, "opts", ())}
+        rows = []
+        for param in parent.params:
+            names = set(getattr(param, "opts", ()))
+            if names & (GLOBAL_FLAGS | GLOBAL_OPTIONS) and not names & own:
+                record = param.get_help_record(ctx)
+                if record is not None:
+                    rows.append(record)
+        if rows:
+            with formatter.section("Global options (also before the command)"):
+                formatter.write_dl(rows)
 
     def collect_usage_pieces(self, ctx: click.Context) -> list[str]:
         pieces = [self.options_metavar] if self.options_metavar else []

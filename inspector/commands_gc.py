@@ -14,11 +14,11 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from .commands import (
-    STATE,
     CaFile,
     Concurrency,
     Insecure,
     JsonOut,
+    Output,
     PageSize,
     PasswordStdin,
     PlainHttp,
@@ -28,7 +28,9 @@ from .commands import (
     _progress,
     app,
     console,
+    output_format,
     report_error,
+    write_tsv,
 )
 from .errors import CacheInspectError, ExitCode, UsageError
 
@@ -281,6 +283,7 @@ def gc(
         ),
     ] = False,
     json_out: JsonOut = False,
+    output: Output = None,
     page_size: PageSize = None,
     plain_http: PlainHttp = False,
     insecure: Insecure = False,
@@ -291,7 +294,8 @@ def gc(
     timeout: Timeout = 30.0,
 ) -> None:
     """Delete stale branch caches: plan (dry run by default), then --apply; every decision has a reason."""
-    STATE.json = json_out
+    fmt = output_format(json_out, output)
+    json_out = fmt == "json"
     from .gc_policy import Settings
 
     flags = Settings(
@@ -345,7 +349,7 @@ def gc(
         with connection.client(first, ecr.credentials) as client, ExitStack() as stack:
             github = _GitHub(stack, github_token, delete_empty_packages=delete_empty_packages)
             targets = _reviewed(client, plans, bound, flags, github, ecr)
-            _finish(client, targets, "apply-plan", now, json_out, plan_out, summary, max_deletes, page_size)
+            _finish(client, targets, "apply-plan", now, fmt, plan_out, summary, max_deletes, page_size)
         return
     policies = _policies(repository, policy, flags)
     if unpulled_for is not None:
@@ -359,7 +363,7 @@ def gc(
             targets,
             "apply" if apply else "dry-run",
             now,
-            json_out,
+            fmt,
             plan_out,
             summary,
             None,
@@ -541,7 +545,7 @@ def _finish(
     targets: list[_Target],
     mode: Mode,
     now: datetime,
-    json_out: bool,
+    fmt: str,
     plan_out: Path | None,
     summary: Path | None,
     max_deletes: int | None,
@@ -582,7 +586,7 @@ def _finish(
                 continue
             repo = parse_repository(plan.repository)
             try:
-                with _progress(not json_out, f"deleting in {repo}") as on_progress:
+                with _progress(fmt != "json", f"deleting in {repo}") as on_progress:
                     reports[plan.repository] = execute_plan(
                         plan,
                         target.backend,
@@ -591,7 +595,13 @@ def _finish(
                     )
             except CacheInspectError as exc:  # reported with the rest; later repositories still run
                 errors[plan.repository] = exc
-    if json_out:
+    if fmt == "tsv":
+        from .render_gc import PLAN_TSV_HEADER, plan_tsv_rows
+
+        write_tsv(PLAN_TSV_HEADER, plan_tsv_rows(plans, reports))
+        for error in errors.values():
+            report_error(error)
+    elif fmt == "json":
         documents: dict[str, dict[str, Any]] = {name: report_to_json(r) for name, r in reports.items()}
         for name, error in errors.items():
             documents[name] = {"error": _error_json(error)}

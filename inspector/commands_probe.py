@@ -14,6 +14,7 @@ from .commands import (
     CaFile,
     Insecure,
     JsonOut,
+    Output,
     PasswordStdin,
     PlainHttp,
     Timeout,
@@ -21,6 +22,8 @@ from .commands import (
     _Connection,
     app,
     console,
+    output_format,
+    write_tsv,
 )
 from .errors import InvalidReference, UsageError
 from .reference import Reference, Repository, parse_reference, parse_repository
@@ -106,6 +109,7 @@ def probe(
         typer.Option("--no-near-limit", help="Skip pushing the 1 MiB manifest."),
     ] = False,
     json_out: JsonOut = False,
+    output: Output = None,
     junit: Annotated[
         Path | None,
         typer.Option("--junit", help="Write a JUnit XML report (one test case per check).", metavar="FILE"),
@@ -118,10 +122,10 @@ def probe(
     timeout: Timeout = 30.0,
 ) -> None:
     """Check that a registry can hold a BuildKit registry cache, and which --cache-to flags work there."""
-    STATE.json = json_out
+    fmt = output_format(json_out, output)
     from .probe import ProbeOptions, offline_report, run_probe
     from .probe_cacheto import parse_buildkit_version, parse_cache_to, plan_cache_to
-    from .probe_output import junit_xml, markdown_summary, report_to_json
+    from .probe_output import CHECKS_TSV_HEADER, checks_tsv_rows, junit_xml, markdown_summary, report_to_json
 
     parse_buildkit_version(buildkit_version)  # a bad version is a usage error before anything else
     plan = plan_cache_to(parse_cache_to(cache_to)) if cache_to is not None else None
@@ -173,8 +177,10 @@ def probe(
                 handle.write(markdown_summary(report))
         except OSError as exc:
             raise UsageError(f"GITHUB_STEP_SUMMARY {summary}: {exc.strerror}") from None
-    if json_out:
+    if fmt == "json":
         print(json.dumps(report_to_json(report), indent=2))
+    elif fmt == "tsv":
+        write_tsv(CHECKS_TSV_HEADER, checks_tsv_rows(report))
     else:
         from .render_probe import render_probe
 

@@ -3,25 +3,31 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from .commands import (
-    STATE,
+    BuildArg,
     CaFile,
     Concurrency,
     Insecure,
     JsonOut,
+    Output,
     PageSize,
     PasswordStdin,
     PlainHttp,
+    Target,
     Timeout,
     Username,
     _Connection,
     _progress,
     app,
     console,
+    dockerfile_recipe,
+    output_format,
+    write_tsv,
 )
 from .errors import ExitCode
 from .reference import Reference
@@ -48,7 +54,16 @@ def du(
             "--tag-pattern", help="Only tags matching this glob (fnmatch: *, ?, [...]).", metavar="GLOB"
         ),
     ] = None,
+    sort: Annotated[
+        str | None,
+        typer.Option(
+            "--sort",
+            metavar="KEY",
+            help="Order rows by size, unique (the default: largest first), age (oldest first) or tag.",
+        ),
+    ] = None,
     json_out: JsonOut = False,
+    output: Output = None,
     page_size: PageSize = None,
     plain_http: PlainHttp = False,
     insecure: Insecure = False,
@@ -58,11 +73,13 @@ def du(
     concurrency: Concurrency = 8,
     timeout: Timeout = 30.0,
 ) -> None:
-    """Disk usage of every cache tag in a repository: size, bytes unique to it, bytes shared, total."""
-    STATE.json = json_out
-    from .du import disk_usage, usage_to_json
+    """Disk usage of every cache tag in a repository: size, bytes unique to it, bytes shared, age, total."""
+    fmt = output_format(json_out, output)
+    json_out = fmt == "json"
+    from .du import USAGE_TSV_HEADER, disk_usage, parse_sort_key, sort_usage, usage_to_json, usage_tsv_rows
     from .reference import parse_repository
 
+    order = parse_sort_key(sort) if sort is not None else None  # a bad key is exit 2 before any request
     repo = parse_repository(repository)
     connection = _Connection(plain_http, insecure, ca_file, username, password_stdin, concurrency, timeout)
     with (
@@ -72,8 +89,12 @@ def du(
         usage = disk_usage(
             client, repo, tag_pattern=tag_pattern, page_size=page_size, on_progress=on_progress
         )
-    if json_out:
+    if order is not None:
+        usage = sort_usage(usage, order)
+    if fmt == "json":
         print(json.dumps(usage_to_json(usage), indent=2))
+    elif fmt == "tsv":
+        write_tsv(USAGE_TSV_HEADER, usage_tsv_rows(usage))
     else:
         from .render_repo import render_usage
 
@@ -105,12 +126,24 @@ def diff(
         str, typer.Argument(help="The cache to compare with (e.g. the branch's).", metavar="REF_B")
     ],
     json_out: JsonOut = False,
+    output: Output = None,
     exit_code: Annotated[
         bool, typer.Option("--exit-code", help=f"Exit {DIFFERENT} when the caches differ (like git diff).")
     ] = False,
     no_check_blobs: Annotated[
         bool, typer.Option("--no-check-blobs", help="Skip the HEAD request per layer blob.")
     ] = False,
+    dockerfile: Annotated[
+        Path | None,
+        typer.Option(
+            "--dockerfile",
+            "-f",
+            help="Name each stage's first differing step by its instruction (the Dockerfile of B's build).",
+            metavar="PATH",
+        ),
+    ] = None,
+    target: Target = None,
+    build_arg: BuildArg = None,
     plain_http: PlainHttp = False,
     insecure: Insecure = False,
     ca_file: CaFile = None,
@@ -120,9 +153,13 @@ def diff(
     timeout: Timeout = 30.0,
 ) -> None:
     """Compare two caches: layers added/removed/shared, records, and per stage the first step that differs."""
-    STATE.json = json_out
+    no_tsv = "diff compares two caches stage by stage, not rows: use -o json"
+    json_out = output_format(json_out, output, no_tsv=no_tsv) == "json"
     from .diff import diff_caches, diff_to_json
+    from .naming import label_report
     from .source import parse_source
+
+    recipe = dockerfile_recipe(dockerfile, target, build_arg)
 
     target_a, target_b = parse_source(ref_a), parse_source(ref_b)  # both parse before any request
     check = not no_check_blobs
@@ -138,6 +175,9 @@ def diff(
     else:
         report_a = _inspect(target_a, None, check, json_out)
         report_b = _inspect(target_b, None, check, json_out)
+    if recipe is not None:  # show's naming, on both sides: the same instruction gets the same label
+        report_a = label_report(report_a, dockerfile=recipe)
+        report_b = label_report(report_b, dockerfile=recipe)
     result = diff_caches(report_a, report_b)
     if json_out:
         print(json.dumps(diff_to_json(result), indent=2))

@@ -156,6 +156,8 @@ class StepDifference:
     record_a: Digest | None
     record_b: Digest | None
     changed_inputs: tuple[ChangedInput, ...] = ()
+    instruction_a: str | None = None  # the step's Dockerfile label, when show's naming gave one
+    instruction_b: str | None = None
 
     @property
     def record_changed(self) -> bool:
@@ -377,16 +379,33 @@ def _compare_steps(
                 if not _slot_matches(slot_a, slot_b, matches)
             )
         return position, StepDifference(
-            "changed", position, x.number, y.number, ra.digest, rb.digest, changed
+            "changed",
+            position,
+            x.number,
+            y.number,
+            ra.digest,
+            rb.digest,
+            changed,
+            x.instruction,
+            y.instruction,
         )
     common = min(len(sa.steps), len(sb.steps))
     if len(sb.steps) > common:
         step = sb.steps[common]
-        return common, StepDifference("added", common, None, step.number, None, b.records[step.record].digest)
+        digest = b.records[step.record].digest
+        return common, StepDifference(
+            "added", common, None, step.number, None, digest, instruction_b=step.instruction
+        )
     if len(sa.steps) > common:
         step = sa.steps[common]
         return common, StepDifference(
-            "removed", common, step.number, None, a.records[step.record].digest, None
+            "removed",
+            common,
+            step.number,
+            None,
+            a.records[step.record].digest,
+            None,
+            instruction_a=step.instruction,
         )
     return common, None
 
@@ -455,6 +474,8 @@ def _difference_json(difference: StepDifference | None) -> dict[str, Any] | None
             {"slot": c.slot, "kind": c.kind, "stage": c.stage, "stageLabel": c.stage_label}
             for c in difference.changed_inputs
         ],
+        "instructionA": difference.instruction_a,
+        "instructionB": difference.instruction_b,
     }
 
 

@@ -18,6 +18,9 @@ The numbers (``compute_usage``, pure, so a ``gc`` planner can reuse them):
 * ``--tag-pattern`` only selects rows: every tag is still read, because a blob
   shared with a tag outside the pattern is not unique (deleting the row frees
   nothing of it). Reading only the matching tags overstated unique bytes.
+* **created** of a cache = the newest ``buildkit/createdat`` annotation of its
+  layer descriptors (what ``gc --max-age`` ages it by), None where no layer
+  carries one; Go's zero time and text that is no RFC 3339 time count as none.
 * **total** = the distinct blobs of the listed cache manifests, each once, and
   the bytes only they reference (freed by deleting all of them); the manifests'
   own bytes are reported separately.
@@ -26,28 +29,53 @@ The numbers (``compute_usage``, pure, so a ``gc`` planner can reuse them):
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from fnmatch import fnmatchcase
 from types import MappingProxyType
-from typing import Any
+from typing import Any, Literal
 
+from . import _json, mediatypes
 from .cache import Form, find_cache_config, form_of
 from .client import RegistryClient
 from .digest import Digest
-from .errors import InvalidContent, InvalidReference, NotFound
+from .errors import InvalidContent, InvalidReference, NotFound, UsageError
 from .models import Descriptor, ManifestDocument
 from .reference import DOCKER_HUB, Repository
 
 __all__ = [
+    "SORT_KEYS",
+    "USAGE_TSV_HEADER",
     "ManifestUsage",
     "RepositoryUsage",
     "SkippedTag",
     "compute_usage",
     "disk_usage",
+    "newest_created_at",
+    "parse_sort_key",
+    "sort_usage",
     "usage_to_json",
+    "usage_tsv_rows",
 ]
 
 Progress = Callable[[int, int], None]
+SortKey = Literal["size", "unique", "age", "tag"]
+SORT_KEYS: tuple[SortKey, ...] = ("size", "unique", "age", "tag")
+
+
+def _valid_time(text: str | None) -> _json.Timestamp | None:
+    if not text:
+        return None
+    try:
+        stamp = _json.parse_go_time(text, "createdat")
+    except InvalidContent:
+        return None
+    return stamp if stamp.epoch_ns > 0 else None  # Go's zero time (year 1) means "not set"
+
+
+def newest_created_at(layers: Iterable[Descriptor]) -> _json.Timestamp | None:
+    """The newest valid ``buildkit/createdat`` of ``layers``: a cache's age, for ``du`` and ``gc``."""
+    times = [_valid_time(d.annotations.get(mediatypes.ANNOTATION_CREATED)) for d in layers]
+    return max((t for t in times if t is not None), default=None)
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,6 +119,11 @@ class ManifestUsage:
     @property
     def blobs(self) -> frozenset[Digest]:
         return frozenset({self.config.digest, *(layer.digest for layer in self.layers)})
+
+    @property
+    def created_at(self) -> _json.Timestamp | None:
+        """The newest ``buildkit/createdat`` of its layers (None when none carries one)."""
+        return newest_created_at(self.layers)
 
 
 @dataclass(frozen=True, slots=True)
@@ -303,6 +336,46 @@ def disk_usage(
     )
 
 
+def parse_sort_key(text: str) -> SortKey:
+    for key in SORT_KEYS:
+        if text == key:
+            return key
+    raise UsageError(f"--sort {text!r}: expected one of {', '.join(SORT_KEYS)}")
+
+
+def sort_usage(usage: RepositoryUsage, key: SortKey) -> RepositoryUsage:
+    """The rows in ``--sort`` order: ``size``/``unique`` largest first, ``age`` oldest first (caches with no
+    ``buildkit/createdat`` last), ``tag`` by first tag; ties by the default order (unique, size, tag)."""
+    entries = list(usage.entries)  # already in the default order; sorted() is stable
+    if key == "size":
+        entries.sort(key=lambda e: -e.size)
+    elif key == "age":
+        entries.sort(key=lambda e: (e.created_at is None, e.created_at.epoch_ns if e.created_at else 0))
+    elif key == "tag":
+        entries.sort(key=lambda e: e.tags[0])
+    return replace(usage, entries=tuple(entries))
+
+
+USAGE_TSV_HEADER = ("tags", "digest", "form", "layers", "size", "unique", "shared", "created")
+
+
+def usage_tsv_rows(usage: RepositoryUsage) -> list[tuple[object, ...]]:
+    """``du -o tsv``: one row per cache manifest (its tags comma-separated), sizes in bytes, ISO time."""
+    return [
+        (
+            ",".join(entry.tags),
+            str(entry.digest),
+            entry.form,
+            len(entry.layers),
+            entry.size,
+            entry.unique_size,
+            entry.shared_size,
+            entry.created_at.text if entry.created_at is not None else "",
+        )
+        for entry in usage.entries
+    ]
+
+
 def usage_to_json(usage: RepositoryUsage) -> dict[str, Any]:
     """The stable ``du --json`` document (schema: ``inspector/schemas/du.schema.json``)."""
     return {
@@ -330,6 +403,7 @@ def usage_to_json(usage: RepositoryUsage) -> dict[str, Any]:
                 "uniqueSize": entry.unique_size,
                 "uniqueBlobs": entry.unique_blobs,
                 "sharedSize": entry.shared_size,
+                "createdAt": entry.created_at.text if entry.created_at is not None else None,
             }
             for entry in usage.entries
         ],

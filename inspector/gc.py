@@ -48,18 +48,18 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from types import MappingProxyType
 from typing import Any, Literal
 
-from . import _json, mediatypes
+from . import _json
 from .cache import find_cache_config, form_of
 from .cacheconfig import parse_cache_config
 from .client import MANIFEST_LIMIT, RegistryClient
 from .digest import Digest
-from .du import disk_usage
+from .du import disk_usage, newest_created_at
 from .errors import InvalidContent, InvalidReference, NotFound, UsageError
 from .gc_branches import LiveRefs
 from .gc_policy import (
@@ -213,21 +213,6 @@ def parse_placeholder(document: ManifestDocument) -> PlaceholderInfo | None:
     return PlaceholderInfo(document.digest, document.size, tag, replaced)
 
 
-def _valid_time(text: str | None) -> _json.Timestamp | None:
-    if not text:
-        return None
-    try:
-        stamp = _json.parse_go_time(text, "createdat")
-    except InvalidContent:
-        return None
-    return stamp if stamp.epoch_ns > 0 else None  # Go's zero time (year 1) means "not set"
-
-
-def _annotation_age(layers: Iterable[Descriptor]) -> _json.Timestamp | None:
-    times = [_valid_time(d.annotations.get(mediatypes.ANNOTATION_CREATED)) for d in layers]
-    return max((t for t in times if t is not None), default=None)
-
-
 def _config_age(raw: bytes) -> _json.Timestamp | None:
     config = parse_cache_config(raw)
     times: list[_json.Timestamp] = [r.created_at for rec in config.records for r in rec.results]
@@ -257,7 +242,7 @@ def _read_cache(
     ) -> CacheInfo:
         return CacheInfo(digest, manifest_size, form, blobs, created, source, note)
 
-    created = _annotation_age(layers)
+    created = newest_created_at(layers)
     if created is not None:
         return info(created, "annotation")
     if config.size > MANIFEST_LIMIT:
@@ -378,7 +363,7 @@ def add_untagged(
             continue
         config, layers = config_and_layers
         if document.digest not in caches:
-            created = _annotation_age(layers)
+            created = newest_created_at(layers)
             caches[document.digest] = CacheInfo(
                 document.digest,
                 document.size,

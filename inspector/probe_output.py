@@ -23,7 +23,7 @@ from .probe_classify import STATUSES
 from .probe_kb import SOURCES, Fact
 from .probe_model import Check, ProbeReport
 
-__all__ = ["junit_xml", "markdown_summary", "report_to_json"]
+__all__ = ["CHECKS_TSV_HEADER", "checks_tsv_rows", "junit_xml", "markdown_summary", "report_to_json"]
 
 _ICONS = {
     "supported": "✅",
@@ -51,6 +51,14 @@ def _fact(fact: Fact) -> dict[str, Any]:
         "sources": list(fact.sources),
         "note": fact.note or None,
     }
+
+
+CHECKS_TSV_HEADER = ("id", "group", "status", "basis", "summary", "hint")
+
+
+def checks_tsv_rows(report: ProbeReport) -> list[tuple[object, ...]]:
+    """``probe -o tsv``: one row per check (the verdict and the recommendation are in the table and JSON)."""
+    return [(c.id, c.group, c.status, c.basis, c.summary, c.hint) for c in report.checks]
 
 
 def _check(check: Check) -> dict[str, Any]:

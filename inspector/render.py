@@ -11,6 +11,7 @@ from . import _json
 from .analysis import Stage
 from .cache import FORM_WRITERS
 from .report import CacheReport, base_label, human_size, stage_label
+from .top import TopLayer
 
 __all__ = ["human_size", "render_report"]
 
@@ -182,8 +183,34 @@ def _health(report: CacheReport) -> RenderableType:
     return Group(*lines)
 
 
-def render_report(report: CacheReport) -> RenderableType:
+def _largest(report: CacheReport, layers: tuple[TopLayer, ...]) -> RenderableType:
+    """``--top N``: size, digest, then where the layer sits (every place, one per line)."""
+    total = report.total_size
+    share = sum(layer.size for layer in layers)
+    percent = f", {share * 100 // total} % of the cache" if total else ""
+    title = Text(
+        f"largest layers ({len(layers)} of {len(report.layers)}: {human_size(share)}{percent})", "bold"
+    )
+    table = Table.grid(padding=(0, 2))  # a long label wraps inside its own column
+    table.add_column(justify="right", no_wrap=True, style="bold")
+    table.add_column(no_wrap=True, style="bold")
+    table.add_column()
+    for layer in layers:
+        where = [
+            f"{p.stage} {p.step}" + (f"  {p.instruction}" if p.instruction else "") for p in layer.places
+        ] or ["in no stage (no record of the cache uses it)"]
+        for n, text in enumerate(where):
+            first = n == 0
+            table.add_row(
+                human_size(layer.size) if first else "", layer.digest.short if first else "", escape(text)
+            )
+    return Group(title, table)
+
+
+def render_report(report: CacheReport, largest: tuple[TopLayer, ...] | None = None) -> RenderableType:
     parts: list[RenderableType] = [_header(report), Text("")]
+    if largest is not None:
+        parts.extend([_largest(report, largest), Text("")])
     graph = report.graph
     if graph is None:
         parts.append(Text("stages  not available: the cache config could not be read", style="yellow"))

@@ -17,7 +17,7 @@ from .gc_execute import RepositoryReport, TagOutcome
 from .gc_policy import spell_duration
 from .report import human_size
 
-__all__ = ["plan_markdown", "render_plan", "render_report"]
+__all__ = ["PLAN_TSV_HEADER", "plan_markdown", "plan_tsv_rows", "render_plan", "render_report"]
 
 _MAX_IGNORED = 12
 _MAX_UNTAGGED = 50
@@ -139,6 +139,31 @@ def _outcome_row(outcome: TagOutcome) -> tuple[str, Text, str, str]:
     )
 
 
+PLAN_TSV_HEADER = ("repository", "tag", "digest", "action", "rule", "created", "reason", "outcome")
+
+
+def plan_tsv_rows(
+    plans: Sequence[RepositoryPlan], reports: Mapping[str, RepositoryReport]
+) -> list[tuple[object, ...]]:
+    """``gc -o tsv``: one row per tag (ignored ones too), then one per untagged cache the plan deletes (empty
+    tag); ``created`` as written in the annotation; ``outcome`` is empty in a dry run, else the status."""
+    rows: list[tuple[object, ...]] = []
+    for plan in plans:
+        report = reports.get(plan.repository)
+        outcomes = {t.tag: t.status for t in report.tags} if report is not None else {}
+        for d in plan.decisions:
+            created = d.created_at.text if d.created_at is not None else ""
+            outcome: str = (
+                outcomes.get(d.tag, "not-attempted" if d.action == "delete" else "") if report else ""
+            )
+            rows.append((plan.repository, d.tag, d.digest, d.action, d.rule, created, d.reason, outcome))
+        manifests = {m.digest: m.status for m in report.manifests} if report is not None else {}
+        for m in plan.untagged_deletions:
+            status: str = manifests.get(m.digest, "not-attempted") if report is not None else ""
+            rows.append((plan.repository, "", m.digest, "delete", m.rule, "", m.reason, status))
+    return rows
+
+
 def render_report(report: RepositoryReport) -> RenderableType:
     parts: list[RenderableType] = [Text(""), Text(f"applied to {report.repository}:", style="bold")]
     if report.tags:
@@ -194,7 +219,8 @@ def plan_markdown(
     """A GitHub job summary: per repository the counts, the bytes, and every deletion with its reason."""
     lines = [f"## cacheinspect gc ({mode})", ""]
     for plan in plans:
-        lines += [f"### `{plan.repository}`", "", _md(_summary(plan)), ""]
+        lines += [f"### `{plan.repository}`", "", f"Delete when: {_md(_rules_text(plan))}", ""]
+        lines += [_md(_summary(plan)), ""]
         report = reports.get(plan.repository)
         error = errors.get(plan.repository)
         if error is not None:

@@ -2,17 +2,21 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
+
 from rich.console import Group, RenderableType
 from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
 
+from . import _json
 from .diff import CacheDiff, CacheSide, ChangedInput, StageDiff, StageRef, StepDifference
 from .du import RepositoryUsage
+from .gc_policy import spell_duration
 from .models import Descriptor
 from .render import human_size
 
-__all__ = ["explain_stage", "render_diff", "render_usage"]
+__all__ = ["age_text", "explain_stage", "render_diff", "render_usage"]
 
 _MAX_LISTED = 12
 
@@ -22,7 +26,23 @@ def _names(names: tuple[str, ...] | list[str]) -> str:
     return shown + (f", … ({len(names) - _MAX_LISTED} more)" if len(names) > _MAX_LISTED else "")
 
 
-def render_usage(usage: RepositoryUsage) -> RenderableType:
+def age_text(stamp: _json.Timestamp | None, now: datetime) -> str:
+    """``3 days ago``: the largest whole unit only, for a table column (``-`` when unknown)."""
+    if stamp is None:
+        return "-"
+    seconds = int((now - stamp.datetime).total_seconds())
+    if seconds < 0:
+        return "in the future"
+    if seconds < 60:
+        return "just now"
+    for size in (86400, 3600, 60):
+        if seconds >= size:
+            return f"{spell_duration(timedelta(seconds=seconds // size * size))} ago"
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
+def render_usage(usage: RepositoryUsage, now: datetime | None = None) -> RenderableType:
+    now = now or datetime.now(UTC)
     header = Table.grid(padding=(0, 2))
     header.add_column(style="bold")
     header.add_column()
@@ -48,12 +68,13 @@ def render_usage(usage: RepositoryUsage) -> RenderableType:
     if not usage.entries:
         parts.append(Text("no cache tags", style="yellow"))
         return Group(*parts)
-    table = Table(show_edge=False, pad_edge=False, box=None, expand=False)
-    table.add_column("tags", style="bold", overflow="fold")
+    table = Table(show_edge=False, pad_edge=False, box=None, expand=False, collapse_padding=True)
+    table.add_column("tags", style="bold", overflow="fold", min_width=12)
     table.add_column("manifest", no_wrap=True)
-    table.add_column("form", no_wrap=True)
+    table.add_column("form", overflow="fold")  # at 80 columns it folds, so no tag is squeezed out
     for name in ("layers", "size", "unique", "shared"):
         table.add_column(name, justify="right", no_wrap=True)
+    table.add_column("age", no_wrap=True)
     for entry in usage.entries:
         table.add_row(
             escape(_names(entry.tags)),
@@ -63,13 +84,15 @@ def render_usage(usage: RepositoryUsage) -> RenderableType:
             human_size(entry.size),
             human_size(entry.unique_size),
             human_size(entry.shared_size),
+            age_text(entry.created_at, now),
         )
     parts.append(table)
     parts.append(
         Text(
             "tags on one row share one manifest; size = the cache's distinct layer blobs plus its cache config "
             "blob; unique = blobs no other cache manifest of the repository references, whether its tags match "
-            "the pattern or not (freed by deleting all the row's tags, then a registry garbage collection)",
+            "the pattern or not (freed by deleting all the row's tags, then a registry garbage collection); "
+            "age = since the newest buildkit/createdat of its layers",
             style="dim",
         )
     )
@@ -119,11 +142,19 @@ def _plural(count: int, noun: str) -> str:
     return f"{count} {noun}{'s' if count != 1 else ''}"
 
 
+def _named(number: int | None, instruction: str | None) -> str:
+    """``#4`` or, with diff --dockerfile, ``#4 [build 4/6] RUN go mod download``."""
+    return f"#{number}" + (f" {instruction}" if instruction else "")
+
+
 def _differs(difference: StepDifference) -> str:
     assert difference.record_a is not None and difference.record_b is not None
-    step = f"#{difference.number_b}"
+    a, b = difference.instruction_a, difference.instruction_b
+    step = _named(difference.number_b, b or a)
     if difference.number_a != difference.number_b:
-        step = f"#{difference.number_a} (#{difference.number_b} in B)"
+        step = f"{_named(difference.number_a, a or b)} (#{difference.number_b} in B)"
+    if a and b and a != b:
+        step += f" (in A: {a})"
     causes = [_cause(item) for item in difference.changed_inputs]
     if difference.record_changed:
         detail = f"record {difference.record_a.short} vs {difference.record_b.short}: the instruction changed"
@@ -145,14 +176,16 @@ def explain_stage(stage: StageDiff) -> str:
     if difference.change == "added":
         assert difference.record_b is not None
         return (
-            f"all {_plural(a.steps, 'step')} of A match; B goes on with #{difference.number_b} "
+            f"all {_plural(a.steps, 'step')} of A match; B goes on with "
+            f"{_named(difference.number_b, difference.instruction_b)} "
             f"(record {difference.record_b.short}) — only B's {_plural(b.steps - a.steps, 'extra step')} "
             "will be built"
         )
     if difference.change == "removed":
         assert difference.record_a is not None
         return (
-            f"all {_plural(b.steps, 'step')} of B match; A had {a.steps - b.steps} more from #{difference.number_a} "
+            f"all {_plural(b.steps, 'step')} of B match; A had {a.steps - b.steps} more from "
+            f"{_named(difference.number_a, difference.instruction_a)} "
             f"(record {difference.record_a.short}) — nothing in this stage is rebuilt"
         )
     matched = ""

@@ -126,7 +126,7 @@ def test_top_level_help_keeps_each_command_summary_whole() -> None:
     # First sentences of the commands' docstrings, word for word; click cut them at ~45 columns ("...").
     for sentence in (
         "Show a cache: layers per Dockerfile stage, sizes, dates and a health verdict.",
-        "Disk usage of every cache tag in a repository: size, bytes unique to it, bytes shared, total.",
+        "Disk usage of every cache tag in a repository: size, bytes unique to it, bytes shared, age, total.",
         "Check that a registry can hold a BuildKit registry cache, and which --cache-to flags work there.",
     ):
         assert sentence in flat, flat

@@ -96,6 +96,20 @@ def du_repo(registry: LocalRegistry) -> dict[str, str]:
     return push_tags(registry.host, REPO, TAGS)
 
 
+def newest_createdat(layers: list[dict[str, Any]]) -> str | None:
+    """The newest ``buildkit/createdat`` of the layer descriptors, as written. Every time in testdata is UTC
+    ("Z") with up to 9 fraction digits (Go trims trailing zeros), so the instant sorts by its date-time and
+    its fraction padded to 9 digits."""
+
+    def instant(text: str) -> tuple[str, str]:
+        assert text.endswith("Z"), text
+        whole, _, fraction = text[:-1].partition(".")
+        return whole, fraction.ljust(9, "0")
+
+    times = [t for layer in layers if (t := layer.get("annotations", {}).get("buildkit/createdat"))]
+    return max(times, key=instant) if times else None
+
+
 def by_hand(host: str, repository: str, tags: list[str], pattern: str = "*") -> dict[str, Any]:
     """The du numbers, from manifests fetched with httpx and descriptor sizes added up here.
 
@@ -125,6 +139,7 @@ def by_hand(host: str, repository: str, tags: list[str], pattern: str = "*") -> 
             "manifestSize": len(response.content),
             "config": configs[0],
             "layers": {layer["digest"]: layer["size"] for layer in layers},
+            "created": newest_createdat(layers),
         }
     blob_sizes: dict[str, int] = {}
     users: dict[str, set[str]] = {}
@@ -154,6 +169,7 @@ def by_hand(host: str, repository: str, tags: list[str], pattern: str = "*") -> 
             "uniqueSize": unique,
             "uniqueBlobs": sum(1 for blob in blobs if users[blob] == {digest}),
             "sharedSize": sum(blobs.values()) - unique,
+            "createdAt": cache["created"],
         }
     listed_blobs = {blob: size for d in rows for blob, size in caches[d]["blobs"].items()}
     return {

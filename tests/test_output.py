@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -129,9 +130,38 @@ def test_a_terminal_gets_tables_fitted_to_its_width(
     screen = in_terminal([sys.executable, "-m", "inspector", "du", repo], width)
     assert all(len(line) <= width for line in screen)
     assert any(
-        line.split() == ["tags", "manifest", "form", "layers", "size", "unique", "shared"] for line in screen
+        line.split() == ["tags", "manifest", "form", "layers", "size", "unique", "shared", "age"]
+        for line in screen
     )
+    # the age column is never cut: each cache row ends in its whole age ("548 days ago"); the samples'
+    # buildkit/createdat are in 2025, so days
+    rows = [line for line in screen if re.fullmatch(r"[0-9a-f]{12}", [*line.split(), "", ""][1])]
+    assert len(rows) == 3 and all(re.search(r" [0-9]+ days ago$", line) for line in rows), screen
     # the "total" row is longer than 80 columns: wrapped into the header's second column at 80, whole at 200
     total = next(i for i, line in enumerate(screen) if line.startswith("total"))
     follow = screen[total + 1]
     assert follow.startswith(" " * len("repository  ")) == (width == 80), screen
+
+
+@pytest.mark.parametrize("width", [80, 200])
+def test_show_top_in_a_terminal_keeps_size_digest_and_place_readable(
+    registry: LocalRegistry, seeded: dict[str, dict[str, str]], width: int
+) -> None:
+    """named-build's third largest layer (2014 bytes, testdata's layout) is stage-2's COPY --from=build;
+    its row is 29 columns of size and digest plus the 70-column label: whole at 200; at 80 the label
+    wraps inside its own column, under where it starts."""
+    dockerfile = str(REPO_ROOT / "testdata" / "dockerfiles" / "named-build.Dockerfile")
+    ref = f"{registry.host}/samples/named-build:latest"
+    command = [sys.executable, "-m", "inspector", "show", ref, "--dockerfile", dockerfile, "--top", "4"]
+    screen = in_terminal(command, width)
+    assert all(len(line) <= width for line in screen)
+    assert "largest layers (4 of 12: 8.9 kB, 74 % of the cache)" in screen
+    label = "stage-2 #3  [stage-2 3/4] COPY --from=build /out/app /usr/local/bin/app"
+    prefix = "2.0 kB  sha256:b5cc720c3206  "
+    row = next(i for i, line in enumerate(screen) if line.startswith(prefix))
+    if width == 200:
+        assert screen[row] == prefix + label
+    else:
+        wrapped = screen[row + 1]
+        assert wrapped.startswith(" " * len(prefix)) and not wrapped[len(prefix)].isspace()
+        assert " ".join([*screen[row][len(prefix) :].split(), *wrapped.split()]) == " ".join(label.split())
