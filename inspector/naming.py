@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING
 
 from .analysis import ROOT_SELECTOR, CacheGraph, Stage, Step
 from .cacheconfig import CacheInput
-from .dockerfile import BuildPlan, PlannedStage, PlannedStep, plan_dockerfile
+from .dockerfile import BaseConfig, BuildPlan, PlannedStage, PlannedStep, plan_dockerfile
 from .errors import CacheInspectError
 
 if TYPE_CHECKING:
@@ -445,6 +445,7 @@ def label_report(
         return report
     notes: list[str] = []
     plan = dockerfile.plan() if dockerfile is not None else None
+    base_configs: dict[str, BaseConfig] = {}
     if image is not None:
         assert client is not None
         facts = read_image_facts(client(), image)
@@ -465,9 +466,13 @@ def label_report(
             except CacheInspectError as exc:
                 notes.append(f"could not resolve base {ref}: {exc.message}")
         graph = name_bases(graph, resolved)
+        # Labels expand the base images' Env and start from their WorkingDir (the first platform's config).
+        base_configs = {base.ref: base.config for base in reversed(resolved)}
+        if plan is not None and dockerfile is not None and base_configs:
+            plan = dockerfile.plan(base_configs=base_configs)
     if plan is not None and dockerfile is not None:
         platforms = {image.platform for image in graph.bases if image.platform}
-        per_platform = {p: dockerfile.plan(p) for p in platforms} if len(platforms) > 1 else {}
+        per_platform = {p: dockerfile.plan(p, base_configs) for p in platforms} if len(platforms) > 1 else {}
         graph = name_from_dockerfile(graph, plan, per_platform)
     return replace(report, graph=replace(graph, notes=tuple(dict.fromkeys((*graph.notes, *notes)))))
 
@@ -481,7 +486,14 @@ class DockerfileSource:
     build_args: Mapping[str, str] | None = None
     path: str = "Dockerfile"
 
-    def plan(self, platform: str | None = None) -> BuildPlan:
+    def plan(
+        self, platform: str | None = None, base_configs: Mapping[str, BaseConfig] | None = None
+    ) -> BuildPlan:
         return plan_dockerfile(
-            self.text, target=self.target, build_args=self.build_args, platform=platform, name=self.path
+            self.text,
+            target=self.target,
+            build_args=self.build_args,
+            platform=platform,
+            name=self.path,
+            base_configs=base_configs,
         )

@@ -18,6 +18,7 @@ from inspector.bases import resolve_base
 from inspector.cli import run
 from inspector.client import ClientOptions, RegistryClient
 from inspector.digest import sha256_digest
+from inspector.dockerfile import BaseConfig
 from inspector.models import Platform
 from inspector.reference import parse_reference
 from tests.registry import TESTDATA, LocalRegistry
@@ -231,6 +232,7 @@ def test_a_windows_base_resolves_to_the_key_with_its_os_version_and_features(reg
         "architecture": "amd64",
         "os": "windows",
         "os.version": "10.0.20348.2527",
+        "config": {"Env": ["APP=1", "EMPTY=", "EQ=a=b"], "WorkingDir": "/app"},
         "rootfs": {"type": "layers", "diff_ids": ["sha256:" + "1" * 64]},
     }
     config_descriptor = push_blob(registry.host, repo, json.dumps(config).encode())
@@ -270,6 +272,8 @@ def test_a_windows_base_resolves_to_the_key_with_its_os_version_and_features(reg
         (resolved,) = resolve_base(client, parse_reference(f"{registry.host}/{repo}:ltsc2022"))
         assert resolved.platform == Platform("windows", "amd64", "", "10.0.20348.2527", ("win32k",))
         assert resolved.record_keys[0] == expected
+        # Its config's Env ("K=V", split at the first "=") and WorkingDir are what labels expand.
+        assert resolved.config == BaseConfig({"APP": "1", "EMPTY": "", "EQ": "a=b"}, "/app")
         # A single manifest (no index): the platform comes from the image config's os.version (no features).
         (single,) = resolve_base(client, parse_reference(f"{registry.host}/{repo}:windows-amd64"))
     go_json = f'{{"Digest":"{manifest_digest}","OS":"windows","Arch":"amd64","OSVersion":"10.0.20348.2527"}}'
