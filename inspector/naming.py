@@ -335,14 +335,24 @@ def name_from_dockerfile(
     cache_steps = sum(len(stage.steps) for stage in graph.stages)
     planned_steps = {(s.stage, s.number) for stage in plan.stages for s in stage.steps}
     found = {(s.stage, s.number) for group in mapping.values() for s in group}
-    if cache_steps and len(mapping) * 2 < cache_steps:
-        notes.append(
-            f"the Dockerfile explains only {len(mapping)} of the {cache_steps} steps in this cache: "
-            "was the cache built from this Dockerfile (and --target, --build-arg)? Treat the names as doubtful"
-        )
     missing = len(planned_steps - found)
     if missing:
         notes.append(f"{missing} of the Dockerfile's {len(planned_steps)} steps have no record in this cache")
+    explained = len(set(mapping) & {step.record for stage in graph.stages for step in stage.steps})
+    if cache_steps and explained * 2 < cache_steps:
+        # The fit: the share of the cache's steps the alignment pairs with a Dockerfile step. Under half,
+        # the pairings are as likely chance as truth (a WORKDIR, a COPY and a RUN fit any build), so no name
+        # is given and the stages stay as the record graph shows them.
+        warning = (
+            f"the Dockerfile does not fit this cache: it explains only {explained} of its {cache_steps} steps "
+            "(under half), so no step is named from it; was the cache built from this Dockerfile "
+            "(and --target, --build-arg)?"
+        )
+        return replace(
+            graph,
+            notes=tuple(dict.fromkeys((*graph.notes, *notes, warning))),
+            warnings=(*graph.warnings, warning),
+        )
     return _apply(graph, mapping, base_names, notes, aligner.link_diffs, platform_plans or {})
 
 
