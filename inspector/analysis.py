@@ -170,6 +170,7 @@ class CacheGraph:
     context_roots: tuple[int, ...]
     unattributed_layers: tuple[int, ...] = field(default=())
     notes: tuple[str, ...] = ()
+    warnings: tuple[str, ...] = ()  # notes serious enough for a line on stderr (also among the notes)
 
     def stage_of(self, record: int) -> Stage | None:
         for stage in self.stages:

@@ -17,8 +17,9 @@ from . import _json, mediatypes
 from .analysis import CacheGraph, Stage, chain_id, image_manifest_key, source_record_key
 from .client import MANIFEST_LIMIT, RegistryClient
 from .digest import Digest
+from .dockerfile import BaseConfig
 from .errors import InvalidContent
-from .models import Descriptor, Platform
+from .models import Descriptor, Platform, parse_platform
 from .reference import Reference
 
 __all__ = ["ResolvedBase", "name_bases", "resolve_base"]
@@ -33,31 +34,37 @@ class ResolvedBase:
     platform: Platform
     chain_id: Digest | None
     record_keys: tuple[Digest, ...]
+    config: BaseConfig
 
 
-def _image_platform(config: dict[str, str], fallback: Platform | None) -> Platform:
-    if fallback is not None:
-        return fallback
-    return Platform(config.get("os", ""), config.get("architecture", ""), config.get("variant", ""))
+def _label_config(doc: object) -> BaseConfig:
+    """The config's ``Env`` (``K=V`` strings) and ``WorkingDir``, which Dockerfile labels expand."""
+    inner = _json.fields(
+        _json.fields(doc, ("config",), "image config").get("config"), ("Env", "WorkingDir"), "config"
+    )
+    env: dict[str, str] = {}
+    for item in _json.as_list(inner.get("Env"), "image config.config.Env"):
+        key, _, value = _json.as_str(item, "image config.config.Env[]").partition("=")
+        env[key] = value
+    return BaseConfig(env, _json.as_str(inner.get("WorkingDir"), "image config.config.WorkingDir"))
 
 
 def _diff_ids(
     client: RegistryClient, ref: Reference, manifest_descriptor: Descriptor | None
-) -> tuple[list[Digest], dict[str, str]]:
+) -> tuple[list[Digest], Platform, BaseConfig]:
     target = ref if manifest_descriptor is None else ref.repository.at(manifest_descriptor.digest)
     manifest = client.get_manifest(target)
     if manifest.kind != "manifest" or manifest.config is None:
         raise InvalidContent(f"{target} is not an image manifest")
     raw = client.get_blob(ref.repository, manifest.config, limit=MANIFEST_LIMIT)
     doc = _json.load(raw, f"image config of {target}")
-    fields = _json.fields(doc, ("rootfs", "os", "architecture", "variant"), "image config")
+    fields = _json.fields(doc, ("rootfs",), "image config")
     rootfs = _json.fields(fields.get("rootfs"), ("diff_ids",), "image config.rootfs")
     diffs = [
         _json.as_digest(d, "image config.rootfs.diff_ids")
         for d in _json.as_list(rootfs.get("diff_ids"), "diff_ids")
     ]
-    plain = {k: _json.as_str(v, k) for k, v in fields.items() if k in ("os", "architecture", "variant")}
-    return diffs, plain
+    return diffs, parse_platform(doc, "image config"), _label_config(doc)
 
 
 def resolve_base(client: RegistryClient, ref: Reference, display: str | None = None) -> list[ResolvedBase]:
@@ -77,17 +84,22 @@ def resolve_base(client: RegistryClient, ref: Reference, display: str | None = N
         entries = [None]
 
     def one(entry: Descriptor | None) -> ResolvedBase:
-        diffs, config = _diff_ids(client, ref, entry)
-        platform = _image_platform(config, entry.platform if entry is not None else None)
-        keys = [
-            source_record_key(
-                image_manifest_key(top.digest, platform.os, platform.architecture, platform.variant)
-            )
-        ]
+        diffs, config_platform, config = _diff_ids(client, ref, entry)
+        # The index entry's platform, else the config's; OSVersion/OSFeatures are part of the key (pull.go).
+        platform = entry.platform if entry is not None and entry.platform is not None else config_platform
+        key = image_manifest_key(
+            top.digest,
+            platform.os,
+            platform.architecture,
+            platform.variant,
+            platform.os_version,
+            platform.os_features,
+        )
+        keys = [source_record_key(key)]
         cid = chain_id(diffs) if diffs else None
         if cid is not None:
             keys.append(source_record_key(cid))
-        return ResolvedBase(shown, top.digest, platform, cid, tuple(keys))
+        return ResolvedBase(shown, top.digest, platform, cid, tuple(keys), config)
 
     return client.map_bounded(one, entries)
 

@@ -463,6 +463,11 @@ def show(
             base_refs=base_refs,
             resolve_bases=resolve_bases or bool(base_refs),
         )
+    if report.graph is not None:
+        from ._sanitize import sanitize as _sanitize_line
+
+        for warning in report.graph.warnings:
+            print(f"cacheinspect: warning: {_sanitize_line(warning)}", file=sys.stderr)
     if graph is not None:
         from ._sanitize import sanitize
         from .graph import render_graph

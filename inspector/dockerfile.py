@@ -14,9 +14,10 @@ rest follows ``frontend/dockerfile/dockerfile2llb/convert.go``:
 
 from __future__ import annotations
 
+import posixpath
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Literal
 
 from .errors import UsageError
@@ -24,7 +25,7 @@ from .errors import UsageError
 if TYPE_CHECKING:
     import dockerfile
 
-__all__ = ["BuildPlan", "PlannedStage", "PlannedStep", "StepKind", "expand", "plan_dockerfile"]
+__all__ = ["BaseConfig", "BuildPlan", "PlannedStage", "PlannedStep", "StepKind", "expand", "plan_dockerfile"]
 
 StepKind = Literal["RUN", "COPY", "ADD", "WORKDIR"]
 BaseKind = Literal["image", "stage", "scratch"]
@@ -67,6 +68,18 @@ class PlannedStage:
     line: int
     total: int
     steps: tuple[PlannedStep, ...]
+    scope: Mapping[str, str] = field(
+        default_factory=dict
+    )  # ENV/ARG values at its end (a FROM stage inherits)
+    workdir: str = "/"  # working directory at its end
+
+
+@dataclass(frozen=True, slots=True)
+class BaseConfig:
+    """What a base image's config contributes to labels: its ``Env`` and ``WorkingDir``."""
+
+    env: Mapping[str, str]
+    workdir: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -213,6 +226,12 @@ def _platform_args(platform: str | None) -> dict[str, str]:
     return out
 
 
+def normalize_workdir(current: str, requested: str) -> str:
+    """``util/system`` NormalizeWorkdir on Linux: relative to the current one, then Go's ``path.Clean``."""
+    joined = posixpath.join(current or "/", requested or current or "/")
+    return "/" + posixpath.normpath(joined).lstrip("/")
+
+
 def plan_dockerfile(
     text: str,
     *,
@@ -220,12 +239,14 @@ def plan_dockerfile(
     build_args: Mapping[str, str] | None = None,
     platform: str | None = None,
     name: str = "Dockerfile",
+    base_configs: Mapping[str, BaseConfig] | None = None,
 ) -> BuildPlan:
     """Parse a Dockerfile into the stages and steps BuildKit would run for ``target`` (default: last).
 
     ``platform`` (``os/arch[/variant]``) sets BuildKit's automatic platform ARGs
     (``TARGETARCH`` …); without it they stay unexpanded in labels. ``name`` is the
-    file named in parse errors.
+    file named in parse errors. ``base_configs`` (by ``FROM`` reference, once
+    resolved) give the base images' ``Env`` and ``WorkingDir``, which labels expand.
     """
     import dockerfile
 
@@ -267,7 +288,15 @@ def plan_dockerfile(
             base_kind, base_ref, base_stage = "stage", None, base.lower()
         else:
             base_kind, base_ref, base_stage = "image", base, None
-        env: dict[str, str] = {}
+        # A stage FROM another continues its state: ENV, ARGs (convert.go appends base.buildArgs) and WORKDIR;
+        # FROM an image starts from that image's config when it is known (Env, WorkingDir).
+        if base_stage is not None:
+            parent = stages[names[base_stage]]
+            env, workdir = dict(parent.scope), parent.workdir
+        else:
+            config = (base_configs or {}).get(base_ref or "")
+            env = dict(config.env) if config is not None else {}
+            workdir = normalize_workdir("/", config.workdir) if config is not None else "/"
         pending: list[tuple[StepKind, dockerfile.Command, dict[str, str]]] = []
         no_op_workdirs = 0
         for command in body:
@@ -279,9 +308,14 @@ def plan_dockerfile(
                     if value is not None:
                         env[key] = expand(value, env, keep_unset=True)
             elif command.cmd in _STEP_KINDS:
-                if command.cmd == "WORKDIR" and command.value and command.value[0] in ("/", ""):
-                    no_op_workdirs += 1  # counted in the total, but makes no op and takes no number
-                    continue
+                if command.cmd == "WORKDIR":
+                    # dispatchWorkdir: the path is normalised (NormalizeWorkdir, path.Clean) and only a
+                    # directory other than "/" makes a Mkdir op; "/" is counted in the total but takes no number.
+                    requested = expand(command.value[0] if command.value else "", env, keep_unset=False)
+                    workdir = normalize_workdir(workdir, requested)
+                    if workdir == "/":
+                        no_op_workdirs += 1
+                        continue
                 pending.append((_STEP_KINDS[command.cmd], command, dict(env)))
         total = len(pending) + no_op_workdirs + (1 if base_kind == "image" else 0)
         planned: list[PlannedStep] = []
@@ -313,7 +347,11 @@ def plan_dockerfile(
                     line=command.start_line,
                     from_stage=from_stage,
                     from_image=from_image,
-                    link=kind in ("COPY", "ADD") and _flag(command.flags, "link") in ("true", "1"),
+                    # convert_copy.go dispatchCopy: a MergeOp only when `cfg.link && cfg.chmod == ""`
+                    # (the same condition from v0.10 to v0.32); with --chmod the copy is a plain FileOp.
+                    link=kind in ("COPY", "ADD")
+                    and _flag(command.flags, "link") in ("true", "1")
+                    and not _flag(command.flags, "chmod"),
                     context_input=(kind in ("COPY", "ADD") and source is None) or binds_context,
                     root_selector=kind == "RUN",
                     shown_stage="" if len(raw_stages) == 1 else None,
@@ -330,6 +368,8 @@ def plan_dockerfile(
                 from_command.start_line,
                 total,
                 tuple(planned),
+                env,
+                workdir,
             )
         )
         names[name] = index

@@ -23,9 +23,13 @@ _EMPTY: Mapping[str, str] = MappingProxyType({})
 
 @dataclass(frozen=True, slots=True)
 class Platform:
+    """An OCI platform; ``os_version``/``os_features`` (``os.version``, ``os.features``) matter on Windows."""
+
     os: str
     architecture: str
     variant: str = ""
+    os_version: str = ""
+    os_features: tuple[str, ...] = ()
 
     def __str__(self) -> str:
         return "/".join(p for p in (self.os, self.architecture, self.variant) if p)
@@ -42,6 +46,19 @@ class Descriptor:
     platform: Platform | None = None
 
 
+def parse_platform(value: Any, where: str) -> Platform:
+    """An image-spec platform object (an index entry's ``platform``, or an image config's top level)."""
+    p = _json.fields(value, ("os", "architecture", "variant", "os.version", "os.features"), where)
+    features = _json.as_list(p.get("os.features"), f"{where}.os.features")
+    return Platform(
+        _json.as_str(p.get("os"), f"{where}.os"),
+        _json.as_str(p.get("architecture"), f"{where}.architecture"),
+        _json.as_str(p.get("variant"), f"{where}.variant"),
+        _json.as_str(p.get("os.version"), f"{where}.os.version"),
+        tuple(_json.as_str(feature, f"{where}.os.features[]") for feature in features),
+    )
+
+
 def parse_descriptor(value: Any, where: str) -> Descriptor:
     f = _json.fields(value, ("mediaType", "digest", "size", "annotations", "platform"), where)
     size = _json.as_int(f.get("size"), f"{where}.size")
@@ -49,12 +66,7 @@ def parse_descriptor(value: Any, where: str) -> Descriptor:
         raise InvalidContent(f"{where}.size: negative size {size}")
     platform = None
     if f.get("platform") is not None:
-        p = _json.fields(f["platform"], ("os", "architecture", "variant"), f"{where}.platform")
-        platform = Platform(
-            _json.as_str(p.get("os"), f"{where}.platform.os"),
-            _json.as_str(p.get("architecture"), f"{where}.platform.architecture"),
-            _json.as_str(p.get("variant"), f"{where}.platform.variant"),
-        )
+        platform = parse_platform(f["platform"], f"{where}.platform")
     annotations = _json.as_str_map(f.get("annotations"), f"{where}.annotations")
     return Descriptor(
         media_type=_json.as_str(f.get("mediaType"), f"{where}.mediaType"),

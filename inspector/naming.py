@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING
 
 from .analysis import ROOT_SELECTOR, CacheGraph, Stage, Step
 from .cacheconfig import CacheInput
-from .dockerfile import BuildPlan, PlannedStage, PlannedStep, plan_dockerfile
+from .dockerfile import BaseConfig, BuildPlan, PlannedStage, PlannedStep, plan_dockerfile
 from .errors import CacheInspectError
 
 if TYPE_CHECKING:
@@ -335,14 +335,24 @@ def name_from_dockerfile(
     cache_steps = sum(len(stage.steps) for stage in graph.stages)
     planned_steps = {(s.stage, s.number) for stage in plan.stages for s in stage.steps}
     found = {(s.stage, s.number) for group in mapping.values() for s in group}
-    if cache_steps and len(mapping) * 2 < cache_steps:
-        notes.append(
-            f"the Dockerfile explains only {len(mapping)} of the {cache_steps} steps in this cache: "
-            "was the cache built from this Dockerfile (and --target, --build-arg)? Treat the names as doubtful"
-        )
     missing = len(planned_steps - found)
     if missing:
         notes.append(f"{missing} of the Dockerfile's {len(planned_steps)} steps have no record in this cache")
+    explained = len(set(mapping) & {step.record for stage in graph.stages for step in stage.steps})
+    if cache_steps and explained * 2 < cache_steps:
+        # The fit: the share of the cache's steps the alignment pairs with a Dockerfile step. Under half,
+        # the pairings are as likely chance as truth (a WORKDIR, a COPY and a RUN fit any build), so no name
+        # is given and the stages stay as the record graph shows them.
+        warning = (
+            f"the Dockerfile does not fit this cache: it explains only {explained} of its {cache_steps} steps "
+            "(under half), so no step is named from it; was the cache built from this Dockerfile "
+            "(and --target, --build-arg)?"
+        )
+        return replace(
+            graph,
+            notes=tuple(dict.fromkeys((*graph.notes, *notes, warning))),
+            warnings=(*graph.warnings, warning),
+        )
     return _apply(graph, mapping, base_names, notes, aligner.link_diffs, platform_plans or {})
 
 
@@ -445,6 +455,7 @@ def label_report(
         return report
     notes: list[str] = []
     plan = dockerfile.plan() if dockerfile is not None else None
+    base_configs: dict[str, BaseConfig] = {}
     if image is not None:
         assert client is not None
         facts = read_image_facts(client(), image)
@@ -465,9 +476,13 @@ def label_report(
             except CacheInspectError as exc:
                 notes.append(f"could not resolve base {ref}: {exc.message}")
         graph = name_bases(graph, resolved)
+        # Labels expand the base images' Env and start from their WorkingDir (the first platform's config).
+        base_configs = {base.ref: base.config for base in reversed(resolved)}
+        if plan is not None and dockerfile is not None and base_configs:
+            plan = dockerfile.plan(base_configs=base_configs)
     if plan is not None and dockerfile is not None:
         platforms = {image.platform for image in graph.bases if image.platform}
-        per_platform = {p: dockerfile.plan(p) for p in platforms} if len(platforms) > 1 else {}
+        per_platform = {p: dockerfile.plan(p, base_configs) for p in platforms} if len(platforms) > 1 else {}
         graph = name_from_dockerfile(graph, plan, per_platform)
     return replace(report, graph=replace(graph, notes=tuple(dict.fromkeys((*graph.notes, *notes)))))
 
@@ -481,7 +496,14 @@ class DockerfileSource:
     build_args: Mapping[str, str] | None = None
     path: str = "Dockerfile"
 
-    def plan(self, platform: str | None = None) -> BuildPlan:
+    def plan(
+        self, platform: str | None = None, base_configs: Mapping[str, BaseConfig] | None = None
+    ) -> BuildPlan:
         return plan_dockerfile(
-            self.text, target=self.target, build_args=self.build_args, platform=platform, name=self.path
+            self.text,
+            target=self.target,
+            build_args=self.build_args,
+            platform=platform,
+            name=self.path,
+            base_configs=base_configs,
         )

@@ -51,13 +51,43 @@ class ImageFacts:
     predicate_types: tuple[str, ...]
 
 
-_RUN_PREFIX = re.compile(r"^RUN (?:\|\d+ (?:[^ =]+=[^ ]* )*)?/bin/sh -c ")
+_ARG_COUNT = re.compile(r"\|(\d+) ")
+_ARG_KEY = re.compile(r"[^ =]+=")
+_NEXT_ARG = re.compile(r" [^ =]+=")
+_SHELL = " /bin/sh -c "
+
+
+def _without_build_args(command: str) -> str:
+    """Drop the ``|N K=V …`` prefix of convert.go runCommandString: N pairs, values written unquoted.
+
+    A value may hold spaces, so each value runs to the next `` KEY=``, and the last one to the default
+    shell (`` /bin/sh -c ``); an exec-form command after a last value with spaces cannot be told apart.
+    """
+    count = _ARG_COUNT.match(command)
+    if count is None:
+        return command
+    rest = command[count.end() :]
+    for position in range(int(count.group(1))):
+        if _ARG_KEY.match(rest) is None:
+            return command  # not the shape BuildKit writes: leave it as it is
+        last = position == int(count.group(1)) - 1
+        end = rest.find(_SHELL) if last else -1
+        if end < 0:
+            found = _NEXT_ARG.search(rest) if not last else None
+            end = found.start() if found is not None else rest.find(" ")
+        if end < 0:
+            return command
+        rest = rest[end + 1 :]
+    return rest
 
 
 def _created_by(text: str) -> str:
     """``RUN |1 V=dev /bin/sh -c go build # buildkit`` -> ``RUN go build`` (BuildKit's history wording)."""
     text = text.removesuffix(" # buildkit")
-    return _RUN_PREFIX.sub("RUN ", text, count=1)
+    if not text.startswith("RUN "):
+        return text
+    command = _without_build_args(text[len("RUN ") :])
+    return "RUN " + command.removeprefix(_SHELL[1:])
 
 
 def _history(raw: bytes) -> dict[str, str]:

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from inspector.dockerfile import expand, plan_dockerfile
+from inspector.dockerfile import BaseConfig, expand, plan_dockerfile
 from inspector.errors import UsageError
 from tests.support import run_cli
 
@@ -176,3 +176,57 @@ def test_cli_malformed_dockerfile_exits_2_with_file_and_line(tmp_path: Path, tex
     assert shown.returncode == 2, shown.stderr
     (line,) = shown.stderr.strip().splitlines()
     assert f"{path}: dockerfile parse error on line" in line and "Traceback" not in shown.stderr
+
+
+def test_env_of_a_parent_stage_is_expanded_in_run_labels() -> None:
+    # convert.go dispatchRun: the label is processCmdEnv(shlex, c.String(), getEnv(d.state)); a stage FROM
+    # another starts from that stage's state (its ENV) and inherits its buildArgs (`ds.buildArgs =
+    # append(ds.buildArgs, ds.base.buildArgs...)`), so `RUN echo $X` prints `RUN echo 1` in the child.
+    text = "FROM alpine AS base\nENV X=1\nARG V=dev\nRUN true\nFROM base AS child\nRUN echo $X $V $UNSET\n"
+    assert labels(text) == ["[base 2/2] RUN true", "[child 1/1] RUN echo 1 dev $UNSET"]
+
+
+def test_env_and_workdir_of_a_resolved_base_image_are_used() -> None:
+    # The image's config Env is the state's env from the start (llb.Image with the resolved config), and its
+    # WorkingDir the starting directory of dispatchWorkdir: `WORKDIR ..` from /go is /, which makes no op.
+    text = "FROM golang:1.23\nRUN echo $GOPATH $PATH\nWORKDIR ..\nRUN go version\n"
+    config = BaseConfig({"GOPATH": "/go", "PATH": "/go/bin:/usr/bin"}, "/go")
+    plan = plan_dockerfile(text, base_configs={"golang:1.23": config})
+    assert [s.label() for s in plan.stages[0].steps] == [
+        "[2/4] RUN echo /go /go/bin:/usr/bin",
+        "[3/4] RUN go version",  # prefixCommand increments cmdIndex; the no-op WORKDIR never calls it
+    ]
+    # Unresolved, the variables stay as written and the working directory starts at "/" (WORKDIR .. is "/").
+    assert labels(text) == ["[2/4] RUN echo $GOPATH $PATH", "[3/4] RUN go version"]
+
+
+@pytest.mark.parametrize(
+    ("workdir", "numbered"),
+    [
+        # dispatchWorkdir: wd = NormalizeWorkdir(current, c.Path) (util/system/path.go NormalizePath: joined to
+        # the current directory, path.Clean); only `if wd != "/"` makes the Mkdir FileOp that takes a number.
+        ("/tmp/..", False),
+        ("//", False),
+        ("/./", False),
+        ("/app/../..", False),
+        ("$EMPTY/", False),  # expands to "/" (EMPTY is unset)
+        ("/tmp/../app", True),
+        ("sub", True),
+    ],
+)
+def test_workdir_that_normalises_to_root_makes_no_op(workdir: str, numbered: bool) -> None:
+    text = f"FROM alpine\nWORKDIR {workdir}\nRUN true\n"
+    expected = [f"[2/3] WORKDIR {workdir}", "[3/3] RUN true"] if numbered else ["[2/3] RUN true"]
+    assert labels(text) == expected
+
+
+def test_copy_link_with_chmod_is_no_merge() -> None:
+    # convert_copy.go dispatchCopy: `if cfg.opt.llbCaps.Supports(pb.CapMergeOp) == nil && cfg.link &&
+    # cfg.chmod == ""` makes the MergeOp (the same condition in v0.10.0 convert.go and v0.11 … v0.32
+    # convert_copy.go); with --chmod the copy is `d.state.File(a, …)`, a plain FileOp on the state.
+    text = (
+        "FROM alpine\nCOPY --link a /a\nCOPY --link --chmod=755 b /b\nCOPY --link --chmod= c /c\n"
+        "ADD --link --chmod=644 d /d\n"
+    )
+    steps = plan_dockerfile(text).stages[0].steps
+    assert [s.link for s in steps] == [True, False, True, False]

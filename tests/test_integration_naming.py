@@ -6,13 +6,23 @@ caches from the Dockerfiles); the reader only sees the registry.
 
 from __future__ import annotations
 
+import hashlib
 import json
 from typing import Any
 
+import httpx
 import pytest
 
+from inspector.analysis import source_record_key
+from inspector.bases import resolve_base
 from inspector.cli import run
+from inspector.client import ClientOptions, RegistryClient
+from inspector.digest import sha256_digest
+from inspector.dockerfile import BaseConfig
+from inspector.models import Platform
+from inspector.reference import parse_reference
 from tests.registry import TESTDATA, LocalRegistry
+from tests.test_integration_repo import push_blob
 
 pytestmark = pytest.mark.integration
 NAMED = ["named-build", "named-build-min", "scratch-and-link", "multi-platform"]
@@ -195,3 +205,76 @@ def test_graph_outputs(
     assert dot.count("->") == mermaid.count("-->") + mermaid.count("-.->")
     assert run(["show", ref, "--graph", "svg"]) == 2
     assert "expected 'mermaid' or 'dot'" in capsys.readouterr().err
+
+
+def _put_manifest(host: str, repository: str, reference: str, document: dict[str, Any]) -> str:
+    raw = json.dumps(document).encode()
+    response = httpx.put(
+        f"http://{host}/v2/{repository}/manifests/{reference}",
+        content=raw,
+        headers={"Content-Type": document["mediaType"]},
+    )
+    assert response.status_code == 201, response.text
+    return "sha256:" + hashlib.sha256(raw).hexdigest()
+
+
+def test_a_windows_base_resolves_to_the_key_with_its_os_version_and_features(registry: LocalRegistry) -> None:
+    """Issue 13.6: the manifest key of a Windows base carries OSVersion/OSFeatures, so it matches.
+
+    source/containerimage/pull.go mainManifestKey marshals {Digest, OS, Arch, Variant omitempty, OSVersion
+    omitempty, OSFeatures omitempty, Limit omitempty} of the platform dockerfile2llb took from the image
+    (convert.go copies img.OSVersion and img.OSFeatures into d.platform). The index entry's platform here
+    carries os.version 10.0.20348.2527 and os.features [win32k], so the key is the sha256 of the Go JSON
+    below, written by hand; without those two fields the key would be another digest and never match.
+    """
+    repo = "bases/windows"
+    config = {
+        "architecture": "amd64",
+        "os": "windows",
+        "os.version": "10.0.20348.2527",
+        "config": {"Env": ["APP=1", "EMPTY=", "EQ=a=b"], "WorkingDir": "/app"},
+        "rootfs": {"type": "layers", "diff_ids": ["sha256:" + "1" * 64]},
+    }
+    config_descriptor = push_blob(registry.host, repo, json.dumps(config).encode())
+    layer = push_blob(registry.host, repo, b"windows layer")
+    manifest = {
+        "schemaVersion": 2,
+        "mediaType": "application/vnd.oci.image.manifest.v1+json",
+        "config": {**config_descriptor, "mediaType": "application/vnd.oci.image.config.v1+json"},
+        "layers": [layer],
+    }
+    manifest_digest = _put_manifest(registry.host, repo, "windows-amd64", manifest)
+    platform = {
+        "architecture": "amd64",
+        "os": "windows",
+        "os.version": "10.0.20348.2527",
+        "os.features": ["win32k"],
+    }
+    index = {
+        "schemaVersion": 2,
+        "mediaType": "application/vnd.oci.image.index.v1+json",
+        "manifests": [
+            {
+                "mediaType": manifest["mediaType"],
+                "digest": manifest_digest,
+                "size": len(json.dumps(manifest).encode()),
+                "platform": platform,
+            }
+        ],
+    }
+    index_digest = _put_manifest(registry.host, repo, "ltsc2022", index)
+    go_json = (
+        f'{{"Digest":"{index_digest}","OS":"windows","Arch":"amd64",'
+        '"OSVersion":"10.0.20348.2527","OSFeatures":["win32k"]}'
+    )
+    expected = source_record_key(sha256_digest(go_json))
+    with RegistryClient(ClientOptions()) as client:
+        (resolved,) = resolve_base(client, parse_reference(f"{registry.host}/{repo}:ltsc2022"))
+        assert resolved.platform == Platform("windows", "amd64", "", "10.0.20348.2527", ("win32k",))
+        assert resolved.record_keys[0] == expected
+        # Its config's Env ("K=V", split at the first "=") and WorkingDir are what labels expand.
+        assert resolved.config == BaseConfig({"APP": "1", "EMPTY": "", "EQ": "a=b"}, "/app")
+        # A single manifest (no index): the platform comes from the image config's os.version (no features).
+        (single,) = resolve_base(client, parse_reference(f"{registry.host}/{repo}:windows-amd64"))
+    go_json = f'{{"Digest":"{manifest_digest}","OS":"windows","Arch":"amd64","OSVersion":"10.0.20348.2527"}}'
+    assert single.record_keys[0] == source_record_key(sha256_digest(go_json))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -15,6 +16,7 @@ from inspector.report import inspect_cache
 from inspector.source import LayoutSource, parse_layout_reference
 from tests import make_testdata
 from tests.fixturegen import Build, Stage, copy, generate, run
+from tests.support import run_cli
 
 LAYOUTS = Path(__file__).resolve().parent.parent / "testdata" / "layouts"
 
@@ -141,9 +143,63 @@ def test_a_dockerfile_that_does_not_fit_says_so() -> None:
     graph = name_from_dockerfile(
         graph_of("multistage-max:oci-index"), plan_dockerfile("FROM alpine\nRUN make\n")
     )
-    named_steps = [step for stage in graph.stages for step in stage.steps if step.instruction]
-    assert len(named_steps) <= 1
-    assert any("explains only" in note for note in graph.notes)
+    # One RUN cannot explain half of a multi-stage cache: nothing is named, the stages stay structural.
+    assert not [step for stage in graph.stages for step in stage.steps if step.instruction]
+    assert all(stage.basis == "structural" and stage.name is None for stage in graph.stages)
+    assert len(graph.warnings) == 1 and "does not fit" in graph.warnings[0]
+    assert graph.warnings[0] in graph.notes
+
+
+NODE_DOCKERFILE = """\
+FROM node:20 AS deps
+WORKDIR /app
+COPY package.json package-lock.json ./
+RUN npm ci
+
+FROM node:20-alpine
+WORKDIR /app
+COPY --from=deps /app/node_modules ./node_modules
+COPY . .
+RUN npm run build
+"""
+
+
+def test_a_node_dockerfile_on_a_go_cache_names_nothing_and_says_why(tmp_path: Path, realworld: Path) -> None:
+    """Issue 13.4 through the CLI: margo-sandbox is a Go build (golang builder, alpine runtime; see
+    test_realworld_stages). The Node Dockerfile's WORKDIR, COPY and RUN fit 5 of its 12 steps by shape alone
+    (deps: WORKDIR/COPY/RUN on the builder's first three records; runtime: the first two), under half: no
+    step or base may be called matched, and stderr says why in one line; the exit code stays 0.
+    """
+    dockerfile = tmp_path / "Dockerfile"
+    dockerfile.write_text(NODE_DOCKERFILE)
+    layout = f"oci:{realworld / 'committed-caches' / 'margo-sandbox'}"
+    result = run_cli("show", layout, "--no-check-blobs", "--dockerfile", str(dockerfile))
+    assert result.returncode == 0, result.stderr
+    assert "matched" not in result.stdout and "npm" not in result.stdout
+    warnings = [line for line in result.stderr.splitlines() if line.startswith("cacheinspect: warning:")]
+    assert warnings == [
+        "cacheinspect: warning: the Dockerfile does not fit this cache: it explains only 5 of its 12 steps "
+        "(under half), so no step is named from it; was the cache built from this Dockerfile "
+        "(and --target, --build-arg)?"
+    ]
+    doc = json.loads(
+        run_cli("show", layout, "--no-check-blobs", "--json", "--dockerfile", str(dockerfile)).stdout
+    )
+    # Unnamed steps carry no basis and no instruction; stages and bases stay structural.
+    assert {(step["instruction"], step["basis"]) for stage in doc["stages"] for step in stage["steps"]} == {
+        (None, None)
+    }
+    assert {stage["basis"] for stage in doc["stages"]} == {"structural"}
+    assert {stage["base"]["basis"] for stage in doc["stages"]} <= {"structural", None}
+    # A Go Dockerfile of the same shape (hand-written from the record graph) fits: names are given, no warning.
+    dockerfile.write_text(
+        "FROM golang:1.22-alpine AS builder\nWORKDIR /src\nCOPY go.mod go.sum ./\nRUN go mod download\n"
+        "COPY . .\nRUN go build -o /out/agent .\nFROM alpine:3.20\nRUN apk add --no-cache ca-certificates\n"
+        "COPY --from=builder /out/agent /usr/local/bin/agent\nCOPY --from=builder /src/agent.yaml /etc/\n"
+    )
+    fits = run_cli("show", layout, "--no-check-blobs", "--dockerfile", str(dockerfile))
+    assert fits.returncode == 0 and "warning" not in fits.stderr
+    assert "[builder 6/6] RUN go build -o /out/agent ." in fits.stdout
 
 
 def test_structurally_identical_stages_are_reported_ambiguous_not_guessed() -> None:

@@ -115,6 +115,21 @@ STAGES_D70: Expected = [
 STAGES_NODE: Expected = [("image", None, [(3, (), {}), (6, (), {}), (7, (), {}), (2, (), {}), (0, (), {})])]
 
 
+# drone-buildkit (= 05, BuildKit v0.8.1, mode=min): roots R2, R3, R8, R10, R13. R0 is on [R8 | R10], a base
+# image's two root keys together in one slot; R9 and R12 are both on R0, so R0 is a stage of its own that two
+# stages grow from. Branch one: R9 -> R5 (on R9, slot 1 the root R2: a COPY from the context) -> R4. Branch
+# two: R12 -> R1 -> R6. R11 is on the same base [R8 | R10], slot 1 [R3 | R4 with a selector]: a COPY from
+# branch one's last step (R3 is a root alternative of that slot, the content key of the copied files);
+# R7 is on R11, slot 1 [R6 with a selector | root R13]: a COPY from branch two. v0.8 has no "/" selector on
+# RUN inputs, so no record tells RUN from WORKDIR; the shape alone is what is asserted.
+STAGES_DRONE: Expected = [
+    ("image", None, [(0, (), {})]),
+    ("stage", 0, [(9, (), {}), (5, (), {}), (4, (), {})]),
+    ("stage", 0, [(12, (), {}), (1, (), {}), (6, (), {})]),
+    ("image", None, [(11, (), {1: 1}), (7, (), {1: 2})]),
+]
+
+
 def _realworld_config(realworld: Path, config: str, manifest: str) -> CacheGraph:
     found = find_cache_config(parse_manifest((realworld / manifest).read_bytes()))
     assert found is not None
@@ -130,6 +145,7 @@ def _realworld_config(realworld: Path, config: str, manifest: str) -> CacheGraph
         ("margo-sandbox", STAGES_MARGO),
         ("cp-d70eea6", STAGES_D70),
         ("fullcycle-node", STAGES_NODE),
+        ("drone-buildkit", STAGES_DRONE),
     ],
 )
 def test_committed_cache_reads_as_the_build_it_was(realworld: Path, folder: str, expected: Expected) -> None:
