@@ -8,6 +8,7 @@ it prints the commands to try from another terminal, the ones docs/ shows (``$RE
 from __future__ import annotations
 
 import argparse
+import signal
 import sys
 import tempfile
 import time
@@ -96,6 +97,8 @@ def main() -> int:
             print(f"$ cacheinspect tags {registry.host}/samples/multistage-max")
             run(["tags", f"{registry.host}/samples/multistage-max"])
             if args.keep:
+                # a kill (not only Ctrl-C) also stops the registry and deletes its data, through the finally below
+                signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
                 seed_gc_demo(registry.host)
                 print(_try_these(registry.host), flush=True)
                 try:

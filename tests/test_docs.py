@@ -315,3 +315,33 @@ def test_json_md_names_every_top_level_field_of_every_schema() -> None:
             fields |= set(schema["$defs"]["repository"]["properties"])
         missing = sorted(f for f in fields if f"`{f}`" not in text)
         assert not missing, f"docs/json.md does not name {schema_path.name}'s {missing}"
+
+
+@pytest.mark.integration
+def test_demo_keep_says_it_holds_the_terminal_and_its_commands_work(
+    registry: LocalRegistry, seeded: dict[str, dict[str, str]], tmp_path: Path
+) -> None:
+    """What ``scripts/demo.sh --keep`` prints to try, run as printed (after its two exports) on the same seeding."""
+    from scripts.demo import _try_these
+
+    seed_gc_demo(registry.host)
+    text = _try_these(registry.host)
+    assert "this terminal is held until Ctrl-C" in text
+    assert f"export REGISTRY={registry.host}" in text
+    lines = shell_commands(text)
+    exports = [line for line in lines if line.startswith("export ")]
+    commands = [line for line in lines if not line.startswith("export ")]
+    assert len(exports) == 2 and len(commands) >= 6
+    (tmp_path / "testdata").symlink_to(REPO_ROOT / "testdata")
+    env = {k: v for k, v in os.environ.items() if k not in ("GITHUB_STEP_SUMMARY", "REGISTRY")}
+    env["DOCKER_CONFIG"] = str(tmp_path / "docker-config")
+    for command in commands:
+        for args in cacheinspect_invocations(command):
+            check_invocation(args, "scripts/demo.py")
+        script = "\n".join([*exports, command])
+        result = subprocess.run(
+            ["bash", "-c", script], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=180
+        )
+        expected = 10 if "--strict" in command else 0  # missing-blob is unhealthy: --strict exits 10
+        assert result.returncode == expected, f"$ {command}\n{result.stdout}{result.stderr}"
+        assert "Traceback" not in result.stderr
