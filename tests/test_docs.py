@@ -178,10 +178,20 @@ def test_the_docs_exist_and_link_to_each_other() -> None:
         assert f"(docs/{name}.md)" in readme, f"README does not link docs/{name}.md"
     for path in DOC_FILES:
         text = path.read_text(encoding="utf-8")
-        for target in re.findall(r"\]\(([^)#\s]+)(?:#[^)]*)?\)", text):
+        for target, anchor in re.findall(r"\]\(([^)#\s]*)(?:#([^)\s]*))?\)", text):
             if "://" in target:
                 continue
-            assert (path.parent / target).exists(), f"{path.relative_to(REPO_ROOT)} links to missing {target}"
+            linked = path.parent / target if target else path
+            where = f"{path.relative_to(REPO_ROOT)} links to {target}#{anchor}"
+            assert linked.exists(), f"{where}: no such file"
+            if anchor and linked.suffix == ".md":
+                assert anchor in _anchors(linked), f"{where}: no such heading"
+
+
+def _anchors(path: Path) -> set[str]:
+    """GitHub's heading anchors: lower case, punctuation other than - and _ dropped, spaces as -."""
+    headings = re.findall(r"^#{1,6} (.+)$", path.read_text(encoding="utf-8"), flags=re.MULTILINE)
+    return {re.sub(r"[^\w\- ]", "", h.strip().lower()).replace(" ", "-") for h in headings}
 
 
 def test_every_shell_example_is_run_or_says_why_not() -> None:
