@@ -71,9 +71,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "--only", default=",".join(WORKLOADS), help=f"comma-separated subset of {', '.join(WORKLOADS)}"
     )
     parser.add_argument("--output", type=Path, help="also write the Markdown to this file")
-    parser.add_argument(
-        "--readme", action="store_true", help="write the table into README.md's Performance section"
-    )
+    parser.add_argument("--readme", action="store_true", help="write the tables into docs/performance.md")
     args = parser.parse_args(argv)
     unknown = set(args.only.split(",")) - set(WORKLOADS)
     if unknown:
@@ -161,8 +159,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.output is not None:
         args.output.write_text(markdown)
     if args.readme:
-        update_readme(ROOT / "README.md", markdown)
-        _log("README.md: Performance section updated")
+        update_readme(ROOT / "docs" / "performance.md", markdown)
+        _log("docs/performance.md: tables updated")
     failed = [
         f"{s.title}: {r.tool}"
         for s in sections

@@ -1,19 +1,28 @@
 """The embedded default: a throwaway registry seeded with the sample caches, each one shown.
 
 Run through ``scripts/demo.sh`` (which prepares .venv and docker-registry first).
-``--keep`` leaves the registry running so you can point cacheinspect at it yourself.
+``--keep`` leaves the registry running and holds the terminal (Ctrl-C stops the registry and deletes its data);
+it prints the commands to try from another terminal, the ones docs/ shows (``$REGISTRY`` is this registry).
 """
 
 from __future__ import annotations
 
 import argparse
+import signal
 import sys
 import tempfile
 import time
 from pathlib import Path
 
 from inspector.cli import run
-from tests.registry import RegistryUnavailable, load_samples, seed_sample, start_registry
+from tests.registry import (
+    GC_DEMO_REPOSITORY,
+    RegistryUnavailable,
+    load_samples,
+    seed_gc_demo,
+    seed_sample,
+    start_registry,
+)
 
 
 def _naming_args(sample: dict[str, object], host: str) -> list[str]:
@@ -30,9 +39,31 @@ def _naming_args(sample: dict[str, object], host: str) -> list[str]:
     return argv
 
 
+def _try_these(host: str) -> str:
+    """What --keep prints: that the terminal is held, and the commands to try from another one."""
+    cli = Path(".venv/bin/cacheinspect").resolve()
+    return f"""
+# The registry keeps running at {host}: this terminal is held until Ctrl-C, which stops the registry
+# and deletes its data. In another terminal (docs/ uses $REGISTRY for this registry):
+
+export REGISTRY={host}
+export PATH="{cli.parent}:$PATH"    # or: pipx install .
+cacheinspect show $REGISTRY/samples/multistage-max:image-manifest      # docs/show.md: how to read it
+cacheinspect show $REGISTRY/samples/missing-blob:latest --strict       # an unhealthy cache: exit 10
+cacheinspect du $REGISTRY/samples/multistage-max                       # sizes per tag, unique and shared
+cacheinspect diff $REGISTRY/samples/multistage-max:image-manifest $REGISTRY/samples/multistage-min:latest
+printf 'main\\nfeature/a\\nrefs/pull/8/head\\n' > branches.txt        # docs/gc.md: the live branches
+cacheinspect gc $REGISTRY/{GC_DEMO_REPOSITORY} -t '{{branch}}-buildcache' -t 'pr-{{number}}-buildcache' \\
+    --branches-file branches.txt --protect main                        # dry run: the plan
+cacheinspect probe --cache-to "type=registry,ref=$REGISTRY/demo/app-cache:main-buildcache,mode=max"
+"""
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--keep", action="store_true", help="keep the registry running until Ctrl-C")
+    parser.add_argument(
+        "--keep", action="store_true", help="keep the registry running, holding this terminal until Ctrl-C"
+    )
     parser.add_argument("--json", action="store_true", help="print show --json instead of the human view")
     args = parser.parse_args()
 
@@ -66,10 +97,10 @@ def main() -> int:
             print(f"$ cacheinspect tags {registry.host}/samples/multistage-max")
             run(["tags", f"{registry.host}/samples/multistage-max"])
             if args.keep:
-                print(
-                    f"\nregistry running at {registry.host}; try: cacheinspect show {registry.host}/samples/multistage-max:oci-index"
-                )
-                print("Ctrl-C to stop")
+                # a kill (not only Ctrl-C) also stops the registry and deletes its data, through the finally below
+                signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+                seed_gc_demo(registry.host)
+                print(_try_these(registry.host), flush=True)
                 try:
                     while registry.alive():
                         time.sleep(1)

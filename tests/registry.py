@@ -262,3 +262,37 @@ def seed_sample(
 def load_samples() -> list[dict[str, Any]]:
     samples: list[dict[str, Any]] = json.loads((TESTDATA / "samples.json").read_text())
     return samples
+
+
+#: The gc demo repository (``scripts/demo.sh`` and the docs' gc examples): one cache tag per branch, as teams
+#: push them with ``--cache-to type=registry,ref=REPO:${BRANCH_SLUG}-buildcache``. Each tag is a distinct
+#: manifest taken from a sample: tag -> (sample name, the sample's own tag).
+GC_DEMO_REPOSITORY = "demo/app-cache"
+GC_DEMO_TAGS = {
+    "main-buildcache": ("multistage-max", "image-manifest"),
+    "feature-a-buildcache": ("mixed-compression", "latest"),
+    "gone-buildcache": ("multistage-max", "oci-index"),
+    "pr-7-buildcache": ("multistage-max", "docker-manifest-list"),
+}
+
+
+def seed_gc_demo(host: str, repository: str = GC_DEMO_REPOSITORY) -> dict[str, str]:
+    """Push (again) the gc demo repository's tags; returns tag -> manifest digest.
+
+    A sample's tags that the demo does not use go to ``<repository>-sources``, never into the demo repository.
+    """
+    wanted: dict[str, dict[str, str]] = {}  # sample name -> its tag -> the demo tag
+    for tag, (name, source_tag) in GC_DEMO_TAGS.items():
+        wanted.setdefault(name, {})[source_tag] = tag
+    pushed: dict[str, str] = {}
+    for sample in load_samples():
+        chosen = wanted.get(sample["name"])
+        if chosen is None:
+            continue
+        push = {
+            t: f"{repository}:{chosen[t]}" if t in chosen else f"{repository}-sources:{t}"
+            for t in sample["tags"]
+        }
+        digests = seed_sample(host, repository, {**sample, "push": push})
+        pushed.update({chosen[t]: digest for t, digest in digests.items() if t in chosen})
+    return pushed

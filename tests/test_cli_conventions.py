@@ -185,8 +185,12 @@ def test_an_internal_error_exits_70_not_1() -> None:
     assert [c for c in ExitCode if c.value == 1] == [ExitCode.DIFFERENT]
 
 
-def test_readme_documents_exit_70_and_1_once() -> None:
-    rows = [line for line in (REPO_ROOT / "README.md").read_text().splitlines() if line.startswith("| ")]
+def test_docs_document_exit_70_and_1_once() -> None:
+    rows = [
+        line
+        for line in (REPO_ROOT / "docs" / "exit-codes.md").read_text().splitlines()
+        if line.startswith("| ")
+    ]
     ones = [r for r in rows if r.startswith("| 1 |")]
     assert len(ones) == 1 and ones[0].startswith("| 1 | (`diff --exit-code`) the two caches differ"), ones
     assert any(r.startswith("| 70 | internal error") for r in rows)

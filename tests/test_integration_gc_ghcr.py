@@ -581,6 +581,30 @@ def test_a_long_rate_limit_stops_the_run_with_exit_7_and_a_rerun_finishes(
     assert versions(github, s) == expected_versions(s)
 
 
+@pytest.mark.integration
+def test_a_version_over_5000_downloads_fails_alone_and_gc_exits_7(
+    registry: LocalRegistry, emulate: Emulate, branches: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """docs/gc.md (exit codes) states this once: that version fails, the rest goes on, exit 7 (not 5).
+
+    Derived from the code path: GitHub answers the DELETE with its downloads message ([G4]); ghcr.py maps it
+    to InvalidRequest, a CacheInspectError, which the executor records for that manifest's group only
+    (status ``failed``), and a report that is not ok makes gc exit PARTIAL (7).
+    """
+    github = emulate(registry)
+    s = seed(github, unique("popular"))
+    github.undeletable.add(s.digests["gone"])  # gone-buildcache: its manifest is deleted whole
+    code, document, _ = gc_json(capsys, [*gc_args(registry, github, s, branches), "--apply"])
+    assert code == 7
+    report = document["repositories"][0]["report"]
+    statuses = {t["tag"]: t["status"] for t in report["tags"]}
+    assert statuses["gone-buildcache"] == "failed"
+    assert statuses["shared-stale-buildcache"] == "deleted"  # the other deletion went on
+    failed = next(t for t in report["tags"] if t["tag"] == "gone-buildcache")
+    assert "5000 downloads" in json.dumps(failed)
+    assert s.digests["gone"] in versions(github, s)  # still there
+
+
 # -- policy file, reviewed plans, and where --untagged is refused ------------------------------------------
 
 
