@@ -191,3 +191,32 @@ def test_cli_converts_and_show_agrees(registry: LocalRegistry, seeded: Any, tmp_
     a = json.loads(run_cli("show", src, "--json").stdout)
     b = json.loads(run_cli("show", dst, "--json").stdout)
     assert a["stages"] == b["stages"] and a["health"]["ok"] == b["health"]["ok"]
+
+
+@pytest.mark.parametrize("fault", ["corrupt", "truncate"])
+def test_a_lying_source_leaves_no_blob_and_no_tag(
+    registry: LocalRegistry, other_registry: LocalRegistry, seeded: Any, fault: str
+) -> None:
+    """A source that serves a layer with one byte flipped, or half of it, fails the copy (exit 8 or 6) before
+    the upload completes: the destination has neither that blob nor the tag (the CLI, in a subprocess)."""
+    from tests.faultproxy import FaultProxy
+
+    layout = TESTDATA / "layouts" / "multistage-min"
+    (entry,) = json.loads((layout / "index.json").read_bytes())["manifests"]
+    manifest = json.loads((layout / "blobs" / "sha256" / entry["digest"].split(":")[1]).read_bytes())
+    config = manifest["config"]["digest"]  # fetched (and re-fetched when spoiled) while planning
+    proxy = FaultProxy(registry.url)
+    try:
+        proxy.force(fault, method="GET", kind="blob", match=lambda _m, path: config not in path, limit=1)
+        dst = f"{other_registry.host}/lied/{fault}:cache"
+        result = run_cli(
+            "copy", f"{proxy.host}/samples/multistage-min:latest", dst, "--concurrency", "1", "--json"
+        )
+        assert result.returncode in (6, 8), result.stderr
+        assert "Traceback" not in result.stderr
+        (spoiled,) = [s for s in proxy.injected if s.fault == fault]
+        digest = spoiled.path.rsplit("/", 1)[1]
+        assert httpx.head(f"{other_registry.url}/v2/lied/{fault}/blobs/{digest}").status_code == 404
+        assert httpx.head(f"{other_registry.url}/v2/lied/{fault}/manifests/cache").status_code == 404
+    finally:
+        proxy.close()
