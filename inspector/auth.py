@@ -316,7 +316,7 @@ class RegistryAuth(httpx.Auth):
     later with ``bind``. Sync clients only.
     """
 
-    # Retries re-send the request, so a streamed body must be read first.
+    # Retries re-send the request, so a body must be read first; but see sync_auth_flow for streamed bodies.
     requires_request_body = True
 
     def __init__(
@@ -348,6 +348,14 @@ class RegistryAuth(httpx.Auth):
 
     # -- the httpx flow
 
+    def sync_auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response, None]:
+        """httpx's flow, except that a streamed body (a blob of any size copied chunk by chunk) is not read
+        into memory: it goes once, with the authorization known up front, and a challenge to it is not
+        answered (it cannot be sent again), so it ends as a 401."""
+        if isinstance(request.stream, httpx.ByteStream):
+            request.read()
+        return (yield from self.auth_flow(request))
+
     def auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response, None]:
         origin = _origin(request.url)
         host = request.url.netloc.decode("ascii")
@@ -360,7 +368,8 @@ class RegistryAuth(httpx.Auth):
             # A redirect target challenged us: its realm gets none of this registry's credentials.
             logger.debug("401 from redirect target %s; not answering it", response.request.url.host)
             return
-        if self._answer_challenge(request, origin, host, derived, _challenges(response), sent):
+        replayable = isinstance(request.stream, httpx.ByteStream)
+        if self._answer_challenge(request, origin, host, derived, _challenges(response), sent) and replayable:
             yield request
 
     def _authorize_up_front(

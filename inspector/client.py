@@ -20,6 +20,7 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TypeVar
@@ -218,7 +219,7 @@ class RegistryClient:
         headers: dict[str, str] | None = None,
         limit: int = 0,
         ok: Iterable[int] = (200,),
-        content: bytes | None = None,
+        content: bytes | Iterable[bytes] | None = None,
         idempotent: bool | None = None,
     ) -> tuple[httpx.Response, bytes]:
         """Send with retries; return the response and up to ``limit`` bytes of its body.
@@ -227,10 +228,12 @@ class RegistryClient:
         raises ``InvalidContent`` without reading the rest. Only idempotent
         requests are retried: GET and HEAD, or a caller that says a repeat is
         harmless (``idempotent=True``); a 429 is retried for every request, since
-        a rate-limited request was not acted on.
+        a rate-limited request was not acted on. A streamed body (an iterable) is
+        never sent twice: it is consumed by the first attempt.
         """
         ok_statuses = frozenset(ok)
-        retryable = method in _IDEMPOTENT if idempotent is None else idempotent
+        replayable = content is None or isinstance(content, bytes)
+        retryable = replayable and (method in _IDEMPOTENT if idempotent is None else idempotent)
         attempt = 0
         clock = _Attempts(self.options.deadline)
         while True:
@@ -274,7 +277,9 @@ class RegistryClient:
                 attempt += 1
                 continue
             log.debug("%s %s -> %s", method, _loggable(url), response.status_code)
-            if response.status_code in _RETRY_STATUS and (retryable or response.status_code == 429):
+            if response.status_code in _RETRY_STATUS and (
+                retryable or (replayable and response.status_code == 429)
+            ):
                 said = f"{method} {_loggable(url)} answered {response.status_code}"
                 delay = self._retry_delay(clock, attempt, response, True, said)
                 if delay is not None:
@@ -536,11 +541,55 @@ class RegistryClient:
         response, _ = self._request(
             "POST", start, what=f"start upload of blob {digest.short}", ok=(202,), content=b""
         )
-        location = response.headers.get("Location")
+        self._finish_upload(start, response, digest, data, len(data))
+        return digest
+
+    def mount_blob(self, repo: Repository, digest: Digest, source: Repository) -> httpx.Response | None:
+        """Ask the registry to link ``digest`` from ``source`` into ``repo`` (``?mount=&from=``, cross-repository
+        blob mount): None when it did (201); else its 202 answer, an upload session to send the bytes to
+        (``upload_blob_stream(..., session=…)``), as distribution does when it cannot mount.
+
+        Not retried except after a 429: a repeated POST opens a second session.
+        """
+        start = self._url(
+            repo.registry, f"/v2/{repo.path}/blobs/uploads/", {"mount": str(digest), "from": source.path}
+        )
+        response, _ = self._request(
+            "POST", start, what=f"mount blob {digest.short} from {source}", ok=(201, 202), content=b""
+        )
+        return None if response.status_code == 201 else response
+
+    def upload_blob_stream(
+        self,
+        repo: Repository,
+        descriptor: Descriptor,
+        chunks: Iterable[bytes],
+        *,
+        session: httpx.Response | None = None,
+    ) -> None:
+        """Upload a blob of any size from ``chunks`` in one PUT with its Content-Length (no chunked encoding,
+        which some registries refuse); memory holds one chunk. ``session``: a 202 answer that already opened
+        the upload (a mount the registry declined). Never retried: the chunks are consumed once.
+        """
+        start = self._url(repo.registry, f"/v2/{repo.path}/blobs/uploads/")
+        if session is None:
+            session, _ = self._request(
+                "POST", start, what=f"start upload of blob {descriptor.digest.short}", ok=(202,), content=b""
+            )
+        self._finish_upload(start, session, descriptor.digest, chunks, descriptor.size)
+
+    def _finish_upload(
+        self, start: str, session: httpx.Response, digest: Digest, content: bytes | Iterable[bytes], size: int
+    ) -> None:
+        """PUT the bytes to the session's ``Location`` with ``digest=``.
+
+        The Location must stay on the registry's origin (scheme, host, port), as oras-go requires
+        (GHSA-jxpm-75mh-9fp7): a registry must not steer our upload, or a loopback PUT, elsewhere. The POST
+        itself is never redirected.
+        """
+        location = session.headers.get("Location")
         if not location:
             raise InvalidContent(f"start upload of blob {digest.short}: the registry sent no Location")
-        # Refused off the registry's origin, as oras-go does (GHSA-jxpm-75mh-9fp7): a registry must not
-        # steer our upload, or a loopback PUT, elsewhere. The POST itself is never redirected.
         target = urlsplit(urljoin(start, location))
         if _origin(urlunsplit(target)) != _origin(start):
             raise InvalidContent(
@@ -553,13 +602,55 @@ class RegistryClient:
             urlunsplit(target._replace(query=query)),
             what=f"upload blob {digest.short}",
             ok=(201, 204),
-            content=data,
-            headers={"Content-Type": "application/octet-stream"},
+            content=content,
+            headers={"Content-Type": "application/octet-stream", "Content-Length": str(size)},
         )
         reported = response.headers.get("Docker-Content-Digest")
         if reported and reported != digest:
             raise DigestMismatch(f"upload blob {digest.short}: the registry stored it as {reported[:80]}")
-        return digest
+
+    @contextmanager
+    def open_blob(self, repo: Repository, descriptor: Descriptor) -> Iterator[Iterator[bytes]]:
+        """Stream a blob of any size: the chunks are hashed as they pass and the last one is held back until the
+        whole content matches the descriptor's digest and size (``DigestMismatch`` instead), so a consumer that
+        forwards them (an upload) never completes with wrong bytes. Redirects (a CDN) follow the GET policy;
+        opening is retried like any GET, the body is not (the caller copies it once).
+        """
+        url = self._url(repo.registry, f"/v2/{repo.path}/blobs/{descriptor.digest}")
+        what = f"fetch blob {descriptor.digest.short}"
+        clock = _Attempts(self.options.deadline)
+        attempt = 0
+        while True:
+            clock.attempts += 1
+            request = self._http.build_request("GET", url, timeout=clock.timeout(self.options.timeout))
+            try:
+                response = send_following_redirects(self._http, request)
+            except httpx.TransportError as exc:
+                refused = _connection_refused(exc)
+                delay = self._retry_delay(clock, attempt, None, not refused, f"GET {_loggable(url)} failed")
+                if delay is None:
+                    raise TransportError(f"{what}: {_describe_transport_error(exc, url)}") from None
+                self._sleep(delay)
+                attempt += 1
+                continue
+            if response.status_code == 200:
+                break
+            try:
+                body = _read_capped(response, 64 * 1024, what, truncate=True)
+            finally:
+                response.close()
+            if response.status_code in _RETRY_STATUS:
+                said = f"GET {_loggable(url)} answered {response.status_code}"
+                delay = self._retry_delay(clock, attempt, response, True, said)
+                if delay is not None:
+                    self._sleep(delay)
+                    attempt += 1
+                    continue
+            raise self._fail(response, body, "GET", url, what)
+        try:
+            yield _verified_chunks(response, descriptor)
+        finally:
+            response.close()
 
     def put_manifest(self, ref: Reference, raw: bytes, media_type: str) -> Digest:
         """PUT a manifest under ``ref`` (a tag, or its own digest); returns the digest of ``raw``.
@@ -687,6 +778,36 @@ def verify_blob(descriptor: Descriptor, data: bytes) -> None:
         )
     if not descriptor.digest.matches(data):
         raise DigestMismatch(f"blob {descriptor.digest}: content does not hash to its digest")
+
+
+#: Chunk size of a streamed blob copy: memory per blob in flight.
+STREAM_CHUNK = 1 << 20
+
+
+def _verified_chunks(response: httpx.Response, descriptor: Descriptor) -> Iterator[bytes]:
+    """The body in chunks, the last one held back until size and digest match ``descriptor``."""
+    digest = descriptor.digest
+    hasher = hashlib.new(digest.algorithm)
+    size = 0
+    held: bytes | None = None
+    for chunk in response.iter_bytes(STREAM_CHUNK):
+        if not chunk:
+            continue
+        size += len(chunk)
+        if size > descriptor.size:
+            raise DigestMismatch(
+                f"blob {digest}: longer than the {descriptor.size} bytes its descriptor says"
+            )
+        hasher.update(chunk)
+        if held is not None:
+            yield held
+        held = chunk
+    if size != descriptor.size:
+        raise DigestMismatch(f"blob {digest}: got {size} bytes, its descriptor says {descriptor.size}")
+    if hasher.hexdigest() != digest.hex:
+        raise DigestMismatch(f"blob {digest}: content does not hash to its digest")
+    if held is not None:
+        yield held
 
 
 def _read_capped(

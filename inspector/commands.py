@@ -588,4 +588,6 @@ from . import commands_repo  # noqa: E402,F401  (registers du and diff)
 from . import commands_gc  # noqa: E402,F401  (registers gc)  # isort: skip
 from . import commands_probe  # noqa: E402,F401  (registers probe)
 
+from . import commands_copy  # noqa: E402,F401  (registers copy)  # isort: skip
+
 from . import commands_completion  # noqa: E402,F401  (registers completion)  # isort: skip
