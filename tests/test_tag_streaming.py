@@ -13,6 +13,7 @@ import os
 import select
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from dataclasses import dataclass
@@ -48,12 +49,30 @@ class Finished:
     max_rss_mib: float
 
 
+# The CLI, then its own peak RSS (VmHWM of /proc/self/status) written to $PEAK_FILE at exit. wait4's
+# ru_maxrss is not used: Linux starts it at the forking parent's peak, and pytest's process can be large.
+_MEASURED_MAIN = """
+import atexit, os, runpy, sys
+def _peak():
+    with open("/proc/self/status") as status:
+        kib = next(int(line.split()[1]) for line in status if line.startswith("VmHWM:"))
+    with open(os.environ["PEAK_FILE"], "w") as out:
+        out.write(str(kib))
+atexit.register(_peak)
+sys.argv[0] = "cacheinspect"
+runpy.run_module("inspector", run_name="__main__", alter_sys=True)
+"""
+
+
 def _run_measured(*args: str, timeout: float = 120) -> Finished:
     """``python -m inspector ARGS``, killed after ``timeout``; stdout counted as it streams (never held here)."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("CACHEINSPECT_", "DOCKER_"))}
     env["DOCKER_CONFIG"] = "/nonexistent-docker-config"
+    peak_file = tempfile.NamedTemporaryFile(delete=False)  # noqa: SIM115 (read after the child exits)
+    peak_file.close()
+    env["PEAK_FILE"] = peak_file.name
     with subprocess.Popen(
-        [sys.executable, "-m", "inspector", *args],
+        [sys.executable, "-c", _MEASURED_MAIN, *args],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         stdin=subprocess.DEVNULL,
@@ -69,13 +88,13 @@ def _run_measured(*args: str, timeout: float = 120) -> Finished:
         watchdog.start()
         for _ in stdout:
             lines += 1
-        _, status, usage = os.wait4(process.pid, 0)
+        process.wait()
         watchdog.cancel()
-        process.returncode = os.waitstatus_to_exitcode(status)  # reaped here: Popen must not wait again
         drain.join(timeout=10)
-    return Finished(
-        process.returncode, lines, b"".join(errors).decode(errors="replace"), usage.ru_maxrss / 1024
-    )
+    peak = Path(peak_file.name).read_text()
+    os.unlink(peak_file.name)
+    max_rss_mib = int(peak) / 1024 if peak else float("inf")  # killed by the watchdog: no peak written
+    return Finished(process.returncode, lines, b"".join(errors).decode(errors="replace"), max_rss_mib)
 
 
 def _error_line(stderr: str) -> str:
