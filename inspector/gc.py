@@ -48,7 +48,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence, Set
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from types import MappingProxyType
@@ -96,6 +96,7 @@ __all__ = [
     "check_max_deletes",
     "check_plan_policy",
     "collect_inventory",
+    "drop_unselected",
     "parse_placeholder",
     "plan_from_json",
     "plan_repository",
@@ -343,6 +344,27 @@ def collect_inventory(
         caches=MappingProxyType(caches),
         other_blobs=frozenset(other_blobs),
         placeholders=MappingProxyType(placeholders),
+    )
+
+
+def drop_unselected(
+    plan: RepositoryPlan, selected: Set[Digest], reasons: Mapping[Digest, str], missing: str
+) -> RepositoryPlan:
+    """``plan`` without the untagged caches a fresh selection no longer picks (before ``--apply-plan``).
+
+    A reviewed plan may be old, or edited: an untagged entry is deleted only if, now, the backend's
+    selection (``selected``; ``reasons`` for what it excluded, ``missing`` where it saw no such
+    manifest) still picks it. Each one dropped gets a note.
+    """
+    dropped = [m for m in plan.untagged_deletions if m.digest not in selected]
+    if not dropped:
+        return plan
+    notes = [
+        f"{m.digest.short}: no longer an untagged cache ({reasons.get(m.digest, missing)}): not deleted"
+        for m in dropped
+    ]
+    return replace(
+        plan, manifests=tuple(m for m in plan.manifests if m not in dropped), notes=(*plan.notes, *notes)
     )
 
 

@@ -29,7 +29,7 @@ from .client import RegistryClient
 from .digest import Digest
 from .ecr import EcrClient, EcrImage, ImageId
 from .errors import CacheInspectError
-from .gc import CacheInfo, Inventory, RepositoryPlan, add_untagged
+from .gc import CacheInfo, Inventory, RepositoryPlan, add_untagged, drop_unselected
 from .gc_backend import Capabilities, Untagged
 from .gc_policy import Rules, format_duration
 from .ghcr import CacheSelection, PackageVersion, select_untagged_caches
@@ -201,22 +201,12 @@ def plan_untagged(backend: EcrBackend, inventory: Inventory) -> Inventory:
 
 def recheck_untagged(plan: RepositoryPlan, backend: EcrBackend) -> RepositoryPlan:
     """``plan`` without the untagged caches the selection no longer picks (before ``--apply-plan``)."""
-    wanted = plan.untagged_deletions
-    if not wanted:
+    if not plan.untagged_deletions:
         return plan
     selection, _, _ = _select(backend)
     selected = {v.digest for v in selection.selected}
     reasons = {e.version.digest: e.reason for e in selection.excluded}
-    dropped = [m for m in wanted if m.digest not in selected]
-    if not dropped:
-        return plan
-    notes = [
-        f"{m.digest.short}: no longer an untagged cache ({reasons.get(m.digest, 'no such ECR image')}): not deleted"
-        for m in dropped
-    ]
-    return replace(
-        plan, manifests=tuple(m for m in plan.manifests if m not in dropped), notes=(*plan.notes, *notes)
-    )
+    return drop_unselected(plan, selected, reasons, "no such ECR image")
 
 
 def lifecycle_policy(rules: Rules, *, untagged: bool) -> tuple[dict[str, Any], list[str]]:

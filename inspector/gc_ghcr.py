@@ -47,13 +47,12 @@ import secrets
 import threading
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import replace
 from datetime import UTC, datetime
 
 from .client import RegistryClient
 from .digest import Digest
 from .errors import CacheInspectError, Denied, Unauthorized, UsageError
-from .gc import Inventory, RepositoryPlan, add_untagged
+from .gc import Inventory, RepositoryPlan, add_untagged, drop_unselected
 from .gc_backend import (
     Capabilities,
     DeleteDenied,
@@ -369,22 +368,9 @@ def recheck_untagged(plan: RepositoryPlan, backend: GhcrBackend) -> RepositoryPl
     A reviewed plan may be old, or edited: an untagged entry is deleted only if, now, it is still an
     untagged version whose manifest is a cache that no image index lists.
     """
-    wanted = plan.untagged_deletions
-    if not wanted:
+    if not plan.untagged_deletions:
         return plan
     selection, _ = backend.untagged_caches()
     selected = {v.digest for v in selection.selected}
     reasons = {e.version.digest: e.reason for e in selection.excluded}
-    dropped = [m for m in wanted if m.digest not in selected]
-    if not dropped:
-        return plan
-    notes = [
-        f"{m.digest.short}: no longer an untagged cache "
-        f"({reasons.get(m.digest, 'no such package version')}): not deleted"
-        for m in dropped
-    ]
-    return replace(
-        plan,
-        manifests=tuple(m for m in plan.manifests if m not in dropped),
-        notes=(*plan.notes, *notes),
-    )
+    return drop_unselected(plan, selected, reasons, "no such package version")
