@@ -16,7 +16,7 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
-from inspector.client import ClientOptions
+from inspector.registry.client import ClientOptions
 
 from .report import render, update_readme
 from .workloads import (
@@ -42,15 +42,15 @@ def _log(message: str) -> None:
 
 
 def _gc_planning_available() -> tuple[bool, str]:
-    """Is there a gc planner (``inspector/gc.py`` with collect_inventory + plan_repository) and a gc command?"""
-    if importlib.util.find_spec("inspector.gc") is None:
-        return False, "no `inspector/gc.py`: gc planning is not measured"
-    import inspector.gc as gc
+    """Is there a gc planner (``inspector/gc/plan.py`` with collect_inventory + plan_repository) and a gc command?"""
+    if importlib.util.find_spec("inspector.gc.plan") is None:
+        return False, "no `inspector/gc/plan.py`: gc planning is not measured"
+    import inspector.gc.plan as gc
 
     if not (hasattr(gc, "collect_inventory") and hasattr(gc, "plan_repository")):
-        return False, "`inspector/gc.py` has no planning entry point: gc planning is not measured"
+        return False, "`inspector/gc/plan.py` has no planning entry point: gc planning is not measured"
     return True, (
-        "gc planning: `inspector/gc.py` exposes `collect_inventory` + `plan_repository`; measured through "
+        "gc planning: `inspector/gc/plan.py` exposes `collect_inventory` + `plan_repository`; measured through "
         "`cacheinspect gc` (dry run is its default)"
     )
 

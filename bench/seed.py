@@ -29,8 +29,8 @@ from typing import Any
 
 import httpx
 
-from inspector.digest import sha256_digest
-from inspector.mediatypes import ANNOTATION_CREATED, OCI_MANIFEST
+from inspector.oci.digest import sha256_digest
+from inspector.oci.mediatypes import ANNOTATION_CREATED, OCI_MANIFEST
 from tests.fixturegen import (
     BaseImage,
     Build,

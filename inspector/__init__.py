@@ -12,57 +12,57 @@ from typing import TYPE_CHECKING, Any
 from ._version import __version__
 
 if TYPE_CHECKING:
-    from .analysis import BaseImage, CacheGraph, Stage, Step, analyze
-    from .cache import CacheDocuments, load_cache
-    from .cacheconfig import CacheConfig, parse_cache_config
-    from .client import ClientOptions, RegistryClient
-    from .credentials import Credentials, resolve_credentials
-    from .diff import diff_caches
-    from .digest import Digest
-    from .du import disk_usage
+    from .cache.analysis import BaseImage, CacheGraph, Stage, Step, analyze
+    from .cache.config import CacheConfig, parse_cache_config
+    from .cache.diff import diff_caches
+    from .cache.du import disk_usage
+    from .cache.fetch import CacheDocuments, load_cache
+    from .cache.report import CacheReport, inspect_cache, report_to_json
+    from .cache.source import LayoutSource, RegistrySource, parse_source
     from .errors import CacheInspectError, ExitCode
-    from .gc import collect_inventory, plan_repository
-    from .models import Descriptor, ManifestDocument, parse_manifest
-    from .probe import run_probe
-    from .reference import Reference, Repository, parse_reference, parse_repository
-    from .report import CacheReport, inspect_cache, report_to_json
-    from .source import LayoutSource, RegistrySource, parse_source
+    from .gc.plan import collect_inventory, plan_repository
+    from .oci.digest import Digest
+    from .oci.models import Descriptor, ManifestDocument, parse_manifest
+    from .oci.reference import Reference, Repository, parse_reference, parse_repository
+    from .probe.run import run_probe
+    from .registry.client import ClientOptions, RegistryClient
+    from .registry.credentials import Credentials, resolve_credentials
 
 _EXPORTS = {
-    "BaseImage": "analysis",
-    "CacheGraph": "analysis",
-    "Stage": "analysis",
-    "Step": "analysis",
-    "analyze": "analysis",
-    "CacheDocuments": "cache",
-    "load_cache": "cache",
-    "CacheConfig": "cacheconfig",
-    "parse_cache_config": "cacheconfig",
-    "ClientOptions": "client",
-    "RegistryClient": "client",
-    "Credentials": "credentials",
-    "resolve_credentials": "credentials",
-    "Digest": "digest",
-    "diff_caches": "diff",
-    "disk_usage": "du",
-    "collect_inventory": "gc",
-    "plan_repository": "gc",
-    "run_probe": "probe",
+    "BaseImage": "cache.analysis",
+    "CacheGraph": "cache.analysis",
+    "Stage": "cache.analysis",
+    "Step": "cache.analysis",
+    "analyze": "cache.analysis",
+    "CacheDocuments": "cache.fetch",
+    "load_cache": "cache.fetch",
+    "CacheConfig": "cache.config",
+    "parse_cache_config": "cache.config",
+    "ClientOptions": "registry.client",
+    "RegistryClient": "registry.client",
+    "Credentials": "registry.credentials",
+    "resolve_credentials": "registry.credentials",
+    "Digest": "oci.digest",
+    "diff_caches": "cache.diff",
+    "disk_usage": "cache.du",
+    "collect_inventory": "gc.plan",
+    "plan_repository": "gc.plan",
+    "run_probe": "probe.run",
     "CacheInspectError": "errors",
     "ExitCode": "errors",
-    "Descriptor": "models",
-    "ManifestDocument": "models",
-    "parse_manifest": "models",
-    "Reference": "reference",
-    "Repository": "reference",
-    "parse_reference": "reference",
-    "parse_repository": "reference",
-    "CacheReport": "report",
-    "inspect_cache": "report",
-    "report_to_json": "report",
-    "LayoutSource": "source",
-    "RegistrySource": "source",
-    "parse_source": "source",
+    "Descriptor": "oci.models",
+    "ManifestDocument": "oci.models",
+    "parse_manifest": "oci.models",
+    "Reference": "oci.reference",
+    "Repository": "oci.reference",
+    "parse_reference": "oci.reference",
+    "parse_repository": "oci.reference",
+    "CacheReport": "cache.report",
+    "inspect_cache": "cache.report",
+    "report_to_json": "cache.report",
+    "LayoutSource": "cache.source",
+    "RegistrySource": "cache.source",
+    "parse_source": "cache.source",
 }
 
 __all__ = ["__version__", *sorted(_EXPORTS)]

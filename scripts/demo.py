@@ -14,7 +14,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from inspector.cli import run
+from inspector.cli.entry import run
 from tests.registry import (
     GC_DEMO_REPOSITORY,
     RegistryUnavailable,

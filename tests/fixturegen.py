@@ -43,8 +43,8 @@ from typing import Literal, TypeAlias
 
 import zstandard
 
-from inspector.digest import sha256_digest
-from inspector.mediatypes import (
+from inspector.oci.digest import sha256_digest
+from inspector.oci.mediatypes import (
     ANNOTATION_CREATED,
     ANNOTATION_UNCOMPRESSED,
     BUILDKIT_CACHE_CONFIG,

@@ -17,8 +17,10 @@ import sys
 import atheris  # type: ignore[import-untyped, import-not-found, unused-ignore]
 
 with atheris.instrument_imports():
-    from inspector import _json, analysis, cacheconfig, models
+    from inspector.cache import analysis
+    from inspector.cache import config as cacheconfig
     from inspector.errors import InvalidContent
+    from inspector.oci import gojson, models
 
 
 def test_one_input(data: bytes) -> None:
@@ -40,7 +42,7 @@ def test_one_input(data: bytes) -> None:
 
 
 def main() -> None:
-    assert _json  # instrumented along with the parsers
+    assert gojson  # instrumented along with the parsers
     atheris.Setup(sys.argv, test_one_input)
     atheris.Fuzz()
 

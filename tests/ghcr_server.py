@@ -1,4 +1,4 @@
-"""A GitHub REST emulator for the Packages endpoints ``inspector.ghcr`` uses, backed by a real registry.
+"""A GitHub REST emulator for the Packages endpoints ``inspector.registry.github_packages`` uses, backed by a real registry.
 
 A threaded stdlib HTTP server on 127.0.0.1 (free port, Nagle off, keep-alive). Package versions are
 the registry's manifests: every digest a tag of ``OWNER/NAME`` resolves to (``tags/list`` + HEAD), plus
@@ -62,7 +62,7 @@ from urllib.parse import parse_qs, quote, unquote, urlencode, urlsplit
 
 import httpx
 
-from inspector import mediatypes
+from inspector.oci import mediatypes
 
 __all__ = [
     "LAST_VERSION_MESSAGE",

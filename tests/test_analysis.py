@@ -6,11 +6,11 @@ from pathlib import Path
 
 import pytest
 
-from inspector.analysis import CacheGraph, analyze, chain_id, image_manifest_key, source_record_key
-from inspector.cache import find_cache_config
-from inspector.cacheconfig import parse_cache_config
-from inspector.digest import Digest, sha256_digest
-from inspector.models import parse_manifest
+from inspector.cache.analysis import CacheGraph, analyze, chain_id, image_manifest_key, source_record_key
+from inspector.cache.config import parse_cache_config
+from inspector.cache.fetch import find_cache_config
+from inspector.oci.digest import Digest, sha256_digest
+from inspector.oci.models import parse_manifest
 
 SPEC = Path(__file__).resolve().parent.parent / "testdata" / "spec"
 ALPINE = "sha256:96006280b2ec9365a5c2def48896135172c5f678abb7aa07e955472421583f2d"

@@ -18,15 +18,15 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from inspector.auth import (
+from inspector.errors import AuthError, CacheInspectError, TransportError
+from inspector.registry.auth import (
     Challenge,
     RegistryAuth,
     derive_scope,
     parse_www_authenticate,
     redact,
 )
-from inspector.credentials import Credentials
-from inspector.errors import AuthError, CacheInspectError, TransportError
+from inspector.registry.credentials import Credentials
 
 REGISTRY = "https://reg.test"
 REALM = "https://auth.test/token"

@@ -9,8 +9,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from inspector import cacheconfig
-from inspector.cacheconfig import parse_cache_config
+from inspector.cache import config as cacheconfig
+from inspector.cache.config import parse_cache_config
 from inspector.errors import InvalidContent
 
 A = "sha256:" + "a" * 64
@@ -339,8 +339,8 @@ def test_chain_memo_is_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
 def test_an_index_with_two_cacheconfig_entries_uses_the_last() -> None:
     # cache/remotecache/import.go: `for _, m := range mfst.Manifests { if m.MediaType == CacheConfigMediaTypeV0
     # { configDesc = m; continue } ...}` overwrites configDesc on each entry, so the last one is imported.
-    from inspector.cache import find_cache_config
-    from inspector.models import parse_manifest
+    from inspector.cache.fetch import find_cache_config
+    from inspector.oci.models import parse_manifest
 
     def entry(digest: str, media_type: str) -> dict[str, object]:
         return {"mediaType": media_type, "digest": digest, "size": 10}

@@ -27,7 +27,7 @@ _COLOUR = re.compile(r"\x1b\[(?:\d+;)*(?:3[0-8]|9[0-7])(?:;\d+)*m")
 
 
 def _log_lines(stderr: str) -> list[str]:
-    """The ``-v`` request log lines (``HH:MM:SS inspector.client: GET …``)."""
+    """The ``-v`` request log lines (``HH:MM:SS inspector.registry.client: GET …``)."""
     return [line for line in stderr.splitlines() if re.match(r"\d\d:\d\d:\d\d inspector\.", line)]
 
 
@@ -157,13 +157,13 @@ def test_click_usage_errors_use_the_house_format(args: list[str], message: str) 
 
 _BUG_SCRIPT = """
 import sys
-import inspector.reference
+import inspector.oci.reference
 
 def broken(text):
     raise RuntimeError("injected bug")
 
-inspector.reference.parse_repository = broken
-from inspector.cli import run
+inspector.oci.reference.parse_repository = broken
+from inspector.cli.entry import run
 sys.exit(run(sys.argv[1:]))
 """
 

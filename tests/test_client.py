@@ -10,9 +10,6 @@ from collections.abc import Callable
 import httpx
 import pytest
 
-from inspector import mediatypes
-from inspector.client import ClientOptions, RegistryClient
-from inspector.digest import sha256_digest
 from inspector.errors import (
     DigestMismatch,
     InvalidContent,
@@ -24,8 +21,11 @@ from inspector.errors import (
     TransportError,
     Unauthorized,
 )
-from inspector.models import Descriptor
-from inspector.reference import parse_reference, parse_repository
+from inspector.oci import mediatypes
+from inspector.oci.digest import sha256_digest
+from inspector.oci.models import Descriptor
+from inspector.oci.reference import parse_reference, parse_repository
+from inspector.registry.client import ClientOptions, RegistryClient
 
 MANIFEST = json.dumps(
     {

@@ -18,11 +18,11 @@ from pathlib import Path
 
 import pytest
 
-from inspector.client import _verified_chunks
-from inspector.copy import convert_wrapper
-from inspector.digest import Digest, sha256_digest
+from inspector.cache.copy import convert_wrapper
 from inspector.errors import DigestMismatch
-from inspector.models import Descriptor, parse_manifest
+from inspector.oci.digest import Digest, sha256_digest
+from inspector.oci.models import Descriptor, parse_manifest
+from inspector.registry.client import _verified_chunks
 from tests.registry import TESTDATA
 
 INDEX_HEAD = b'{"schemaVersion":2,"mediaType":"application/vnd.oci.image.index.v1+json","manifests":['

@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from inspector import credentials as credentials_module
-from inspector.credentials import Credentials, normalize_registry_host, resolve_credentials
 from inspector.errors import AuthError, UsageError
+from inspector.registry import credentials as credentials_module
+from inspector.registry.credentials import Credentials, normalize_registry_host, resolve_credentials
 
 PASSWORD = "pw-SECRET-1234"
 TOKEN = "idtoken-SECRET-5678"

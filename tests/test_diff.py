@@ -13,13 +13,13 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from inspector.cache import find_cache_config
-from inspector.client import BlobStat
-from inspector.diff import ChangedInput, diff_caches, diff_to_json
-from inspector.digest import Digest, sha256_digest
-from inspector.models import Descriptor, ManifestDocument, parse_manifest
-from inspector.render_repo import explain_stage, render_diff
-from inspector.report import CacheReport, inspect_cache
+from inspector.cache.diff import ChangedInput, diff_caches, diff_to_json
+from inspector.cache.fetch import find_cache_config
+from inspector.cache.report import CacheReport, inspect_cache
+from inspector.cli.render.repo import explain_stage, render_diff
+from inspector.oci.digest import Digest, sha256_digest
+from inspector.oci.models import Descriptor, ManifestDocument, parse_manifest
+from inspector.registry.client import BlobStat
 from tests.registry import TESTDATA
 from tests.support import validate_json
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from inspector.dockerfile import BaseConfig, expand, plan_dockerfile
+from inspector.cache.naming.dockerfile import BaseConfig, expand, plan_dockerfile
 from inspector.errors import UsageError
 from tests.support import run_cli
 

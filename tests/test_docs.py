@@ -35,7 +35,7 @@ import pytest
 import typer
 import yaml  # type: ignore[import-untyped]  # pyyaml ships no stubs
 
-from inspector.commands import app
+from inspector.cli.app import app
 from tests.registry import LocalRegistry, seed_gc_demo
 
 REPO_ROOT = Path(__file__).resolve().parent.parent

@@ -10,12 +10,12 @@ from typing import Any
 import httpx
 import pytest
 
-from inspector import mediatypes
-from inspector.client import ClientOptions, RegistryClient
-from inspector.digest import Digest, sha256_digest
-from inspector.du import SkippedTag, compute_usage, disk_usage, usage_to_json
-from inspector.models import ManifestDocument, parse_manifest
-from inspector.reference import parse_repository
+from inspector.cache.du import SkippedTag, compute_usage, disk_usage, usage_to_json
+from inspector.oci import mediatypes
+from inspector.oci.digest import Digest, sha256_digest
+from inspector.oci.models import ManifestDocument, parse_manifest
+from inspector.oci.reference import parse_repository
+from inspector.registry.client import ClientOptions, RegistryClient
 from tests.support import validate_json
 
 SCHEMA = json.loads(

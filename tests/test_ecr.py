@@ -1,4 +1,4 @@
-"""``inspector.ecr`` against ECR's documented API contract, with botocore's Stubber on a real boto3 client.
+"""``inspector.registry.ecr`` against ECR's documented API contract, with botocore's Stubber on a real boto3 client.
 
 The answers are shaped as the AWS API reference documents them (registries.md [E10]: BatchDeleteImage,
 and the DescribeImages / GetAuthorizationToken pages beside it); the Stubber checks each request against
@@ -19,9 +19,9 @@ import boto3
 import pytest
 from botocore.stub import Stubber
 
-from inspector.digest import sha256_digest
-from inspector.ecr import BATCH_LIMIT, EcrClient, ImageId, parse_ecr_host
 from inspector.errors import Denied, RateLimited, UsageError
+from inspector.oci.digest import sha256_digest
+from inspector.registry.ecr import BATCH_LIMIT, EcrClient, ImageId, parse_ecr_host
 
 ACCOUNT = "123456789012"
 
@@ -182,7 +182,7 @@ def test_a_registry_id_must_be_an_account_id() -> None:
 def test_the_core_never_imports_boto3() -> None:
     code = (
         "import sys, inspector\n"
-        "from inspector.cli import run\n"
+        "from inspector.cli.entry import run\n"
         "run(['--version']); run(['tags', '--help']); run(['gc', '--help'])\n"
         "print(sorted(m for m in ('boto3', 'botocore') if m in sys.modules))"
     )
@@ -195,7 +195,7 @@ def test_the_ecr_backend_without_boto3_is_a_one_line_usage_error(tmp_path: Any) 
     (tmp_path / "boto3.py").write_text("raise ImportError('No module named boto3')\n")
     code = (
         f"import sys; sys.path.insert(0, {str(tmp_path)!r})\n"
-        "from inspector.cli import run\n"
+        "from inspector.cli.entry import run\n"
         "sys.exit(run(['gc', '123456789012.dkr.ecr.eu-west-1.amazonaws.com/app-cache', '-t', '{branch}-c', "
         "'--max-age', '1d']))"
     )

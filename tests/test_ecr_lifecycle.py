@@ -14,8 +14,8 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from inspector.gc_ecr import lifecycle_policy
-from inspector.gc_policy import Rules, parse_duration, parse_template
+from inspector.gc.backends.ecr import lifecycle_policy
+from inspector.gc.policy import Rules, parse_duration, parse_template
 from tests.support import run_cli, validate_json
 
 LIFECYCLE_SCHEMA: dict[str, Any] = {

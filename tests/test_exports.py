@@ -37,9 +37,9 @@ def test_commands_without_human_output_never_import_rich() -> None:
     # rich costs ~30 ms of start-up; `tags`, `--version` and every --json run do without it.
     code = (
         "import sys\n"
-        "from inspector.cli import run\n"
+        "from inspector.cli.entry import run\n"
         "run(['--version']); run(['tags', '--help'])\n"
-        "print('rich' in sys.modules, 'inspector.commands' in sys.modules)"
+        "print('rich' in sys.modules, 'inspector.cli.app' in sys.modules)"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip().splitlines()[-1] == "False True"

@@ -38,13 +38,13 @@ from typing import Any
 import httpx
 import pytest
 
-from inspector import mediatypes
-from inspector.cli import run
-from inspector.client import ClientOptions, RegistryClient, _read_capped
-from inspector.digest import sha256_digest
+from inspector.cli.entry import run
 from inspector.errors import DigestMismatch, ServerError
-from inspector.models import Descriptor
-from inspector.reference import parse_repository
+from inspector.oci import mediatypes
+from inspector.oci.digest import sha256_digest
+from inspector.oci.models import Descriptor
+from inspector.oci.reference import parse_repository
+from inspector.registry.client import ClientOptions, RegistryClient, _read_capped
 from tests.faultproxy import (
     ALL_FAULTS,
     BODY_FAULTS,

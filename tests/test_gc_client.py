@@ -7,11 +7,11 @@ from collections.abc import Callable
 import httpx
 import pytest
 
-from inspector import mediatypes
-from inspector.client import ClientOptions, RegistryClient
-from inspector.digest import sha256_digest
 from inspector.errors import DigestMismatch, InvalidContent, NotFound, ServerError, UsageError
-from inspector.reference import parse_reference, parse_repository
+from inspector.oci import mediatypes
+from inspector.oci.digest import sha256_digest
+from inspector.oci.reference import parse_reference, parse_repository
+from inspector.registry.client import ClientOptions, RegistryClient
 
 REPO = parse_repository("r.test/team/app")
 Handler = Callable[[httpx.Request], httpx.Response]

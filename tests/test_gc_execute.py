@@ -21,16 +21,16 @@ from typing import Any, Literal
 import httpx
 import pytest
 
-from inspector import mediatypes
-from inspector.client import ClientOptions, RegistryClient
-from inspector.digest import Digest, sha256_digest
 from inspector.errors import InvalidContent
-from inspector.gc import RepositoryPlan, collect_inventory, plan_repository
-from inspector.gc_backend import EMPTY_CONFIG, OciBackend, build_placeholder
-from inspector.gc_branches import LiveRefs
-from inspector.gc_execute import CannotDelete, RegistryTagReader, RepositoryReport, execute_plan
-from inspector.gc_policy import Rules, parse_template
-from inspector.reference import parse_repository
+from inspector.gc.backends.base import EMPTY_CONFIG, OciBackend, build_placeholder
+from inspector.gc.branches import LiveRefs
+from inspector.gc.execute import CannotDelete, RegistryTagReader, RepositoryReport, execute_plan
+from inspector.gc.plan import RepositoryPlan, collect_inventory, plan_repository
+from inspector.gc.policy import Rules, parse_template
+from inspector.oci import mediatypes
+from inspector.oci.digest import Digest, sha256_digest
+from inspector.oci.reference import parse_repository
+from inspector.registry.client import ClientOptions, RegistryClient
 
 Mode = Literal["distribution", "oci", "google", "disabled"]
 REPO = parse_repository("r.test/team/app")

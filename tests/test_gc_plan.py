@@ -13,10 +13,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from inspector import _json
-from inspector.digest import Digest, sha256_digest
 from inspector.errors import InvalidContent, UsageError
-from inspector.gc import (
+from inspector.gc.branches import LiveRefs
+from inspector.gc.plan import (
     CacheInfo,
     Inventory,
     PlaceholderInfo,
@@ -28,8 +27,9 @@ from inspector.gc import (
     plan_repository,
     plan_to_json,
 )
-from inspector.gc_branches import LiveRefs
-from inspector.gc_policy import Rules, SlugRule, parse_template
+from inspector.gc.policy import Rules, SlugRule, parse_template
+from inspector.oci import gojson
+from inspector.oci.digest import Digest, sha256_digest
 from tests.support import validate_json
 
 SCHEMA = json.loads(
@@ -44,8 +44,8 @@ def blob(name: str) -> Digest:
     return sha256_digest(f"blob {name}")
 
 
-def stamp(days: float) -> _json.Timestamp:
-    return _json.parse_go_time((NOW - timedelta(days=days)).strftime("%Y-%m-%dT%H:%M:%S.%fZ"), "test")
+def stamp(days: float) -> gojson.Timestamp:
+    return gojson.parse_go_time((NOW - timedelta(days=days)).strftime("%Y-%m-%dT%H:%M:%S.%fZ"), "test")
 
 
 @dataclass

@@ -11,8 +11,8 @@ from typing import Any
 import pytest
 
 from inspector.errors import TransportError, UsageError
-from inspector.gc_branches import git_ls_remote, parse_ref_lines, read_branches_file
-from inspector.gc_policy import (
+from inspector.gc.branches import git_ls_remote, parse_ref_lines, read_branches_file
+from inspector.gc.policy import (
     SLUG_PRESETS,
     Settings,
     SlugRule,
@@ -358,7 +358,7 @@ def test_bad_input_is_one_line_and_a_documented_exit_code(
     monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    from inspector.cli import run
+    from inspector.cli.entry import run
 
     monkeypatch.chdir(tmp_path)
     (tmp_path / "plan.json").write_text("{}")

@@ -19,9 +19,6 @@ from typing import Any
 import httpx
 import pytest
 
-from inspector import mediatypes
-from inspector.client import ClientOptions, RegistryClient
-from inspector.digest import Digest, sha256_digest
 from inspector.errors import (
     Denied,
     ExitCode,
@@ -34,7 +31,12 @@ from inspector.errors import (
     Unauthorized,
     UsageError,
 )
-from inspector.ghcr import (
+from inspector.oci import mediatypes
+from inspector.oci.digest import Digest, sha256_digest
+from inspector.oci.models import ManifestDocument, parse_manifest
+from inspector.oci.reference import Repository
+from inspector.registry.client import ClientOptions, RegistryClient
+from inspector.registry.github_packages import (
     TOKEN_HINT,
     GhcrClient,
     GhcrOptions,
@@ -47,8 +49,6 @@ from inspector.ghcr import (
     ghcr_package_name,
     select_untagged_caches,
 )
-from inspector.models import ManifestDocument, parse_manifest
-from inspector.reference import Repository
 from tests.ghcr_server import (
     DENY_MESSAGE,
     LAST_VERSION_MESSAGE,

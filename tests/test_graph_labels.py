@@ -20,7 +20,7 @@ import re
 import pytest
 
 from inspector._sanitize import sanitize
-from inspector.graph import dot_label, mermaid_label
+from inspector.cache.graph import dot_label, mermaid_label
 
 HOSTILE = [
     "plain",

@@ -36,26 +36,26 @@ from hypothesis import strategies as st
 from rich.console import Console
 
 import inspector
-from inspector import mediatypes
-from inspector.analysis import ROOT_SELECTOR
-from inspector.auth import parse_www_authenticate
-from inspector.cacheconfig import import_error, parse_cache_config
-from inspector.client import MANIFEST_LIMIT, ClientOptions, RegistryClient, _next_link, _retry_after
-from inspector.credentials import Credentials, resolve_credentials
-from inspector.diff import diff_caches, diff_to_json
-from inspector.digest import Digest
-from inspector.dockerfile import plan_dockerfile
+from inspector.cache.analysis import ROOT_SELECTOR
+from inspector.cache.config import import_error, parse_cache_config
+from inspector.cache.diff import diff_caches, diff_to_json
+from inspector.cache.graph import render_graph
+from inspector.cache.naming.align import DockerfileSource, label_report
+from inspector.cache.naming.dockerfile import plan_dockerfile
+from inspector.cache.report import inspect_cache, report_to_json
+from inspector.cache.source import RegistrySource
+from inspector.cli.render.cache import render_report
+from inspector.cli.render.repo import render_diff
 from inspector.errors import CacheInspectError, InvalidContent, InvalidReference, UsageError
-from inspector.gc_policy import load_policy
-from inspector.graph import render_graph
-from inspector.models import parse_manifest
-from inspector.naming import DockerfileSource, label_report
-from inspector.probe_cacheto import parse_cache_to, plan_cache_to
-from inspector.reference import parse_reference, parse_repository
-from inspector.render import render_report
-from inspector.render_repo import render_diff
-from inspector.report import inspect_cache, report_to_json
-from inspector.source import RegistrySource
+from inspector.gc.policy import load_policy
+from inspector.oci import mediatypes
+from inspector.oci.digest import Digest
+from inspector.oci.models import parse_manifest
+from inspector.oci.reference import parse_reference, parse_repository
+from inspector.probe.cacheto import parse_cache_to, plan_cache_to
+from inspector.registry.auth import parse_www_authenticate
+from inspector.registry.client import MANIFEST_LIMIT, ClientOptions, RegistryClient, _next_link, _retry_after
+from inspector.registry.credentials import Credentials, resolve_credentials
 from tests.support import validate_json
 
 T = TypeVar("T")
@@ -289,7 +289,10 @@ def _no_helpers(name: str, host: str, source: str) -> Credentials | None:
 @given(docker_config_json, st.sampled_from(["x.io", "docker.io", "index.docker.io", "X.IO:443"]))
 def test_docker_auth_config_raises_only_typed_errors(value: Any, host: str) -> None:
     env = {"DOCKER_AUTH_CONFIG": json.dumps(value)}
-    with mock.patch("inspector.credentials._run_helper", _no_helpers), contextlib.suppress(CacheInspectError):
+    with (
+        mock.patch("inspector.registry.credentials._run_helper", _no_helpers),
+        contextlib.suppress(CacheInspectError),
+    ):
         resolve_credentials(host, env=env, docker_config_dir="/nonexistent-cacheinspect")
 
 
@@ -300,7 +303,10 @@ def test_docker_config_file_raises_only_typed_errors(
 ) -> None:
     directory = tmp_path_factory.mktemp("docker")
     (directory / "config.json").write_bytes(raw)
-    with mock.patch("inspector.credentials._run_helper", _no_helpers), contextlib.suppress(CacheInspectError):
+    with (
+        mock.patch("inspector.registry.credentials._run_helper", _no_helpers),
+        contextlib.suppress(CacheInspectError),
+    ):
         resolve_credentials("x.io", env={}, docker_config_dir=str(directory))
 
 

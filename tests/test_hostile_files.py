@@ -162,7 +162,7 @@ def test_a_helper_writing_megabytes_is_stopped_at_64_kib(tmp_path: Path) -> None
 def test_a_helper_that_never_closes_its_output_is_stopped_at_the_timeout(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from inspector import credentials
+    from inspector.registry import credentials
 
     # The helper exits at once but leaves a child holding stdout open: waiting for EOF would never end.
     env = _helper(

@@ -21,7 +21,7 @@ import httpx
 import pytest
 import trustme
 
-from inspector import mediatypes
+from inspector.oci import mediatypes
 from tests.evilserver import EvilServer, Reply, Request, json_reply
 from tests.registry import LocalRegistry, load_samples, seed_sample
 from tests.support import run_cli

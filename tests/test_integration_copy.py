@@ -14,13 +14,13 @@ from typing import Any
 import httpx
 import pytest
 
-from inspector.client import ClientOptions, RegistryClient
-from inspector.copy import execute_copy, plan_copy
-from inspector.digest import sha256_digest
-from inspector.models import Descriptor
-from inspector.reference import Reference, parse_reference
-from inspector.report import inspect_cache, report_to_json
-from inspector.source import RegistrySource
+from inspector.cache.copy import execute_copy, plan_copy
+from inspector.cache.report import inspect_cache, report_to_json
+from inspector.cache.source import RegistrySource
+from inspector.oci.digest import sha256_digest
+from inspector.oci.models import Descriptor
+from inspector.oci.reference import Reference, parse_reference
+from inspector.registry.client import ClientOptions, RegistryClient
 from tests.registry import TESTDATA, LocalRegistry, start_registry
 from tests.support import run_cli
 
@@ -224,10 +224,10 @@ def test_a_lying_source_leaves_no_blob_and_no_tag(
 
 STREAM_SCRIPT = """
 import hashlib, sys
-from inspector.client import RegistryClient
-from inspector.digest import Digest
-from inspector.models import Descriptor
-from inspector.reference import parse_reference
+from inspector.registry.client import RegistryClient
+from inspector.oci.digest import Digest
+from inspector.oci.models import Descriptor
+from inspector.oci.reference import parse_reference
 src_host, dst_host, mib = sys.argv[1], sys.argv[2], int(sys.argv[3])
 chunk = bytes(range(256)) * 4096  # 1 MiB
 digest = hashlib.sha256()

@@ -28,7 +28,7 @@ import httpx
 import jsonschema
 import pytest
 
-from inspector.cli import run
+from inspector.cli.entry import run
 from tests.registry import LocalRegistry, start_registry
 
 pytestmark = pytest.mark.integration

@@ -2,7 +2,7 @@
 
 The OCI side (tag list, HEAD, GET, placeholder pushes) is the real registry; the REST side is
 ``tests.ghcr_server.GitHubEmulator``, whose package versions are that registry's manifests and whose
-version deletes are registry deletes by digest. gc runs in-process through ``inspector.cli.run`` with
+version deletes are registry deletes by digest. gc runs in-process through ``inspector.cli.entry.run`` with
 ``--backend ghcr --package acme/NAME --github-api-url <emulator>``, as it would against ghcr.io.
 
 The package holds tagged caches of live, gone and protected branches, two tags on one manifest (one
@@ -28,11 +28,12 @@ from typing import Any
 import httpx
 import pytest
 
-from inspector.cli import run
-from inspector.client import ClientOptions, RegistryClient
-from inspector.digest import Digest, sha256_digest
+from inspector.cli.entry import run
 from inspector.errors import CacheInspectError, InvalidContent
-from inspector.gc import (
+from inspector.gc.backends.base import ManifestKept
+from inspector.gc.backends.ghcr import GhcrBackend
+from inspector.gc.branches import LiveRefs
+from inspector.gc.plan import (
     Inventory,
     PlanRefused,
     TagInfo,
@@ -42,13 +43,12 @@ from inspector.gc import (
     plan_repository,
     plan_to_json,
 )
-from inspector.gc_backend import ManifestKept
-from inspector.gc_branches import LiveRefs
-from inspector.gc_ghcr import GhcrBackend
-from inspector.gc_policy import Rules, parse_template
-from inspector.ghcr import TOKEN_HINT, GhcrClient, GhcrOptions, Package
-from inspector.models import ManifestDocument, parse_manifest
-from inspector.reference import Repository
+from inspector.gc.policy import Rules, parse_template
+from inspector.oci.digest import Digest, sha256_digest
+from inspector.oci.models import ManifestDocument, parse_manifest
+from inspector.oci.reference import Repository
+from inspector.registry.client import ClientOptions, RegistryClient
+from inspector.registry.github_packages import TOKEN_HINT, GhcrClient, GhcrOptions, Package
 from tests.ghcr_server import DENY_MESSAGE, GitHubEmulator, TokenInfo
 from tests.registry import LocalRegistry, start_registry
 from tests.support import validate_json

@@ -13,14 +13,14 @@ from typing import Any
 import httpx
 import pytest
 
-from inspector.analysis import source_record_key
-from inspector.bases import resolve_base
-from inspector.cli import run
-from inspector.client import ClientOptions, RegistryClient
-from inspector.digest import sha256_digest
-from inspector.dockerfile import BaseConfig
-from inspector.models import Platform
-from inspector.reference import parse_reference
+from inspector.cache.analysis import source_record_key
+from inspector.cache.naming.bases import resolve_base
+from inspector.cache.naming.dockerfile import BaseConfig
+from inspector.cli.entry import run
+from inspector.oci.digest import sha256_digest
+from inspector.oci.models import Platform
+from inspector.oci.reference import parse_reference
+from inspector.registry.client import ClientOptions, RegistryClient
 from tests.registry import TESTDATA, LocalRegistry
 from tests.test_integration_repo import push_blob
 

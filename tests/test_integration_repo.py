@@ -18,10 +18,10 @@ from urllib.parse import urljoin
 import httpx
 import pytest
 
-from inspector.cli import run
-from inspector.client import ClientOptions, RegistryClient
-from inspector.du import disk_usage
-from inspector.reference import parse_repository
+from inspector.cache.du import disk_usage
+from inspector.cli.entry import run
+from inspector.oci.reference import parse_repository
+from inspector.registry.client import ClientOptions, RegistryClient
 from tests.registry import TESTDATA, LocalRegistry
 from tests.support import validate_json
 

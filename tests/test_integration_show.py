@@ -11,8 +11,8 @@ from typing import Any
 
 import pytest
 
-from inspector.cli import run
-from inspector.digest import sha256_digest
+from inspector.cli.entry import run
+from inspector.oci.digest import sha256_digest
 from tests.registry import TESTDATA, LocalRegistry
 from tests.support import validate_json
 
@@ -282,10 +282,10 @@ def test_blob_checks_reuse_keep_alive_connections(
     """HEAD answers must be drained so their connections go back to the pool (one per worker, not per blob)."""
     import httpx
 
-    from inspector.client import ClientOptions, RegistryClient
-    from inspector.reference import parse_reference
-    from inspector.report import inspect_cache
-    from inspector.source import RegistrySource
+    from inspector.cache.report import inspect_cache
+    from inspector.cache.source import RegistrySource
+    from inspector.oci.reference import parse_reference
+    from inspector.registry.client import ClientOptions, RegistryClient
 
     opened: list[int] = []
 

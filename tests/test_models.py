@@ -8,11 +8,11 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from inspector import mediatypes
-from inspector.cache import find_cache_config, form_of
-from inspector.digest import sha256_digest
+from inspector.cache.fetch import find_cache_config, form_of
 from inspector.errors import InvalidContent
-from inspector.models import parse_manifest
+from inspector.oci import mediatypes
+from inspector.oci.digest import sha256_digest
+from inspector.oci.models import parse_manifest
 
 D = "sha256:" + "d" * 64
 

@@ -7,13 +7,13 @@ from pathlib import Path
 
 import pytest
 
-from inspector.analysis import CacheGraph, analyze
-from inspector.cacheconfig import parse_cache_config
-from inspector.digest import Digest
-from inspector.dockerfile import plan_dockerfile
-from inspector.naming import name_from_dockerfile
-from inspector.report import inspect_cache
-from inspector.source import LayoutSource, parse_layout_reference
+from inspector.cache.analysis import CacheGraph, analyze
+from inspector.cache.config import parse_cache_config
+from inspector.cache.naming.align import name_from_dockerfile
+from inspector.cache.naming.dockerfile import plan_dockerfile
+from inspector.cache.report import inspect_cache
+from inspector.cache.source import LayoutSource, parse_layout_reference
+from inspector.oci.digest import Digest
 from tests import make_testdata
 from tests.fixturegen import Build, Stage, copy, generate, run
 from tests.support import run_cli
@@ -54,7 +54,7 @@ def graph_of(layout: str) -> CacheGraph:
 
 
 def named(graph: CacheGraph) -> dict[tuple[str, str], list[str]]:
-    from inspector.report import base_label
+    from inspector.cache.report import base_label
 
     return {
         (stage.name or "", base_label(stage, graph)): [step.instruction or "" for step in stage.steps]

@@ -10,7 +10,7 @@ from __future__ import annotations
 import pytest
 
 from inspector.errors import UsageError
-from inspector.probe_cacheto import (
+from inspector.probe.cacheto import (
     LATEST,
     csv_fields,
     format_cache_to,

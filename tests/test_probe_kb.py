@@ -10,8 +10,8 @@ from typing import Any
 
 import pytest
 
-from inspector.cli import run
-from inspector.probe_kb import FAMILIES, FAMILY_IDS, SOURCES, TOPICS, detect_family, family_by_id
+from inspector.cli.entry import run
+from inspector.probe.kb import FAMILIES, FAMILY_IDS, SOURCES, TOPICS, detect_family, family_by_id
 from tests.support import validate_json
 from tests.vendor_proxy import check_junit
 

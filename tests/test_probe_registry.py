@@ -15,7 +15,7 @@ from typing import Any
 import bcrypt
 import pytest
 
-from inspector.cli import run
+from inspector.cli.entry import run
 from tests.registry import (
     LocalRegistry,
     RegistryUnavailable,

@@ -9,10 +9,8 @@ from datetime import UTC, datetime
 import httpx
 import pytest
 
-from inspector import mediatypes
-from inspector.cache import IMPORT_LIMIT, find_cache_config, form_of
-from inspector.cacheconfig import parse_cache_config
-from inspector.client import ClientOptions, RegistryClient
+from inspector.cache.config import parse_cache_config
+from inspector.cache.fetch import IMPORT_LIMIT, find_cache_config, form_of
 from inspector.errors import (
     AuthError,
     CacheInspectError,
@@ -20,11 +18,13 @@ from inspector.errors import (
     TransportError,
     registry_error_from_response,
 )
-from inspector.models import parse_manifest
-from inspector.probe_classify import Op, classify
-from inspector.probe_content import PROBE_ANNOTATION, make_content
-from inspector.probe_ops import granted_actions
-from inspector.reference import parse_repository
+from inspector.oci import mediatypes
+from inspector.oci.models import parse_manifest
+from inspector.oci.reference import parse_repository
+from inspector.probe.classify import Op, classify
+from inspector.probe.content import PROBE_ANNOTATION, make_content
+from inspector.probe.requests import granted_actions
+from inspector.registry.client import ClientOptions, RegistryClient
 
 
 def _error(status: int, code: str = "", message: str = "", body: bytes | None = None) -> CacheInspectError:
@@ -168,7 +168,7 @@ def test_granted_actions_from_the_token_claims() -> None:
 
 
 def test_recommendation_carries_valid_attributes_only() -> None:
-    from inspector.probe import offline_report
+    from inspector.probe.run import offline_report
 
     report = offline_report(
         "ghcr.io/a/b",

@@ -15,10 +15,10 @@ from typing import Any
 import httpx
 import pytest
 
-from inspector.cli import run
-from inspector.client import ClientOptions, RegistryClient
-from inspector.probe import ProbeOptions, run_probe
-from inspector.reference import parse_repository
+from inspector.cli.entry import run
+from inspector.oci.reference import parse_repository
+from inspector.probe.run import ProbeOptions, run_probe
+from inspector.registry.client import ClientOptions, RegistryClient
 from tests.registry import LocalRegistry
 from tests.support import validate_json
 from tests.vendor_proxy import PROFILES as VENDORS

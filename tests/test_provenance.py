@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from inspector.provenance import _created_by, _history
+from inspector.cache.naming.provenance import _created_by, _history
 
 
 @pytest.mark.parametrize(

@@ -14,10 +14,10 @@ from pathlib import Path
 
 import pytest
 
-from inspector.analysis import CacheGraph, analyze
-from inspector.cache import find_cache_config
-from inspector.cacheconfig import parse_cache_config
-from inspector.models import parse_manifest
+from inspector.cache.analysis import CacheGraph, analyze
+from inspector.cache.config import parse_cache_config
+from inspector.cache.fetch import find_cache_config
+from inspector.oci.models import parse_manifest
 
 # stage: (base kind, base stage, [(record, other variant records, {slot: source stage} of stage inputs)])
 Expected = list[tuple[str, int | None, list[tuple[int, tuple[int, ...], dict[int, int]]]]]

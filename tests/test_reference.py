@@ -7,7 +7,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from inspector.errors import InvalidReference
-from inspector.reference import Reference, Repository, is_loopback_host, parse_reference, parse_repository
+from inspector.oci.reference import Reference, Repository, is_loopback_host, parse_reference, parse_repository
 
 DIGEST = "sha256:" + "a" * 64
 

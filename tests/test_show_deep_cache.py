@@ -6,7 +6,7 @@ import gzip
 import json
 from pathlib import Path
 
-from inspector.digest import sha256_digest
+from inspector.oci.digest import sha256_digest
 from tests.support import run_cli, validate_json
 
 SCHEMA = json.loads(

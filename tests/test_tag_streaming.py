@@ -21,7 +21,7 @@ from pathlib import Path
 
 import pytest
 
-from inspector.client import MAX_TAGS
+from inspector.registry.client import MAX_TAGS
 from tests.evilserver import EvilServer, Reply, Request, json_reply
 
 pytestmark = pytest.mark.integration

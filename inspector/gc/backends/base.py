@@ -1,0 +1,425 @@
+"""How a registry deletes: the ``DeleteBackend`` protocol and its OCI distribution API implementation.
+
+The executor (``gc_execute``) only ever asks a backend three things::
+
+    capabilities()           what this registry can do, detected once per repository and run
+    untag(tag, digest)       remove one tag and nothing else (the manifest stays)
+    delete_manifest(digest)  delete one manifest; on most registries every tag on it goes too
+
+``OciBackend`` speaks the distribution API. Its abilities are probed with
+requests that cannot change anything: ``DELETE`` of a manifest digest nobody
+has (404 = deletes allowed; 405 ``UNSUPPORTED`` = delete disabled, as on
+distribution without ``storage.delete.enabled``, or on GHCR) and ``DELETE`` of a
+tag that does not exist (404 = OCI tag deletion; distribution 2.8 answers 400
+``DIGEST_INVALID``, Harbor 400 ``UNSUPPORTED``). Without tag deletion a tag is
+removed as regclient's ``TagDelete`` does it (``PlaceholderPusher``, which any
+backend can reuse): the tag is re-pointed to a unique tiny placeholder
+manifest, and the placeholder is deleted by digest.
+Placeholders carry ``artifactType`` ``application/vnd.cacheinspect.gc.placeholder.v1``
+and annotations naming the tag and the manifest they replaced, so a run that
+is killed between the two steps is finished by the next one.
+
+Google (GCR, Artifact Registry) refuses to delete a digest while a tag points
+at it (``GOOGLE_MANIFEST_DANGLING_TAG``): there ``digest_delete_removes_tags`` is
+false and the executor untags first. GHCR refuses registry-API deletes (405):
+``gc_ghcr.GhcrBackend`` implements the same protocol on GitHub's Packages REST API
+(deleting a package version deletes a digest with all its tags) and is chosen in
+``select_backend`` for ``ghcr.io``, or when asked for (``--backend ghcr``).
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Literal, Protocol
+
+from inspector.errors import (
+    CacheInspectError,
+    Denied,
+    ExitCode,
+    NotFound,
+    RegistryError,
+    Unauthorized,
+    UsageError,
+)
+from inspector.gc.plan import (
+    PLACEHOLDER_ANNOTATION,
+    PLACEHOLDER_ARTIFACT_TYPE,
+    REPLACES_ANNOTATION,
+    PlaceholderInfo,
+)
+from inspector.gc.policy import BackendKind
+from inspector.oci import mediatypes
+from inspector.oci.digest import Digest, sha256_digest
+from inspector.oci.reference import Repository
+from inspector.registry.client import RegistryClient
+
+if TYPE_CHECKING:
+    from inspector.registry.ecr import EcrClient
+    from inspector.registry.github_packages import GhcrClient
+
+__all__ = [
+    "BACKEND_KINDS",
+    "EMPTY_CONFIG",
+    "BackendKind",
+    "Capabilities",
+    "DeleteBackend",
+    "DeleteDenied",
+    "ManifestKept",
+    "OciBackend",
+    "PlaceholderPusher",
+    "PushedBlob",
+    "UntagIncomplete",
+    "Untagged",
+    "backend_kind",
+    "build_placeholder",
+    "check_untagged",
+    "is_google_registry",
+    "select_backend",
+    "untagged_hint",
+]
+
+BACKEND_KINDS: tuple[BackendKind, ...] = ("auto", "oci", "ghcr", "ecr")
+
+# The OCI empty descriptor's content (image-spec 1.1 "Guidance for an empty descriptor").
+EMPTY_CONFIG = b"{}"
+EMPTY_MEDIA_TYPE = "application/vnd.oci.empty.v1+json"
+
+
+@dataclass(frozen=True, slots=True)
+class Capabilities:
+    """What a registry can do for gc, and how that was found out (``detail``)."""
+
+    backend: str
+    can_delete: bool
+    tag_delete: Literal["native", "placeholder"]
+    digest_delete_removes_tags: bool
+    detail: str
+
+
+@dataclass(frozen=True, slots=True)
+class PushedBlob:
+    digest: Digest
+    size: int
+
+
+@dataclass(frozen=True, slots=True)
+class Untagged:
+    """One tag removed: how, the placeholder pushed for it if any, and blobs uploaded on the way."""
+
+    tag: str
+    method: Literal["tag-delete", "placeholder"]
+    already_gone: bool = False
+    placeholder: PlaceholderInfo | None = None
+    pushed_blobs: tuple[PushedBlob, ...] = ()
+
+
+class UntagIncomplete(CacheInspectError):
+    """The tag now points at a placeholder that could not be deleted; the next run finishes it."""
+
+    exit_code = ExitCode.PARTIAL
+
+    def __init__(self, message: str, placeholder: PlaceholderInfo, pushed: tuple[PushedBlob, ...]) -> None:
+        super().__init__(message)
+        self.placeholder = placeholder
+        self.pushed = pushed
+
+
+class DeleteDenied(CacheInspectError):
+    """A backend's first deletion showed that its credentials cannot delete here at all (exit 4).
+
+    Raised only while the backend has deleted nothing yet (the permission is per repository or
+    package, so every further deletion would be refused too); the executor stops the run and
+    re-raises it. ``placeholder`` is set when the refusal came while removing a tag: that tag then
+    points at a placeholder, which the next run (with a token that can delete) finishes.
+    """
+
+    exit_code = ExitCode.AUTH
+
+    def __init__(
+        self, message: str, *, hint: str | None = None, placeholder: PlaceholderInfo | None = None
+    ) -> None:
+        super().__init__(message, hint=hint)
+        self.placeholder = placeholder
+
+
+class ManifestKept(CacheInspectError):
+    """The backend found, just before deleting, why the manifest must stay; the executor reports it ``kept``.
+
+    GHCR: the package version gained a tag since it was listed, or it is the package's last version.
+    """
+
+
+class DeleteBackend(Protocol):
+    """The mutations gc needs; reads (tag list, HEAD, GET) always go through the distribution API."""
+
+    def capabilities(self) -> Capabilities:
+        """Detect once (cached); raises ``Unauthorized``/``Denied`` when the credentials cannot delete."""
+        ...
+
+    def untag(self, tag: str, digest: Digest) -> Untagged:
+        """Remove ``tag`` (now at ``digest``) and no other tag; the manifest itself stays."""
+        ...
+
+    def delete_manifest(self, digest: Digest) -> bool:
+        """Delete the manifest (on most registries with every tag on it); False when it was already gone.
+
+        Raises ``ManifestKept`` when a last look shows the manifest must stay.
+        """
+        ...
+
+
+def build_placeholder(tag: str, replaces: Digest, *, nonce: str, created: datetime) -> bytes:
+    """A unique, recognisable, tiny OCI artifact manifest (config and only layer: the empty descriptor)."""
+    empty = {
+        "mediaType": EMPTY_MEDIA_TYPE,
+        "digest": str(sha256_digest(EMPTY_CONFIG)),
+        "size": len(EMPTY_CONFIG),
+    }
+    document = {
+        "schemaVersion": 2,
+        "mediaType": mediatypes.OCI_MANIFEST,
+        "artifactType": PLACEHOLDER_ARTIFACT_TYPE,
+        "config": empty,
+        "layers": [empty],
+        "annotations": {
+            PLACEHOLDER_ANNOTATION: tag,
+            REPLACES_ANNOTATION: str(replaces),
+            "cacheinspect.gc.nonce": nonce,
+            "org.opencontainers.image.created": created.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        },
+    }
+    return json.dumps(document, separators=(",", ":")).encode()
+
+
+def is_google_registry(host: str) -> bool:
+    name = host.split(":", 1)[0].lower()
+    return name == "gcr.io" or name.endswith((".gcr.io", "-docker.pkg.dev"))
+
+
+def untagged_hint(host: str, *, ghcr: bool | None = None) -> str:
+    """How to reclaim the manifests cache exports left untagged, which the distribution API cannot list.
+
+    ``ghcr``: the repository is served by the GHCR backend (default: the host is ghcr.io).
+    """
+    name = host.split(":", 1)[0].lower()
+    if ghcr if ghcr is not None else name == "ghcr.io":
+        return (
+            "GHCR keeps overwritten cache manifests as untagged package versions; "
+            "`gc --untagged` deletes those that are BuildKit caches (never image-index children or attestations)"
+        )
+    if is_google_registry(host):
+        return "untagged manifests stay until an Artifact Registry cleanup policy deletes them (tagState UNTAGGED)"
+    if ".ecr." in name and name.endswith(".amazonaws.com"):
+        return "untagged manifests stay until an ECR lifecycle rule with tagStatus 'untagged' expires them"
+    return (
+        "every cache export leaves the manifest it overwrote untagged, and the distribution API cannot list "
+        "untagged manifests; on a CNCF distribution registry reclaim them with "
+        "`registry garbage-collect --delete-untagged CONFIG` (server stopped or read-only)"
+    )
+
+
+class PlaceholderPusher:
+    """regclient's way to remove one tag: re-point it to a unique placeholder, then delete the placeholder.
+
+    Shared by every backend (GHCR too: pushing is the registry API there, deleting the REST API). The
+    empty config blob is checked once and pushed if missing; a registry that refuses the placeholder
+    manifest for a non-transient reason is not asked again in this run.
+    """
+
+    def __init__(
+        self,
+        client: RegistryClient,
+        repository: Repository,
+        *,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        nonce: Callable[[], str] = lambda: secrets.token_hex(16),
+    ) -> None:
+        self.client = client
+        self.repository = repository
+        self._clock = clock
+        self._nonce = nonce
+        self._config_present = False
+        self._refused: str | None = None
+
+    def untag(self, tag: str, digest: Digest, delete: Callable[[Digest], bool]) -> Untagged:
+        """Re-point ``tag`` (now at ``digest``) to a placeholder and ``delete`` the placeholder by digest."""
+        if self._refused is not None:
+            raise CacheInspectError(self._refused)
+        pushed: list[PushedBlob] = []
+        if not self._config_present:
+            if not self.client.head_blob(self.repository, sha256_digest(EMPTY_CONFIG)).exists:
+                pushed.append(
+                    PushedBlob(self.client.push_blob(self.repository, EMPTY_CONFIG), len(EMPTY_CONFIG))
+                )
+            self._config_present = True
+        raw = build_placeholder(tag, digest, nonce=self._nonce(), created=self._clock())
+        try:
+            placeholder_digest = self.client.put_manifest(
+                self.repository.tag(tag), raw, mediatypes.OCI_MANIFEST
+            )
+        except RegistryError as exc:
+            if not exc.temporary:
+                self._refused = f"cannot re-point tags to a placeholder: {exc.message}"
+            raise
+        placeholder = PlaceholderInfo(placeholder_digest, len(raw), tag, digest)
+        try:
+            deleted = delete(placeholder_digest)
+        except CacheInspectError as exc:
+            raise UntagIncomplete(
+                f"{tag} now points at placeholder {placeholder_digest.short}, which could not be deleted "
+                f"({exc.message}); the next run deletes it",
+                placeholder,
+                tuple(pushed),
+            ) from None
+        # 404: another run deleted the placeholder first (it then reports that deletion, not this one).
+        return Untagged(
+            tag, "placeholder", already_gone=not deleted, placeholder=placeholder, pushed_blobs=tuple(pushed)
+        )
+
+
+class OciBackend:
+    """Deletes through ``DELETE /v2/<name>/manifests/…``; not thread-safe (the executor is sequential)."""
+
+    def __init__(
+        self,
+        client: RegistryClient,
+        repository: Repository,
+        *,
+        google: bool | None = None,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        nonce: Callable[[], str] = lambda: secrets.token_hex(16),
+    ) -> None:
+        self.client = client
+        self.repository = repository
+        self.google = is_google_registry(repository.registry) if google is None else google
+        self.placeholders = PlaceholderPusher(client, repository, clock=clock, nonce=nonce)
+        self._capabilities: Capabilities | None = None
+        self._lock = threading.Lock()
+
+    def capabilities(self) -> Capabilities:
+        with self._lock:
+            if self._capabilities is None:
+                self._capabilities = self._probe()
+            return self._capabilities
+
+    def _probe(self) -> Capabilities:
+        probe = sha256_digest(f"cacheinspect gc probe {secrets.token_hex(16)}")
+        name = "google" if self.google else "oci"
+        try:
+            self.client.delete_manifest(self.repository, probe)
+        except NotFound:
+            pass
+        except (Unauthorized, Denied) as exc:
+            exc.hint = (
+                f"deleting needs credentials allowed to delete in {self.repository} (token scope 'delete')"
+            )
+            raise
+        except RegistryError as exc:
+            if exc.temporary:
+                raise
+            return Capabilities(
+                name, False, "placeholder", True, f"the registry refuses deletes: {exc.message}"
+            )
+        try:
+            self.client.delete_tag(self.repository.tag(f"cacheinspect-gc-probe-{secrets.token_hex(8)}"))
+        except NotFound:
+            tag_delete: Literal["native", "placeholder"] = "native"
+            how = "DELETE of a missing tag answered 404: OCI tag deletion"
+        except (Unauthorized, Denied):
+            raise
+        except RegistryError as exc:
+            if exc.temporary:
+                raise
+            tag_delete = "placeholder"
+            how = (
+                f"no OCI tag deletion ({exc.status} {','.join(exc.codes) or 'no code'}): tags are re-pointed"
+            )
+        else:
+            tag_delete, how = "native", "DELETE of a missing tag succeeded: OCI tag deletion"
+        if self.google:
+            how += "; digests are deleted only after their tags (GOOGLE_MANIFEST_DANGLING_TAG)"
+        return Capabilities(name, True, tag_delete, not self.google, f"deletes allowed; {how}")
+
+    def untag(self, tag: str, digest: Digest) -> Untagged:
+        if self.capabilities().tag_delete == "native":
+            try:
+                self.client.delete_tag(self.repository.tag(tag))
+            except NotFound:
+                return Untagged(tag, "tag-delete", already_gone=True)
+            return Untagged(tag, "tag-delete")
+        return self.placeholders.untag(tag, digest, self.delete_manifest)
+
+    def delete_manifest(self, digest: Digest) -> bool:
+        try:
+            self.client.delete_manifest(self.repository, digest)
+        except NotFound:
+            return False
+        return True
+
+
+def backend_kind(repository: Repository, requested: BackendKind = "auto") -> Literal["oci", "ghcr", "ecr"]:
+    """``auto``: GHCR's REST backend for ``ghcr.io`` (it refuses OCI deletes with 405), ECR's API for
+    ``*.dkr.ecr.*.amazonaws.com``, else OCI."""
+    if requested == "auto":
+        from inspector.registry.ecr import parse_ecr_host
+
+        if repository.registry.lower() == "ghcr.io":
+            return "ghcr"
+        return "ecr" if parse_ecr_host(repository.registry) is not None else "oci"
+    return requested
+
+
+def check_untagged(repository: Repository, requested: BackendKind = "auto") -> None:
+    """Refuse ``--untagged`` where the backend cannot list untagged manifests (all but GHCR and ECR)."""
+    if backend_kind(repository, requested) in ("ghcr", "ecr"):
+        return
+    raise UsageError(
+        f"{repository}: --untagged needs an API that lists untagged manifests, and the registry API "
+        "cannot (only the GHCR and ECR backends can: their vendor APIs list untagged images)",
+        hint=(
+            "on ghcr.io use the GHCR backend (--backend auto or ghcr)"
+            if repository.registry.lower() == "ghcr.io"
+            else untagged_hint(repository.registry, ghcr=False)
+        ),
+    )
+
+
+def select_backend(
+    client: RegistryClient,
+    repository: Repository,
+    *,
+    kind: BackendKind = "auto",
+    github: GhcrClient | None = None,
+    package: str | None = None,
+    delete_empty_packages: bool = False,
+    ecr: EcrClient | None = None,
+) -> DeleteBackend:
+    """The backend for a repository (``backend_kind``). The GHCR backend needs a ``GhcrClient``;
+    ``package`` (``OWNER/NAME``) overrides the package, which is otherwise the repository's path;
+    ``delete_empty_packages`` lets it delete a package whose last version would go.
+    The ECR backend needs an ``EcrClient``."""
+    chosen = backend_kind(repository, kind)
+    if chosen != "ghcr" and package is not None:
+        raise UsageError(
+            f"{repository}: a package (OWNER/NAME) is only used by the GHCR backend (--backend ghcr)"
+        )
+    if chosen == "oci":
+        return OciBackend(client, repository)
+    if chosen == "ecr":
+        if ecr is None:
+            raise UsageError(f"{repository}: the ECR backend needs an ECR API client")
+        from inspector.gc.backends.ecr import EcrBackend
+
+        return EcrBackend(client, repository, ecr)
+    if github is None:
+        raise UsageError(f"{repository}: the GHCR backend needs a GitHub API client")
+    from inspector.gc.backends.ghcr import GhcrBackend
+
+    return GhcrBackend(
+        client, repository, github, package=package, delete_empty_packages=delete_empty_packages
+    )

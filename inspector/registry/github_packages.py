@@ -1,0 +1,871 @@
+"""GitHub Packages REST client for container packages: how a GHCR cache is listed and deleted.
+
+GHCR refuses ``DELETE /v2/<name>/manifests/<digest>`` (405 UNSUPPORTED, spec registries.md §3); the
+GitHub REST API deletes *package versions* instead, one version being one manifest digest with all its
+tags. Every endpoint, parameter, status and field used here was checked against GitHub's OpenAPI
+description (github/rest-api-description, ``descriptions-next/api.github.com/api.github.com.2022-11-28.yaml``)::
+
+    GET    /orgs/{org}/packages/container/{package_name}/versions
+               packages/get-all-package-versions-for-package-owned-by-org        page, per_page (max 100)
+    GET    /users/{username}/packages/container/{package_name}/versions
+               packages/get-all-package-versions-for-package-owned-by-user       (no paging parameters listed)
+    GET    /user/packages/container/{package_name}/versions
+               packages/get-all-package-versions-for-package-owned-by-authenticated-user
+    GET    <one of the three>/{package_version_id}
+               packages/get-package-version-for-organization | -for-user | -for-authenticated-user
+    DELETE <one of the three>/{package_version_id}                                204; 401, 403, 404
+               packages/delete-package-version-for-org | -for-user | -for-authenticated-user
+    GET    /user   users/get-authenticated                                        (``login``)
+
+A version is the ``package-version`` schema: ``id``, ``name`` (the manifest digest for containers),
+``created_at``, ``updated_at``, ``metadata.container.tags``. Errors are ``basic-error``
+(``message``, ``documentation_url``).
+
+Which owner kind a name belongs to is decided from the API's answers, once per client: the org
+endpoint first; on 404 the authenticated user's (``/user/…``, when the token's login is the owner) or
+the public user endpoint (``/users/{username}/…``).
+
+    DELETE /orgs/{org}/packages/container/{package_name}                        204; 400, 401, 403, 404
+               packages/delete-package-for-org | -for-user | -for-authenticated-user
+
+Rate limits follow GitHub's "Rate limits for the REST API": a 403/429 with ``retry-after`` waits that
+long; with ``x-ratelimit-remaining: 0`` it waits until ``x-ratelimit-reset``; a secondary-limit message
+without either waits at least a minute, doubling. Waits up to ``GhcrOptions.max_wait`` are slept,
+longer ones raise ``RateLimited`` saying when to retry. Connection errors and 5xx are retried with
+capped jittered backoff.
+
+Deletions are *paced* (``Pace``) so that GitHub's secondary limits are not met in the first place:
+at least one second between mutating requests, at most 80 content-creating requests a minute and 500
+an hour (``../shared/spec/registries.md`` addendum [G14]; GitHub "Rate limits for the REST API" and
+"Best practices for using the REST API"). ``backlog_seconds`` says how long N deletions take at that
+pace. The pace is per client: other processes using the same token share GitHub's limits unseen.
+
+A DELETE answered 404 is looked at again, because GitHub answers 404 both for a version that is gone
+and for a token that may not manage the package. GitHub keeps a deleted version restorable for 30
+days ("Restore a package version") and does not document what a GET of it answers (registries.md
+[G13]). So the version counts as gone when its GET is 404, or shows ``deleted_at``, or when the
+version is absent from the package's *active* listing (``state=active``); only a version that is still
+listed as active is a refusal. A retried DELETE whose first attempt reached GitHub therefore never
+reads as "the token may not delete".
+
+GitHub refuses to delete a package's last version (400 "You cannot delete the last version of a
+package. You must delete the package instead.", registries.md [G11][G12]): ``LastVersionRefused``.
+
+The token is sent only to the configured API origin and never appears in messages or logs. Which
+environment variable holds it follows gh: for github.com (and ``*.ghe.com``) ``GH_TOKEN``, else
+``GITHUB_TOKEN``; for a GitHub Enterprise Server API (``https://HOST/api/v3``) ``GH_ENTERPRISE_TOKEN``,
+else ``GITHUB_ENTERPRISE_TOKEN`` — and ``GITHUB_TOKEN`` only inside a workflow of that same server
+(``GITHUB_API_URL`` names it), so a github.com token is never sent to another host. An organisation
+with SAML single sign-on answers 403 with ``X-GitHub-SSO: required; url=…`` to a token not authorised
+for it; the hint says so and gives that URL (registries.md [G16]).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import random
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any, Literal, TypeVar
+from urllib.parse import quote, urlencode, urljoin, urlsplit
+
+import httpx
+
+from inspector._version import __version__
+from inspector.cache.fetch import find_cache_config
+from inspector.errors import (
+    Denied,
+    InvalidContent,
+    InvalidRequest,
+    NotFound,
+    RateLimited,
+    RegistryError,
+    ServerError,
+    TransportError,
+    Unauthorized,
+    UsageError,
+)
+from inspector.oci import gojson
+from inspector.oci.digest import Digest
+from inspector.oci.models import ManifestDocument
+from inspector.oci.reference import Repository, is_loopback_host, parse_repository
+from inspector.registry.client import _describe_transport_error as _describe
+from inspector.registry.client import _loggable as _path
+from inspector.registry.client import _next_link, _read_capped, _retry_after, send_following_redirects
+
+__all__ = [
+    "DEFAULT_API_URL",
+    "GHCR_HOST",
+    "TOKEN_HINT",
+    "CacheSelection",
+    "DeleteOutcome",
+    "Exclusion",
+    "GhcrClient",
+    "GhcrOptions",
+    "LastVersionRefused",
+    "Pace",
+    "Package",
+    "PackageScope",
+    "PackageVersion",
+    "backlog_seconds",
+    "format_seconds",
+    "ghcr_package_name",
+    "select_untagged_caches",
+]
+
+log = logging.getLogger(__name__)
+
+GHCR_HOST = "ghcr.io"
+DEFAULT_API_URL = "https://api.github.com"
+#: What a 401/403 from the Packages API means, in the terms GitHub's permissions use.
+TOKEN_HINT = (
+    "the token lacks delete:packages (classic PAT) or admin access to the package "
+    "(GITHUB_TOKEN needs the package's Manage Actions access / admin role)"
+)
+_READ_HINT = (
+    "listing needs read:packages (classic PAT) or read access to the package "
+    "(GITHUB_TOKEN: the workflow's repository must be granted access to the package)"
+)
+_DOWNLOADS_HINT = (
+    "GitHub refuses to delete a version of a public package that has more than 5,000 downloads; "
+    "contact GitHub Support, or leave that version"
+)
+_ENV_TOKENS = ("GH_TOKEN", "GITHUB_TOKEN")  # gh's precedence for github.com
+_ENTERPRISE_ENV_TOKENS = ("GH_ENTERPRISE_TOKEN", "GITHUB_ENTERPRISE_TOKEN")  # gh's, for other hosts
+_GITHUB_API_HOST = "api.github.com"
+_LAST_VERSION = "last version of a package"  # in GitHub's 400 message (registries.md [G11])
+_BODY_LIMIT = 16 * 1024 * 1024
+_SECONDARY_WAIT = 60.0  # GitHub: "wait for at least one minute before retrying"
+_REFERENCE_TYPE = "vnd.docker.reference.type"  # BuildKit attestation manifests in an index
+
+PackageScope = Literal["org", "user", "authenticated-user"]
+DeleteOutcome = Literal["deleted", "already-deleted"]
+T = TypeVar("T")
+R = TypeVar("R")
+
+
+@dataclass(frozen=True, slots=True)
+class Pace:
+    """GitHub's documented limits for content-changing requests (registries.md addendum [G14]).
+
+    "wait at least one second between each request" (mutating ones), and secondary limits of 80
+    content-generating requests a minute and 500 an hour. A DELETE is paced as one of those.
+    """
+
+    min_interval: float = 1.0
+    per_minute: int = 80
+    per_hour: int = 500
+
+
+@dataclass(frozen=True, slots=True)
+class GhcrOptions:
+    """Transport settings for the GitHub REST API."""
+
+    base_url: str = DEFAULT_API_URL
+    api_version: str = "2022-11-28"
+    timeout: float = 30.0
+    page_size: int = 100  # per_page; GitHub's maximum
+    retries: int = 4
+    backoff_base: float = 0.5
+    backoff_cap: float = 16.0
+    max_wait: float = 60.0  # longest rate-limit wait that is slept rather than raised
+    max_pages: int = 100_000
+    user_agent: str = f"cacheinspect/{__version__}"
+    pace: Pace = field(default_factory=Pace)
+
+
+@dataclass(frozen=True, slots=True)
+class Package:
+    """A container package and the endpoint family that serves it."""
+
+    owner: str
+    name: str
+    scope: PackageScope
+    host: str = GHCR_HOST  # the container registry that serves it (messages only)
+
+    @property
+    def path(self) -> str:
+        """API path of the package; the name is one path segment (``a/b`` -> ``a%2Fb``)."""
+        name = quote(self.name, safe="")
+        if self.scope == "org":
+            return f"/orgs/{quote(self.owner, safe='')}/packages/container/{name}"
+        if self.scope == "user":
+            return f"/users/{quote(self.owner, safe='')}/packages/container/{name}"
+        return f"/user/packages/container/{name}"
+
+    def __str__(self) -> str:
+        return f"{self.host}/{self.owner}/{self.name}"
+
+
+@dataclass(frozen=True, slots=True)
+class PackageVersion:
+    """One package version: one manifest digest and every tag on it."""
+
+    id: int
+    digest: Digest
+    tags: tuple[str, ...]
+    created_at: datetime
+    updated_at: datetime
+    deleted_at: datetime | None = None  # set on a deleted (restorable) version, when GitHub shows one
+
+    @property
+    def tagged(self) -> bool:
+        return bool(self.tags)
+
+
+@dataclass(frozen=True, slots=True)
+class Exclusion:
+    """A version ``select_untagged_caches`` keeps, and why."""
+
+    version: PackageVersion
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class CacheSelection:
+    selected: tuple[PackageVersion, ...]
+    excluded: tuple[Exclusion, ...]
+
+
+def ghcr_package_name(repository: Repository | str) -> tuple[str, str]:
+    """``(owner, name)`` of ``ghcr.io/OWNER/NAME``; NAME may contain slashes."""
+    repo = parse_repository(repository) if isinstance(repository, str) else repository
+    if repo.registry != GHCR_HOST:
+        raise UsageError(f"{repo} is not on {GHCR_HOST}: the GitHub Packages API only serves ghcr.io")
+    owner, _, name = repo.path.partition("/")
+    if not name:
+        raise UsageError(f"{repo}: expected ghcr.io/OWNER/NAME")
+    return owner, name
+
+
+class LastVersionRefused(InvalidRequest):
+    """GitHub refuses to delete a package's only version: the package itself must be deleted."""
+
+
+class _Pacer:
+    """Schedules mutating requests within ``Pace``; each call of ``wait`` takes the next free slot.
+
+    A request counts from when its answer came back (``finished``), not from when it was sent: the
+    previous request has then surely reached GitHub, so network jitter cannot bring two arrivals closer
+    than ``min_interval``. Mutating requests are sequential (the executor is).
+    """
+
+    def __init__(self, pace: Pace, clock: Callable[[], float], sleep: Callable[[float], None]) -> None:
+        self._pace = pace
+        self._clock = clock
+        self._sleep = sleep
+        self._sent: deque[float] = deque()  # slots taken within the last hour, oldest first
+        self._lock = threading.Lock()
+
+    def wait(self) -> float:
+        """Sleep until the next request may go; returns the seconds slept."""
+        with self._lock:
+            now = self._clock()
+            slot = self.next_slot(now)
+            self._sent.append(slot)
+        if slot > now:
+            self._sleep(slot - now)
+        return max(0.0, slot - now)
+
+    def finished(self) -> None:
+        """The request of the last ``wait`` was answered (or failed): it counts from now."""
+        with self._lock:
+            if self._sent:
+                self._sent[-1] = max(self._sent[-1], self._clock())
+
+    def next_slot(self, now: float) -> float:
+        pace, sent = self._pace, self._sent
+        while sent and sent[0] <= now - 3600.0:
+            sent.popleft()
+        slot = now
+        while True:
+            earliest = slot
+            if sent:
+                earliest = max(earliest, sent[-1] + pace.min_interval)
+            for limit, window in ((pace.per_minute, 60.0), (pace.per_hour, 3600.0)):
+                inside = [t for t in sent if t > earliest - window]
+                if limit > 0 and len(inside) >= limit:
+                    earliest = max(earliest, inside[len(inside) - limit] + window)
+            if earliest == slot:
+                return slot
+            slot = earliest
+
+
+def backlog_seconds(requests: int, pace: Pace | None = None) -> float:
+    """How long ``requests`` paced mutating requests take from a standing start (the last one's start)."""
+    now = [0.0]
+    pacer = _Pacer(pace or Pace(), lambda: now[0], lambda seconds: None)
+    for _ in range(requests):
+        now[0] = pacer.next_slot(now[0])
+        pacer._sent.append(now[0])
+    return now[0]
+
+
+def format_seconds(seconds: float) -> str:
+    """``45 s``, ``8 min 19 s``, ``2 h 5 min``: durations as a person reads them."""
+    total = round(seconds)
+    if total < 60:
+        return f"{total} s"
+    minutes, secs = divmod(total, 60)
+    if minutes < 60:
+        return f"{minutes} min {secs} s" if secs else f"{minutes} min"
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours} h {minutes} min" if minutes else f"{hours} h"
+
+
+class GhcrClient:
+    """GitHub Packages API client for container packages. Use as a context manager; thread-safe."""
+
+    def __init__(
+        self,
+        options: GhcrOptions | None = None,
+        *,
+        token: str | None = None,
+        env: Mapping[str, str] | None = None,
+        transport: httpx.BaseTransport | None = None,
+        sleep: Callable[[float], None] = time.sleep,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.options = options or GhcrOptions()
+        if not 1 <= self.options.page_size <= 100:
+            raise UsageError("the GitHub API pages at most 100 versions (per_page 1..100)")
+        base = httpx.URL(self.options.base_url.rstrip("/"))
+        if base.scheme != "https" and not (base.scheme == "http" and is_loopback_host(base.host)):
+            raise UsageError(
+                f"GitHub API URL {self.options.base_url} must be https (plain http: loopback only)"
+            )
+        self._base = base
+        self._origin = _origin(str(base))
+        environment = os.environ if env is None else env
+        self.enterprise = _is_enterprise(base.host)
+        self._token_names = _token_names(str(base), environment)
+        self._token = _pick_token(token, environment, self._token_names)
+        self._sleep = sleep
+        self._clock = clock
+        self._pacer = _Pacer(self.options.pace, clock, sleep)
+        headers = {
+            "Accept": "application/vnd.github+json",
+            "X-GitHub-Api-Version": self.options.api_version,
+            "User-Agent": self.options.user_agent,
+        }
+        self._http = httpx.Client(
+            headers=headers,
+            timeout=httpx.Timeout(self.options.timeout, connect=min(self.options.timeout, 10.0)),
+            limits=httpx.Limits(max_connections=16, max_keepalive_connections=16),
+            follow_redirects=False,  # send_following_redirects: GET/HEAD only, never a DELETE
+            transport=transport,
+            event_hooks={"request": [self._guard]},
+        )
+        self._lock = threading.Lock()
+        self._resolve_lock = threading.Lock()
+        self._packages: dict[tuple[str, str], Package] = {}
+        self._login: str | None = None
+        self._login_known = False
+        self.request_count = 0
+
+    def __enter__(self) -> GhcrClient:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self._http.close()
+
+    @property
+    def has_token(self) -> bool:
+        return self._token is not None
+
+    # -- API ---------------------------------------------------------------------------------------
+
+    def package(self, owner: str, name: str, *, host: str = GHCR_HOST) -> Package:
+        """The package ``HOST/owner/name``, its owner kind decided by the API (once per client).
+
+        The org endpoint is asked first; on 404 the user's: ``/user/…`` when the token belongs to
+        ``owner`` (private packages of the token's user are served there), else ``/users/{owner}/…``.
+        ``host`` is the container registry the package is pulled from; it only names it in messages.
+        """
+        key = (owner.lower(), name.lower())
+        with self._resolve_lock:
+            known = self._packages.get(key)
+            if known is not None:
+                return known
+            found = self._probe(Package(owner, name, "org", host))
+            if found is None:
+                found = self._probe(Package(owner, name, self._user_scope(owner), host))
+            if found is None:
+                raise NotFound(
+                    f"no container package {name!r} owned by {owner!r} "
+                    "(asked GitHub's organisation and user package endpoints)",
+                    status=404,
+                    method="GET",
+                    url=self._origin,
+                    hint="check ghcr.io/OWNER/NAME, and that the token can read the package (read:packages)",
+                )
+            self._packages[key] = found
+            log.debug("%s: served by the %s endpoints", found, found.scope)
+            return found
+
+    def _probe(self, candidate: Package) -> Package | None:
+        """``candidate`` if its versions endpoint answers 200, None on 404."""
+        what = f"find {candidate}"
+        response = self._call("GET", self._url(candidate.path + "/versions", per_page=1), what=what)
+        if response.status == 200:
+            return candidate
+        if response.status == 404:
+            return None
+        raise self._error(response, "GET", what, hint=_READ_HINT)
+
+    def package_for(self, repository: Repository | str) -> Package:
+        """The package behind ``ghcr.io/OWNER/NAME``."""
+        return self.package(*ghcr_package_name(repository))
+
+    def iter_versions(self, package: Package) -> Iterator[PackageVersion]:
+        """Every active version, newest first as GitHub serves them, following ``Link: rel="next"``.
+
+        Page-number paging shifts when versions are deleted meanwhile: list everything, then delete.
+        """
+        url = self._url(package.path + "/versions", per_page=self.options.page_size, state="active")
+        seen: set[str] = set()
+        what = f"list versions of {package}"
+        while url:
+            if url in seen or len(seen) >= self.options.max_pages:
+                raise InvalidContent(f"{what}: the API's Link pagination loops back to {_path(url)}")
+            seen.add(url)
+            response = self._call("GET", url, what=what)
+            if response.status != 200:
+                raise self._error(response, "GET", what, hint=_READ_HINT)
+            yield from _parse_versions(response.body, what)
+            next_url = _next_link(response.headers.get_list("Link"))
+            url = urljoin(url, next_url) if next_url else ""
+            if url and _origin(url) != self._origin:
+                raise InvalidContent(f"{what}: pagination Link points to another host ({_path(url)})")
+
+    def versions(self, package: Package) -> list[PackageVersion]:
+        """Every active version, each once (a version seen on two pages is kept once)."""
+        out: dict[int, PackageVersion] = {}
+        for version in self.iter_versions(package):
+            out.setdefault(version.id, version)
+        return list(out.values())
+
+    def get_version(self, package: Package, version_id: int) -> PackageVersion | None:
+        """One version, or None when GitHub answers 404."""
+        what = f"get version {version_id} of {package}"
+        response = self._call("GET", self._url(f"{package.path}/versions/{int(version_id)}"), what=what)
+        if response.status == 404:
+            return None
+        if response.status != 200:
+            raise self._error(response, "GET", what, hint=_READ_HINT)
+        return _parse_version(gojson.load(response.body, what), what)
+
+    def delete_version(self, package: Package, version_id: int) -> DeleteOutcome:
+        """Delete one version: the manifest and all its tags (delete-package-version-for-org/-user/…).
+
+        ``"deleted"`` when this call deleted it (also when a retried attempt found it gone: the lost
+        answer was ours), ``"already-deleted"`` when it was gone before. A 404 is judged by
+        ``_still_active``, because GitHub also answers 404 to a token that may not manage the package.
+        GitHub's refusal to delete the package's last version raises ``LastVersionRefused``.
+        """
+        what = f"delete version {version_id} of {package}"
+        url = self._url(f"{package.path}/versions/{int(version_id)}")
+        response, retried = self._exchange("DELETE", url, what=what)
+        if 200 <= response.status < 300:  # 204 No Content
+            return "deleted"
+        if response.status == 404:
+            if not self._still_active(package, version_id):
+                return "deleted" if retried else "already-deleted"
+            raise self._error(response, "DELETE", what, cls=Denied, hint=TOKEN_HINT)
+        if response.status == 400 and _LAST_VERSION in _message(response.body).lower():
+            raise self._error(response, "DELETE", what, cls=LastVersionRefused)
+        raise self._error(response, "DELETE", what, hint=TOKEN_HINT)
+
+    def delete_package(self, package: Package) -> DeleteOutcome:
+        """Delete the whole package (delete-package-for-org/-user/…); restorable by GitHub for 30 days.
+
+        A 404 is a package that is gone, unless the package still answers (then it is GitHub's 404 for
+        a token that may not manage it).
+        """
+        what = f"delete package {package}"
+        response, retried = self._exchange("DELETE", self._url(package.path), what=what)
+        if 200 <= response.status < 300:
+            return "deleted"
+        if response.status == 404:
+            probe = self._call("GET", self._url(package.path + "/versions", per_page=1), what=what)
+            if probe.status == 404:
+                return "deleted" if retried else "already-deleted"
+            raise self._error(response, "DELETE", what, cls=Denied, hint=TOKEN_HINT)
+        raise self._error(response, "DELETE", what, hint=TOKEN_HINT)
+
+    def _still_active(self, package: Package, version_id: int) -> bool:
+        """Whether a version GitHub answered 404 to a DELETE for is still an active version.
+
+        GitHub does not document what a GET of a deleted (30-day restorable) version answers, so a
+        version the GET still shows counts as active only when it has no ``deleted_at`` and the
+        active listing has it too: a DELETE whose first attempt succeeded is never read as a refusal.
+        """
+        version = self.get_version(package, version_id)
+        if version is None or version.deleted_at is not None:
+            return False
+        return any(v.id == version_id for v in self.iter_versions(package))
+
+    # -- plumbing ----------------------------------------------------------------------------------
+
+    def _user_scope(self, owner: str) -> PackageScope:
+        login = self._authenticated_login()
+        return "authenticated-user" if login is not None and login.lower() == owner.lower() else "user"
+
+    def _authenticated_login(self) -> str | None:
+        """``login`` of ``GET /user`` (users/get-authenticated), or None (no token, or an app token)."""
+        if self._login_known:
+            return self._login
+        login: str | None = None
+        if self._token is not None:
+            response = self._call("GET", self._url("/user"), what="identify the token's user")
+            if response.status == 200:
+                fields = gojson.fields(gojson.load(response.body, "GET /user"), ("login",), "GET /user")
+                login = gojson.as_str(fields.get("login"), "GET /user.login") or None
+            elif response.status not in (401, 403):
+                raise self._error(response, "GET", "identify the token's user")
+        self._login, self._login_known = login, True
+        return login
+
+    def _url(self, path: str, **query: int | str) -> str:
+        url = f"{self._base}{path}"
+        return f"{url}?{urlencode(query)}" if query else url
+
+    def _guard(self, request: httpx.Request) -> None:
+        """Credentials go to the configured origin only, whatever redirects or Links say."""
+        if _origin(str(request.url)) != self._origin:
+            request.headers.pop("Authorization", None)
+        elif self._token is not None:
+            request.headers["Authorization"] = f"Bearer {self._token}"
+
+    def _backoff(self, attempt: int) -> float:
+        ceiling = min(self.options.backoff_cap, self.options.backoff_base * (2**attempt))
+        return random.uniform(ceiling / 2, ceiling)
+
+    def _call(self, method: str, url: str, *, what: str) -> _Answer:
+        return self._exchange(method, url, what=what)[0]
+
+    def _exchange(self, method: str, url: str, *, what: str) -> tuple[_Answer, bool]:
+        """Send with waits and retries: the final response (body read, capped) for the caller to judge,
+        and whether an attempt before it may have reached GitHub (a retried connection error or 5xx).
+
+        Rate limits are waited out (when short) for every method: GitHub did not act on the request.
+        Connection errors and 5xx are retried too; for DELETE the caller treats a later 404 as done.
+        """
+        attempt = 0
+        limited = 0
+        while True:
+            if method != "GET":
+                slept = self._pacer.wait()
+                if slept:
+                    log.debug("%s: paced %.1f s (GitHub's limits for mutating requests)", what, slept)
+            request = self._http.build_request(method, url)
+            try:
+                with self._lock:
+                    self.request_count += 1
+                try:
+                    streamed = send_following_redirects(self._http, request)
+                    try:
+                        body = _read_capped(
+                            streamed, _BODY_LIMIT, what, deadline=time.monotonic() + self.options.timeout
+                        )
+                    finally:
+                        streamed.close()
+                finally:
+                    if method != "GET":
+                        self._pacer.finished()
+                response = _Answer(streamed.status_code, streamed.headers, body, str(streamed.url))
+            except httpx.TransportError as exc:
+                log.debug("%s %s failed: %s", method, _path(url), type(exc).__name__)
+                if attempt >= self.options.retries:
+                    raise TransportError(f"{what}: {_describe(exc, url)}") from None
+                self._sleep(self._backoff(attempt))
+                attempt += 1
+                continue
+            log.debug("%s %s -> %s", method, _path(url), response.status)
+            wait = self._rate_limit_wait(response, limited)
+            if wait is not None:
+                if wait > self.options.max_wait or limited >= self.options.retries:
+                    raise self._rate_limited(response, method, what, wait)
+                log.debug("%s: rate limited, waiting %.1f s", what, wait)
+                self._sleep(wait)
+                limited += 1
+                continue
+            if response.status >= 500 and attempt < self.options.retries:
+                self._sleep(self._backoff(attempt))
+                attempt += 1
+                continue
+            return response, attempt > 0
+
+    def _rate_limit_wait(self, response: _Answer, previous: int) -> float | None:
+        """Seconds GitHub asks us to wait, or None when the answer is not a rate limit."""
+        if response.status not in (403, 429):
+            return None
+        after = _retry_after(response.headers.get("retry-after"))
+        if after is not None:
+            return after
+        if response.headers.get("x-ratelimit-remaining", "").strip() == "0":
+            reset = response.headers.get("x-ratelimit-reset", "").strip()
+            if reset.isdigit():
+                return max(0.0, float(reset) - self._clock()) + 1.0
+        message = _message(response.body).lower()
+        if response.status == 429 or "rate limit" in message or "abuse" in message:
+            return _SECONDARY_WAIT * (1 << min(previous, 16))
+        return None
+
+    def _rate_limited(self, response: _Answer, method: str, what: str, wait: float) -> RateLimited:
+        when = datetime.fromtimestamp(self._clock() + wait, UTC)
+        kind = "secondary rate limit" if "secondary" in _message(response.body).lower() else "rate limit"
+        return RateLimited(
+            f"{what}: GitHub's {kind} ({_message(response.body) or response.status}); "
+            f"retry after {when:%Y-%m-%d %H:%M:%S} UTC (in {wait:.0f} s)",
+            status=response.status,
+            method=method,
+            url=_path(response.url),
+            body=response.body[:4096].decode("utf-8", "replace"),
+            retry_after=wait,
+            hint=f"waits longer than {self.options.max_wait:.0f} s are not slept; run again after that time",
+        )
+
+    def _error(
+        self,
+        response: _Answer,
+        method: str,
+        what: str,
+        *,
+        cls: type[RegistryError] | None = None,
+        hint: str | None = None,
+    ) -> RegistryError:
+        """The typed error for a final answer; ``hint`` explains a 403 (or a 404 that is a refusal)."""
+        status = response.status
+        message = _message(response.body)
+        if cls is None:
+            cls = _STATUS_CLASSES.get(status, ServerError if status >= 500 else RegistryError)
+        if status in (400, 403, 422) and "download" in message.lower():
+            cls, hint = InvalidRequest, _DOWNLOADS_HINT
+        elif status == 401:
+            hint = (
+                f"set {' or '.join(self._token_names)} (or pass a token): the Packages API needs one"
+                if self._token is None
+                else "GitHub rejected the token (expired, revoked, or not a GitHub token)"
+            )
+        elif status == 403 and _sso_url(response.headers) is not None:
+            cls, hint = Denied, _sso_hint(_sso_url(response.headers) or "")
+        elif cls is not Denied:
+            hint = None
+        return cls(
+            f"{what}: {method} answered {status} ({message or 'no message'})",
+            status=status,
+            method=method,
+            url=_path(response.url),
+            body=response.body[:4096].decode("utf-8", "replace"),
+            hint=hint,
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class _Answer:
+    """A final HTTP answer with its (capped) body read."""
+
+    status: int
+    headers: httpx.Headers
+    body: bytes = field(repr=False)
+    url: str
+
+
+_STATUS_CLASSES: dict[int, type[RegistryError]] = {
+    400: InvalidRequest,
+    401: Unauthorized,
+    403: Denied,
+    404: NotFound,
+    422: InvalidRequest,
+    429: RateLimited,
+}
+
+
+def select_untagged_caches(
+    versions: Sequence[PackageVersion],
+    fetch_manifest: Callable[[Digest], ManifestDocument],
+    *,
+    map_bounded: Callable[[Callable[[PackageVersion], _Fetched], Sequence[PackageVersion]], list[_Fetched]]
+    | None = None,
+) -> CacheSelection:
+    """The untagged versions that are BuildKit caches and that no image index references.
+
+    Every version's manifest is read (``fetch_manifest(digest)``, e.g. ``RegistryClient.get_manifest``
+    of ``repo@digest`` against ghcr.io; ``map_bounded`` such as ``RegistryClient.map_bounded`` fetches
+    concurrently). A version is selected only when it is untagged, its manifest carries an
+    ``application/vnd.buildkit.cacheconfig.v0`` config (``cache.find_cache_config``) and no index among
+    the versions lists it in ``manifests[]`` — multi-arch children and attestation manifests
+    (``vnd.docker.reference.*``) stay, even when shaped like a cache. Everything else is excluded with
+    its reason. A manifest the registry no longer has (404) or that does not parse is excluded; other
+    failures (auth, network) propagate, since without every index the children cannot be known.
+    """
+    fetched = (map_bounded or _map)(lambda v: _fetch(v, fetch_manifest), versions)
+    referenced: dict[Digest, str] = {}
+    for item in fetched:
+        manifest = item.manifest
+        if manifest is None or manifest.kind != "index":
+            continue
+        owner = _describe_version(item.version)
+        for entry in manifest.manifests:
+            kind = entry.annotations.get(_REFERENCE_TYPE)
+            label = "attestation manifest in" if kind == "attestation-manifest" else "listed by"
+            referenced.setdefault(entry.digest, f"{label} image index {owner}")
+    selected: list[PackageVersion] = []
+    excluded: list[Exclusion] = []
+    for item in fetched:
+        version = item.version
+        if version.tagged:
+            excluded.append(Exclusion(version, f"tagged ({', '.join(version.tags)})"))
+        elif item.problem is not None:
+            excluded.append(Exclusion(version, item.problem))
+        elif version.digest in referenced:
+            excluded.append(Exclusion(version, referenced[version.digest]))
+        elif item.manifest is None or find_cache_config(item.manifest) is None:
+            excluded.append(Exclusion(version, f"not a BuildKit cache ({_describe_manifest(item.manifest)})"))
+        else:
+            selected.append(version)
+    return CacheSelection(tuple(selected), tuple(excluded))
+
+
+@dataclass(frozen=True, slots=True)
+class _Fetched:
+    version: PackageVersion
+    manifest: ManifestDocument | None
+    problem: str | None = None
+
+
+def _fetch(version: PackageVersion, fetch_manifest: Callable[[Digest], ManifestDocument]) -> _Fetched:
+    try:
+        return _Fetched(version, fetch_manifest(version.digest))
+    except NotFound:
+        return _Fetched(version, None, "manifest not found in the registry")
+    except InvalidContent as exc:
+        return _Fetched(version, None, f"unreadable manifest ({exc})")
+
+
+def _map(fn: Callable[[T], R], items: Sequence[T]) -> list[R]:
+    return [fn(item) for item in items]
+
+
+def _describe_version(version: PackageVersion) -> str:
+    tags = f" ({', '.join(version.tags)})" if version.tags else " (untagged)"
+    return f"{version.digest.short}{tags}"
+
+
+def _describe_manifest(manifest: ManifestDocument | None) -> str:
+    if manifest is None:
+        return "no manifest"
+    if manifest.kind == "index":
+        return f"{manifest.media_type} with {len(manifest.manifests)} entries"
+    config = manifest.config.media_type if manifest.config is not None else "none"
+    return f"{manifest.media_type}, config {config}"
+
+
+# -- parsing ---------------------------------------------------------------------------------------
+
+
+def _parse_versions(raw: bytes, what: str) -> list[PackageVersion]:
+    doc = gojson.load(raw, what)
+    return [_parse_version(item, f"{what}[{i}]") for i, item in enumerate(gojson.as_list(doc, what))]
+
+
+def _parse_version(value: Any, where: str) -> PackageVersion:
+    """A ``package-version`` object (required: id, name, url, package_html_url, created_at, updated_at)."""
+    f = gojson.fields(value, ("id", "name", "created_at", "updated_at", "deleted_at", "metadata"), where)
+    if "id" not in f or "name" not in f:
+        raise InvalidContent(f"{where}: a package version needs 'id' and 'name'")
+    version_id = gojson.as_int(f.get("id"), f"{where}.id")
+    name = gojson.as_str(f.get("name"), f"{where}.name")
+    try:
+        digest = Digest(name)
+    except UsageError:
+        raise InvalidContent(
+            f"{where}: version {version_id} is named {name[:80]!r}, not a manifest digest "
+            "(is this a container package?)"
+        ) from None
+    metadata = gojson.fields(f.get("metadata"), ("package_type", "container"), f"{where}.metadata")
+    container = gojson.fields(metadata.get("container"), ("tags",), f"{where}.metadata.container")
+    tags = tuple(
+        gojson.as_str(t, f"{where}.metadata.container.tags[{i}]")
+        for i, t in enumerate(gojson.as_list(container.get("tags"), f"{where}.metadata.container.tags"))
+    )
+    return PackageVersion(
+        id=version_id,
+        digest=digest,
+        tags=tags,
+        created_at=_time(f.get("created_at"), f"{where}.created_at"),
+        updated_at=_time(f.get("updated_at"), f"{where}.updated_at"),
+        deleted_at=_time(f.get("deleted_at"), f"{where}.deleted_at") if f.get("deleted_at") else None,
+    )
+
+
+def _time(value: Any, where: str) -> datetime:
+    return gojson.parse_go_time(gojson.as_str(value, where), where).datetime
+
+
+def _message(raw: bytes) -> str:
+    """``message`` of a ``basic-error`` body, else the body's first line (both cut to 300 chars)."""
+    try:
+        doc = gojson.load(raw, "error body")
+        text = gojson.as_str(gojson.fields(doc, ("message",), "error body").get("message"), "message")
+    except InvalidContent:
+        lines = raw.decode("utf-8", "replace").strip().splitlines()
+        text = lines[0] if lines else ""
+    return text.strip()[:300]
+
+
+def _is_enterprise(host: str) -> bool:
+    """gh's rule: every API host but github.com's and GHE.com tenancies (``api.X.ghe.com``) is Enterprise Server."""
+    host = host.lower()
+    return host != _GITHUB_API_HOST and not host.endswith(".ghe.com")
+
+
+def _token_names(base_url: str, env: Mapping[str, str]) -> tuple[str, ...]:
+    """The environment variables that may hold a token for this API, in gh's order.
+
+    On an Enterprise Server, ``GITHUB_TOKEN`` is that server's only inside its own workflows, which
+    set ``GITHUB_API_URL`` to it; anywhere else it is a github.com token and is not sent there.
+    """
+    if not _is_enterprise(httpx.URL(base_url).host):
+        return _ENV_TOKENS
+    own_workflow = env.get("GITHUB_API_URL", "").strip().rstrip("/").lower() == base_url.rstrip("/").lower()
+    return (*_ENTERPRISE_ENV_TOKENS, *(("GITHUB_TOKEN",) if own_workflow else ()))
+
+
+def _pick_token(token: str | None, env: Mapping[str, str], names: Sequence[str]) -> str | None:
+    for candidate in (token, *(env.get(name) for name in names)):
+        if candidate is not None and candidate.strip():
+            return candidate.strip()
+    return None
+
+
+def _sso_url(headers: httpx.Headers) -> str | None:
+    """The authorisation URL of ``X-GitHub-SSO: required; url=…`` ('' when none is given), else None."""
+    value = headers.get("x-github-sso", "")
+    kind, _, rest = value.partition(";")
+    if kind.strip().lower() != "required":
+        return None
+    key, _, url = rest.strip().partition("=")
+    return url.strip() if key.strip().lower() == "url" and url.strip().startswith("https://") else ""
+
+
+def _sso_hint(url: str) -> str:
+    where = f": {url}" if url else " (GitHub: Settings, Developer settings, the token, Configure SSO)"
+    return (
+        "the organisation uses SAML single sign-on and this token is not authorised for it; "
+        f"authorise the token for the organisation{where}"
+    )
+
+
+def _origin(url: str) -> str:
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.netloc}".lower()
