@@ -26,7 +26,7 @@ if ! command -v docker-registry >/dev/null 2>&1 && [ ! -x /usr/bin/docker-regist
   fi
 fi
 
-# tmux: the tests read the human views in a real terminal (tests/test_output.py); CI=true fails without it.
+# tmux: the tests read the human views in a real terminal (tests/integration/test_terminal.py); CI=true fails without it.
 if ! command -v tmux >/dev/null 2>&1; then
   if command -v apt-get >/dev/null 2>&1; then
     sudo=""

@@ -15,7 +15,7 @@ import time
 from pathlib import Path
 
 from inspector.cli.entry import run
-from tests.registry import (
+from tests.harness.registry import (
     GC_DEMO_REPOSITORY,
     RegistryUnavailable,
     load_samples,

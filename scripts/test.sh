@@ -6,5 +6,5 @@ bash scripts/bootstrap.sh
 export PATH="$PWD/.venv/bin:$PATH"
 echo "== ruff" && ruff check inspector tests scripts bench
 echo "== mypy" && mypy
-echo "== testdata" && python -m tests.make_testdata --check
+echo "== testdata" && python -m tests.harness.make_testdata --check
 echo "== pytest" && python -m pytest -q "$@"

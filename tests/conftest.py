@@ -1,4 +1,7 @@
-"""Shared fixtures: one real registry per test session, seeded with every sample in testdata/."""
+"""Shared fixtures (one real registry per test session, seeded with every sample in testdata/) and the one
+integration rule: a test that talks to a registry lives in ``tests/integration/``, and everything there is marked
+``integration`` (``pytest -m "not integration"`` runs the rest in seconds).
+"""
 
 from __future__ import annotations
 
@@ -8,7 +11,8 @@ from typing import Any
 
 import pytest
 
-from tests.registry import (
+from tests.harness.paths import REALWORLD
+from tests.harness.registry import (
     LocalRegistry,
     RegistryUnavailable,
     find_registry_binary,
@@ -16,9 +20,25 @@ from tests.registry import (
     seed_sample,
     start_registry,
 )
-from tests.support import registry_unavailable
+from tests.harness.support import registry_unavailable
 
-REALWORLD = Path(__file__).resolve().parent.parent.parent / "shared" / "realworld"
+INTEGRATION = Path(__file__).resolve().parent / "integration"
+#: Fixtures that start or seed a real registry.
+REGISTRY_FIXTURES = frozenset({"registry", "seeded"})
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Mark ``tests/integration/`` as integration; refuse a registry fixture anywhere else."""
+    misplaced = []
+    for item in items:
+        if item.path.is_relative_to(INTEGRATION):
+            item.add_marker(pytest.mark.integration)
+        elif REGISTRY_FIXTURES & set(getattr(item, "fixturenames", ())):
+            misplaced.append(item.nodeid)
+    if misplaced:
+        raise pytest.UsageError(
+            "tests that use a registry belong in tests/integration/: " + ", ".join(sorted(misplaced))
+        )
 
 
 @pytest.fixture(scope="session")
