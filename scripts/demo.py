@@ -14,7 +14,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from inspector.cli.entry import run
+from inspector.cli import run
 from tests.harness.registry import (
     GC_DEMO_REPOSITORY,
     RegistryUnavailable,

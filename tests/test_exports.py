@@ -39,7 +39,7 @@ def test_commands_without_human_output_never_import_rich() -> None:
         "import sys\n"
         "from inspector.cli.entry import run\n"
         "run(['--version']); run(['tags', '--help'])\n"
-        "print('rich' in sys.modules, 'inspector.cli.app' in sys.modules)"
+        "print('rich' in sys.modules, 'inspector.cli.commands' in sys.modules)"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip().splitlines()[-1] == "False True"

@@ -18,7 +18,18 @@ import typer
 from typer import _click as click
 from typer.core import TyperCommand, TyperGroup
 
-__all__ = ["GLOBAL_FLAGS", "GLOBAL_OPTIONS", "HouseCommand", "HouseGroup", "HouseTyper", "hoist_global_flags"]
+__all__ = [
+    "COMPLETE_VAR",
+    "GLOBAL_FLAGS",
+    "GLOBAL_OPTIONS",
+    "HouseCommand",
+    "HouseGroup",
+    "HouseTyper",
+    "hoist_global_flags",
+]
+
+#: The environment variable shell completion scripts set (see ``cacheinspect completion``).
+COMPLETE_VAR = "_CACHEINSPECT_COMPLETE"
 
 #: Flags of the top-level callback that may also be written after the subcommand.
 GLOBAL_FLAGS = frozenset({"-v", "--verbose", "--debug", "--no-color"})

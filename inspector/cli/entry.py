@@ -12,8 +12,6 @@ from collections.abc import Sequence
 
 __all__ = ["main", "run"]
 
-#: The environment variable shell completion scripts set (see ``cacheinspect completion``).
-COMPLETE_VAR = "_CACHEINSPECT_COMPLETE"
 #: The reader of stdout went away (``cacheinspect tags REPO | head -1``): 128 + SIGPIPE, as a shell says.
 _EXIT_READER_LEFT = 141
 
@@ -30,18 +28,20 @@ def run(argv: Sequence[str] | None = None) -> int:
     from typer import _click as click
     from typer.exceptions import Abort
 
-    from inspector.cli import app as commands
+    from inspector.cli.app import STATE, report_error
+    from inspector.cli.commands import app
+    from inspector.cli.conventions import COMPLETE_VAR
     from inspector.errors import CacheInspectError, ExitCode
 
     if os.environ.get(COMPLETE_VAR):
         from typer._completion_classes import completion_init
 
         completion_init()  # typer's bash/zsh/fish answer formats, which its completion scripts expect
-    state = commands.STATE
+    state = STATE
     state.reset()
     try:
         # Not standalone: usage errors come back here, to be reported in the house format.
-        result = commands.app(args=args, prog_name="cacheinspect", standalone_mode=False)
+        result = app(args=args, prog_name="cacheinspect", standalone_mode=False)
         sys.stdout.flush()  # a reader that left shows up here, as BrokenPipeError, not at interpreter exit
     except SystemExit as exc:
         if exc.code is None:
@@ -54,7 +54,7 @@ def run(argv: Sequence[str] | None = None) -> int:
     except click.exceptions.ClickException as exc:
         return _report_usage_error(exc.format_message(), "cacheinspect")
     except CacheInspectError as exc:
-        commands.report_error(exc)
+        report_error(exc)
         return int(exc.exit_code)
     except (KeyboardInterrupt, Abort):
         print("cacheinspect: interrupted", file=sys.stderr)

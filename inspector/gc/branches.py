@@ -23,8 +23,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TextIO
 
+from inspector._redact import redact
 from inspector.errors import TransportError, UsageError
-from inspector.registry.auth import redact
 
 __all__ = ["LiveRefs", "git_ls_remote", "parse_ref_lines", "read_branches_file"]
 

@@ -35,8 +35,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from inspector._redact import redact
 from inspector.errors import AuthError, UsageError
-from inspector.registry.auth import redact
 
 __all__ = [
     "DOCKER_HUB_SERVER",

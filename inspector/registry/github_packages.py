@@ -77,7 +77,6 @@ from urllib.parse import quote, urlencode, urljoin, urlsplit
 import httpx
 
 from inspector._version import __version__
-from inspector.cache.fetch import find_cache_config
 from inspector.errors import (
     Denied,
     InvalidContent,
@@ -92,7 +91,6 @@ from inspector.errors import (
 )
 from inspector.oci import gojson
 from inspector.oci.digest import Digest
-from inspector.oci.models import ManifestDocument
 from inspector.oci.reference import Repository, is_loopback_host, parse_repository
 from inspector.registry.client import _describe_transport_error as _describe
 from inspector.registry.client import _loggable as _path
@@ -102,9 +100,7 @@ __all__ = [
     "DEFAULT_API_URL",
     "GHCR_HOST",
     "TOKEN_HINT",
-    "CacheSelection",
     "DeleteOutcome",
-    "Exclusion",
     "GhcrClient",
     "GhcrOptions",
     "LastVersionRefused",
@@ -115,7 +111,6 @@ __all__ = [
     "backlog_seconds",
     "format_seconds",
     "ghcr_package_name",
-    "select_untagged_caches",
 ]
 
 log = logging.getLogger(__name__)
@@ -141,7 +136,6 @@ _GITHUB_API_HOST = "api.github.com"
 _LAST_VERSION = "last version of a package"  # in GitHub's 400 message (registries.md [G11])
 _BODY_LIMIT = 16 * 1024 * 1024
 _SECONDARY_WAIT = 60.0  # GitHub: "wait for at least one minute before retrying"
-_REFERENCE_TYPE = "vnd.docker.reference.type"  # BuildKit attestation manifests in an index
 
 PackageScope = Literal["org", "user", "authenticated-user"]
 DeleteOutcome = Literal["deleted", "already-deleted"]
@@ -216,20 +210,6 @@ class PackageVersion:
     @property
     def tagged(self) -> bool:
         return bool(self.tags)
-
-
-@dataclass(frozen=True, slots=True)
-class Exclusion:
-    """A version ``select_untagged_caches`` keeps, and why."""
-
-    version: PackageVersion
-    reason: str
-
-
-@dataclass(frozen=True, slots=True)
-class CacheSelection:
-    selected: tuple[PackageVersion, ...]
-    excluded: tuple[Exclusion, ...]
 
 
 def ghcr_package_name(repository: Repository | str) -> tuple[str, str]:
@@ -688,86 +668,6 @@ _STATUS_CLASSES: dict[int, type[RegistryError]] = {
     422: InvalidRequest,
     429: RateLimited,
 }
-
-
-def select_untagged_caches(
-    versions: Sequence[PackageVersion],
-    fetch_manifest: Callable[[Digest], ManifestDocument],
-    *,
-    map_bounded: Callable[[Callable[[PackageVersion], _Fetched], Sequence[PackageVersion]], list[_Fetched]]
-    | None = None,
-) -> CacheSelection:
-    """The untagged versions that are BuildKit caches and that no image index references.
-
-    Every version's manifest is read (``fetch_manifest(digest)``, e.g. ``RegistryClient.get_manifest``
-    of ``repo@digest`` against ghcr.io; ``map_bounded`` such as ``RegistryClient.map_bounded`` fetches
-    concurrently). A version is selected only when it is untagged, its manifest carries an
-    ``application/vnd.buildkit.cacheconfig.v0`` config (``cache.find_cache_config``) and no index among
-    the versions lists it in ``manifests[]`` — multi-arch children and attestation manifests
-    (``vnd.docker.reference.*``) stay, even when shaped like a cache. Everything else is excluded with
-    its reason. A manifest the registry no longer has (404) or that does not parse is excluded; other
-    failures (auth, network) propagate, since without every index the children cannot be known.
-    """
-    fetched = (map_bounded or _map)(lambda v: _fetch(v, fetch_manifest), versions)
-    referenced: dict[Digest, str] = {}
-    for item in fetched:
-        manifest = item.manifest
-        if manifest is None or manifest.kind != "index":
-            continue
-        owner = _describe_version(item.version)
-        for entry in manifest.manifests:
-            kind = entry.annotations.get(_REFERENCE_TYPE)
-            label = "attestation manifest in" if kind == "attestation-manifest" else "listed by"
-            referenced.setdefault(entry.digest, f"{label} image index {owner}")
-    selected: list[PackageVersion] = []
-    excluded: list[Exclusion] = []
-    for item in fetched:
-        version = item.version
-        if version.tagged:
-            excluded.append(Exclusion(version, f"tagged ({', '.join(version.tags)})"))
-        elif item.problem is not None:
-            excluded.append(Exclusion(version, item.problem))
-        elif version.digest in referenced:
-            excluded.append(Exclusion(version, referenced[version.digest]))
-        elif item.manifest is None or find_cache_config(item.manifest) is None:
-            excluded.append(Exclusion(version, f"not a BuildKit cache ({_describe_manifest(item.manifest)})"))
-        else:
-            selected.append(version)
-    return CacheSelection(tuple(selected), tuple(excluded))
-
-
-@dataclass(frozen=True, slots=True)
-class _Fetched:
-    version: PackageVersion
-    manifest: ManifestDocument | None
-    problem: str | None = None
-
-
-def _fetch(version: PackageVersion, fetch_manifest: Callable[[Digest], ManifestDocument]) -> _Fetched:
-    try:
-        return _Fetched(version, fetch_manifest(version.digest))
-    except NotFound:
-        return _Fetched(version, None, "manifest not found in the registry")
-    except InvalidContent as exc:
-        return _Fetched(version, None, f"unreadable manifest ({exc})")
-
-
-def _map(fn: Callable[[T], R], items: Sequence[T]) -> list[R]:
-    return [fn(item) for item in items]
-
-
-def _describe_version(version: PackageVersion) -> str:
-    tags = f" ({', '.join(version.tags)})" if version.tags else " (untagged)"
-    return f"{version.digest.short}{tags}"
-
-
-def _describe_manifest(manifest: ManifestDocument | None) -> str:
-    if manifest is None:
-        return "no manifest"
-    if manifest.kind == "index":
-        return f"{manifest.media_type} with {len(manifest.manifests)} entries"
-    config = manifest.config.media_type if manifest.config is not None else "none"
-    return f"{manifest.media_type}, config {config}"
 
 
 # -- parsing ---------------------------------------------------------------------------------------

@@ -22,7 +22,8 @@ import httpx
 import pytest
 
 from inspector.errors import InvalidContent
-from inspector.gc.backends.base import EMPTY_CONFIG, OciBackend, build_placeholder
+from inspector.gc.backends.base import EMPTY_CONFIG, build_placeholder
+from inspector.gc.backends.oci import OciBackend
 from inspector.gc.branches import LiveRefs
 from inspector.gc.execute import CannotDelete, RegistryTagReader, RepositoryReport, execute_plan
 from inspector.gc.plan import RepositoryPlan, collect_inventory, plan_repository

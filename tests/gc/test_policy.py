@@ -358,7 +358,7 @@ def test_bad_input_is_one_line_and_a_documented_exit_code(
     monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    from inspector.cli.entry import run
+    from inspector.cli import run
 
     monkeypatch.chdir(tmp_path)
     (tmp_path / "plan.json").write_text("{}")

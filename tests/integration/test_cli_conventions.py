@@ -158,7 +158,7 @@ def broken(text):
     raise RuntimeError("injected bug")
 
 inspector.oci.reference.parse_repository = broken
-from inspector.cli.entry import run
+from inspector.cli import run
 sys.exit(run(sys.argv[1:]))
 """
 

@@ -123,7 +123,7 @@ def test_registry_auth_names_the_registry_the_flags_are_for(
 
 def test_docker_hub_lookups_never_get_flag_credentials(monkeypatch: pytest.MonkeyPatch) -> None:
     """A --resolve-bases lookup on Docker Hub asks the same lookup function: it must get no flag credentials."""
-    from inspector.cli.app import _Connection
+    from inspector.cli.options import Connection as _Connection
 
     monkeypatch.setattr("sys.stdin", io.StringIO(PASSWORD + "\n"))
     monkeypatch.setenv("DOCKER_CONFIG", "/nonexistent-docker-config")

@@ -35,7 +35,7 @@ import pytest
 import typer
 import yaml  # type: ignore[import-untyped]  # pyyaml ships no stubs
 
-from inspector.cli.app import app
+from inspector.cli.commands import app
 from tests.harness.paths import REPO_ROOT
 from tests.harness.registry import LocalRegistry, seed_gc_demo
 

@@ -38,7 +38,7 @@ from typing import Any
 import httpx
 import pytest
 
-from inspector.cli.entry import run
+from inspector.cli import run
 from inspector.errors import DigestMismatch, ServerError
 from inspector.oci import mediatypes
 from inspector.oci.digest import sha256_digest

@@ -28,7 +28,7 @@ import httpx
 import jsonschema
 import pytest
 
-from inspector.cli.entry import run
+from inspector.cli import run
 from tests.harness.paths import schema
 from tests.harness.registry import LocalRegistry, start_registry
 

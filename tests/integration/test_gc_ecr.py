@@ -1,7 +1,7 @@
 """`cacheinspect gc --backend ecr`: moto's ECR API (server mode, real boto3) beside a real docker-registry.
 
 Every manifest is pushed to the registry and PutImage'd to moto with the registry's digest
-(``tests.harness.ecr_server``). gc runs in-process through ``inspector.cli.entry.run`` with ``--backend ecr
+(``tests.harness.ecr_server``). gc runs in-process through ``inspector.cli.run`` with ``--backend ecr
 --ecr-registry-id`` and ``AWS_ENDPOINT_URL_ECR`` pointing at moto, as it would against
 ``<account>.dkr.ecr.<region>.amazonaws.com``. The expected plan below is derived by hand from the
 rules in README (gc) and from which time ECR's DescribeImages gives (``imagePushedAt``), not from a run.
@@ -20,7 +20,7 @@ from typing import Any
 import httpx
 import pytest
 
-from inspector.cli.entry import run
+from inspector.cli import run
 from tests.harness.ecr_server import ACCOUNT, REGION, EcrMirror, EcrServer, ecr_server
 from tests.harness.paths import schema
 from tests.harness.registry import LocalRegistry, start_registry

@@ -2,7 +2,7 @@
 
 The OCI side (tag list, HEAD, GET, placeholder pushes) is the real registry; the REST side is
 ``tests.harness.ghcr_server.GitHubEmulator``, whose package versions are that registry's manifests and whose
-version deletes are registry deletes by digest. gc runs in-process through ``inspector.cli.entry.run`` with
+version deletes are registry deletes by digest. gc runs in-process through ``inspector.cli.run`` with
 ``--backend ghcr --package acme/NAME --github-api-url <emulator>``, as it would against ghcr.io.
 
 The package holds tagged caches of live, gone and protected branches, two tags on one manifest (one
@@ -28,7 +28,7 @@ from typing import Any
 import httpx
 import pytest
 
-from inspector.cli.entry import run
+from inspector.cli import run
 from inspector.errors import CacheInspectError, InvalidContent
 from inspector.gc.backends.base import ManifestKept
 from inspector.gc.backends.ghcr import GhcrBackend

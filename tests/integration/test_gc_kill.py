@@ -224,7 +224,7 @@ def private(tmp_path: Path) -> Iterator[LocalRegistry]:
 # A victim imports everything first, then waits for a line on stdin: the next one's 0.3 s of imports
 # overlap the current one's run.
 VICTIM = (
-    "import sys; import inspector.cli.entry, inspector.cli.app, inspector.gc.execute, inspector.gc.backends.base; "
+    "import sys; import inspector.cli.entry, inspector.cli.commands, inspector.gc.execute, inspector.gc.backends.base; "
     "sys.stdin.readline(); inspector.cli.main()"
 )
 

@@ -31,6 +31,7 @@ from inspector.errors import (
     Unauthorized,
     UsageError,
 )
+from inspector.gc.untagged import select_untagged_caches
 from inspector.oci import mediatypes
 from inspector.oci.digest import Digest, sha256_digest
 from inspector.oci.models import ManifestDocument, parse_manifest
@@ -47,7 +48,6 @@ from inspector.registry.github_packages import (
     backlog_seconds,
     format_seconds,
     ghcr_package_name,
-    select_untagged_caches,
 )
 from tests.harness.ghcr_server import (
     DENY_MESSAGE,

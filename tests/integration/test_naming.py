@@ -16,7 +16,7 @@ import pytest
 from inspector.cache.analysis import source_record_key
 from inspector.cache.naming.bases import resolve_base
 from inspector.cache.naming.dockerfile import BaseConfig
-from inspector.cli.entry import run
+from inspector.cli import run
 from inspector.oci.digest import sha256_digest
 from inspector.oci.models import Platform
 from inspector.oci.reference import parse_reference

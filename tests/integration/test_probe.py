@@ -15,7 +15,7 @@ from typing import Any
 import bcrypt
 import pytest
 
-from inspector.cli.entry import run
+from inspector.cli import run
 from tests.harness.paths import schema
 from tests.harness.registry import (
     LocalRegistry,

@@ -14,7 +14,7 @@ from typing import Any
 import httpx
 import pytest
 
-from inspector.cli.entry import run
+from inspector.cli import run
 from inspector.oci.reference import parse_repository
 from inspector.probe.run import ProbeOptions, run_probe
 from inspector.registry.client import ClientOptions, RegistryClient

@@ -18,7 +18,7 @@ import httpx
 import pytest
 
 from inspector.cache.du import disk_usage
-from inspector.cli.entry import run
+from inspector.cli import run
 from inspector.oci.reference import parse_repository
 from inspector.registry.client import ClientOptions, RegistryClient
 from tests.harness.paths import TESTDATA, schema

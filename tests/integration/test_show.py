@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from inspector.cli.entry import run
+from inspector.cli import run
 from inspector.oci.digest import sha256_digest
 from tests.harness.paths import TESTDATA, schema
 from tests.harness.registry import LocalRegistry

@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from inspector.cli.entry import run
+from inspector.cli import run
 from inspector.probe.kb import FAMILIES, FAMILY_IDS, SOURCES, TOPICS, detect_family, family_by_id
 from tests.harness.paths import SHARED, schema
 from tests.harness.support import validate_json

@@ -18,13 +18,13 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from inspector._redact import redact
 from inspector.errors import AuthError, CacheInspectError, TransportError
 from inspector.registry.auth import (
     Challenge,
     RegistryAuth,
     derive_scope,
     parse_www_authenticate,
-    redact,
 )
 from inspector.registry.credentials import Credentials
 

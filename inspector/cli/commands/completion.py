@@ -7,7 +7,7 @@ from typing import Annotated
 import typer
 
 from inspector.cli.app import app
-from inspector.cli.entry import COMPLETE_VAR
+from inspector.cli.conventions import COMPLETE_VAR
 from inspector.errors import UsageError
 
 __all__ = ["SHELLS", "completion"]

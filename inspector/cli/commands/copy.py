@@ -7,19 +7,17 @@ from typing import Annotated
 
 import typer
 
-from inspector.cli.app import (
-    STATE,
+from inspector.cli.app import STATE, JsonOut, app
+from inspector.cli.options import (
     CaFile,
     Concurrency,
+    Connection,
     Insecure,
-    JsonOut,
     PasswordStdin,
     PlainHttp,
     Timeout,
     Username,
-    _Connection,
-    _progress,
-    app,
+    progress,
 )
 
 __all__ = ["copy"]
@@ -65,14 +63,14 @@ def copy(
     if to is not None and to not in TARGET_FORMS:
         raise UsageError(f"--to {to!r}: expected one of {', '.join(TARGET_FORMS)}")
     src, dst = parse_reference(source), parse_reference(destination)
-    connection = _Connection(plain_http, insecure, ca_file, username, password_stdin, concurrency, timeout)
+    connection = Connection(plain_http, insecure, ca_file, username, password_stdin, concurrency, timeout)
     # One client: credentials are looked up per registry, so the source's and the destination's are each
     # their own (-u/--password-stdin go to SOURCE's registry, or to --registry-auth HOST).
     with connection.client(src.repository.registry) as client:
         plan = plan_copy(client, src, dst, to=to, force=force)
         result = None
         if not dry_run:
-            with _progress(not json_out, f"copying blobs to {dst}") as on_progress:
+            with progress(not json_out, f"copying blobs to {dst}") as on_progress:
                 result = execute_copy(client, plan, on_progress)
     if json_out:
         print(json.dumps(plan_to_json(plan, result), indent=2))

@@ -13,24 +13,18 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from inspector.cli.app import (
+from inspector.cli.app import JsonOut, Output, app, console, output_format, report_error, write_tsv
+from inspector.cli.options import (
     CaFile,
     Concurrency,
+    Connection,
     Insecure,
-    JsonOut,
-    Output,
     PageSize,
     PasswordStdin,
     PlainHttp,
     Timeout,
     Username,
-    _Connection,
-    _progress,
-    app,
-    console,
-    output_format,
-    report_error,
-    write_tsv,
+    progress,
 )
 from inspector.errors import CacheInspectError, ExitCode, UsageError
 
@@ -321,7 +315,7 @@ def gc(
         acting = apply or apply_plan is not None or plan_out is not None
         _emit_lifecycle(repository, policy, flags, acting, unpulled=unpulled_for is not None)
         return
-    connection = _Connection(plain_http, insecure, ca_file, username, password_stdin, concurrency, timeout)
+    connection = Connection(plain_http, insecure, ca_file, username, password_stdin, concurrency, timeout)
     ecr = _Ecr(ecr_registry_id, aws_region)
     now = datetime.now(UTC)
     if apply_plan is not None:
@@ -402,7 +396,7 @@ def _backend(
     untagged: bool,
 ) -> DeleteBackend:
     """The repository's backend; ``--untagged`` is refused where the backend cannot list untagged manifests."""
-    from inspector.gc.backends.base import backend_kind, check_untagged, select_backend
+    from inspector.gc.backends.factory import backend_kind, check_untagged, select_backend
     from inspector.oci.reference import parse_repository
 
     repo = parse_repository(repository)
@@ -524,7 +518,7 @@ def _plan_all(
                 sources[key] = read_branches_file(policy.branches_file)
             live = sources[key]
         repo = parse_repository(policy.repository)
-        with _progress(not json_out, f"reading {repo}") as on_progress:
+        with progress(not json_out, f"reading {repo}") as on_progress:
             inventory = collect_inventory(client, repo, page_size=page_size, on_progress=on_progress)
         if isinstance(backend, gc_ecr.EcrBackend):  # ages from ECR's push times
             inventory = gc_ecr.with_push_times(inventory, backend.images())
@@ -586,7 +580,7 @@ def _finish(
                 continue
             repo = parse_repository(plan.repository)
             try:
-                with _progress(fmt != "json", f"deleting in {repo}") as on_progress:
+                with progress(fmt != "json", f"deleting in {repo}") as on_progress:
                     reports[plan.repository] = execute_plan(
                         plan,
                         target.backend,
@@ -631,7 +625,7 @@ def _finish(
 
 def _with_unpulled(policies: list[RepositoryPolicy], text: str) -> list[RepositoryPolicy]:
     """``--unpulled-for`` on every repository; only the ECR backend knows when an image was last pulled."""
-    from inspector.gc.backends.base import backend_kind
+    from inspector.gc.backends.factory import backend_kind
     from inspector.gc.policy import parse_duration
     from inspector.oci.reference import parse_repository
 

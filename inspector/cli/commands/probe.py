@@ -9,22 +9,8 @@ from typing import Annotated
 
 import typer
 
-from inspector.cli.app import (
-    STATE,
-    CaFile,
-    Insecure,
-    JsonOut,
-    Output,
-    PasswordStdin,
-    PlainHttp,
-    Timeout,
-    Username,
-    _Connection,
-    app,
-    console,
-    output_format,
-    write_tsv,
-)
+from inspector.cli.app import STATE, JsonOut, Output, app, console, output_format, write_tsv
+from inspector.cli.options import CaFile, Connection, Insecure, PasswordStdin, PlainHttp, Timeout, Username
 from inspector.errors import InvalidReference, UsageError
 from inspector.oci.reference import Reference, Repository, parse_reference, parse_repository
 
@@ -168,7 +154,7 @@ def probe(
             upload_variants=upload_variants,
             near_limit=not no_near_limit,
         )
-        connection = _Connection(plain_http, insecure, ca_file, username, password_stdin, 1, timeout)
+        connection = Connection(plain_http, insecure, ca_file, username, password_stdin, 1, timeout)
         with connection.client(repo.registry) as client:
             report = run_probe(client, options)
     if junit is not None:

@@ -8,26 +8,21 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from inspector.cli.app import (
+from inspector.cli.app import JsonOut, Output, app, console, output_format, write_tsv
+from inspector.cli.options import (
     BuildArg,
     CaFile,
     Concurrency,
+    Connection,
     Insecure,
-    JsonOut,
-    Output,
     PageSize,
     PasswordStdin,
     PlainHttp,
     Target,
     Timeout,
     Username,
-    _Connection,
-    _progress,
-    app,
-    console,
     dockerfile_recipe,
-    output_format,
-    write_tsv,
+    progress,
 )
 from inspector.errors import ExitCode
 from inspector.oci.reference import Reference
@@ -88,10 +83,10 @@ def du(
 
     order = parse_sort_key(sort) if sort is not None else None  # a bad key is exit 2 before any request
     repo = parse_repository(repository)
-    connection = _Connection(plain_http, insecure, ca_file, username, password_stdin, concurrency, timeout)
+    connection = Connection(plain_http, insecure, ca_file, username, password_stdin, concurrency, timeout)
     with (
         connection.client(repo.registry) as client,
-        _progress(not json_out, "reading manifests") as on_progress,
+        progress(not json_out, "reading manifests") as on_progress,
     ):
         usage = disk_usage(
             client, repo, tag_pattern=tag_pattern, page_size=page_size, on_progress=on_progress
@@ -114,7 +109,7 @@ def _inspect(
     from inspector.cache.report import inspect_cache
     from inspector.cache.source import LayoutSource, RegistrySource
 
-    with _progress(not json_out and check_blobs, f"checking blobs of {target}") as on_progress:
+    with progress(not json_out and check_blobs, f"checking blobs of {target}") as on_progress:
         if isinstance(target, Reference):
             assert client is not None
             return inspect_cache(
@@ -171,9 +166,7 @@ def diff(
     target_a, target_b = parse_source(ref_a), parse_source(ref_b)  # both parse before any request
     check = not no_check_blobs
     if isinstance(target_a, Reference) or isinstance(target_b, Reference):
-        connection = _Connection(
-            plain_http, insecure, ca_file, username, password_stdin, concurrency, timeout
-        )
+        connection = Connection(plain_http, insecure, ca_file, username, password_stdin, concurrency, timeout)
         first = target_a if isinstance(target_a, Reference) else target_b
         assert isinstance(first, Reference)
         with connection.client(first.repository.registry) as client:

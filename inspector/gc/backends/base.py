@@ -6,7 +6,7 @@ The executor (``gc_execute``) only ever asks a backend three things::
     untag(tag, digest)       remove one tag and nothing else (the manifest stays)
     delete_manifest(digest)  delete one manifest; on most registries every tag on it goes too
 
-``OciBackend`` speaks the distribution API. Its abilities are probed with
+``OciBackend`` (``backends/oci.py``) speaks the distribution API. Its abilities are probed with
 requests that cannot change anything: ``DELETE`` of a manifest digest nobody
 has (404 = deletes allowed; 405 ``UNSUPPORTED`` = delete disabled, as on
 distribution without ``storage.delete.enabled``, or on GHCR) and ``DELETE`` of a
@@ -24,14 +24,13 @@ at it (``GOOGLE_MANIFEST_DANGLING_TAG``): there ``digest_delete_removes_tags`` i
 false and the executor untags first. GHCR refuses registry-API deletes (405):
 ``gc_ghcr.GhcrBackend`` implements the same protocol on GitHub's Packages REST API
 (deleting a package version deletes a digest with all its tags) and is chosen in
-``select_backend`` for ``ghcr.io``, or when asked for (``--backend ghcr``).
+``select_backend`` (``backends/factory.py``) for ``ghcr.io``, or when asked for (``--backend ghcr``).
 """
 
 from __future__ import annotations
 
 import json
 import secrets
-import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -39,12 +38,8 @@ from typing import TYPE_CHECKING, Literal, Protocol
 
 from inspector.errors import (
     CacheInspectError,
-    Denied,
     ExitCode,
-    NotFound,
     RegistryError,
-    Unauthorized,
-    UsageError,
 )
 from inspector.gc.plan import (
     PLACEHOLDER_ANNOTATION,
@@ -59,8 +54,7 @@ from inspector.oci.reference import Repository
 from inspector.registry.client import RegistryClient
 
 if TYPE_CHECKING:
-    from inspector.registry.ecr import EcrClient
-    from inspector.registry.github_packages import GhcrClient
+    pass
 
 __all__ = [
     "BACKEND_KINDS",
@@ -70,16 +64,12 @@ __all__ = [
     "DeleteBackend",
     "DeleteDenied",
     "ManifestKept",
-    "OciBackend",
     "PlaceholderPusher",
     "PushedBlob",
     "UntagIncomplete",
     "Untagged",
-    "backend_kind",
     "build_placeholder",
-    "check_untagged",
     "is_google_registry",
-    "select_backend",
     "untagged_hint",
 ]
 
@@ -280,146 +270,3 @@ class PlaceholderPusher:
         return Untagged(
             tag, "placeholder", already_gone=not deleted, placeholder=placeholder, pushed_blobs=tuple(pushed)
         )
-
-
-class OciBackend:
-    """Deletes through ``DELETE /v2/<name>/manifests/…``; not thread-safe (the executor is sequential)."""
-
-    def __init__(
-        self,
-        client: RegistryClient,
-        repository: Repository,
-        *,
-        google: bool | None = None,
-        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
-        nonce: Callable[[], str] = lambda: secrets.token_hex(16),
-    ) -> None:
-        self.client = client
-        self.repository = repository
-        self.google = is_google_registry(repository.registry) if google is None else google
-        self.placeholders = PlaceholderPusher(client, repository, clock=clock, nonce=nonce)
-        self._capabilities: Capabilities | None = None
-        self._lock = threading.Lock()
-
-    def capabilities(self) -> Capabilities:
-        with self._lock:
-            if self._capabilities is None:
-                self._capabilities = self._probe()
-            return self._capabilities
-
-    def _probe(self) -> Capabilities:
-        probe = sha256_digest(f"cacheinspect gc probe {secrets.token_hex(16)}")
-        name = "google" if self.google else "oci"
-        try:
-            self.client.delete_manifest(self.repository, probe)
-        except NotFound:
-            pass
-        except (Unauthorized, Denied) as exc:
-            exc.hint = (
-                f"deleting needs credentials allowed to delete in {self.repository} (token scope 'delete')"
-            )
-            raise
-        except RegistryError as exc:
-            if exc.temporary:
-                raise
-            return Capabilities(
-                name, False, "placeholder", True, f"the registry refuses deletes: {exc.message}"
-            )
-        try:
-            self.client.delete_tag(self.repository.tag(f"cacheinspect-gc-probe-{secrets.token_hex(8)}"))
-        except NotFound:
-            tag_delete: Literal["native", "placeholder"] = "native"
-            how = "DELETE of a missing tag answered 404: OCI tag deletion"
-        except (Unauthorized, Denied):
-            raise
-        except RegistryError as exc:
-            if exc.temporary:
-                raise
-            tag_delete = "placeholder"
-            how = (
-                f"no OCI tag deletion ({exc.status} {','.join(exc.codes) or 'no code'}): tags are re-pointed"
-            )
-        else:
-            tag_delete, how = "native", "DELETE of a missing tag succeeded: OCI tag deletion"
-        if self.google:
-            how += "; digests are deleted only after their tags (GOOGLE_MANIFEST_DANGLING_TAG)"
-        return Capabilities(name, True, tag_delete, not self.google, f"deletes allowed; {how}")
-
-    def untag(self, tag: str, digest: Digest) -> Untagged:
-        if self.capabilities().tag_delete == "native":
-            try:
-                self.client.delete_tag(self.repository.tag(tag))
-            except NotFound:
-                return Untagged(tag, "tag-delete", already_gone=True)
-            return Untagged(tag, "tag-delete")
-        return self.placeholders.untag(tag, digest, self.delete_manifest)
-
-    def delete_manifest(self, digest: Digest) -> bool:
-        try:
-            self.client.delete_manifest(self.repository, digest)
-        except NotFound:
-            return False
-        return True
-
-
-def backend_kind(repository: Repository, requested: BackendKind = "auto") -> Literal["oci", "ghcr", "ecr"]:
-    """``auto``: GHCR's REST backend for ``ghcr.io`` (it refuses OCI deletes with 405), ECR's API for
-    ``*.dkr.ecr.*.amazonaws.com``, else OCI."""
-    if requested == "auto":
-        from inspector.registry.ecr import parse_ecr_host
-
-        if repository.registry.lower() == "ghcr.io":
-            return "ghcr"
-        return "ecr" if parse_ecr_host(repository.registry) is not None else "oci"
-    return requested
-
-
-def check_untagged(repository: Repository, requested: BackendKind = "auto") -> None:
-    """Refuse ``--untagged`` where the backend cannot list untagged manifests (all but GHCR and ECR)."""
-    if backend_kind(repository, requested) in ("ghcr", "ecr"):
-        return
-    raise UsageError(
-        f"{repository}: --untagged needs an API that lists untagged manifests, and the registry API "
-        "cannot (only the GHCR and ECR backends can: their vendor APIs list untagged images)",
-        hint=(
-            "on ghcr.io use the GHCR backend (--backend auto or ghcr)"
-            if repository.registry.lower() == "ghcr.io"
-            else untagged_hint(repository.registry, ghcr=False)
-        ),
-    )
-
-
-def select_backend(
-    client: RegistryClient,
-    repository: Repository,
-    *,
-    kind: BackendKind = "auto",
-    github: GhcrClient | None = None,
-    package: str | None = None,
-    delete_empty_packages: bool = False,
-    ecr: EcrClient | None = None,
-) -> DeleteBackend:
-    """The backend for a repository (``backend_kind``). The GHCR backend needs a ``GhcrClient``;
-    ``package`` (``OWNER/NAME``) overrides the package, which is otherwise the repository's path;
-    ``delete_empty_packages`` lets it delete a package whose last version would go.
-    The ECR backend needs an ``EcrClient``."""
-    chosen = backend_kind(repository, kind)
-    if chosen != "ghcr" and package is not None:
-        raise UsageError(
-            f"{repository}: a package (OWNER/NAME) is only used by the GHCR backend (--backend ghcr)"
-        )
-    if chosen == "oci":
-        return OciBackend(client, repository)
-    if chosen == "ecr":
-        if ecr is None:
-            raise UsageError(f"{repository}: the ECR backend needs an ECR API client")
-        from inspector.gc.backends.ecr import EcrBackend
-
-        return EcrBackend(client, repository, ecr)
-    if github is None:
-        raise UsageError(f"{repository}: the GHCR backend needs a GitHub API client")
-    from inspector.gc.backends.ghcr import GhcrBackend
-
-    return GhcrBackend(
-        client, repository, github, package=package, delete_empty_packages=delete_empty_packages
-    )

@@ -11,7 +11,7 @@ Reads (tag list, HEAD, GET) stay on the distribution API, as for every backend; 
   it on the planned digest and another tag keeps the image (ECR deletes an image with its last tag).
   ``ImageNotFound`` for an id means it is already gone; any other per-id failure is that item's failure;
 * **untagged caches** (``gc --untagged``): ``DescribeImages`` lists untagged images, and the selection
-  is GHCR's (``ghcr.select_untagged_caches``): a BuildKit cache manifest that no image index in the
+  is GHCR's (``gc.untagged.select_untagged_caches``): a BuildKit cache manifest that no image index in the
   repository lists, never a multi-arch child or an attestation manifest.
 """
 
@@ -28,13 +28,14 @@ from inspector.errors import CacheInspectError
 from inspector.gc.backends.base import Capabilities, Untagged
 from inspector.gc.plan import CacheInfo, Inventory, RepositoryPlan, add_untagged, drop_unselected
 from inspector.gc.policy import Rules, format_duration
+from inspector.gc.untagged import CacheSelection, select_untagged_caches
 from inspector.oci import gojson
 from inspector.oci.digest import Digest
 from inspector.oci.models import ManifestDocument
 from inspector.oci.reference import Repository
 from inspector.registry.client import RegistryClient
 from inspector.registry.ecr import EcrClient, EcrImage, ImageId
-from inspector.registry.github_packages import CacheSelection, PackageVersion, select_untagged_caches
+from inspector.registry.github_packages import PackageVersion
 
 __all__ = ["EcrBackend", "lifecycle_policy", "plan_untagged", "recheck_untagged", "with_push_times"]
 

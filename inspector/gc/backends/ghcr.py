@@ -35,7 +35,7 @@ long one is ``RateLimited``, which stops the executor's run (the rest is reporte
 exit 7; a rerun finishes).
 
 ``plan_untagged`` adds the untagged versions whose manifest is a BuildKit cache and that no image
-index lists (``ghcr.select_untagged_caches``: multi-arch children and attestation manifests are
+index lists (``gc.untagged.select_untagged_caches``: multi-arch children and attestation manifests are
 never selected) to a gc ``Inventory``; the planner deletes them (rule ``untagged-cache``) unless a
 tag resolves to them. ``recheck_untagged`` repeats the selection before a reviewed plan
 (``--apply-plan``) is applied, and drops what is no longer selected.
@@ -59,13 +59,13 @@ from inspector.gc.backends.base import (
     UntagIncomplete,
 )
 from inspector.gc.plan import Inventory, RepositoryPlan, add_untagged, drop_unselected
+from inspector.gc.untagged import CacheSelection, select_untagged_caches
 from inspector.oci.digest import Digest
 from inspector.oci.models import ManifestDocument
 from inspector.oci.reference import Repository
 from inspector.registry.client import RegistryClient
 from inspector.registry.github_packages import (
     TOKEN_HINT,
-    CacheSelection,
     DeleteOutcome,
     GhcrClient,
     LastVersionRefused,
@@ -74,7 +74,6 @@ from inspector.registry.github_packages import (
     PackageVersion,
     backlog_seconds,
     format_seconds,
-    select_untagged_caches,
 )
 
 __all__ = [

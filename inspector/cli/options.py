@@ -1,0 +1,189 @@
+"""Options that several commands share, declared once: registry connection, Dockerfile, output.
+
+``Connection`` turns the registry options into a client; ``progress`` is the one progress bar.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+
+from inspector.cli.app import STATE, console
+from inspector.errors import UsageError
+
+if TYPE_CHECKING:
+    from inspector.cache.naming.align import DockerfileSource
+    from inspector.registry.client import RegistryClient
+    from inspector.registry.credentials import Credentials
+
+__all__ = ["Connection", "dockerfile_recipe", "progress"]
+
+
+# Registry options shared by every command that talks to a registry.
+PlainHttp = Annotated[
+    bool, typer.Option("--plain-http", help="Use plain HTTP (always on for localhost/127.0.0.0/8/::1).")
+]
+Insecure = Annotated[bool, typer.Option("--insecure", help="Skip TLS certificate verification.")]
+CaFile = Annotated[
+    str | None,
+    typer.Option(
+        "--ca-file",
+        help="PEM file of CA certificates to trust (also means TLS for localhost).",
+        metavar="FILE",
+    ),
+]
+Username = Annotated[
+    str | None,
+    typer.Option("--username", "-u", help="Registry user (password from --password-stdin).", envvar=None),
+]
+PasswordStdin = Annotated[
+    bool, typer.Option("--password-stdin", help="Read the password or token from stdin.")
+]
+Concurrency = Annotated[
+    int, typer.Option("--concurrency", "-j", min=1, max=64, help="Requests in flight per registry.")
+]
+Timeout = Annotated[float, typer.Option("--timeout", min=1.0, help="Seconds to wait for each response.")]
+PageSize = Annotated[
+    int | None,
+    typer.Option("--page-size", "-n", min=1, help="Ask for N tags per page (registries may ignore it)."),
+]
+# Dockerfile options shared by show and diff (with --dockerfile; see dockerfile_recipe).
+Target = Annotated[
+    str | None, typer.Option("--target", help="The Dockerfile stage that was built (default: the last).")
+]
+BuildArg = Annotated[
+    list[str] | None,
+    typer.Option("--build-arg", help="K=V, as given to the build (for ARGs in FROM lines).", metavar="K=V"),
+]
+
+
+@dataclass(frozen=True)
+class Connection:
+    plain_http: bool
+    insecure: bool
+    ca_file: str | None
+    username: str | None
+    password_stdin: bool
+    concurrency: int
+    timeout: float
+
+    def client(
+        self, registry: str | None, fallback: Callable[[str], Credentials | None] | None = None
+    ) -> RegistryClient:
+        """A client for a command whose (first) reference is on ``registry``: the flags' credentials go there
+        (or to --registry-auth HOST) and nowhere else; every other registry uses its own source.
+        ``fallback(host)``: credentials for a host no configured source has (gc: ECR's API)."""
+        from inspector.registry.client import ClientOptions, RegistryClient
+        from inspector.registry.credentials import resolve_credentials, same_registry
+
+        if self.password_stdin and not self.username:
+            raise UsageError("--password-stdin needs --username")
+        if self.username and not self.password_stdin:
+            raise UsageError("--username needs --password-stdin (passwords are never taken as arguments)")
+        password = None
+        if self.password_stdin:
+            password = sys.stdin.readline().rstrip("\r\n")
+            if not password:
+                raise UsageError("--password-stdin: nothing on stdin")
+        username = self.username
+        bound = STATE.registry_auth or registry
+        if username and bound is None:
+            raise UsageError("--username: for which registry? give --registry-auth HOST")
+        auth_file = STATE.auth_file
+
+        def lookup(host: str) -> Credentials | None:
+            if bound is not None and same_registry(host, bound):
+                found = resolve_credentials(host, username=username, password=password, auth_file=auth_file)
+            else:
+                found = resolve_credentials(host, auth_file=auth_file)
+            return found if found is not None or fallback is None else fallback(host)
+
+        options = ClientOptions(
+            plain_http=self.plain_http,
+            insecure=self.insecure,
+            ca_file=self.ca_file,
+            timeout=self.timeout,
+            concurrency=self.concurrency,
+        )
+        if STATE.deadline is not None:
+            options = dataclasses.replace(options, deadline=STATE.deadline)
+        return RegistryClient(options, credentials=lookup)
+
+
+@contextmanager
+def progress(enabled: bool, description: str) -> Iterator[Callable[[int, int], None] | None]:
+    """A rich progress bar on stderr, only when stderr is a terminal."""
+    if not enabled or not sys.stderr.isatty():
+        yield None
+        return
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    with Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=console(stderr=True),
+        transient=True,
+    ) as progress:
+        task = progress.add_task(description, total=None)
+
+        def update(done: int, total: int) -> None:
+            progress.update(task, completed=done, total=total)
+
+        yield update
+
+
+DOCKERFILE_LIMIT = 1024 * 1024
+
+
+def _read_dockerfile(path: Path) -> str:
+    """A regular UTF-8 text file of at most 1 MiB; anything else (a FIFO, a device, binary) is exit 2."""
+    from inspector.cache.source import read_local_file
+    from inspector.errors import InvalidContent, MissingContent
+
+    try:
+        raw = read_local_file(path, DOCKERFILE_LIMIT, "--dockerfile")
+    except (MissingContent, InvalidContent) as exc:
+        raise UsageError(exc.message) from None
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise UsageError(f"--dockerfile {path}: not UTF-8 text (byte {exc.start}); a binary file?") from None
+    if "\x00" in text:
+        raise UsageError(f"--dockerfile {path}: not a text file (it holds NUL bytes)")
+    return text
+
+
+def dockerfile_recipe(
+    dockerfile: Path | None, target: str | None, build_arg: list[str] | None
+) -> DockerfileSource | None:
+    """``--dockerfile`` with its ``--target`` and ``--build-arg``s, parsed before any request (a Dockerfile
+    that does not parse is exit 2); for ``show`` and ``diff``."""
+    from inspector.cache.naming.align import DockerfileSource
+
+    if dockerfile is None:
+        if target is not None or build_arg:
+            raise UsageError("--target and --build-arg describe a Dockerfile: give it with --dockerfile")
+        return None
+    args = _build_args(build_arg or [])
+    recipe = DockerfileSource(_read_dockerfile(dockerfile), target, args, str(dockerfile))
+    recipe.plan()
+    return recipe
+
+
+def _build_args(values: list[str]) -> dict[str, str]:
+    out: dict[str, str] = {}
+    for value in values:
+        key, eq, val = value.partition("=")
+        if not eq or not key:
+            raise UsageError(f"--build-arg {value!r}: expected KEY=VALUE")
+        out[key] = val
+    return out
