@@ -69,14 +69,8 @@ from inspector.gc.backends.base import (
     PushedBlob,
     UntagIncomplete,
 )
-from inspector.gc.plan import (
-    ManifestPlan,
-    ManifestRule,
-    PlaceholderInfo,
-    RepositoryPlan,
-    parse_placeholder,
-    template_reading,
-)
+from inspector.gc.placeholder import PlaceholderInfo, parse_placeholder
+from inspector.gc.plan import ManifestPlan, ManifestRule, RepositoryPlan, template_reading
 from inspector.oci import mediatypes
 from inspector.oci.digest import Digest
 from inspector.oci.models import Descriptor, ManifestDocument

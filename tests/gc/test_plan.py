@@ -14,18 +14,10 @@ from hypothesis import strategies as st
 
 from inspector.errors import InvalidContent, UsageError
 from inspector.gc.branches import LiveRefs
-from inspector.gc.plan import (
-    CacheInfo,
-    Inventory,
-    PlaceholderInfo,
-    PlanRefused,
-    RepositoryPlan,
-    TagInfo,
-    check_max_deletes,
-    plan_from_json,
-    plan_repository,
-    plan_to_json,
-)
+from inspector.gc.inventory import CacheInfo, Inventory, TagInfo
+from inspector.gc.placeholder import PlaceholderInfo
+from inspector.gc.plan import PlanRefused, RepositoryPlan, check_max_deletes, plan_repository
+from inspector.gc.planfile import plan_from_json, plan_to_json
 from inspector.gc.policy import Rules, SlugRule, parse_template
 from inspector.oci import gojson
 from inspector.oci.digest import Digest, sha256_digest

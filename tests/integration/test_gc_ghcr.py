@@ -33,16 +33,9 @@ from inspector.errors import CacheInspectError, InvalidContent
 from inspector.gc.backends.base import ManifestKept
 from inspector.gc.backends.ghcr import GhcrBackend
 from inspector.gc.branches import LiveRefs
-from inspector.gc.plan import (
-    Inventory,
-    PlanRefused,
-    TagInfo,
-    add_untagged,
-    check_max_deletes,
-    plan_from_json,
-    plan_repository,
-    plan_to_json,
-)
+from inspector.gc.inventory import Inventory, TagInfo, add_untagged
+from inspector.gc.plan import PlanRefused, check_max_deletes, plan_repository
+from inspector.gc.planfile import plan_from_json, plan_to_json
 from inspector.gc.policy import Rules, parse_template
 from inspector.oci.digest import Digest, sha256_digest
 from inspector.oci.models import ManifestDocument, parse_manifest

@@ -32,7 +32,9 @@ if TYPE_CHECKING:
     from inspector.gc.backends.base import DeleteBackend
     from inspector.gc.branches import LiveRefs
     from inspector.gc.execute import RepositoryReport
-    from inspector.gc.plan import Inventory, Mode, RepositoryPlan
+    from inspector.gc.inventory import Inventory
+    from inspector.gc.plan import RepositoryPlan
+    from inspector.gc.planfile import Mode
     from inspector.gc.policy import BackendKind, RepositoryPolicy, Settings
     from inspector.registry.client import RegistryClient
     from inspector.registry.credentials import Credentials
@@ -328,7 +330,7 @@ def gc(
                 "--apply-plan needs the policy the plan was made under: give REPOSITORY and its rules "
                 "(-t, --protect, --max-age, --keep-last, --slug), or --policy FILE"
             )
-        from inspector.gc.plan import plan_from_json
+        from inspector.gc.planfile import plan_from_json
 
         try:
             raw = apply_plan.read_bytes()
@@ -418,7 +420,7 @@ def _backend(
 
 def _bound(plans: tuple[RepositoryPlan, ...], policies: list[RepositoryPolicy]) -> list[RepositoryPolicy]:
     """The policy of each plan's repository; refuses (exit 2) a plan the policy does not cover or match."""
-    from inspector.gc.plan import PlanMismatch, check_plan_policy
+    from inspector.gc.planfile import PlanMismatch, check_plan_policy
 
     by_name = {p.repository: p for p in policies}
     bound = []
@@ -486,7 +488,8 @@ def _plan_all(
     from inspector.gc.backends import ecr as gc_ecr
     from inspector.gc.backends.ghcr import GhcrBackend, plan_untagged
     from inspector.gc.branches import git_ls_remote, read_branches_file
-    from inspector.gc.plan import collect_inventory, plan_repository
+    from inspector.gc.inventory import collect_inventory
+    from inspector.gc.plan import plan_repository
     from inspector.oci.reference import parse_repository
 
     backends = [  # every refusal before anything is read
@@ -549,7 +552,8 @@ def _finish(
     from inspector.gc.backends.ecr import EcrBackend
     from inspector.gc.backends.ghcr import GhcrBackend, pacing_note
     from inspector.gc.execute import RegistryTagReader, execute_plan, report_to_json
-    from inspector.gc.plan import check_max_deletes, plan_to_json
+    from inspector.gc.plan import check_max_deletes
+    from inspector.gc.planfile import plan_to_json
     from inspector.oci.reference import parse_repository
 
     plans = []
