@@ -180,7 +180,7 @@ class ManifestOutcome:
 
 @dataclass(frozen=True, slots=True)
 class RepositoryReport:
-    repository: str
+    repository: Repository
     capabilities: Capabilities
     tags: tuple[TagOutcome, ...]
     manifests: tuple[ManifestOutcome, ...]
@@ -224,7 +224,7 @@ def execute_plan(
     capabilities = backend.capabilities()
     if not capabilities.can_delete:
         raise CannotDelete(
-            f"{plan.repository}: {capabilities.detail}", hint=_cannot_delete_hint(plan.repository)
+            f"{plan.repository}: {capabilities.detail}", hint=_cannot_delete_hint(str(plan.repository))
         )
     run.run(capabilities, on_progress)
     return RepositoryReport(

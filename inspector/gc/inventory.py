@@ -84,7 +84,7 @@ class UntaggedCache:
 class Inventory:
     """What the registry said about one repository, read once; the planner's only input from it."""
 
-    repository: str
+    repository: Repository
     tags: tuple[TagInfo, ...]
     caches: Mapping[Digest, CacheInfo]
     other_blobs: frozenset[Digest] = frozenset()
@@ -222,7 +222,7 @@ def collect_inventory(
         if info_or_none is not None:
             caches[info_or_none.digest] = info_or_none
     return Inventory(
-        repository=str(repository),
+        repository=repository,
         tags=tuple(sorted(tags, key=lambda t: t.tag)),
         caches=MappingProxyType(caches),
         other_blobs=frozenset(other_blobs),

@@ -46,6 +46,7 @@ from inspector.gc.inventory import CacheInfo, Inventory, TagInfo
 from inspector.gc.policy import Rules, SlugRule, TagTemplate, spell_duration
 from inspector.oci import gojson
 from inspector.oci.digest import Digest
+from inspector.oci.reference import Repository
 
 __all__ = [
     "MANIFEST_RULES",
@@ -102,7 +103,7 @@ class ManifestPlan:
 
 @dataclass(frozen=True, slots=True)
 class RepositoryPlan:
-    repository: str
+    repository: Repository
     planned_at: datetime
     rules: Rules
     branch_source: str | None

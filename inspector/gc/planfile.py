@@ -20,6 +20,7 @@ from inspector.gc.plan import MANIFEST_RULES, ManifestPlan, RepositoryPlan, TagD
 from inspector.gc.policy import Rules, SlugRule, format_duration, parse_duration, parse_template
 from inspector.oci import gojson
 from inspector.oci.digest import Digest
+from inspector.oci.reference import Repository, parse_repository
 
 __all__ = [
     "PLAN_KIND",
@@ -64,14 +65,14 @@ def rules_to_json(rules: Rules) -> dict[str, Any]:
     }
 
 
-def rules_digest(repository: str, rules: Rules) -> str:
+def rules_digest(repository: Repository, rules: Rules) -> str:
     """What a plan was reviewed under (repository and rules), as a digest ``--apply-plan`` compares.
 
     Not a signature: anyone can recompute it. It catches a plan whose rules were edited without
     its digest, and lets ``--apply-plan`` compare the plan with the policy it is run with in one value.
     """
     canonical = json.dumps(
-        {"repository": repository, "rules": rules_to_json(rules)}, sort_keys=True, separators=(",", ":")
+        {"repository": str(repository), "rules": rules_to_json(rules)}, sort_keys=True, separators=(",", ":")
     )
     return "sha256:" + hashlib.sha256(canonical.encode()).hexdigest()
 
@@ -106,7 +107,7 @@ def check_plan_policy(plan: RepositoryPlan, rules: Rules) -> None:
 
 def repository_plan_to_json(plan: RepositoryPlan) -> dict[str, Any]:
     return {
-        "repository": plan.repository,
+        "repository": str(plan.repository),
         "plannedAt": _iso(plan.planned_at),
         "rules": rules_to_json(plan.rules),
         "rulesDigest": rules_digest(plan.repository, plan.rules),
@@ -160,7 +161,7 @@ def plan_to_json(
     *,
     created_at: datetime,
     mode: Mode,
-    reports: Mapping[str, dict[str, Any]] | None = None,
+    reports: Mapping[Repository, dict[str, Any]] | None = None,
 ) -> dict[str, Any]:
     """The ``--plan-out`` / ``--json`` document (``inspector/schemas/gc-plan.schema.json``)."""
     return {
@@ -301,7 +302,7 @@ def _repository_plan_from_json(entry: Mapping[str, Any], where: str) -> Reposito
         raise InvalidContent(f"{where}: deletion of {missing[0]!r} belongs to no manifest entry")
     branches = _get(entry, "branches", dict, where)
     reclaimable = _get(entry, "reclaimable", dict, where)
-    repository = _get(entry, "repository", str, where)
+    repository = _repository(_get(entry, "repository", str, where), f"{where}.repository")
     recorded = entry.get("rulesDigest")
     if recorded is None:
         raise InvalidContent(f"{where}: no rulesDigest (a plan written before plans were bound): plan again")
@@ -323,6 +324,17 @@ def _repository_plan_from_json(entry: Mapping[str, Any], where: str) -> Reposito
         manifest_bytes=_get(reclaimable, "manifestBytes", int, where),
         notes=tuple(_str(n, where) for n in _get(entry, "notes", list, where)),
     )
+
+
+def _repository(text: str, where: str) -> Repository:
+    """The plan's repository, as this tool writes it (canonical); any other spelling was not written here."""
+    try:
+        repository = parse_repository(text)
+    except InvalidReference as exc:
+        raise InvalidContent(f"{where}: {exc.message}") from None
+    if str(repository) != text:
+        raise InvalidContent(f"{where}: {text[:200]!r} is not a canonical repository name ({repository})")
+    return repository
 
 
 def _blob_sizes(items: list[Any], where: str) -> dict[Digest, int]:

@@ -36,6 +36,7 @@ if TYPE_CHECKING:
     from inspector.gc.plan import RepositoryPlan
     from inspector.gc.planfile import Mode
     from inspector.gc.policy import BackendKind, RepositoryPolicy, Settings
+    from inspector.oci.reference import Repository
     from inspector.registry.client import RegistryClient
     from inspector.registry.credentials import Credentials
     from inspector.registry.ecr import EcrClient
@@ -311,7 +312,6 @@ def gc(
     )
     if password_stdin and (branches_file == "-"):
         raise UsageError("--password-stdin and --branches-file - both read stdin; put the branches in a file")
-    from inspector.oci.reference import parse_repository
 
     if emit_ecr_lifecycle:
         acting = apply or apply_plan is not None or plan_out is not None
@@ -341,7 +341,7 @@ def gc(
         if unpulled_for is not None:
             policies = _with_unpulled(policies, unpulled_for)
         bound = _bound(plans, policies)
-        first = parse_repository(plans[0].repository).registry if plans else None
+        first = plans[0].repository.registry if plans else None
         with connection.client(first, ecr.credentials) as client, ExitStack() as stack:
             github = _GitHub(stack, github_token, delete_empty_packages=delete_empty_packages)
             targets = _reviewed(client, plans, bound, flags, github, ecr)
@@ -350,7 +350,7 @@ def gc(
     policies = _policies(repository, policy, flags)
     if unpulled_for is not None:
         policies = _with_unpulled(policies, unpulled_for)
-    first = parse_repository(policies[0].repository).registry if policies else None
+    first = policies[0].repository.registry if policies else None
     with connection.client(first, ecr.credentials) as client, ExitStack() as stack:
         github = _GitHub(stack, github_token, delete_empty_packages=delete_empty_packages)
         targets = _plan_all(client, policies, now, json_out, page_size, github, ecr)
@@ -374,21 +374,21 @@ def _policies(repository: str | None, policy: Path | None, flags: Settings) -> l
     if policy is None:
         if repository is None:
             raise UsageError("give a REPOSITORY, or --policy FILE")
-        return [resolve_policy(str(parse_repository(repository)), [], flags)]
+        return [resolve_policy(parse_repository(repository), [], flags)]
     loaded = load_policy(policy)
-    entries = [(str(parse_repository(name)), settings) for name, settings in loaded.repositories]
+    entries = [(parse_repository(name), settings) for name, settings in loaded.repositories]
     if repository is None:
         if flags.package is not None and len(entries) > 1:
             raise UsageError("--package names one repository's package: give that REPOSITORY too")
         return [resolve_policy(name, [loaded.defaults, settings], flags) for name, settings in entries]
-    wanted = str(parse_repository(repository))
+    wanted = parse_repository(repository)
     own = [settings for name, settings in entries if name == wanted]
     return [resolve_policy(wanted, [loaded.defaults, *own], flags)]
 
 
 def _backend(
     client: RegistryClient,
-    repository: str,
+    repo: Repository,
     kind: BackendKind,
     github: _GitHub,
     ecr: _Ecr,
@@ -399,9 +399,7 @@ def _backend(
 ) -> DeleteBackend:
     """The repository's backend; ``--untagged`` is refused where the backend cannot list untagged manifests."""
     from inspector.gc.backends.factory import backend_kind, check_untagged, select_backend
-    from inspector.oci.reference import parse_repository
 
-    repo = parse_repository(repository)
     if untagged:
         check_untagged(repo, kind)
     chosen = backend_kind(repo, kind)
@@ -427,7 +425,7 @@ def _bound(plans: tuple[RepositoryPlan, ...], policies: list[RepositoryPolicy]) 
     for plan in plans:
         own = by_name.get(plan.repository)
         if own is None:
-            given = ", ".join(sorted(by_name))
+            given = ", ".join(sorted(str(name) for name in by_name))
             raise PlanMismatch(
                 f"the plan is for {plan.repository}, which the policy given does not name ({given}); "
                 "nothing was deleted"
@@ -490,7 +488,6 @@ def _plan_all(
     from inspector.gc.branches import git_ls_remote, read_branches_file
     from inspector.gc.inventory import collect_inventory
     from inspector.gc.plan import plan_repository
-    from inspector.oci.reference import parse_repository
 
     backends = [  # every refusal before anything is read
         _backend(
@@ -520,9 +517,10 @@ def _plan_all(
             if key not in sources:
                 sources[key] = read_branches_file(policy.branches_file)
             live = sources[key]
-        repo = parse_repository(policy.repository)
-        with progress(not json_out, f"reading {repo}") as on_progress:
-            inventory = collect_inventory(client, repo, page_size=page_size, on_progress=on_progress)
+        with progress(not json_out, f"reading {policy.repository}") as on_progress:
+            inventory = collect_inventory(
+                client, policy.repository, page_size=page_size, on_progress=on_progress
+            )
         if isinstance(backend, gc_ecr.EcrBackend):  # ages from ECR's push times
             inventory = gc_ecr.with_push_times(inventory, backend.images())
             if policy.untagged:
@@ -554,7 +552,6 @@ def _finish(
     from inspector.gc.execute import RegistryTagReader, execute_plan, report_to_json
     from inspector.gc.plan import check_max_deletes
     from inspector.gc.planfile import plan_to_json
-    from inspector.oci.reference import parse_repository
 
     plans = []
     for target in targets:
@@ -562,7 +559,7 @@ def _finish(
         plan = target.plan
         listed = ghcr or isinstance(target.backend, EcrBackend)
         if not (listed and target.untagged):  # else the untagged images were looked at: the notes say how
-            plan = _with_note(plan, untagged_hint(parse_repository(plan.repository).registry, ghcr=ghcr))
+            plan = _with_note(plan, untagged_hint(plan.repository.registry, ghcr=ghcr))
         if isinstance(target.backend, GhcrBackend):
             pacing = pacing_note(plan, target.backend.github.options.pace)
             if pacing is not None:
@@ -573,8 +570,8 @@ def _finish(
         plans.append(plan)
     if plan_out is not None:
         _write(plan_out, json.dumps(plan_to_json(plans, created_at=now, mode=mode), indent=2) + "\n")
-    reports: dict[str, RepositoryReport] = {}
-    errors: dict[str, CacheInspectError] = {}
+    reports: dict[Repository, RepositoryReport] = {}
+    errors: dict[Repository, CacheInspectError] = {}
     applying = mode != "dry-run"
     if applying:
         for plan in plans:  # every plan is checked before anything is deleted anywhere
@@ -582,7 +579,7 @@ def _finish(
         for target, plan in zip(targets, plans, strict=True):
             if not plan.manifests:
                 continue
-            repo = parse_repository(plan.repository)
+            repo = plan.repository
             try:
                 with progress(fmt != "json", f"deleting in {repo}") as on_progress:
                     reports[plan.repository] = execute_plan(
@@ -600,7 +597,7 @@ def _finish(
         for error in errors.values():
             report_error(error)
     elif fmt == "json":
-        documents: dict[str, dict[str, Any]] = {name: report_to_json(r) for name, r in reports.items()}
+        documents: dict[Repository, dict[str, Any]] = {name: report_to_json(r) for name, r in reports.items()}
         for name, error in errors.items():
             documents[name] = {"error": _error_json(error)}
         print(json.dumps(plan_to_json(plans, created_at=now, mode=mode, reports=documents), indent=2))
@@ -631,11 +628,10 @@ def _with_unpulled(policies: list[RepositoryPolicy], text: str) -> list[Reposito
     """``--unpulled-for`` on every repository; only the ECR backend knows when an image was last pulled."""
     from inspector.gc.backends.factory import backend_kind
     from inspector.gc.policy import parse_duration
-    from inspector.oci.reference import parse_repository
 
     limit = parse_duration(text)
     for chosen in policies:
-        if backend_kind(parse_repository(chosen.repository), chosen.backend) != "ecr":
+        if backend_kind(chosen.repository, chosen.backend) != "ecr":
             raise UsageError(
                 f"{chosen.repository}: --unpulled-for needs pull times, which only the ECR backend has "
                 "(DescribeImages lastRecordedPullTime)"
@@ -688,8 +684,8 @@ def _write(path: Path, text: str) -> None:
 def _write_summary(
     summary: Path | None,
     plans: list[RepositoryPlan],
-    reports: dict[str, RepositoryReport],
-    errors: dict[str, CacheInspectError],
+    reports: dict[Repository, RepositoryReport],
+    errors: dict[Repository, CacheInspectError],
     mode: Mode,
 ) -> None:
     """``--summary FILE`` (written), else ``$GITHUB_STEP_SUMMARY`` (appended, as GitHub expects)."""
