@@ -42,16 +42,16 @@ def _log(message: str) -> None:
 
 
 def _gc_planning_available() -> tuple[bool, str]:
-    """Is there a gc planner (``inspector/gc/plan.py`` with collect_inventory + plan_repository) and a gc command?"""
-    if importlib.util.find_spec("inspector.gc.plan") is None:
-        return False, "no `inspector/gc/plan.py`: gc planning is not measured"
-    import inspector.gc.plan as gc
+    """Is there a gc planner (``inspector.gc`` with collect_inventory + plan_repository) and a gc command?"""
+    if importlib.util.find_spec("inspector.gc") is None:
+        return False, "no `inspector/gc/`: gc planning is not measured"
+    import inspector.gc as gc
 
     if not (hasattr(gc, "collect_inventory") and hasattr(gc, "plan_repository")):
-        return False, "`inspector/gc/plan.py` has no planning entry point: gc planning is not measured"
+        return False, "`inspector.gc` has no planning entry point: gc planning is not measured"
     return True, (
-        "gc planning: `inspector/gc/plan.py` exposes `collect_inventory` + `plan_repository`; measured through "
-        "`cacheinspect gc` (dry run is its default)"
+        "gc planning: `inspector.gc` exposes `collect_inventory` (gc/inventory.py) + `plan_repository` "
+        "(gc/plan.py); measured through `cacheinspect gc` (dry run is its default)"
     )
 
 

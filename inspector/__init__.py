@@ -20,7 +20,8 @@ if TYPE_CHECKING:
     from .cache.report import CacheReport, inspect_cache, report_to_json
     from .cache.source import LayoutSource, RegistrySource, parse_source
     from .errors import CacheInspectError, ExitCode
-    from .gc.plan import collect_inventory, plan_repository
+    from .gc.inventory import collect_inventory
+    from .gc.plan import plan_repository
     from .oci.digest import Digest
     from .oci.models import Descriptor, ManifestDocument, parse_manifest
     from .oci.reference import Reference, Repository, parse_reference, parse_repository
@@ -45,7 +46,7 @@ _EXPORTS = {
     "Digest": "oci.digest",
     "diff_caches": "cache.diff",
     "disk_usage": "cache.du",
-    "collect_inventory": "gc.plan",
+    "collect_inventory": "gc.inventory",
     "plan_repository": "gc.plan",
     "run_probe": "probe.run",
     "CacheInspectError": "errors",

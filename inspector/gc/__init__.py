@@ -1,7 +1,8 @@
 """Garbage collection of cache tags: policy, inventory, a pure plan, and its safe execution."""
 
 from inspector.gc.execute import RepositoryReport, execute_plan
-from inspector.gc.plan import Inventory, RepositoryPlan, collect_inventory, plan_repository
+from inspector.gc.inventory import Inventory, collect_inventory
+from inspector.gc.plan import RepositoryPlan, plan_repository
 from inspector.gc.policy import RepositoryPolicy, Rules, Settings, load_policy
 
 __all__ = [

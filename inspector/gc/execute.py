@@ -69,14 +69,8 @@ from inspector.gc.backends.base import (
     PushedBlob,
     UntagIncomplete,
 )
-from inspector.gc.plan import (
-    ManifestPlan,
-    ManifestRule,
-    PlaceholderInfo,
-    RepositoryPlan,
-    parse_placeholder,
-    template_reading,
-)
+from inspector.gc.placeholder import PlaceholderInfo, parse_placeholder
+from inspector.gc.plan import ManifestPlan, ManifestRule, RepositoryPlan, template_reading
 from inspector.oci import mediatypes
 from inspector.oci.digest import Digest
 from inspector.oci.models import Descriptor, ManifestDocument
@@ -186,7 +180,7 @@ class ManifestOutcome:
 
 @dataclass(frozen=True, slots=True)
 class RepositoryReport:
-    repository: str
+    repository: Repository
     capabilities: Capabilities
     tags: tuple[TagOutcome, ...]
     manifests: tuple[ManifestOutcome, ...]
@@ -230,7 +224,7 @@ def execute_plan(
     capabilities = backend.capabilities()
     if not capabilities.can_delete:
         raise CannotDelete(
-            f"{plan.repository}: {capabilities.detail}", hint=_cannot_delete_hint(plan.repository)
+            f"{plan.repository}: {capabilities.detail}", hint=_cannot_delete_hint(str(plan.repository))
         )
     run.run(capabilities, on_progress)
     return RepositoryReport(

@@ -43,6 +43,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from inspector.errors import UsageError
+from inspector.oci.reference import Repository
 
 __all__ = [
     "MIN_MAX_AGE",
@@ -296,7 +297,7 @@ class Settings:
 class RepositoryPolicy:
     """Everything ``gc`` needs to plan one repository."""
 
-    repository: str
+    repository: Repository
     rules: Rules
     branches_from_git: str | None = None
     branches_file: str | None = None
@@ -422,7 +423,7 @@ def load_policy(path: Path) -> PolicyFile:
     return PolicyFile(path, defaults, tuple(repositories))
 
 
-def resolve_policy(repository: str, layers: Sequence[Settings], flags: Settings) -> RepositoryPolicy:
+def resolve_policy(repository: Repository, layers: Sequence[Settings], flags: Settings) -> RepositoryPolicy:
     """Merge ``layers`` (lowest first) and then the flags; ``--protect`` adds to the file's globs."""
     merged = Settings()
     for layer in layers:
@@ -460,7 +461,7 @@ def resolve_policy(repository: str, layers: Sequence[Settings], flags: Settings)
         raise UsageError(f"{repository}: give branches-from-git or branches-file, not both")
     if merged.max_deletes is not None and merged.max_deletes < 0:
         raise UsageError(f"{repository}: max-deletes must not be negative")
-    backend = parse_backend(merged.backend, repository)
+    backend = parse_backend(merged.backend, str(repository))
     if merged.package is not None:
         owner, _, name = merged.package.partition("/")
         if not owner or not name or name.startswith("/") or name.endswith("/"):

@@ -22,11 +22,12 @@ import httpx
 import pytest
 
 from inspector.errors import InvalidContent
-from inspector.gc.backends.base import EMPTY_CONFIG, build_placeholder
 from inspector.gc.backends.oci import OciBackend
 from inspector.gc.branches import LiveRefs
 from inspector.gc.execute import CannotDelete, RegistryTagReader, RepositoryReport, execute_plan
-from inspector.gc.plan import RepositoryPlan, collect_inventory, plan_repository
+from inspector.gc.inventory import collect_inventory
+from inspector.gc.placeholder import EMPTY_CONFIG, build_placeholder
+from inspector.gc.plan import RepositoryPlan, plan_repository
 from inspector.gc.policy import Rules, parse_template
 from inspector.oci import mediatypes
 from inspector.oci.digest import Digest, sha256_digest

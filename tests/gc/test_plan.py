@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
@@ -14,21 +15,14 @@ from hypothesis import strategies as st
 
 from inspector.errors import InvalidContent, UsageError
 from inspector.gc.branches import LiveRefs
-from inspector.gc.plan import (
-    CacheInfo,
-    Inventory,
-    PlaceholderInfo,
-    PlanRefused,
-    RepositoryPlan,
-    TagInfo,
-    check_max_deletes,
-    plan_from_json,
-    plan_repository,
-    plan_to_json,
-)
+from inspector.gc.inventory import CacheInfo, Inventory, TagInfo
+from inspector.gc.placeholder import PlaceholderInfo
+from inspector.gc.plan import PlanRefused, RepositoryPlan, check_max_deletes, plan_repository
+from inspector.gc.planfile import plan_from_json, plan_to_json
 from inspector.gc.policy import Rules, SlugRule, parse_template
 from inspector.oci import gojson
 from inspector.oci.digest import Digest, sha256_digest
+from inspector.oci.reference import parse_repository
 from tests.harness.paths import schema
 from tests.harness.support import validate_json
 
@@ -100,7 +94,7 @@ class Repo:
 
     def inventory(self) -> Inventory:
         return Inventory(
-            "r.test/team/app",
+            parse_repository("r.test/team/app"),
             tuple(sorted(self.tags, key=lambda t: t.tag)),
             MappingProxyType(self.caches),
             frozenset(self.other_blobs),
@@ -367,6 +361,36 @@ def test_a_hand_edited_plan_cannot_reach_other_tags(change: Any, message: str) -
 
 
 @pytest.mark.parametrize(
+    ("name", "message"),
+    [
+        # parse_repository refuses upper case in a path (distribution's reference grammar is lowercase).
+        ("r.test/Team/app", "must be lowercase"),
+        # Valid, but not how plan_to_json writes it (str(Repository) lowercases the host): not this tool's file.
+        ("R.TEST/team/app", "not a canonical repository name"),
+    ],
+)
+def test_a_plan_names_its_repository_as_written(name: str, message: str) -> None:
+    """The repository is read into a ``Repository`` once; a spelling this tool never writes is refused (exit 8).
+
+    The rulesDigest is recomputed over the edited name, so only the repository check can catch it.
+    """
+
+    def rename(entry: dict[str, Any]) -> None:
+        entry["repository"] = name
+        canonical = {"repository": name, "rules": entry["rules"]}
+        entry["rulesDigest"] = (
+            "sha256:"
+            + hashlib.sha256(
+                json.dumps(canonical, sort_keys=True, separators=(",", ":")).encode()
+            ).hexdigest()
+        )
+
+    with pytest.raises(InvalidContent, match=message) as caught:
+        plan_from_json(tampered(rename), "plan.json")
+    assert "repositories[0].repository" in caught.value.message
+
+
+@pytest.mark.parametrize(
     "raw", [b"not json", b'{"kind": "something"}', b'{"kind": "cacheinspect-gc-plan", "schemaVersion": 9}']
 )
 def test_other_files_are_not_plans(raw: bytes) -> None:
@@ -430,7 +454,10 @@ def scenarios(draw: st.DrawFn) -> tuple[Inventory, Rules, LiveRefs | None]:
         tags.append(TagInfo(name, digest, "cache" if kinds[digest] == "cache" else "other"))
     # Untagged caches (placeholders' replaced manifests) also hold blobs.
     inventory = Inventory(
-        "r.test/a", tuple(sorted(tags, key=lambda t: t.tag)), MappingProxyType(caches), frozenset(other_blobs)
+        parse_repository("r.test/a"),
+        tuple(sorted(tags, key=lambda t: t.tag)),
+        MappingProxyType(caches),
+        frozenset(other_blobs),
     )
     protect = tuple(
         draw(st.lists(st.sampled_from(["main", "release/*", "feature*", "pr-1-buildcache"]), max_size=2))

@@ -23,6 +23,7 @@ from inspector.gc.policy import (
     resolve_policy,
     spell_duration,
 )
+from inspector.oci.reference import parse_repository
 
 
 def test_templates_capture_the_branch_slug_or_the_number() -> None:
@@ -130,13 +131,13 @@ def test_policy_file_layers_defaults_repository_and_flags(tmp_path: Path) -> Non
     (app_name, app), (tools_name, tools) = loaded.repositories
     assert (app_name, tools_name) == ("registry.test/team/app-cache", "registry.test/team/tools-cache")
 
-    plain = resolve_policy(app_name, [loaded.defaults, app], Settings())
+    plain = resolve_policy(parse_repository(app_name), [loaded.defaults, app], Settings())
     assert [t.text for t in plain.rules.templates] == ["{branch}-buildcache", "pr-{number}-buildcache"]
     assert plain.rules.max_age == timedelta(days=14) and plain.rules.keep_last == 20
     assert plain.branches_file == str(tmp_path / "branches.txt")  # relative to the policy file
     assert plain.rules.slug == SLUG_PRESETS["gitlab"]
 
-    own = resolve_policy(tools_name, [loaded.defaults, tools], Settings())
+    own = resolve_policy(parse_repository(tools_name), [loaded.defaults, tools], Settings())
     assert [t.text for t in own.rules.templates] == ["buildcache-{branch}"]
     assert own.rules.protect == ("release/*",)  # a repository's table replaces the defaults' list
     assert (own.rules.keep_last, own.max_deletes) == (5, 10)
@@ -147,7 +148,7 @@ def test_policy_file_layers_defaults_repository_and_flags(tmp_path: Path) -> Non
     )
 
     flags = Settings(keep_last=3, protect=("hotfix/*",), max_age="1w", branches_file=None)
-    flagged = resolve_policy(tools_name, [loaded.defaults, tools], flags)
+    flagged = resolve_policy(parse_repository(tools_name), [loaded.defaults, tools], flags)
     assert flagged.rules.keep_last == 3 and flagged.rules.max_age == timedelta(weeks=1)
     assert flagged.rules.protect == ("release/*", "hotfix/*")  # a flag adds protection, never removes it
 
@@ -174,13 +175,17 @@ def test_policy_file_errors_name_the_problem(tmp_path: Path, text: str, message:
 
 def test_resolution_errors() -> None:
     with pytest.raises(UsageError, match="no tag template"):
-        resolve_policy("r.test/a", [], Settings())
+        resolve_policy(parse_repository("r.test/a"), [], Settings())
     with pytest.raises(UsageError, match="not both"):
         resolve_policy(
-            "r.test/a", [], Settings(tag_templates=("{branch}",), branches_file="f", branches_from_git="g")
+            parse_repository("r.test/a"),
+            [],
+            Settings(tag_templates=("{branch}",), branches_file="f", branches_from_git="g"),
         )
     with pytest.raises(UsageError, match="slug preset"):
-        resolve_policy("r.test/a", [], Settings(tag_templates=("{branch}",), slug_preset="kebab"))
+        resolve_policy(
+            parse_repository("r.test/a"), [], Settings(tag_templates=("{branch}",), slug_preset="kebab")
+        )
 
 
 def test_ref_lines_accept_names_refs_and_ls_remote_output() -> None:
@@ -234,9 +239,9 @@ def test_a_bare_commit_hash_line_is_refused_naming_the_line(line: str) -> None:
 def test_a_max_age_under_one_hour_is_refused(text: str) -> None:
     # 0 would delete every cache, live branches included; "2m" is two minutes (m is minutes).
     with pytest.raises(UsageError, match="under one hour"):
-        resolve_policy("r.test/a", [], Settings(tag_templates=("{branch}",), max_age=text))
+        resolve_policy(parse_repository("r.test/a"), [], Settings(tag_templates=("{branch}",), max_age=text))
     assert resolve_policy(
-        "r.test/a", [], Settings(tag_templates=("{branch}",), max_age="60m")
+        parse_repository("r.test/a"), [], Settings(tag_templates=("{branch}",), max_age="60m")
     ).rules.max_age == timedelta(hours=1)
 
 

@@ -33,20 +33,13 @@ from inspector.errors import CacheInspectError, InvalidContent
 from inspector.gc.backends.base import ManifestKept
 from inspector.gc.backends.ghcr import GhcrBackend
 from inspector.gc.branches import LiveRefs
-from inspector.gc.plan import (
-    Inventory,
-    PlanRefused,
-    TagInfo,
-    add_untagged,
-    check_max_deletes,
-    plan_from_json,
-    plan_repository,
-    plan_to_json,
-)
+from inspector.gc.inventory import Inventory, TagInfo, add_untagged
+from inspector.gc.plan import PlanRefused, check_max_deletes, plan_repository
+from inspector.gc.planfile import plan_from_json, plan_to_json
 from inspector.gc.policy import Rules, parse_template
 from inspector.oci.digest import Digest, sha256_digest
 from inspector.oci.models import ManifestDocument, parse_manifest
-from inspector.oci.reference import Repository
+from inspector.oci.reference import Repository, parse_repository
 from inspector.registry.client import ClientOptions, RegistryClient
 from inspector.registry.github_packages import TOKEN_HINT, GhcrClient, GhcrOptions, Package
 from tests.harness.ghcr_server import DENY_MESSAGE, GitHubEmulator, TokenInfo
@@ -853,7 +846,7 @@ def test_untagged_caches_are_planned_once_never_over_a_tag_and_count_against_max
         ).encode()
     )
     inventory = Inventory(
-        "r.test/acme/app",
+        parse_repository("r.test/acme/app"),
         (
             TagInfo("live-buildcache", kept.digest, "cache"),
             TagInfo("gone-buildcache", stale.digest, "cache"),

@@ -443,13 +443,14 @@ def label_report(
     client: Callable[[], RegistryClient] | None = None,
     dockerfile: DockerfileSource | None = None,
     image: Reference | None = None,
-    base_refs: Sequence[str] = (),
+    bases: Mapping[str, Reference] | None = None,
     resolve_bases: bool = False,
 ) -> CacheReport:
     """Name what can be named, most certain first: provenance/history and resolved bases (exact), then the Dockerfile.
 
     ``client`` opens a registry client lazily (only ``image`` and base resolution need one).
-    With ``resolve_bases`` the Dockerfile's external FROM references join ``base_refs``.
+    ``bases``: each ``--base`` as given and its parsed reference. With ``resolve_bases`` the Dockerfile's
+    external FROM references join them.
     Failing to resolve one base reference is a note, not an error.
     """
     from inspector.cache.naming.bases import name_bases, resolve_base
@@ -469,16 +470,19 @@ def label_report(
         graph = name_from_image(graph, facts, diff_ids)
         if not facts.predicate_types:
             notes.append(f"{image} carries no provenance attestation; only its final-stage history was used")
-    refs = list(base_refs)
+    refs: dict[str, Reference | None] = dict(bases or {})
     if resolve_bases and plan is not None:
-        refs += [s.base_ref for s in plan.stages if s.base_kind == "image" and s.base_ref]
-        refs += [step.from_image for s in plan.stages for step in s.steps if step.from_image]
+        from_lines = [s.base_ref for s in plan.stages if s.base_kind == "image" and s.base_ref]
+        from_lines += [step.from_image for s in plan.stages for step in s.steps if step.from_image]
+        for text in from_lines:
+            refs.setdefault(text, None)
     if refs:
         assert client is not None
         resolved = []
-        for ref in dict.fromkeys(refs):
+        for ref, parsed in refs.items():
             try:
-                resolved.extend(resolve_base(client(), parse_reference(ref), display=ref))
+                target = parsed if parsed is not None else parse_reference(ref)
+                resolved.extend(resolve_base(client(), target, display=ref))
             except CacheInspectError as exc:
                 notes.append(f"could not resolve base {ref}: {exc.message}")
         graph = name_bases(graph, resolved)

@@ -5,8 +5,8 @@ from __future__ import annotations
 import json
 import os
 import sys
-from contextlib import ExitStack
-from dataclasses import dataclass, replace
+from collections.abc import Callable, Sequence
+from contextlib import AbstractContextManager, ExitStack
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
@@ -26,28 +26,21 @@ from inspector.cli.options import (
     Username,
     progress,
 )
-from inspector.errors import CacheInspectError, ExitCode, UsageError
+from inspector.errors import CacheInspectError, UsageError
 
 if TYPE_CHECKING:
     from inspector.gc.backends.base import DeleteBackend
-    from inspector.gc.branches import LiveRefs
-    from inspector.gc.execute import RepositoryReport
-    from inspector.gc.plan import Inventory, Mode, RepositoryPlan
-    from inspector.gc.policy import BackendKind, RepositoryPolicy, Settings
+    from inspector.gc.plan import RepositoryPlan
+    from inspector.gc.planfile import Mode
+    from inspector.gc.policy import RepositoryPolicy, Settings
+    from inspector.gc.service import BackendFactory, GcRun
+    from inspector.oci.reference import Repository
     from inspector.registry.client import RegistryClient
     from inspector.registry.credentials import Credentials
     from inspector.registry.ecr import EcrClient
     from inspector.registry.github_packages import GhcrClient
 
 __all__ = ["gc"]
-
-
-@dataclass(frozen=True, slots=True)
-class _Target:
-    plan: RepositoryPlan
-    inventory: Inventory | None
-    backend: DeleteBackend
-    untagged: bool = False  # untagged caches were looked for (GHCR)
 
 
 class _GitHub:
@@ -309,15 +302,23 @@ def gc(
     )
     if password_stdin and (branches_file == "-"):
         raise UsageError("--password-stdin and --branches-file - both read stdin; put the branches in a file")
-    from inspector.oci.reference import parse_repository
 
     if emit_ecr_lifecycle:
         acting = apply or apply_plan is not None or plan_out is not None
         _emit_lifecycle(repository, policy, flags, acting, unpulled=unpulled_for is not None)
         return
+    from inspector.gc import service
+
     connection = Connection(plain_http, insecure, ca_file, username, password_stdin, concurrency, timeout)
     ecr = _Ecr(ecr_registry_id, aws_region)
     now = datetime.now(UTC)
+
+    def on_progress(description: str) -> AbstractContextManager[Callable[[int, int], None] | None]:
+        return progress(not json_out, description)
+
+    def warn(message: str) -> None:
+        print(f"cacheinspect: {message}", file=sys.stderr)
+
     if apply_plan is not None:
         # The plan file is not trusted (it travels between jobs): it must have been made under the
         # policy this command is run with, which the job's own checkout or command line provides.
@@ -328,315 +329,127 @@ def gc(
                 "--apply-plan needs the policy the plan was made under: give REPOSITORY and its rules "
                 "(-t, --protect, --max-age, --keep-last, --slug), or --policy FILE"
             )
-        from inspector.gc.plan import plan_from_json
+        from inspector.gc.planfile import plan_from_json
 
         try:
             raw = apply_plan.read_bytes()
         except OSError as exc:
             raise UsageError(f"--apply-plan {apply_plan}: {exc.strerror}") from None
         plans = plan_from_json(raw, str(apply_plan))
-        policies = _policies(repository, policy, flags)
-        if unpulled_for is not None:
-            policies = _with_unpulled(policies, unpulled_for)
-        bound = _bound(plans, policies)
-        first = parse_repository(plans[0].repository).registry if plans else None
+        policies = service.resolve_policies(repository, policy, flags, unpulled_for=unpulled_for)
+        bound = service.bind_plans(plans, policies)
+        first = plans[0].repository.registry if plans else None
         with connection.client(first, ecr.credentials) as client, ExitStack() as stack:
             github = _GitHub(stack, github_token, delete_empty_packages=delete_empty_packages)
-            targets = _reviewed(client, plans, bound, flags, github, ecr)
-            _finish(client, targets, "apply-plan", now, fmt, plan_out, summary, max_deletes, page_size)
-        return
-    policies = _policies(repository, policy, flags)
-    if unpulled_for is not None:
-        policies = _with_unpulled(policies, unpulled_for)
-    first = parse_repository(policies[0].repository).registry if policies else None
-    with connection.client(first, ecr.credentials) as client, ExitStack() as stack:
-        github = _GitHub(stack, github_token, delete_empty_packages=delete_empty_packages)
-        targets = _plan_all(client, policies, now, json_out, page_size, github, ecr)
-        _finish(
-            client,
-            targets,
-            "apply" if apply else "dry-run",
-            now,
-            fmt,
-            plan_out,
-            summary,
-            None,
-            page_size,
-        )
-
-
-def _policies(repository: str | None, policy: Path | None, flags: Settings) -> list[RepositoryPolicy]:
-    from inspector.gc.policy import load_policy, resolve_policy
-    from inspector.oci.reference import parse_repository
-
-    if policy is None:
-        if repository is None:
-            raise UsageError("give a REPOSITORY, or --policy FILE")
-        return [resolve_policy(str(parse_repository(repository)), [], flags)]
-    loaded = load_policy(policy)
-    entries = [(str(parse_repository(name)), settings) for name, settings in loaded.repositories]
-    if repository is None:
-        if flags.package is not None and len(entries) > 1:
-            raise UsageError("--package names one repository's package: give that REPOSITORY too")
-        return [resolve_policy(name, [loaded.defaults, settings], flags) for name, settings in entries]
-    wanted = str(parse_repository(repository))
-    own = [settings for name, settings in entries if name == wanted]
-    return [resolve_policy(wanted, [loaded.defaults, *own], flags)]
-
-
-def _backend(
-    client: RegistryClient,
-    repository: str,
-    kind: BackendKind,
-    github: _GitHub,
-    ecr: _Ecr,
-    *,
-    api_url: str | None,
-    package: str | None,
-    untagged: bool,
-) -> DeleteBackend:
-    """The repository's backend; ``--untagged`` is refused where the backend cannot list untagged manifests."""
-    from inspector.gc.backends.factory import backend_kind, check_untagged, select_backend
-    from inspector.oci.reference import parse_repository
-
-    repo = parse_repository(repository)
-    if untagged:
-        check_untagged(repo, kind)
-    chosen = backend_kind(repo, kind)
-    if chosen == "ecr":
-        ecr.used_for.add(repo.registry)
-    return select_backend(
-        client,
-        repo,
-        kind=kind,
-        github=github.client(api_url) if chosen == "ghcr" else None,
-        package=package,
-        delete_empty_packages=github.delete_empty_packages,
-        ecr=ecr.client(repo.registry) if chosen == "ecr" else None,
-    )
-
-
-def _bound(plans: tuple[RepositoryPlan, ...], policies: list[RepositoryPolicy]) -> list[RepositoryPolicy]:
-    """The policy of each plan's repository; refuses (exit 2) a plan the policy does not cover or match."""
-    from inspector.gc.plan import PlanMismatch, check_plan_policy
-
-    by_name = {p.repository: p for p in policies}
-    bound = []
-    for plan in plans:
-        own = by_name.get(plan.repository)
-        if own is None:
-            given = ", ".join(sorted(by_name))
-            raise PlanMismatch(
-                f"the plan is for {plan.repository}, which the policy given does not name ({given}); "
-                "nothing was deleted"
+            run = service.apply_reviewed_plan(
+                client,
+                plans,
+                bound,
+                _backends(client, github, ecr),
+                now=now,
+                package=flags.package,
+                max_deletes=max_deletes,
+                page_size=page_size,
+                progress=on_progress,
+                on_planned=_plan_writer(plan_out, now, "apply-plan"),
+                warn=warn,
             )
-        check_plan_policy(plan, own.rules)
-        bound.append(own)
-    return bound
+    else:
+        policies = service.resolve_policies(repository, policy, flags, unpulled_for=unpulled_for)
+        first = policies[0].repository.registry if policies else None
+        with connection.client(first, ecr.credentials) as client, ExitStack() as stack:
+            github = _GitHub(stack, github_token, delete_empty_packages=delete_empty_packages)
+            run = service.run_gc(
+                client,
+                policies,
+                _backends(client, github, ecr),
+                apply=apply,
+                now=now,
+                page_size=page_size,
+                progress=on_progress,
+                on_planned=_plan_writer(plan_out, now, "apply" if apply else "dry-run"),
+                warn=warn,
+            )
+    _render(run, fmt)
+    _write_summary(summary, run)
+    if run.exit_code:
+        raise typer.Exit(run.exit_code)
 
 
-def _reviewed(
-    client: RegistryClient,
-    plans: tuple[RepositoryPlan, ...],
-    policies: list[RepositoryPolicy],
-    flags: Settings,
-    github: _GitHub,
-    ecr: _Ecr,
-) -> list[_Target]:
-    """Targets of a reviewed plan; untagged caches in it are selected again (GHCR, ECR) or refused."""
-    from inspector.gc.backends import ecr as gc_ecr
-    from inspector.gc.backends.ghcr import GhcrBackend, recheck_untagged
+def _backends(client: RegistryClient, github: _GitHub, ecr: _Ecr) -> BackendFactory:
+    """Each repository's backend from its policy; ``--untagged`` is refused where the backend cannot list
+    untagged manifests."""
+    from inspector.gc.backends.factory import backend_kind, check_untagged, select_backend
 
-    if flags.package is not None and len(plans) > 1:
-        raise UsageError("--package names one repository's package; this plan has several repositories")
-    targets = []
-    for plan, policy in zip(plans, policies, strict=True):
-        untagged = bool(plan.untagged_deletions)
-        backend = _backend(
+    def backend(policy: RepositoryPolicy, untagged: bool) -> DeleteBackend:
+        repo = policy.repository
+        if untagged:
+            check_untagged(repo, policy.backend)
+        chosen = backend_kind(repo, policy.backend)
+        if chosen == "ecr":
+            ecr.used_for.add(repo.registry)
+        return select_backend(
             client,
-            plan.repository,
-            policy.backend,
-            github,
-            ecr,
-            api_url=policy.github_api_url,
+            repo,
+            kind=policy.backend,
+            github=github.client(policy.github_api_url) if chosen == "ghcr" else None,
             package=policy.package,
-            untagged=untagged,
+            delete_empty_packages=github.delete_empty_packages,
+            ecr=ecr.client(repo.registry) if chosen == "ecr" else None,
         )
-        if isinstance(backend, gc_ecr.EcrBackend):
-            if untagged:
-                plan = gc_ecr.recheck_untagged(plan, backend)
-            backend.allow_tags(d.tag for d in plan.deletions)
-        elif untagged:
-            assert isinstance(backend, GhcrBackend)  # _backend refused every other backend
-            plan = recheck_untagged(plan, backend)
-        targets.append(_Target(plan, None, backend, untagged=untagged))
-    return targets
+
+    return backend
 
 
-def _plan_all(
-    client: RegistryClient,
-    policies: list[RepositoryPolicy],
-    now: datetime,
-    json_out: bool,
-    page_size: int | None,
-    github: _GitHub,
-    ecr: _Ecr,
-) -> list[_Target]:
-    """Read the branches and every repository, then plan them all: a read error stops before any deletion."""
-    from inspector.gc.backends import ecr as gc_ecr
-    from inspector.gc.backends.ghcr import GhcrBackend, plan_untagged
-    from inspector.gc.branches import git_ls_remote, read_branches_file
-    from inspector.gc.plan import collect_inventory, plan_repository
-    from inspector.oci.reference import parse_repository
+def _plan_writer(
+    plan_out: Path | None, now: datetime, mode: Mode
+) -> Callable[[Sequence[RepositoryPlan]], None]:
+    """``--plan-out FILE``: the plans, written before anything is deleted."""
 
-    backends = [  # every refusal before anything is read
-        _backend(
-            client,
-            p.repository,
-            p.backend,
-            github,
-            ecr,
-            api_url=p.github_api_url,
-            package=p.package,
-            untagged=p.untagged,
-        )
-        for p in policies
-    ]
-    sources: dict[tuple[str, str, bool], LiveRefs] = {}
-    targets = []
-    for policy, backend in zip(policies, backends, strict=True):
-        live: LiveRefs | None = None
-        pulls = any(t.kind == "number" for t in policy.rules.templates)
-        if policy.branches_from_git is not None:
-            key = ("git", policy.branches_from_git, pulls)
-            if key not in sources:
-                sources[key] = git_ls_remote(policy.branches_from_git, pulls=pulls)
-            live = sources[key]
-        elif policy.branches_file is not None:
-            key = ("file", policy.branches_file, False)
-            if key not in sources:
-                sources[key] = read_branches_file(policy.branches_file)
-            live = sources[key]
-        repo = parse_repository(policy.repository)
-        with progress(not json_out, f"reading {repo}") as on_progress:
-            inventory = collect_inventory(client, repo, page_size=page_size, on_progress=on_progress)
-        if isinstance(backend, gc_ecr.EcrBackend):  # ages from ECR's push times
-            inventory = gc_ecr.with_push_times(inventory, backend.images())
-            if policy.untagged:
-                inventory = gc_ecr.plan_untagged(backend, inventory)
-        elif policy.untagged:
-            assert isinstance(backend, GhcrBackend)  # check_untagged refused every other backend
-            inventory = plan_untagged(backend, inventory)
-        plan = plan_repository(inventory, policy.rules, live, now, max_deletes=policy.max_deletes)
-        if isinstance(backend, gc_ecr.EcrBackend):
-            backend.allow_tags(d.tag for d in plan.deletions)
-        targets.append(_Target(plan, inventory, backend, untagged=policy.untagged))
-    return targets
+    def write(plans: Sequence[RepositoryPlan]) -> None:
+        from inspector.gc.planfile import plan_to_json
+
+        if plan_out is not None:
+            _write(plan_out, json.dumps(plan_to_json(plans, created_at=now, mode=mode), indent=2) + "\n")
+
+    return write
 
 
-def _finish(
-    client: RegistryClient,
-    targets: list[_Target],
-    mode: Mode,
-    now: datetime,
-    fmt: str,
-    plan_out: Path | None,
-    summary: Path | None,
-    max_deletes: int | None,
-    page_size: int | None,
-) -> None:
-    from inspector.gc.backends.base import untagged_hint
-    from inspector.gc.backends.ecr import EcrBackend
-    from inspector.gc.backends.ghcr import GhcrBackend, pacing_note
-    from inspector.gc.execute import RegistryTagReader, execute_plan, report_to_json
-    from inspector.gc.plan import check_max_deletes, plan_to_json
-    from inspector.oci.reference import parse_repository
+def _render(run: GcRun, fmt: str) -> None:
+    """The plans and what applying them did, as JSON, TSV or for people; errors on stderr."""
+    from inspector.gc.execute import report_to_json
+    from inspector.gc.planfile import plan_to_json
 
-    plans = []
-    for target in targets:
-        ghcr = isinstance(target.backend, GhcrBackend)
-        plan = target.plan
-        listed = ghcr or isinstance(target.backend, EcrBackend)
-        if not (listed and target.untagged):  # else the untagged images were looked at: the notes say how
-            plan = _with_note(plan, untagged_hint(parse_repository(plan.repository).registry, ghcr=ghcr))
-        if isinstance(target.backend, GhcrBackend):
-            pacing = pacing_note(plan, target.backend.github.options.pace)
-            if pacing is not None:
-                plan = _with_note(plan, pacing)
-                if mode != "dry-run":
-                    print(f"cacheinspect: {plan.repository}: {pacing}", file=sys.stderr)
-            target.backend.expect(plan)
-        plans.append(plan)
-    if plan_out is not None:
-        _write(plan_out, json.dumps(plan_to_json(plans, created_at=now, mode=mode), indent=2) + "\n")
-    reports: dict[str, RepositoryReport] = {}
-    errors: dict[str, CacheInspectError] = {}
-    applying = mode != "dry-run"
-    if applying:
-        for plan in plans:  # every plan is checked before anything is deleted anywhere
-            check_max_deletes(plan, max_deletes if max_deletes is not None else plan.max_deletes)
-        for target, plan in zip(targets, plans, strict=True):
-            if not plan.manifests:
-                continue
-            repo = parse_repository(plan.repository)
-            try:
-                with progress(fmt != "json", f"deleting in {repo}") as on_progress:
-                    reports[plan.repository] = execute_plan(
-                        plan,
-                        target.backend,
-                        RegistryTagReader(client, repo, page_size),
-                        on_progress=on_progress,
-                    )
-            except CacheInspectError as exc:  # reported with the rest; later repositories still run
-                errors[plan.repository] = exc
     if fmt == "tsv":
         from inspector.cli.render.gc import PLAN_TSV_HEADER, plan_tsv_rows
 
-        write_tsv(PLAN_TSV_HEADER, plan_tsv_rows(plans, reports))
-        for error in errors.values():
+        write_tsv(PLAN_TSV_HEADER, plan_tsv_rows(run.plans, run.reports))
+        for error in run.errors.values():
             report_error(error)
     elif fmt == "json":
-        documents: dict[str, dict[str, Any]] = {name: report_to_json(r) for name, r in reports.items()}
-        for name, error in errors.items():
+        documents: dict[Repository, dict[str, Any]] = {
+            name: report_to_json(r) for name, r in run.reports.items()
+        }
+        for name, error in run.errors.items():
             documents[name] = {"error": _error_json(error)}
-        print(json.dumps(plan_to_json(plans, created_at=now, mode=mode, reports=documents), indent=2))
+        print(
+            json.dumps(
+                plan_to_json(run.plans, created_at=run.started_at, mode=run.mode, reports=documents), indent=2
+            )
+        )
     else:
         from inspector.cli.render.gc import render_plan, render_report
 
         out = console()
-        for plan in plans:
-            out.print(render_plan(plan, applying=applying))
-            if plan.repository in reports:
-                out.print(render_report(reports[plan.repository]))
-            elif applying and not plan.manifests:
+        for plan in run.plans:
+            out.print(render_plan(plan, applying=run.applying))
+            if plan.repository in run.reports:
+                out.print(render_report(run.reports[plan.repository]))
+            elif run.applying and not plan.manifests:
                 out.print("nothing to delete")
             out.print()
-        for error in errors.values():
+        for error in run.errors.values():
             report_error(error)
-    _write_summary(summary, plans, reports, errors, mode)
-    code = max(
-        [int(e.exit_code) for e in errors.values()]
-        + [int(ExitCode.PARTIAL) for r in reports.values() if not r.ok]
-        + [0]
-    )
-    if code:
-        raise typer.Exit(code)
-
-
-def _with_unpulled(policies: list[RepositoryPolicy], text: str) -> list[RepositoryPolicy]:
-    """``--unpulled-for`` on every repository; only the ECR backend knows when an image was last pulled."""
-    from inspector.gc.backends.factory import backend_kind
-    from inspector.gc.policy import parse_duration
-    from inspector.oci.reference import parse_repository
-
-    limit = parse_duration(text)
-    for chosen in policies:
-        if backend_kind(parse_repository(chosen.repository), chosen.backend) != "ecr":
-            raise UsageError(
-                f"{chosen.repository}: --unpulled-for needs pull times, which only the ECR backend has "
-                "(DescribeImages lastRecordedPullTime)"
-            )
-    return [replace(p, rules=replace(p.rules, unpulled_for=limit)) for p in policies]
 
 
 def _emit_lifecycle(
@@ -649,7 +462,9 @@ def _emit_lifecycle(
         raise UsageError(
             "--emit-ecr-lifecycle only prints a policy: give no --apply, --apply-plan or --plan-out"
         )
-    policies = _policies(repository, policy, flags)
+    from inspector.gc.service import resolve_policies
+
+    policies = resolve_policies(repository, policy, flags)
     if len(policies) != 1:
         raise UsageError("--emit-ecr-lifecycle prints one repository's policy: give the REPOSITORY too")
     chosen = policies[0]
@@ -659,10 +474,6 @@ def _emit_lifecycle(
     print(json.dumps(document, indent=2))
     for line in missing:
         print(f"cacheinspect: not in the ECR policy: {line}", file=sys.stderr)
-
-
-def _with_note(plan: RepositoryPlan, note: str) -> RepositoryPlan:
-    return plan if note in plan.notes else replace(plan, notes=(*plan.notes, note))
 
 
 def _error_json(exc: CacheInspectError) -> dict[str, Any]:
@@ -681,13 +492,7 @@ def _write(path: Path, text: str) -> None:
         raise UsageError(f"cannot write {path}: {exc.strerror}") from None
 
 
-def _write_summary(
-    summary: Path | None,
-    plans: list[RepositoryPlan],
-    reports: dict[str, RepositoryReport],
-    errors: dict[str, CacheInspectError],
-    mode: Mode,
-) -> None:
+def _write_summary(summary: Path | None, run: GcRun) -> None:
     """``--summary FILE`` (written), else ``$GITHUB_STEP_SUMMARY`` (appended, as GitHub expects)."""
     from inspector.cli.render.gc import plan_markdown
 
@@ -696,7 +501,7 @@ def _write_summary(
     )
     if target is None:
         return
-    text = plan_markdown(plans, reports, errors, mode=mode)
+    text = plan_markdown(run.plans, run.reports, run.errors, mode=run.mode)
     try:
         with target.open("w" if summary is not None else "a", encoding="utf-8") as handle:
             handle.write(text)

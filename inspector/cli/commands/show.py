@@ -122,8 +122,8 @@ def show(
     if resolve_bases and recipe is None and not base_refs:
         raise UsageError("--resolve-bases needs --dockerfile (for its FROM lines) or --base REF")
     image_ref = parse_reference(image) if image else None
-    for candidate in base_refs:
-        parse_reference(candidate)  # a bad reference is a usage error before any request
+    # Parsed once, here: a bad reference is a usage error before any request.
+    bases = {candidate: parse_reference(candidate) for candidate in base_refs}
 
     target_ref = parse_source(ref)
     connection = Connection(plain_http, insecure, ca_file, username, password_stdin, concurrency, timeout)
@@ -148,8 +148,8 @@ def show(
             client=client,
             dockerfile=recipe,
             image=image_ref,
-            base_refs=base_refs,
-            resolve_bases=resolve_bases or bool(base_refs),
+            bases=bases,
+            resolve_bases=resolve_bases or bool(bases),
         )
     if report.graph is not None:
         from inspector._sanitize import sanitize as _sanitize_line

@@ -16,6 +16,7 @@ from inspector.errors import CacheInspectError
 from inspector.gc.execute import RepositoryReport, TagOutcome
 from inspector.gc.plan import RepositoryPlan, TagDecision
 from inspector.gc.policy import spell_duration
+from inspector.oci.reference import Repository
 
 __all__ = ["PLAN_TSV_HEADER", "plan_markdown", "plan_tsv_rows", "render_plan", "render_report"]
 
@@ -69,7 +70,7 @@ def render_plan(plan: RepositoryPlan, *, applying: bool = False) -> RenderableTy
     header = Table.grid(padding=(0, 2))
     header.add_column(style="bold")
     header.add_column()
-    header.add_row("repository", escape(plan.repository))
+    header.add_row("repository", escape(str(plan.repository)))
     header.add_row("templates", escape(", ".join(t.text for t in plan.rules.templates)))
     header.add_row("protect", escape(", ".join(plan.rules.protect) or "nothing"))
     header.add_row("delete when", escape(_rules_text(plan)))
@@ -143,7 +144,7 @@ PLAN_TSV_HEADER = ("repository", "tag", "digest", "action", "rule", "created", "
 
 
 def plan_tsv_rows(
-    plans: Sequence[RepositoryPlan], reports: Mapping[str, RepositoryReport]
+    plans: Sequence[RepositoryPlan], reports: Mapping[Repository, RepositoryReport]
 ) -> list[tuple[object, ...]]:
     """``gc -o tsv``: one row per tag (ignored ones too), then one per untagged cache the plan deletes (empty
     tag); ``created`` as written in the annotation; ``outcome`` is empty in a dry run, else the status."""
@@ -156,11 +157,11 @@ def plan_tsv_rows(
             outcome: str = (
                 outcomes.get(d.tag, "not-attempted" if d.action == "delete" else "") if report else ""
             )
-            rows.append((plan.repository, d.tag, d.digest, d.action, d.rule, created, d.reason, outcome))
+            rows.append((str(plan.repository), d.tag, d.digest, d.action, d.rule, created, d.reason, outcome))
         manifests = {m.digest: m.status for m in report.manifests} if report is not None else {}
         for m in plan.untagged_deletions:
             status: str = manifests.get(m.digest, "not-attempted") if report is not None else ""
-            rows.append((plan.repository, "", m.digest, "delete", m.rule, "", m.reason, status))
+            rows.append((str(plan.repository), "", m.digest, "delete", m.rule, "", m.reason, status))
     return rows
 
 
@@ -211,8 +212,8 @@ def _md_tag(tag: str) -> str:
 
 def plan_markdown(
     plans: Sequence[RepositoryPlan],
-    reports: Mapping[str, RepositoryReport],
-    errors: Mapping[str, CacheInspectError],
+    reports: Mapping[Repository, RepositoryReport],
+    errors: Mapping[Repository, CacheInspectError],
     *,
     mode: str,
 ) -> str:

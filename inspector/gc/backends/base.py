@@ -15,9 +15,8 @@ tag that does not exist (404 = OCI tag deletion; distribution 2.8 answers 400
 removed as regclient's ``TagDelete`` does it (``PlaceholderPusher``, which any
 backend can reuse): the tag is re-pointed to a unique tiny placeholder
 manifest, and the placeholder is deleted by digest.
-Placeholders carry ``artifactType`` ``application/vnd.cacheinspect.gc.placeholder.v1``
-and annotations naming the tag and the manifest they replaced, so a run that
-is killed between the two steps is finished by the next one.
+The placeholder's format (``gc/placeholder.py``) names the tag and the manifest
+it replaced, so a run that is killed between the two steps is finished by the next one.
 
 Google (GCR, Artifact Registry) refuses to delete a digest while a tag points
 at it (``GOOGLE_MANIFEST_DANGLING_TAG``): there ``digest_delete_removes_tags`` is
@@ -29,36 +28,26 @@ false and the executor untags first. GHCR refuses registry-API deletes (405):
 
 from __future__ import annotations
 
-import json
 import secrets
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Literal, Protocol
+from typing import Literal, Protocol
 
 from inspector.errors import (
     CacheInspectError,
     ExitCode,
     RegistryError,
 )
-from inspector.gc.plan import (
-    PLACEHOLDER_ANNOTATION,
-    PLACEHOLDER_ARTIFACT_TYPE,
-    REPLACES_ANNOTATION,
-    PlaceholderInfo,
-)
+from inspector.gc.placeholder import EMPTY_CONFIG, PlaceholderInfo, build_placeholder
 from inspector.gc.policy import BackendKind
 from inspector.oci import mediatypes
 from inspector.oci.digest import Digest, sha256_digest
 from inspector.oci.reference import Repository
 from inspector.registry.client import RegistryClient
 
-if TYPE_CHECKING:
-    pass
-
 __all__ = [
     "BACKEND_KINDS",
-    "EMPTY_CONFIG",
     "BackendKind",
     "Capabilities",
     "DeleteBackend",
@@ -68,16 +57,11 @@ __all__ = [
     "PushedBlob",
     "UntagIncomplete",
     "Untagged",
-    "build_placeholder",
     "is_google_registry",
     "untagged_hint",
 ]
 
 BACKEND_KINDS: tuple[BackendKind, ...] = ("auto", "oci", "ghcr", "ecr")
-
-# The OCI empty descriptor's content (image-spec 1.1 "Guidance for an empty descriptor").
-EMPTY_CONFIG = b"{}"
-EMPTY_MEDIA_TYPE = "application/vnd.oci.empty.v1+json"
 
 
 @dataclass(frozen=True, slots=True)
@@ -161,29 +145,6 @@ class DeleteBackend(Protocol):
         Raises ``ManifestKept`` when a last look shows the manifest must stay.
         """
         ...
-
-
-def build_placeholder(tag: str, replaces: Digest, *, nonce: str, created: datetime) -> bytes:
-    """A unique, recognisable, tiny OCI artifact manifest (config and only layer: the empty descriptor)."""
-    empty = {
-        "mediaType": EMPTY_MEDIA_TYPE,
-        "digest": str(sha256_digest(EMPTY_CONFIG)),
-        "size": len(EMPTY_CONFIG),
-    }
-    document = {
-        "schemaVersion": 2,
-        "mediaType": mediatypes.OCI_MANIFEST,
-        "artifactType": PLACEHOLDER_ARTIFACT_TYPE,
-        "config": empty,
-        "layers": [empty],
-        "annotations": {
-            PLACEHOLDER_ANNOTATION: tag,
-            REPLACES_ANNOTATION: str(replaces),
-            "cacheinspect.gc.nonce": nonce,
-            "org.opencontainers.image.created": created.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
-        },
-    }
-    return json.dumps(document, separators=(",", ":")).encode()
 
 
 def is_google_registry(host: str) -> bool:

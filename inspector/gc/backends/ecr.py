@@ -26,7 +26,8 @@ from typing import Any
 
 from inspector.errors import CacheInspectError
 from inspector.gc.backends.base import Capabilities, Untagged
-from inspector.gc.plan import CacheInfo, Inventory, RepositoryPlan, add_untagged, drop_unselected
+from inspector.gc.inventory import CacheInfo, Inventory, add_untagged
+from inspector.gc.plan import RepositoryPlan, drop_unselected
 from inspector.gc.policy import Rules, format_duration
 from inspector.gc.untagged import CacheSelection, select_untagged_caches
 from inspector.oci import gojson

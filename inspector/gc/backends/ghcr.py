@@ -58,7 +58,8 @@ from inspector.gc.backends.base import (
     Untagged,
     UntagIncomplete,
 )
-from inspector.gc.plan import Inventory, RepositoryPlan, add_untagged, drop_unselected
+from inspector.gc.inventory import Inventory, add_untagged
+from inspector.gc.plan import RepositoryPlan, drop_unselected
 from inspector.gc.untagged import CacheSelection, select_untagged_caches
 from inspector.oci.digest import Digest
 from inspector.oci.models import ManifestDocument

@@ -1,0 +1,344 @@
+"""The whole ``gc`` run over one or more repositories, returning a value (``GcRun``) the command renders.
+
+The rules that make a multi-repository run safe live here, not in the command:
+
+* every repository is read and planned before anything is deleted anywhere, so a read error (or a
+  refusal: ``--untagged`` where no API lists untagged manifests, a branch source that names no
+  branch) stops the run while nothing has changed;
+* applying, every plan is checked against its ``--max-deletes`` before the first deletion;
+* a failure while deleting in one repository is recorded for it and the next repository still runs;
+  the combined exit code is the worst of them (``GcRun.exit_code``);
+* a reviewed plan (``--apply-plan``) must be bound to the policy it is applied under
+  (``bind_plans``) and its untagged caches are selected again before they are deleted.
+
+Nothing here prints: progress goes through ``progress`` (a context manager per phase, yielding a
+callback or None), warnings through ``warn``, and the plans through ``on_planned`` before anything
+is deleted (``--plan-out``). Backends come from a factory the caller builds from its options.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from contextlib import AbstractContextManager, nullcontext
+from dataclasses import dataclass, replace
+from datetime import datetime
+from pathlib import Path
+
+from inspector.errors import CacheInspectError, ExitCode, UsageError
+from inspector.gc.backends.base import DeleteBackend, untagged_hint
+from inspector.gc.backends.ecr import EcrBackend, with_push_times
+from inspector.gc.backends.ecr import plan_untagged as ecr_plan_untagged
+from inspector.gc.backends.ecr import recheck_untagged as ecr_recheck_untagged
+from inspector.gc.backends.factory import backend_kind
+from inspector.gc.backends.ghcr import GhcrBackend, pacing_note, plan_untagged, recheck_untagged
+from inspector.gc.branches import LiveRefs, git_ls_remote, read_branches_file
+from inspector.gc.execute import RegistryTagReader, RepositoryReport, execute_plan
+from inspector.gc.inventory import collect_inventory
+from inspector.gc.plan import RepositoryPlan, check_max_deletes, plan_repository
+from inspector.gc.planfile import Mode, PlanMismatch, check_plan_policy
+from inspector.gc.policy import RepositoryPolicy, Settings, load_policy, parse_duration, resolve_policy
+from inspector.oci.reference import Repository, parse_repository
+from inspector.registry.client import RegistryClient
+
+__all__ = [
+    "BackendFactory",
+    "GcRun",
+    "ProgressFactory",
+    "Target",
+    "apply_reviewed_plan",
+    "bind_plans",
+    "plan_targets",
+    "resolve_policies",
+    "run_gc",
+    "run_targets",
+]
+
+Progress = Callable[[int, int], None]
+#: ``progress(description)``: a context manager around one phase ("reading REPO", "deleting in REPO")
+#: that yields a ``(done, total)`` callback, or None for no progress display.
+ProgressFactory = Callable[[str], AbstractContextManager[Progress | None]]
+#: ``backends(policy, untagged)``: the repository's delete backend; ``untagged``: untagged caches are
+#: wanted, which a backend that cannot list them refuses (``UsageError``) before anything is read.
+BackendFactory = Callable[[RepositoryPolicy, bool], DeleteBackend]
+
+
+def _no_progress(description: str) -> AbstractContextManager[Progress | None]:
+    return nullcontext(None)
+
+
+def _no_warning(message: str) -> None:
+    return None
+
+
+@dataclass(frozen=True, slots=True)
+class Target:
+    """One repository's plan and the backend that carries it out."""
+
+    plan: RepositoryPlan
+    backend: DeleteBackend
+    untagged: bool = False  # untagged caches were looked for (GHCR, ECR)
+
+
+@dataclass(frozen=True, slots=True)
+class GcRun:
+    """What a gc run did: each repository's plan (with its notes), its report or its error."""
+
+    mode: Mode
+    started_at: datetime
+    plans: tuple[RepositoryPlan, ...]
+    reports: Mapping[Repository, RepositoryReport]
+    errors: Mapping[Repository, CacheInspectError]
+
+    @property
+    def applying(self) -> bool:
+        return self.mode != "dry-run"
+
+    @property
+    def exit_code(self) -> int:
+        """The worst outcome: a repository's error, else PARTIAL when a report is not ok, else 0."""
+        return max(
+            [int(e.exit_code) for e in self.errors.values()]
+            + [int(ExitCode.PARTIAL) for r in self.reports.values() if not r.ok]
+            + [0]
+        )
+
+
+def resolve_policies(
+    repository: str | None, policy_file: Path | None, flags: Settings, *, unpulled_for: str | None = None
+) -> list[RepositoryPolicy]:
+    """The policy of each repository to collect: REPOSITORY's, or every one of ``--policy FILE``'s.
+
+    ``unpulled_for`` (``--unpulled-for``) applies to every repository; only the ECR backend knows when
+    an image was last pulled, so any other backend refuses it.
+    """
+    if policy_file is None:
+        if repository is None:
+            raise UsageError("give a REPOSITORY, or --policy FILE")
+        policies = [resolve_policy(parse_repository(repository), [], flags)]
+    else:
+        loaded = load_policy(policy_file)
+        entries = [(parse_repository(name), settings) for name, settings in loaded.repositories]
+        if repository is None:
+            if flags.package is not None and len(entries) > 1:
+                raise UsageError("--package names one repository's package: give that REPOSITORY too")
+            policies = [
+                resolve_policy(name, [loaded.defaults, settings], flags) for name, settings in entries
+            ]
+        else:
+            wanted = parse_repository(repository)
+            own = [settings for name, settings in entries if name == wanted]
+            policies = [resolve_policy(wanted, [loaded.defaults, *own], flags)]
+    if unpulled_for is None:
+        return policies
+    limit = parse_duration(unpulled_for)
+    for chosen in policies:
+        if backend_kind(chosen.repository, chosen.backend) != "ecr":
+            raise UsageError(
+                f"{chosen.repository}: --unpulled-for needs pull times, which only the ECR backend has "
+                "(DescribeImages lastRecordedPullTime)"
+            )
+    return [replace(p, rules=replace(p.rules, unpulled_for=limit)) for p in policies]
+
+
+def bind_plans(
+    plans: Sequence[RepositoryPlan], policies: Sequence[RepositoryPolicy]
+) -> list[RepositoryPolicy]:
+    """The policy of each plan's repository; refuses (exit 2) a plan the policy does not cover or match.
+
+    A plan file travels between jobs and is not trusted: it must have been made under the policy it
+    is applied with, which the job's own checkout or command line provides.
+    """
+    by_name = {p.repository: p for p in policies}
+    bound = []
+    for plan in plans:
+        own = by_name.get(plan.repository)
+        if own is None:
+            given = ", ".join(sorted(str(name) for name in by_name))
+            raise PlanMismatch(
+                f"the plan is for {plan.repository}, which the policy given does not name ({given}); "
+                "nothing was deleted"
+            )
+        check_plan_policy(plan, own.rules)
+        bound.append(own)
+    return bound
+
+
+def plan_targets(
+    client: RegistryClient,
+    policies: Sequence[RepositoryPolicy],
+    backends: BackendFactory,
+    *,
+    now: datetime,
+    page_size: int | None = None,
+    progress: ProgressFactory = _no_progress,
+) -> list[Target]:
+    """Read the branches and every repository, then plan them all: a read error stops before any deletion."""
+    chosen = [backends(p, p.untagged) for p in policies]  # every refusal before anything is read
+    sources: dict[tuple[str, str, bool], LiveRefs] = {}
+    targets = []
+    for policy, backend in zip(policies, chosen, strict=True):
+        live: LiveRefs | None = None
+        pulls = any(t.kind == "number" for t in policy.rules.templates)
+        if policy.branches_from_git is not None:
+            key = ("git", policy.branches_from_git, pulls)
+            if key not in sources:
+                sources[key] = git_ls_remote(policy.branches_from_git, pulls=pulls)
+            live = sources[key]
+        elif policy.branches_file is not None:
+            key = ("file", policy.branches_file, False)
+            if key not in sources:
+                sources[key] = read_branches_file(policy.branches_file)
+            live = sources[key]
+        with progress(f"reading {policy.repository}") as on_progress:
+            inventory = collect_inventory(
+                client, policy.repository, page_size=page_size, on_progress=on_progress
+            )
+        if isinstance(backend, EcrBackend):  # ages from ECR's push times
+            inventory = with_push_times(inventory, backend.images())
+            if policy.untagged:
+                inventory = ecr_plan_untagged(backend, inventory)
+        elif policy.untagged:
+            assert isinstance(backend, GhcrBackend)  # check_untagged refused every other backend
+            inventory = plan_untagged(backend, inventory)
+        plan = plan_repository(inventory, policy.rules, live, now, max_deletes=policy.max_deletes)
+        if isinstance(backend, EcrBackend):
+            backend.allow_tags(d.tag for d in plan.deletions)
+        targets.append(Target(plan, backend, untagged=policy.untagged))
+    return targets
+
+
+def reviewed_targets(
+    plans: Sequence[RepositoryPlan],
+    policies: Sequence[RepositoryPolicy],
+    backends: BackendFactory,
+    *,
+    package: str | None = None,
+) -> list[Target]:
+    """Targets of a reviewed plan (``policies`` from ``bind_plans``); its untagged caches are selected
+    again (GHCR, ECR) or refused. ``package``: ``--package``, which names one repository's package."""
+    if package is not None and len(plans) > 1:
+        raise UsageError("--package names one repository's package; this plan has several repositories")
+    targets = []
+    for plan, policy in zip(plans, policies, strict=True):
+        untagged = bool(plan.untagged_deletions)
+        backend = backends(policy, untagged)
+        if isinstance(backend, EcrBackend):
+            if untagged:
+                plan = ecr_recheck_untagged(plan, backend)
+            backend.allow_tags(d.tag for d in plan.deletions)
+        elif untagged:
+            assert isinstance(backend, GhcrBackend)  # the factory refused every other backend
+            plan = recheck_untagged(plan, backend)
+        targets.append(Target(plan, backend, untagged=untagged))
+    return targets
+
+
+def run_targets(
+    client: RegistryClient,
+    targets: Sequence[Target],
+    mode: Mode,
+    *,
+    now: datetime,
+    max_deletes: int | None = None,
+    page_size: int | None = None,
+    progress: ProgressFactory = _no_progress,
+    on_planned: Callable[[Sequence[RepositoryPlan]], None] | None = None,
+    warn: Callable[[str], None] = _no_warning,
+) -> GcRun:
+    """Finish the plans (notes), hand them to ``on_planned``, then (unless a dry run) check every plan and
+    delete, repository by repository. ``max_deletes`` overrides each plan's own limit."""
+    plans = []
+    for target in targets:
+        ghcr = isinstance(target.backend, GhcrBackend)
+        plan = target.plan
+        listed = ghcr or isinstance(target.backend, EcrBackend)
+        if not (listed and target.untagged):  # else the untagged images were looked at: the notes say how
+            plan = _with_note(plan, untagged_hint(plan.repository.registry, ghcr=ghcr))
+        if isinstance(target.backend, GhcrBackend):
+            pacing = pacing_note(plan, target.backend.github.options.pace)
+            if pacing is not None:
+                plan = _with_note(plan, pacing)
+                if mode != "dry-run":
+                    warn(f"{plan.repository}: {pacing}")
+            target.backend.expect(plan)
+        plans.append(plan)
+    if on_planned is not None:
+        on_planned(tuple(plans))
+    reports: dict[Repository, RepositoryReport] = {}
+    errors: dict[Repository, CacheInspectError] = {}
+    if mode != "dry-run":
+        for plan in plans:  # every plan is checked before anything is deleted anywhere
+            check_max_deletes(plan, max_deletes if max_deletes is not None else plan.max_deletes)
+        for target, plan in zip(targets, plans, strict=True):
+            if not plan.manifests:
+                continue
+            try:
+                with progress(f"deleting in {plan.repository}") as on_progress:
+                    reports[plan.repository] = execute_plan(
+                        plan,
+                        target.backend,
+                        RegistryTagReader(client, plan.repository, page_size),
+                        on_progress=on_progress,
+                    )
+            except CacheInspectError as exc:  # reported with the rest; later repositories still run
+                errors[plan.repository] = exc
+    return GcRun(mode, now, tuple(plans), reports, errors)
+
+
+def run_gc(
+    client: RegistryClient,
+    policies: Sequence[RepositoryPolicy],
+    backends: BackendFactory,
+    *,
+    apply: bool,
+    now: datetime,
+    page_size: int | None = None,
+    progress: ProgressFactory = _no_progress,
+    on_planned: Callable[[Sequence[RepositoryPlan]], None] | None = None,
+    warn: Callable[[str], None] = _no_warning,
+) -> GcRun:
+    """Plan every repository of ``policies`` and, with ``apply``, carry the plans out (module docstring)."""
+    targets = plan_targets(client, policies, backends, now=now, page_size=page_size, progress=progress)
+    return run_targets(
+        client,
+        targets,
+        "apply" if apply else "dry-run",
+        now=now,
+        page_size=page_size,
+        progress=progress,
+        on_planned=on_planned,
+        warn=warn,
+    )
+
+
+def apply_reviewed_plan(
+    client: RegistryClient,
+    plans: Sequence[RepositoryPlan],
+    policies: Sequence[RepositoryPolicy],
+    backends: BackendFactory,
+    *,
+    now: datetime,
+    package: str | None = None,
+    max_deletes: int | None = None,
+    page_size: int | None = None,
+    progress: ProgressFactory = _no_progress,
+    on_planned: Callable[[Sequence[RepositoryPlan]], None] | None = None,
+    warn: Callable[[str], None] = _no_warning,
+) -> GcRun:
+    """Carry out a reviewed plan file (``--apply-plan``); ``policies`` are ``bind_plans(plans, ...)``'s."""
+    targets = reviewed_targets(plans, policies, backends, package=package)
+    return run_targets(
+        client,
+        targets,
+        "apply-plan",
+        now=now,
+        max_deletes=max_deletes,
+        page_size=page_size,
+        progress=progress,
+        on_planned=on_planned,
+        warn=warn,
+    )
+
+
+def _with_note(plan: RepositoryPlan, note: str) -> RepositoryPlan:
+    return plan if note in plan.notes else replace(plan, notes=(*plan.notes, note))
