@@ -27,14 +27,10 @@ from inspector.errors import InvalidContent, TransportError
 from inspector.oci import mediatypes
 from inspector.oci.digest import Digest
 from inspector.oci.reference import Repository
-from inspector.registry.client import (
-    MANIFEST_LIMIT,
-    TAG_PAGE_LIMIT,
-    RegistryClient,
-    _next_link,
-    _origin,
-    _parse_tag_page,
-)
+from inspector.registry._http import next_link as _next_link
+from inspector.registry._http import origin as _origin
+from inspector.registry._http import parse_tag_page as _parse_tag_page
+from inspector.registry.client import MANIFEST_LIMIT, TAG_PAGE_LIMIT, RegistryClient
 
 __all__ = [
     "UploadResult",
