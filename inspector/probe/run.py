@@ -42,8 +42,7 @@ from __future__ import annotations
 import json
 import secrets
 import time
-from collections.abc import Callable, Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from functools import partial
@@ -95,7 +94,6 @@ from inspector.probe.model import (
 from inspector.probe.requests import (
     anonymous_ping,
     catalog_page,
-    granted_actions,
     mount_blob,
     referrers,
     tags_page,
@@ -880,7 +878,7 @@ class _Prober:
             )
 
     def _token_scopes(self) -> _Result:
-        granted = granted_actions(self.client, self.repo)
+        granted = self.client.granted_actions(self.repo)
         if granted is None:
             return _Result(
                 "skipped",
@@ -1131,22 +1129,6 @@ def _iso(moment: datetime) -> str:
     return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-@contextmanager
-def _counting_retries(client: RegistryClient, prober: _Prober) -> Iterator[None]:
-    """Count the client's own retry waits (429/5xx on reads and idempotent writes) into the checks."""
-    original: Callable[[float], None] = client._sleep
-
-    def sleep(seconds: float) -> None:
-        prober.count_wait(seconds)
-        original(seconds)
-
-    client._sleep = sleep
-    try:
-        yield
-    finally:
-        client._sleep = original
-
-
 def run_probe(
     client: RegistryClient,
     options: ProbeOptions,
@@ -1159,7 +1141,7 @@ def run_probe(
     clock = time.monotonic()
     before = client.request_count
     prober = _Prober(client, options, sleep=sleep, now=now)
-    with _counting_retries(client, prober):
+    with client.on_retry(prober.count_wait):  # the client's own retries count into the current check
         checks = prober.run()
     results = {c.id: c for c in checks}
     family = prober.family.family

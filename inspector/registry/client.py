@@ -64,6 +64,7 @@ __all__ = [
     "BlobStat",
     "ClientOptions",
     "RegistryClient",
+    "next_link",
 ]
 
 log = logging.getLogger(__name__)
@@ -126,6 +127,7 @@ class RegistryClient:
         if self.options.concurrency < 1:
             raise UsageError("--concurrency must be at least 1")
         self._sleep = sleep
+        self._retry_listeners: list[Callable[[float], None]] = []
         self._retry_policy = RetryPolicy(
             retries=self.options.retries,
             base=self.options.backoff_base,
@@ -174,7 +176,8 @@ class RegistryClient:
             return "http"
         return "https"
 
-    def _url(self, registry: str, path: str, query: dict[str, str] | None = None) -> str:
+    def url(self, registry: str, path: str, query: dict[str, str] | None = None) -> str:
+        """The absolute URL of an API ``path`` (``/v2/…``) on ``registry``, with this client's scheme."""
         host = "registry-1.docker.io" if registry == "docker.io" else registry
         url = f"{self.scheme_for(host)}://{host}{path}"
         return f"{url}?{urlencode(query)}" if query else url
@@ -204,6 +207,35 @@ class RegistryClient:
             response.status_code, headers=response.headers, content=body, request=response.request
         )
 
+    def send_anonymous(self, method: str, url: str, *, what: str) -> httpx.Response:
+        """One request without credentials (no Authorization, no challenge answered) under the redirect
+        policy, its body read and capped at ``TOKEN_LIMIT``; not retried. What the registry says to anyone
+        (``GET /v2/``'s challenge). A network failure is ``TransportError``."""
+        try:
+            return self._send_without_auth(self._http.build_request(method, url))
+        except httpx.TransportError as exc:
+            raise TransportError(f"{what}: {type(exc).__name__}: {exc}") from None
+
+    @contextmanager
+    def on_retry(self, listener: Callable[[float], None]) -> Iterator[None]:
+        """Call ``listener(seconds)`` before each wait for a retry (429/5xx, network, a digest re-fetch), for
+        as long as the block runs: how a caller counts the retries inside its own requests."""
+        self._retry_listeners.append(listener)
+        try:
+            yield
+        finally:
+            self._retry_listeners.remove(listener)
+
+    def granted_actions(self, repo: Repository) -> tuple[str, ...] | None:
+        """Actions on ``repo`` the Bearer tokens held so far grant (``RegistryAuth.granted_actions``)."""
+        return self._auth.granted_actions(repo.path)
+
+    def _wait(self, seconds: float) -> None:
+        """Wait before a retry, telling the ``on_retry`` listeners first."""
+        for listener in list(self._retry_listeners):
+            listener(seconds)
+        self._sleep(seconds)
+
     def _count(self, request: httpx.Request) -> None:
         """Count every request on the wire: retries, redirects, auth challenges' repeats, token fetches."""
         with self._counter_lock:
@@ -214,7 +246,7 @@ class RegistryClient:
         after = retry_after(response.headers.get("Retry-After")) if response is not None else None
         return self._retry_policy.delay(attempt, after)
 
-    def _request(
+    def send(
         self,
         method: str,
         url: str,
@@ -226,9 +258,11 @@ class RegistryClient:
         content: bytes | Iterable[bytes] | None = None,
         idempotent: bool | None = None,
     ) -> tuple[httpx.Response, bytes]:
-        """Send with retries; return the response and up to ``limit`` bytes of its body.
+        """One API request with this client's auth, redirect policy, retries, deadline and caps; returns the
+        response (closed) and up to ``limit`` bytes of its body (drained and dropped when ``limit`` is 0).
 
-        Non-``ok`` statuses become typed errors. A body longer than ``limit``
+        The low-level path every method here uses, public for requests the client has no method for (the
+        probe's upload variants, catalog, referrers). Non-``ok`` statuses become typed errors. A body longer than ``limit``
         raises ``InvalidContent`` without reading the rest. Only idempotent
         requests are retried: GET and HEAD, or a caller that says a repeat is
         harmless (``idempotent=True``); a 429 is retried for every request, since
@@ -277,7 +311,7 @@ class RegistryClient:
                 if delay is None:
                     tried = "" if refused else f" ({clock.summary()})"
                     raise TransportError(f"{what}: {describe_transport_error(exc, url)}{tried}") from None
-                self._sleep(delay)
+                self._wait(delay)
                 attempt += 1
                 continue
             log.debug("%s %s -> %s", method, loggable(url), response.status_code)
@@ -287,7 +321,7 @@ class RegistryClient:
                 said = f"{method} {loggable(url)} answered {response.status_code}"
                 delay = self._retry_delay(clock, attempt, response, True, said)
                 if delay is not None:
-                    self._sleep(delay)
+                    self._wait(delay)
                     attempt += 1
                     continue
             raise self._fail(response, error_body, method, url, what)
@@ -371,15 +405,15 @@ class RegistryClient:
 
     def ping(self, registry: str) -> httpx.Headers:
         """``GET /v2/``; returns the response headers (authenticated if the registry asks)."""
-        response, _ = self._request("GET", self._url(registry, "/v2/"), what=f"ping {registry}")
+        response, _ = self.send("GET", self.url(registry, "/v2/"), what=f"ping {registry}")
         return response.headers
 
     def head_manifest(self, ref: Reference) -> Descriptor:
         """Resolve a reference to a descriptor without fetching the body."""
         repo = ref.repository
-        response, _ = self._request(
+        response, _ = self.send(
             "HEAD",
-            self._url(repo.registry, f"/v2/{repo.path}/manifests/{ref.identifier}"),
+            self.url(repo.registry, f"/v2/{repo.path}/manifests/{ref.identifier}"),
             what=f"resolve {ref}",
             headers={"Accept": mediatypes.MANIFEST_ACCEPT},
         )
@@ -409,7 +443,7 @@ class RegistryClient:
                 )
 
         response, raw = self._get_verified(
-            self._url(repo.registry, f"/v2/{repo.path}/manifests/{ref.identifier}"),
+            self.url(repo.registry, f"/v2/{repo.path}/manifests/{ref.identifier}"),
             what=f"fetch manifest {ref}",
             limit=limit,
             check=check,
@@ -431,9 +465,9 @@ class RegistryClient:
     def head_blob(self, repo: Repository, digest: Digest) -> BlobStat:
         """Whether a blob exists, with its size; a 404 is an answer, not an error."""
         try:
-            response, _ = self._request(
+            response, _ = self.send(
                 "HEAD",
-                self._url(repo.registry, f"/v2/{repo.path}/blobs/{digest}"),
+                self.url(repo.registry, f"/v2/{repo.path}/blobs/{digest}"),
                 what=f"check blob {digest}",
             )
         except RegistryError as exc:
@@ -455,7 +489,7 @@ class RegistryClient:
                 f"blob {descriptor.digest} is {descriptor.size} bytes; refusing to fetch more than {limit}"
             )
         _, data = self._get_verified(
-            self._url(repo.registry, f"/v2/{repo.path}/blobs/{descriptor.digest}"),
+            self.url(repo.registry, f"/v2/{repo.path}/blobs/{descriptor.digest}"),
             what=f"fetch blob {descriptor.digest.short}",
             limit=descriptor.size + 1,
             check=lambda data: verify_blob(descriptor, data),
@@ -478,7 +512,7 @@ class RegistryClient:
         """
         attempt = 0
         while True:
-            response, raw = self._request("GET", url, what=what, headers=headers, limit=limit)
+            response, raw = self.send("GET", url, what=what, headers=headers, limit=limit)
             try:
                 check(raw)
             except DigestMismatch:
@@ -486,7 +520,7 @@ class RegistryClient:
                 if delay is None:
                     raise
                 log.debug("%s: the content does not match its digest; fetching it again", what)
-                self._sleep(delay)
+                self._wait(delay)
                 attempt += 1
                 continue
             return response, raw
@@ -495,12 +529,23 @@ class RegistryClient:
         """Every tag of a repository, following ``Link: <…>; rel="next"`` pages (``MAX_TAGS`` at most)."""
         return [tag for page in self.iter_tag_pages(repo, page_size=page_size) for tag in page]
 
+    def tag_page(
+        self, repo: Repository, *, page_size: int | None = None, url: str | None = None
+    ) -> tuple[list[str], str | None]:
+        """One page of ``tags/list`` (the first, with ``n=page_size`` when given, or the page at ``url``) and
+        the absolute URL its ``Link: <…>; rel="next"`` names, if any."""
+        query = {"n": str(page_size)} if page_size else None
+        url = url or self.url(repo.registry, f"/v2/{repo.path}/tags/list", query)
+        response, raw = self.send("GET", url, what=f"list tags of {repo}", limit=TAG_PAGE_LIMIT)
+        following = next_link(response.headers.get_list("Link"))
+        return parse_tag_page(raw, repo), urljoin(url, following) if following else None
+
     def iter_tag_pages(self, repo: Repository, *, page_size: int | None = None) -> Iterator[list[str]]:
         """The tag list page by page: each page's body is dropped once parsed, so a caller that does not keep
         the names holds one page at a time. More than ``MAX_TAGS`` names in all, or ``_MAX_PAGES`` pages, is
         ``InvalidContent`` (exit 8) before the page that crosses the cap is handed out."""
         query = {"n": str(page_size)} if page_size else None
-        url = self._url(repo.registry, f"/v2/{repo.path}/tags/list", query)
+        url = self.url(repo.registry, f"/v2/{repo.path}/tags/list", query)
         seen: set[bytes] = set()  # hashes of the page URLs: a loop is found without holding long URLs
         count = 0
         while url:
@@ -512,19 +557,16 @@ class RegistryClient:
             if len(seen) >= _MAX_PAGES:
                 raise InvalidContent(f"list tags of {repo}: the registry sent more than {_MAX_PAGES:,} pages")
             seen.add(key)
-            response, raw = self._request("GET", url, what=f"list tags of {repo}", limit=TAG_PAGE_LIMIT)
-            page = parse_tag_page(raw, repo)
-            del raw
+            page, next_url = self.tag_page(repo, url=url)
             count += len(page)
             if count > MAX_TAGS:
                 raise InvalidContent(
                     f"list tags of {repo}: the registry lists more than {MAX_TAGS:,} tags; refusing to read "
                     "more (a registry that pages without end?)"
                 )
-            next_url = next_link(response.headers.get_list("Link"))
             yield page
-            url = urljoin(url, next_url) if next_url else ""
-            if url and urlsplit(url).netloc != urlsplit(self._url(repo.registry, "/")).netloc:
+            url = next_url or ""
+            if url and urlsplit(url).netloc != urlsplit(self.url(repo.registry, "/")).netloc:
                 raise InvalidContent(
                     f"list tags of {repo}: pagination Link points to another host ({loggable(url)})"
                 )
@@ -541,11 +583,11 @@ class RegistryClient:
         registry's origin (scheme, host, port).
         """
         digest = sha256_digest(data)
-        start = self._url(repo.registry, f"/v2/{repo.path}/blobs/uploads/")
-        response, _ = self._request(
+        start = self.url(repo.registry, f"/v2/{repo.path}/blobs/uploads/")
+        response, _ = self.send(
             "POST", start, what=f"start upload of blob {digest.short}", ok=(202,), content=b""
         )
-        self._finish_upload(start, response, digest, data, len(data))
+        self._finish_upload(response, digest, data, len(data))
         return digest
 
     def mount_blob(self, repo: Repository, digest: Digest, source: Repository) -> httpx.Response | None:
@@ -555,10 +597,10 @@ class RegistryClient:
 
         Not retried except after a 429: a repeated POST opens a second session.
         """
-        start = self._url(
+        start = self.url(
             repo.registry, f"/v2/{repo.path}/blobs/uploads/", {"mount": str(digest), "from": source.path}
         )
-        response, _ = self._request(
+        response, _ = self.send(
             "POST", start, what=f"mount blob {digest.short} from {source}", ok=(201, 202), content=b""
         )
         return None if response.status_code == 201 else response
@@ -575,33 +617,40 @@ class RegistryClient:
         which some registries refuse); memory holds one chunk. ``session``: a 202 answer that already opened
         the upload (a mount the registry declined). Never retried: the chunks are consumed once.
         """
-        start = self._url(repo.registry, f"/v2/{repo.path}/blobs/uploads/")
+        start = self.url(repo.registry, f"/v2/{repo.path}/blobs/uploads/")
         if session is None:
-            session, _ = self._request(
+            session, _ = self.send(
                 "POST", start, what=f"start upload of blob {descriptor.digest.short}", ok=(202,), content=b""
             )
-        self._finish_upload(start, session, descriptor.digest, chunks, descriptor.size)
+        self._finish_upload(session, descriptor.digest, chunks, descriptor.size)
 
-    def _finish_upload(
-        self, start: str, session: httpx.Response, digest: Digest, content: bytes | Iterable[bytes], size: int
-    ) -> None:
-        """PUT the bytes to the session's ``Location`` with ``digest=``.
+    def upload_location(self, session: httpx.Response, what: str) -> str:
+        """The absolute ``Location`` of an upload session answer (POST 202, PATCH 202), where its bytes go next.
 
-        The Location must stay on the registry's origin (scheme, host, port), as oras-go requires
-        (GHSA-jxpm-75mh-9fp7): a registry must not steer our upload, or a loopback PUT, elsewhere. The POST
-        itself is never redirected.
+        It must stay on the registry's origin (scheme, host, port), as oras-go requires
+        (GHSA-jxpm-75mh-9fp7): a registry must not steer our upload, or a loopback PUT, elsewhere
+        (``InvalidContent`` instead). The POST itself is never redirected.
         """
         location = session.headers.get("Location")
         if not location:
-            raise InvalidContent(f"start upload of blob {digest.short}: the registry sent no Location")
-        target = urlsplit(urljoin(start, location))
-        if origin(urlunsplit(target)) != origin(start):
             raise InvalidContent(
-                f"start upload of blob {digest.short}: the registry's upload Location points to another "
-                f"host or scheme ({loggable(urlunsplit(target))}); refusing to send the blob there"
+                f"{what}: the registry answered {session.status_code} without a Location header"
             )
+        target: str = urljoin(str(session.url), location)
+        if origin(target) != origin(str(session.url)):
+            raise InvalidContent(
+                f"{what}: the registry's upload Location points to another host or scheme ({loggable(target)}); "
+                "refusing to send the blob there"
+            )
+        return target
+
+    def _finish_upload(
+        self, session: httpx.Response, digest: Digest, content: bytes | Iterable[bytes], size: int
+    ) -> None:
+        """PUT the bytes to the session's ``Location`` (``upload_location``) with ``digest=``."""
+        target = urlsplit(self.upload_location(session, f"start upload of blob {digest.short}"))
         query = urlencode([*parse_qsl(target.query, keep_blank_values=True), ("digest", str(digest))])
-        response, _ = self._request(
+        response, _ = self.send(
             "PUT",
             urlunsplit(target._replace(query=query)),
             what=f"upload blob {digest.short}",
@@ -620,7 +669,7 @@ class RegistryClient:
         forwards them (an upload) never completes with wrong bytes. Redirects (a CDN) follow the GET policy;
         opening is retried like any GET, the body is not (the caller copies it once).
         """
-        url = self._url(repo.registry, f"/v2/{repo.path}/blobs/{descriptor.digest}")
+        url = self.url(repo.registry, f"/v2/{repo.path}/blobs/{descriptor.digest}")
         what = f"fetch blob {descriptor.digest.short}"
         clock = _Attempts(self.options.deadline)
         attempt = 0
@@ -634,7 +683,7 @@ class RegistryClient:
                 delay = self._retry_delay(clock, attempt, None, not refused, f"GET {loggable(url)} failed")
                 if delay is None:
                     raise TransportError(f"{what}: {describe_transport_error(exc, url)}") from None
-                self._sleep(delay)
+                self._wait(delay)
                 attempt += 1
                 continue
             if response.status_code == 200:
@@ -647,7 +696,7 @@ class RegistryClient:
                 said = f"GET {loggable(url)} answered {response.status_code}"
                 delay = self._retry_delay(clock, attempt, response, True, said)
                 if delay is not None:
-                    self._sleep(delay)
+                    self._wait(delay)
                     attempt += 1
                     continue
             raise self._fail(response, body, "GET", url, what)
@@ -666,9 +715,9 @@ class RegistryClient:
         if ref.digest is not None and ref.digest != digest:
             raise UsageError(f"put manifest {ref}: the bytes hash to {digest}")
         repo = ref.repository
-        response, _ = self._request(
+        response, _ = self.send(
             "PUT",
-            self._url(repo.registry, f"/v2/{repo.path}/manifests/{ref.identifier}"),
+            self.url(repo.registry, f"/v2/{repo.path}/manifests/{ref.identifier}"),
             what=f"push manifest {ref}",
             ok=(200, 201, 202),
             content=raw,
@@ -688,9 +737,9 @@ class RegistryClient:
         Retried on transient failures; a repeat of a DELETE that had succeeded
         answers 404, which the caller reads as "already gone".
         """
-        self._request(
+        self.send(
             "DELETE",
-            self._url(repo.registry, f"/v2/{repo.path}/manifests/{digest}"),
+            self.url(repo.registry, f"/v2/{repo.path}/manifests/{digest}"),
             what=f"delete manifest {repo}@{digest.short}",
             ok=_DELETED,
             idempotent=True,
@@ -705,9 +754,9 @@ class RegistryClient:
         if ref.tag is None or ref.digest is not None:
             raise UsageError(f"delete tag: {ref} is not a tag reference")
         repo = ref.repository
-        self._request(
+        self.send(
             "DELETE",
-            self._url(repo.registry, f"/v2/{repo.path}/manifests/{ref.tag}"),
+            self.url(repo.registry, f"/v2/{repo.path}/manifests/{ref.tag}"),
             what=f"delete tag {ref}",
             ok=_DELETED,
             idempotent=True,

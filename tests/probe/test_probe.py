@@ -23,7 +23,6 @@ from inspector.oci.models import parse_manifest
 from inspector.oci.reference import parse_repository
 from inspector.probe.classify import Op, classify
 from inspector.probe.content import PROBE_ANNOTATION, make_content
-from inspector.probe.requests import granted_actions
 from inspector.registry.client import ClientOptions, RegistryClient
 
 
@@ -160,11 +159,11 @@ def test_granted_actions_from_the_token_claims() -> None:
 
     repo = parse_repository("r.example/team/app")
     with RegistryClient(ClientOptions(), transport=httpx.MockTransport(handler)) as client:
-        assert granted_actions(client, repo) is None
+        assert client.granted_actions(repo) is None
         head = client.head_manifest(repo.tag("latest"))
         assert head.media_type == mediatypes.OCI_MANIFEST
-        assert granted_actions(client, repo) == ("pull", "push")
-        assert granted_actions(client, parse_repository("r.example/other")) is None
+        assert client.granted_actions(repo) == ("pull", "push")
+        assert client.granted_actions(parse_repository("r.example/other")) is None
 
 
 def test_recommendation_carries_valid_attributes_only() -> None:
