@@ -2,7 +2,7 @@
 
 Each returns what the registry answered or raises the client's typed error (``RegistryError``
 with status, OCI error codes and body; ``TransportError``; ``AuthError``), which
-``probe_classify`` then judges. Nothing here retries writes or decides anything: the client
+``inspector.probe.classify`` then judges. Nothing here retries writes or decides anything: the client
 retries reads (GET/HEAD) on 429/5xx itself, the probe retries writes.
 
 Plain uploads, manifest PUTs and DELETEs use ``RegistryClient.push_blob``, ``put_manifest``,

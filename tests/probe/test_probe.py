@@ -16,13 +16,17 @@ from inspector.errors import (
     CacheInspectError,
     InvalidContent,
     TransportError,
+    UnknownFamily,
     registry_error_from_response,
 )
 from inspector.oci import mediatypes
 from inspector.oci.models import parse_manifest
 from inspector.oci.reference import parse_repository
+from inspector.probe.checks import SEQUENCE
 from inspector.probe.classify import Op, classify
 from inspector.probe.content import PROBE_ANNOTATION, make_content
+from inspector.probe.model import CHECKS, ProbeOptions
+from inspector.probe.run import run_probe
 from inspector.registry.client import ClientOptions, RegistryClient
 
 
@@ -182,3 +186,26 @@ def test_recommendation_carries_valid_attributes_only() -> None:
     assert any("likely" in note for note in rec.notes)
     assert report.cache_to is not None and report.cache_to.verdict == "will-not-work"
     assert {"invalid-compression-level", "ignore-error-hides"} <= {p.code for p in report.cache_to.problems}
+
+
+def test_every_check_runs_once_after_everything_it_requires() -> None:
+    """The sequence covers each check the report lists exactly once, and a requirement always ran before the check
+    that names it (a check reading a requirement that has not run yet would be skipped as "missing")."""
+    order = [check.id for check in SEQUENCE]
+    assert sorted(order) == sorted(spec.id for spec in CHECKS) and len(set(order)) == len(order)
+    for position, check in enumerate(SEQUENCE):
+        assert set(check.requires) <= set(order[:position]), check.id
+        assert set(check.why) <= set(check.requires), check.id
+
+
+def test_an_unknown_family_is_a_usage_error_before_any_request() -> None:
+    def handler(request: httpx.Request) -> httpx.Response:
+        raise AssertionError(f"no request expected, got {request.method} {request.url}")
+
+    options = ProbeOptions(repository=parse_repository("r.example/team/app"), family="nope")
+    with (
+        RegistryClient(ClientOptions(), transport=httpx.MockTransport(handler)) as client,
+        pytest.raises(UnknownFamily, match="--family 'nope'") as caught,
+    ):
+        run_probe(client, options)
+    assert caught.value.exit_code == 2
