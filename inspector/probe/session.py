@@ -32,7 +32,7 @@ from inspector.probe.classify import Answer, Status, classify
 from inspector.probe.content import Blob, ProbeContent, ProbeDocument, make_content
 from inspector.probe.kb import FamilyMatch, detect_family
 from inspector.probe.model import EMPTY, Basis, Check, Leftover, Observed, ProbeOptions
-from inspector.registry.client import RegistryClient
+from inspector.registry.client import RegistryClient, RetryPolicy
 
 __all__ = ["ProbeSession", "Result", "Stop", "count", "is_transient", "summarize"]
 
@@ -126,6 +126,15 @@ class ProbeSession:
         self.leftover_reasons: dict[str, str] = {}
         self.leftovers: list[Leftover] = []
         self.retries = 0  # retries of the check running now (the client's and the probe's own)
+        #: The probe's own retries (writes the client does not repeat, the anonymous ping): the client's policy,
+        #: without jitter (one probe, one registry: nothing to spread) and within --retries / --max-wait.
+        self.backoff = RetryPolicy(
+            retries=options.retries,
+            base=0.5,
+            cap=options.max_wait,
+            max_retry_after=options.max_wait,
+            jitter=False,
+        )
 
     # -- names
 
@@ -147,14 +156,6 @@ class ProbeSession:
         """The client is about to wait ``seconds`` before retrying: the current check counts a retry."""
         self.retries += 1
 
-    def _delay(self, attempt: int, exc: CacheInspectError) -> float | None:
-        if attempt >= self.opts.retries:
-            return None
-        after: float | None = exc.retry_after if isinstance(exc, RegistryError) else None
-        if after is not None:
-            return after if after <= self.opts.max_wait else None
-        return min(self.opts.max_wait, 0.5 * 2.0**attempt)
-
     def write(self, fn: Callable[[], T]) -> T:
         """Run a write, retrying transient failures (429 honouring Retry-After, 5xx, network)."""
         attempt = 0
@@ -164,7 +165,9 @@ class ProbeSession:
             except CacheInspectError as exc:
                 if not is_transient(exc):
                     raise
-                delay = self._delay(attempt, exc)
+                delay = self.backoff.delay(
+                    attempt, exc.retry_after if isinstance(exc, RegistryError) else None
+                )
                 if delay is None:
                     raise
                 self.retries += 1

@@ -64,6 +64,7 @@ __all__ = [
     "BlobStat",
     "ClientOptions",
     "RegistryClient",
+    "RetryPolicy",
     "next_link",
 ]
 

@@ -209,3 +209,35 @@ def test_an_unknown_family_is_a_usage_error_before_any_request() -> None:
     ):
         run_probe(client, options)
     assert caught.value.exit_code == 2
+
+
+def test_a_write_the_client_does_not_repeat_is_retried_by_the_probe_on_its_schedule() -> None:
+    """An upload POST answering 503: the client never repeats a POST (only after a 429), so the probe does,
+    ``--retries`` 3 times, waiting 0.5, 1 and 2 s (0.5 s doubled each time, no jitter, under ``--max-wait`` 30),
+    then gives up; four POSTs in all, and the check counts its three retries."""
+    posts: list[httpx.Request] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        path = request.url.path
+        if path == "/v2/":
+            return httpx.Response(200, headers={"Docker-Distribution-Api-Version": "registry/2.0"})
+        if path.endswith("/tags/list"):
+            return httpx.Response(200, json={"name": "team/app", "tags": []})
+        if path == "/v2/_catalog":
+            return httpx.Response(200, json={"repositories": ["team/app"]})
+        if request.method == "HEAD" and "/blobs/" in path:
+            return httpx.Response(404)
+        if request.method == "POST":
+            posts.append(request)
+            return httpx.Response(503, json={"errors": [{"code": "UNAVAILABLE", "message": "later"}]})
+        raise AssertionError(f"unexpected {request.method} {request.url}")
+
+    slept: list[float] = []
+    options = ProbeOptions(repository=parse_repository("r.example/team/app"), near_limit=False)
+    with RegistryClient(
+        ClientOptions(), transport=httpx.MockTransport(handler), sleep=slept.append
+    ) as client:
+        report = run_probe(client, options, sleep=slept.append)
+    upload = report.check("blob-upload")
+    assert upload is not None and upload.retries == 3 and upload.status != "supported"
+    assert slept == [0.5, 1.0, 2.0] and len(posts) == 4

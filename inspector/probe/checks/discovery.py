@@ -23,7 +23,7 @@ def discovery(s: ProbeSession) -> Result:
         response = anonymous_ping(s.client, s.repo.registry)
         if response.status_code in (429, 500, 502, 503, 504) and attempt < s.opts.retries:
             s.retries += 1
-            s.sleep(min(s.opts.max_wait, 0.5 * 2.0**attempt))
+            s.sleep(s.backoff.backoff(attempt))
             attempt += 1
             continue
         break
