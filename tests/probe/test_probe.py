@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import base64
 import json
 from datetime import UTC, datetime
 
@@ -19,7 +18,6 @@ from inspector.errors import (
     UnknownFamily,
     registry_error_from_response,
 )
-from inspector.oci import mediatypes
 from inspector.oci.models import parse_manifest
 from inspector.oci.reference import parse_repository
 from inspector.probe.checks import SEQUENCE
@@ -133,41 +131,6 @@ def test_near_limit_manifest_is_exactly_the_import_limit() -> None:
     parsed = parse_manifest(doc.raw)
     assert form_of(parsed) == "image-manifest"
     assert len(parsed.layers) > 2000
-
-
-def _jwt(claims: dict[str, object]) -> str:
-    def part(value: dict[str, object]) -> str:
-        return base64.urlsafe_b64encode(json.dumps(value).encode()).decode().rstrip("=")
-
-    return f"{part({'alg': 'none'})}.{part(claims)}.sig"
-
-
-def test_granted_actions_from_the_token_claims() -> None:
-    token = _jwt({"access": [{"type": "repository", "name": "team/app", "actions": ["pull", "push"]}]})
-
-    def handler(request: httpx.Request) -> httpx.Response:
-        if request.url.host == "auth.example":
-            assert request.url.params["scope"] == "repository:team/app:pull"
-            return httpx.Response(200, json={"token": token})
-        if request.headers.get("Authorization") != f"Bearer {token}":
-            challenge = 'Bearer realm="https://auth.example/token",service="r.example"'
-            return httpx.Response(401, headers={"WWW-Authenticate": challenge})
-        return httpx.Response(
-            200,
-            headers={
-                "Docker-Content-Digest": "sha256:" + "0" * 64,
-                "Content-Type": mediatypes.OCI_MANIFEST,
-                "Content-Length": "10",
-            },
-        )
-
-    repo = parse_repository("r.example/team/app")
-    with RegistryClient(ClientOptions(), transport=httpx.MockTransport(handler)) as client:
-        assert client.granted_actions(repo) is None
-        head = client.head_manifest(repo.tag("latest"))
-        assert head.media_type == mediatypes.OCI_MANIFEST
-        assert client.granted_actions(repo) == ("pull", "push")
-        assert client.granted_actions(parse_repository("r.example/other")) is None
 
 
 def test_recommendation_carries_valid_attributes_only() -> None:

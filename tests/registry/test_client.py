@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import json
 import threading
 import time
@@ -476,3 +477,38 @@ def test_tag_page_returns_one_page_and_the_absolute_next_url() -> None:
         page, following = client.tag_page(repo, page_size=2)
         assert page == ["a", "b"] and following == "https://registry.test/v2/a/tags/list?n=2&last=b"
         assert client.tag_page(repo, url=following) == (["c"], None)
+
+
+def _jwt(claims: dict[str, object]) -> str:
+    def part(value: dict[str, object]) -> str:
+        return base64.urlsafe_b64encode(json.dumps(value).encode()).decode().rstrip("=")
+
+    return f"{part({'alg': 'none'})}.{part(claims)}.sig"
+
+
+def test_granted_actions_from_the_token_claims() -> None:
+    token = _jwt({"access": [{"type": "repository", "name": "team/app", "actions": ["pull", "push"]}]})
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        if request.url.host == "auth.example":
+            assert request.url.params["scope"] == "repository:team/app:pull"
+            return httpx.Response(200, json={"token": token})
+        if request.headers.get("Authorization") != f"Bearer {token}":
+            challenge = 'Bearer realm="https://auth.example/token",service="r.example"'
+            return httpx.Response(401, headers={"WWW-Authenticate": challenge})
+        return httpx.Response(
+            200,
+            headers={
+                "Docker-Content-Digest": "sha256:" + "0" * 64,
+                "Content-Type": mediatypes.OCI_MANIFEST,
+                "Content-Length": "10",
+            },
+        )
+
+    repo = parse_repository("r.example/team/app")
+    with RegistryClient(ClientOptions(), transport=httpx.MockTransport(handler)) as client:
+        assert client.granted_actions(repo) is None
+        head = client.head_manifest(repo.tag("latest"))
+        assert head.media_type == mediatypes.OCI_MANIFEST
+        assert client.granted_actions(repo) == ("pull", "push")
+        assert client.granted_actions(parse_repository("r.example/other")) is None
