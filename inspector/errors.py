@@ -6,7 +6,8 @@ Exit 1 is no error: it is only ``diff --exit-code`` saying the caches differ::
 
     CacheInspectError                      exit 70 (bug / unexpected; sysexits' EX_SOFTWARE)
     ├── UsageError                         exit 2  bad flag combination, bad local path
-    │   └── InvalidReference               exit 2  unparseable reference or digest
+    │   ├── InvalidReference               exit 2  unparseable reference or digest
+    │   └── UnknownFamily                  exit 2  probe --family names no registry family
     ├── InvalidContent                     exit 8  bad JSON, wrong structure, oversized body
     │   ├── DigestMismatch                 exit 8  bytes do not hash to the digest asked for
     │   ├── RedirectRefused                exit 8  a redirect the transport does not follow
@@ -50,6 +51,7 @@ __all__ = [
     "ServerError",
     "TransportError",
     "Unauthorized",
+    "UnknownFamily",
     "Unsupported",
     "UsageError",
     "registry_error_from_response",
@@ -93,6 +95,10 @@ class UsageError(CacheInspectError):
     """The caller asked for something that cannot be done as asked."""
 
     exit_code = ExitCode.USAGE
+
+
+class UnknownFamily(UsageError):
+    """A registry family id (``probe --family``) the knowledge base does not know."""
 
 
 class InvalidReference(UsageError, ValueError):

@@ -19,6 +19,8 @@ from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Literal
 
+from inspector.errors import UnknownFamily
+
 __all__ = [
     "FAMILIES",
     "FAMILY_IDS",
@@ -777,11 +779,12 @@ def _bare_host(host: str) -> str:
 
 
 def detect_family(host: str, *, challenge: str = "", override: str | None = None) -> FamilyMatch:
-    """The family of ``host`` (``--family`` first, then the host name, then the Bearer challenge)."""
+    """The family of ``host`` (``--family`` first, then the host name, then the Bearer challenge); an unknown
+    ``override`` is ``UnknownFamily`` (exit 2)."""
     if override is not None:
         family = family_by_id(override)
         if family is None:
-            raise ValueError(override)
+            raise UnknownFamily(f"--family {override!r}: expected one of {', '.join(FAMILY_IDS)}")
         return FamilyMatch(family, "flag")
     bare = _bare_host(host)
     for family in FAMILIES:

@@ -1,8 +1,8 @@
-"""The distribution API requests the probe makes, as functions over ``RegistryClient._request``.
+"""The distribution API requests the probe makes, as functions over ``RegistryClient.send``.
 
 Each returns what the registry answered or raises the client's typed error (``RegistryError``
 with status, OCI error codes and body; ``TransportError``; ``AuthError``), which
-``probe_classify`` then judges. Nothing here retries writes or decides anything: the client
+``inspector.probe.classify`` then judges. Nothing here retries writes or decides anything: the client
 retries reads (GET/HEAD) on 429/5xx itself, the probe retries writes.
 
 Plain uploads, manifest PUTs and DELETEs use ``RegistryClient.push_blob``, ``put_manifest``,
@@ -14,33 +14,21 @@ sessions are always completed with ``PUT <Location>&digest=`` rather than cancel
 
 from __future__ import annotations
 
-import base64
 import json
-from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
-from urllib.parse import urljoin
 
 import httpx
 
-from inspector.errors import InvalidContent, TransportError
+from inspector.errors import InvalidContent
 from inspector.oci import mediatypes
 from inspector.oci.digest import Digest
 from inspector.oci.reference import Repository
-from inspector.registry.client import (
-    MANIFEST_LIMIT,
-    TAG_PAGE_LIMIT,
-    RegistryClient,
-    _next_link,
-    _origin,
-    _parse_tag_page,
-)
+from inspector.registry.client import MANIFEST_LIMIT, TAG_PAGE_LIMIT, RegistryClient, next_link
 
 __all__ = [
     "UploadResult",
     "anonymous_ping",
     "catalog_page",
-    "granted_actions",
     "mount_blob",
     "referrers",
     "tags_page",
@@ -61,19 +49,7 @@ class UploadResult:
 
 
 def _api(client: RegistryClient, repo: Repository, path: str, query: dict[str, str] | None = None) -> str:
-    return client._url(repo.registry, f"/v2/{repo.path}{path}", query)
-
-
-def _location(response: httpx.Response, what: str) -> str:
-    location = response.headers.get("Location")
-    if not location:
-        raise InvalidContent(
-            f"{what}: the registry answered {response.status_code} without a Location header"
-        )
-    joined: str = urljoin(str(response.url), location)
-    if _origin(joined) != _origin(str(response.url)):
-        raise InvalidContent(f"{what}: the upload Location points to another host or scheme; not sent there")
-    return joined
+    return client.url(repo.registry, f"/v2/{repo.path}{path}", query)
 
 
 def _with_digest(location: str, digest: Digest) -> str:
@@ -82,15 +58,11 @@ def _with_digest(location: str, digest: Digest) -> str:
 
 def anonymous_ping(client: RegistryClient, registry: str) -> httpx.Response:
     """``GET /v2/`` without credentials: the raw challenge (401 + WWW-Authenticate) or 200."""
-    url = client._url(registry, "/v2/")
-    try:
-        return client._send_without_auth(client._http.build_request("GET", url))
-    except httpx.TransportError as exc:
-        raise TransportError(f"ping {registry}: {type(exc).__name__}: {exc}") from None
+    return client.send_anonymous("GET", client.url(registry, "/v2/"), what=f"ping {registry}")
 
 
 def _finish(client: RegistryClient, location: str, data: bytes, digest: Digest, what: str) -> str | None:
-    response, _ = client._request(
+    response, _ = client.send(
         "PUT", _with_digest(location, digest), what=what, headers=_OCTET, content=data, ok=(201, 204)
     )
     reported: str | None = response.headers.get("Docker-Content-Digest")
@@ -100,7 +72,7 @@ def _finish(client: RegistryClient, location: str, data: bytes, digest: Digest, 
 def upload_single_post(client: RegistryClient, repo: Repository, data: bytes, digest: Digest) -> UploadResult:
     """``POST …/blobs/uploads/?digest=`` with the body: 201 = done; 202 = body ignored, finish with PUT."""
     what = f"single-POST upload {digest.short}"
-    response, _ = client._request(
+    response, _ = client.send(
         "POST",
         _api(client, repo, "/blobs/uploads/", {"digest": str(digest)}),
         what=what,
@@ -110,7 +82,7 @@ def upload_single_post(client: RegistryClient, repo: Repository, data: bytes, di
     )
     if response.status_code == 201:
         return UploadResult(True, response.headers.get("Docker-Content-Digest"), 1)
-    reported = _finish(client, _location(response, what), data, digest, what)
+    reported = _finish(client, client.upload_location(response, what), data, digest, what)
     return UploadResult(False, reported, 2)
 
 
@@ -119,15 +91,15 @@ def upload_chunked(
 ) -> UploadResult:
     """``POST``, one ``PATCH`` per chunk (``Content-Range``), then ``PUT <Location>&digest=`` (empty)."""
     what = f"chunked upload {digest.short}"
-    response, _ = client._request(
+    response, _ = client.send(
         "POST", _api(client, repo, "/blobs/uploads/"), what=what, content=b"", ok=(202,)
     )
-    location = _location(response, what)
+    location = client.upload_location(response, what)
     step = max(1, -(-len(data) // chunks))
     requests = 1
     for start in range(0, len(data), step):
         chunk = data[start : start + step]
-        response, _ = client._request(
+        response, _ = client.send(
             "PATCH",
             location,
             what=what,
@@ -135,9 +107,9 @@ def upload_chunked(
             content=chunk,
             ok=(202, 204),
         )
-        location = _location(response, what)
+        location = client.upload_location(response, what)
         requests += 1
-    response, _ = client._request(
+    response, _ = client.send(
         "PUT", _with_digest(location, digest), what=what, headers=_OCTET, content=b"", ok=(201, 204)
     )
     return UploadResult(False, response.headers.get("Docker-Content-Digest"), requests + 1)
@@ -148,7 +120,7 @@ def mount_blob(
 ) -> UploadResult:
     """``POST …/uploads/?mount=&from=``: 201 = mounted; 202 = not mounted, the blob is then uploaded."""
     what = f"mount {digest.short} from {source.path}"
-    response, _ = client._request(
+    response, _ = client.send(
         "POST",
         _api(client, repo, "/blobs/uploads/", {"mount": str(digest), "from": source.path}),
         what=what,
@@ -157,7 +129,7 @@ def mount_blob(
     )
     if response.status_code == 201:
         return UploadResult(True, response.headers.get("Docker-Content-Digest"), 1)
-    reported = _finish(client, _location(response, what), data, digest, what)
+    reported = _finish(client, client.upload_location(response, what), data, digest, what)
     return UploadResult(False, reported, 2)
 
 
@@ -165,16 +137,13 @@ def tags_page(
     client: RegistryClient, repo: Repository, *, n: int | None = None, url: str | None = None
 ) -> tuple[list[str], str | None]:
     """One page of ``tags/list`` (``n`` as asked) and the absolute URL of the next page, if any."""
-    url = url or _api(client, repo, "/tags/list", {"n": str(n)} if n else None)
-    response, raw = client._request("GET", url, what=f"list tags of {repo}", limit=TAG_PAGE_LIMIT)
-    following = _next_link(response.headers.get_list("Link"))
-    return _parse_tag_page(raw, repo), urljoin(url, following) if following else None
+    return client.tag_page(repo, page_size=n, url=url)
 
 
 def catalog_page(client: RegistryClient, registry: str, n: int) -> tuple[int, bool]:
     """``GET /v2/_catalog?n=``: (repositories on the page, whether a Link to the next page came)."""
-    response, raw = client._request(
-        "GET", client._url(registry, "/v2/_catalog", {"n": str(n)}), what="catalog", limit=TAG_PAGE_LIMIT
+    response, raw = client.send(
+        "GET", client.url(registry, "/v2/_catalog", {"n": str(n)}), what="catalog", limit=TAG_PAGE_LIMIT
     )
     try:
         doc = json.loads(raw)
@@ -183,12 +152,12 @@ def catalog_page(client: RegistryClient, registry: str, n: int) -> tuple[int, bo
         raise InvalidContent("catalog: the answer is not JSON") from None
     if not isinstance(names, list):
         raise InvalidContent("catalog: the answer has no repositories list")
-    return len(names), bool(_next_link(response.headers.get_list("Link")))
+    return len(names), bool(next_link(response.headers.get_list("Link")))
 
 
 def referrers(client: RegistryClient, repo: Repository, digest: Digest) -> tuple[str, bytes]:
     """``GET …/referrers/<digest>``: (Content-Type, body) of a 200; errors raise."""
-    response, raw = client._request(
+    response, raw = client.send(
         "GET",
         _api(client, repo, f"/referrers/{digest}"),
         what=f"referrers of {digest.short}",
@@ -196,46 +165,3 @@ def referrers(client: RegistryClient, repo: Repository, digest: Digest) -> tuple
         limit=MANIFEST_LIMIT,
     )
     return response.headers.get("Content-Type", ""), raw
-
-
-def _jwt_claims(token: str) -> Mapping[str, Any] | None:
-    parts = token.split(".")
-    if len(parts) != 3:
-        return None
-    payload = parts[1] + "=" * (-len(parts[1]) % 4)
-    try:
-        claims = json.loads(base64.urlsafe_b64decode(payload))
-    except (ValueError, UnicodeDecodeError):
-        return None
-    return claims if isinstance(claims, dict) else None
-
-
-def granted_actions(client: RegistryClient, repo: Repository) -> tuple[str, ...] | None:
-    """Actions on ``repo`` granted by the Bearer tokens the client holds (JWT ``access`` claims, unverified).
-
-    None when no token for the repository was issued or none is a decodable JWT. Only the
-    actions are read; the tokens themselves never leave this function.
-    """
-    auth: Any = getattr(client, "_auth", None)
-    tokens: Mapping[tuple[str, str, str], Any] = dict(getattr(auth, "_tokens", {}) or {})
-    granted: set[str] = set()
-    decoded = False
-    for (_realm, _service, scope), token in tokens.items():
-        if f"repository:{repo.path}:" not in scope:
-            continue
-        claims = _jwt_claims(str(getattr(token, "value", "")))
-        if claims is None:
-            continue
-        decoded = True
-        access = claims.get("access")
-        if not isinstance(access, list):
-            continue
-        for entry in access:
-            if (
-                isinstance(entry, dict)
-                and entry.get("type") == "repository"
-                and entry.get("name") == repo.path
-                and isinstance(entry.get("actions"), list)
-            ):
-                granted.update(str(a) for a in entry["actions"])
-    return tuple(sorted(granted)) if decoded else None

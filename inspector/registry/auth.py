@@ -248,6 +248,19 @@ def _origin(url: httpx.URL) -> str:
     return f"{url.scheme}://{url.netloc.decode('ascii')}"
 
 
+def _jwt_claims(token: str) -> Mapping[str, object] | None:
+    """The payload of a JWT, undecoded signature and all; None for an opaque token."""
+    parts = token.split(".")
+    if len(parts) != 3:
+        return None
+    payload = parts[1] + "=" * (-len(parts[1]) % 4)
+    try:
+        claims = json.loads(base64.urlsafe_b64decode(payload))
+    except (ValueError, UnicodeDecodeError):
+        return None
+    return claims if isinstance(claims, dict) else None
+
+
 def _basic(username: str, password: str) -> str:
     return "Basic " + base64.b64encode(f"{username}:{password}".encode()).decode("ascii")
 
@@ -414,6 +427,37 @@ class RegistryAuth(httpx.Auth):
         return True
 
     # -- credentials, once per host
+
+    def granted_actions(self, repository: str) -> tuple[str, ...] | None:
+        """Actions on ``repository`` (its path) granted by the Bearer tokens held (JWT ``access`` claims, not
+        verified: a report of what the token server said, never a decision).
+
+        None when no token for the repository was issued or none is a decodable JWT. Only the actions
+        leave this method, never a token.
+        """
+        with self._lock:
+            held = [(key[2], token.value) for key, token in self._tokens.items()]
+        granted: set[str] = set()
+        decoded = False
+        for scope, value in held:
+            if f"repository:{repository}:" not in scope:
+                continue
+            claims = _jwt_claims(value)
+            if claims is None:
+                continue
+            decoded = True
+            access = claims.get("access")
+            if not isinstance(access, list):
+                continue
+            for entry in access:
+                if (
+                    isinstance(entry, dict)
+                    and entry.get("type") == "repository"
+                    and entry.get("name") == repository
+                    and isinstance(entry.get("actions"), list)
+                ):
+                    granted.update(str(a) for a in entry["actions"])
+        return tuple(sorted(granted)) if decoded else None
 
     def credentials_source(self, host: str) -> str | None:
         """Where the credentials for ``host`` (``host[:port]``) came from; None when there are none."""

@@ -11,10 +11,8 @@ mismatch is fetched again, as boundedly, before it is refused).
 
 from __future__ import annotations
 
-import email.utils
 import hashlib
 import logging
-import random
 import ssl
 import threading
 import time
@@ -22,7 +20,6 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from typing import TypeVar
 from urllib.parse import parse_qsl, urlencode, urljoin, urlsplit, urlunsplit
 
@@ -33,29 +30,42 @@ from inspector.errors import (
     AuthError,
     DigestMismatch,
     InvalidContent,
-    RedirectRefused,
     RegistryError,
     TransportError,
     UsageError,
     registry_error_from_response,
 )
-from inspector.oci import gojson, mediatypes
+from inspector.oci import mediatypes
 from inspector.oci.digest import Digest, sha256_digest
 from inspector.oci.models import Descriptor, ManifestDocument, parse_manifest
 from inspector.oci.reference import Reference, Repository, is_loopback_host
+from inspector.registry._http import (
+    IDEMPOTENT,
+    RetryPolicy,
+    connection_refused,
+    describe_transport_error,
+    header_int,
+    loggable,
+    next_link,
+    origin,
+    parse_tag_page,
+    read_capped,
+    retry_after,
+    send_following_redirects,
+)
 from inspector.registry.auth import RegistryAuth
 from inspector.registry.credentials import Credentials
 
 __all__ = [
     "MANIFEST_LIMIT",
-    "MAX_REDIRECTS",
     "MAX_TAGS",
     "TAG_PAGE_LIMIT",
     "TOKEN_LIMIT",
     "BlobStat",
     "ClientOptions",
     "RegistryClient",
-    "send_following_redirects",
+    "RetryPolicy",
+    "next_link",
 ]
 
 log = logging.getLogger(__name__)
@@ -65,11 +75,7 @@ DEFAULT_DEADLINE = 50.0
 TAG_PAGE_LIMIT = 32 * 1024 * 1024
 MAX_TAGS = 1_000_000  # names one tag listing may hold: a registry that pages without end stops here
 TOKEN_LIMIT = 1024 * 1024  # a token answer; real ones are a few KiB (a JWT and its expiry)
-MAX_REDIRECTS = 10
-_REDIRECTS = frozenset({301, 302, 303, 307, 308})
-_NOT_FORWARDED = frozenset({"authorization", "cookie", "host", "content-length", "transfer-encoding"})
 _RETRY_STATUS = frozenset({429, 500, 502, 503, 504})
-_IDEMPOTENT = frozenset({"GET", "HEAD"})
 _DELETED = (200, 202, 204)  # DELETE answers: 202 per the spec; some registries say 200 or 204
 _MAX_PAGES = 100_000
 
@@ -122,6 +128,13 @@ class RegistryClient:
         if self.options.concurrency < 1:
             raise UsageError("--concurrency must be at least 1")
         self._sleep = sleep
+        self._retry_listeners: list[Callable[[float], None]] = []
+        self._retry_policy = RetryPolicy(
+            retries=self.options.retries,
+            base=self.options.backoff_base,
+            cap=self.options.backoff_cap,
+            max_retry_after=self.options.max_retry_after,
+        )
         self._auth = RegistryAuth(credentials or (lambda host: None), send=self._send_without_auth)
         verify: ssl.SSLContext | bool = True
         if self.options.insecure:
@@ -164,7 +177,8 @@ class RegistryClient:
             return "http"
         return "https"
 
-    def _url(self, registry: str, path: str, query: dict[str, str] | None = None) -> str:
+    def url(self, registry: str, path: str, query: dict[str, str] | None = None) -> str:
+        """The absolute URL of an API ``path`` (``/v2/…``) on ``registry``, with this client's scheme."""
         host = "registry-1.docker.io" if registry == "docker.io" else registry
         url = f"{self.scheme_for(host)}://{host}{path}"
         return f"{url}?{urlencode(query)}" if query else url
@@ -185,7 +199,7 @@ class RegistryClient:
         deadline = time.monotonic() + self.options.timeout
         what = f"answer of {request.url.host}"
         try:
-            body = _read_capped(response, TOKEN_LIMIT, what, deadline=deadline)
+            body = read_capped(response, TOKEN_LIMIT, what, deadline=deadline)
         except InvalidContent as exc:
             raise AuthError(exc.message) from None
         finally:
@@ -194,6 +208,35 @@ class RegistryClient:
             response.status_code, headers=response.headers, content=body, request=response.request
         )
 
+    def send_anonymous(self, method: str, url: str, *, what: str) -> httpx.Response:
+        """One request without credentials (no Authorization, no challenge answered) under the redirect
+        policy, its body read and capped at ``TOKEN_LIMIT``; not retried. What the registry says to anyone
+        (``GET /v2/``'s challenge). A network failure is ``TransportError``."""
+        try:
+            return self._send_without_auth(self._http.build_request(method, url))
+        except httpx.TransportError as exc:
+            raise TransportError(f"{what}: {type(exc).__name__}: {exc}") from None
+
+    @contextmanager
+    def on_retry(self, listener: Callable[[float], None]) -> Iterator[None]:
+        """Call ``listener(seconds)`` before each wait for a retry (429/5xx, network, a digest re-fetch), for
+        as long as the block runs: how a caller counts the retries inside its own requests."""
+        self._retry_listeners.append(listener)
+        try:
+            yield
+        finally:
+            self._retry_listeners.remove(listener)
+
+    def granted_actions(self, repo: Repository) -> tuple[str, ...] | None:
+        """Actions on ``repo`` the Bearer tokens held so far grant (``RegistryAuth.granted_actions``)."""
+        return self._auth.granted_actions(repo.path)
+
+    def _wait(self, seconds: float) -> None:
+        """Wait before a retry, telling the ``on_retry`` listeners first."""
+        for listener in list(self._retry_listeners):
+            listener(seconds)
+        self._sleep(seconds)
+
     def _count(self, request: httpx.Request) -> None:
         """Count every request on the wire: retries, redirects, auth challenges' repeats, token fetches."""
         with self._counter_lock:
@@ -201,16 +244,10 @@ class RegistryClient:
 
     def _backoff(self, attempt: int, response: httpx.Response | None) -> float | None:
         """Seconds to wait before retry ``attempt`` (0-based), or None to give up."""
-        if attempt >= self.options.retries:
-            return None
-        if response is not None:
-            after = _retry_after(response.headers.get("Retry-After"))
-            if after is not None:
-                return after if after <= self.options.max_retry_after else None
-        ceiling = min(self.options.backoff_cap, self.options.backoff_base * (2**attempt))
-        return random.uniform(ceiling / 2, ceiling)
+        after = retry_after(response.headers.get("Retry-After")) if response is not None else None
+        return self._retry_policy.delay(attempt, after)
 
-    def _request(
+    def send(
         self,
         method: str,
         url: str,
@@ -222,9 +259,11 @@ class RegistryClient:
         content: bytes | Iterable[bytes] | None = None,
         idempotent: bool | None = None,
     ) -> tuple[httpx.Response, bytes]:
-        """Send with retries; return the response and up to ``limit`` bytes of its body.
+        """One API request with this client's auth, redirect policy, retries, deadline and caps; returns the
+        response (closed) and up to ``limit`` bytes of its body (drained and dropped when ``limit`` is 0).
 
-        Non-``ok`` statuses become typed errors. A body longer than ``limit``
+        The low-level path every method here uses, public for requests the client has no method for (the
+        probe's upload variants, catalog, referrers). Non-``ok`` statuses become typed errors. A body longer than ``limit``
         raises ``InvalidContent`` without reading the rest. Only idempotent
         requests are retried: GET and HEAD, or a caller that says a repeat is
         harmless (``idempotent=True``); a 429 is retried for every request, since
@@ -233,7 +272,7 @@ class RegistryClient:
         """
         ok_statuses = frozenset(ok)
         replayable = content is None or isinstance(content, bytes)
-        retryable = replayable and (method in _IDEMPOTENT if idempotent is None else idempotent)
+        retryable = replayable and (method in IDEMPOTENT if idempotent is None else idempotent)
         attempt = 0
         clock = _Attempts(self.options.deadline)
         while True:
@@ -249,41 +288,41 @@ class RegistryClient:
                 try:
                     if response.status_code in ok_statuses:
                         if limit:
-                            body = _read_capped(response, limit, what, deadline=deadline)
+                            body = read_capped(response, limit, what, deadline=deadline)
                         else:
                             # Drain the (empty or tiny) body: a stream closed unread loses its keep-alive
                             # connection, which turned every blob HEAD into a new TCP (and TLS) handshake.
-                            _read_capped(response, 64 * 1024, what, truncate=True, deadline=deadline)
+                            read_capped(response, 64 * 1024, what, truncate=True, deadline=deadline)
                             body = b""
                         log.debug(
                             "%s %s -> %s in %.0f ms",
                             method,
-                            _loggable(url),
+                            loggable(url),
                             response.status_code,
                             (time.monotonic() - started) * 1000,
                         )
                         return response, body
-                    error_body = _read_capped(response, 64 * 1024, what, truncate=True, deadline=deadline)
+                    error_body = read_capped(response, 64 * 1024, what, truncate=True, deadline=deadline)
                 finally:
                     response.close()
             except httpx.TransportError as exc:
-                refused = _connection_refused(exc)
-                said = f"{method} {_loggable(url)} failed ({type(exc).__name__})"
+                refused = connection_refused(exc)
+                said = f"{method} {loggable(url)} failed ({type(exc).__name__})"
                 delay = self._retry_delay(clock, attempt, None, retryable and not refused, said)
                 if delay is None:
                     tried = "" if refused else f" ({clock.summary()})"
-                    raise TransportError(f"{what}: {_describe_transport_error(exc, url)}{tried}") from None
-                self._sleep(delay)
+                    raise TransportError(f"{what}: {describe_transport_error(exc, url)}{tried}") from None
+                self._wait(delay)
                 attempt += 1
                 continue
-            log.debug("%s %s -> %s", method, _loggable(url), response.status_code)
+            log.debug("%s %s -> %s", method, loggable(url), response.status_code)
             if response.status_code in _RETRY_STATUS and (
                 retryable or (replayable and response.status_code == 429)
             ):
-                said = f"{method} {_loggable(url)} answered {response.status_code}"
+                said = f"{method} {loggable(url)} answered {response.status_code}"
                 delay = self._retry_delay(clock, attempt, response, True, said)
                 if delay is not None:
-                    self._sleep(delay)
+                    self._wait(delay)
                     attempt += 1
                     continue
             raise self._fail(response, error_body, method, url, what)
@@ -324,10 +363,10 @@ class RegistryClient:
         error = registry_error_from_response(
             status=response.status_code,
             method=method,
-            url=_loggable(url),
+            url=loggable(url),
             body=body,
             what=what,
-            retry_after=_retry_after(response.headers.get("Retry-After")),
+            retry_after=retry_after(response.headers.get("Retry-After")),
         )
         if response.status_code == 401 and not error.hint:
             error.hint = self._login_hint(url)
@@ -367,20 +406,20 @@ class RegistryClient:
 
     def ping(self, registry: str) -> httpx.Headers:
         """``GET /v2/``; returns the response headers (authenticated if the registry asks)."""
-        response, _ = self._request("GET", self._url(registry, "/v2/"), what=f"ping {registry}")
+        response, _ = self.send("GET", self.url(registry, "/v2/"), what=f"ping {registry}")
         return response.headers
 
     def head_manifest(self, ref: Reference) -> Descriptor:
         """Resolve a reference to a descriptor without fetching the body."""
         repo = ref.repository
-        response, _ = self._request(
+        response, _ = self.send(
             "HEAD",
-            self._url(repo.registry, f"/v2/{repo.path}/manifests/{ref.identifier}"),
+            self.url(repo.registry, f"/v2/{repo.path}/manifests/{ref.identifier}"),
             what=f"resolve {ref}",
             headers={"Accept": mediatypes.MANIFEST_ACCEPT},
         )
         reported = response.headers.get("Docker-Content-Digest")
-        size = _header_int(response.headers.get("Content-Length"))
+        size = header_int(response.headers.get("Content-Length"))
         if not reported or size is None:
             document = self.get_manifest(ref)
             return document.descriptor
@@ -405,7 +444,7 @@ class RegistryClient:
                 )
 
         response, raw = self._get_verified(
-            self._url(repo.registry, f"/v2/{repo.path}/manifests/{ref.identifier}"),
+            self.url(repo.registry, f"/v2/{repo.path}/manifests/{ref.identifier}"),
             what=f"fetch manifest {ref}",
             limit=limit,
             check=check,
@@ -427,9 +466,9 @@ class RegistryClient:
     def head_blob(self, repo: Repository, digest: Digest) -> BlobStat:
         """Whether a blob exists, with its size; a 404 is an answer, not an error."""
         try:
-            response, _ = self._request(
+            response, _ = self.send(
                 "HEAD",
-                self._url(repo.registry, f"/v2/{repo.path}/blobs/{digest}"),
+                self.url(repo.registry, f"/v2/{repo.path}/blobs/{digest}"),
                 what=f"check blob {digest}",
             )
         except RegistryError as exc:
@@ -440,7 +479,7 @@ class RegistryClient:
         return BlobStat(
             digest,
             exists=True,
-            size=_header_int(length),
+            size=header_int(length),
             reported_digest=response.headers.get("Docker-Content-Digest"),
         )
 
@@ -451,7 +490,7 @@ class RegistryClient:
                 f"blob {descriptor.digest} is {descriptor.size} bytes; refusing to fetch more than {limit}"
             )
         _, data = self._get_verified(
-            self._url(repo.registry, f"/v2/{repo.path}/blobs/{descriptor.digest}"),
+            self.url(repo.registry, f"/v2/{repo.path}/blobs/{descriptor.digest}"),
             what=f"fetch blob {descriptor.digest.short}",
             limit=descriptor.size + 1,
             check=lambda data: verify_blob(descriptor, data),
@@ -474,7 +513,7 @@ class RegistryClient:
         """
         attempt = 0
         while True:
-            response, raw = self._request("GET", url, what=what, headers=headers, limit=limit)
+            response, raw = self.send("GET", url, what=what, headers=headers, limit=limit)
             try:
                 check(raw)
             except DigestMismatch:
@@ -482,7 +521,7 @@ class RegistryClient:
                 if delay is None:
                     raise
                 log.debug("%s: the content does not match its digest; fetching it again", what)
-                self._sleep(delay)
+                self._wait(delay)
                 attempt += 1
                 continue
             return response, raw
@@ -491,38 +530,46 @@ class RegistryClient:
         """Every tag of a repository, following ``Link: <…>; rel="next"`` pages (``MAX_TAGS`` at most)."""
         return [tag for page in self.iter_tag_pages(repo, page_size=page_size) for tag in page]
 
+    def tag_page(
+        self, repo: Repository, *, page_size: int | None = None, url: str | None = None
+    ) -> tuple[list[str], str | None]:
+        """One page of ``tags/list`` (the first, with ``n=page_size`` when given, or the page at ``url``) and
+        the absolute URL its ``Link: <…>; rel="next"`` names, if any."""
+        query = {"n": str(page_size)} if page_size else None
+        url = url or self.url(repo.registry, f"/v2/{repo.path}/tags/list", query)
+        response, raw = self.send("GET", url, what=f"list tags of {repo}", limit=TAG_PAGE_LIMIT)
+        following = next_link(response.headers.get_list("Link"))
+        return parse_tag_page(raw, repo), urljoin(url, following) if following else None
+
     def iter_tag_pages(self, repo: Repository, *, page_size: int | None = None) -> Iterator[list[str]]:
         """The tag list page by page: each page's body is dropped once parsed, so a caller that does not keep
         the names holds one page at a time. More than ``MAX_TAGS`` names in all, or ``_MAX_PAGES`` pages, is
         ``InvalidContent`` (exit 8) before the page that crosses the cap is handed out."""
         query = {"n": str(page_size)} if page_size else None
-        url = self._url(repo.registry, f"/v2/{repo.path}/tags/list", query)
+        url = self.url(repo.registry, f"/v2/{repo.path}/tags/list", query)
         seen: set[bytes] = set()  # hashes of the page URLs: a loop is found without holding long URLs
         count = 0
         while url:
             key = hashlib.sha256(url.encode()).digest()
             if key in seen:
                 raise InvalidContent(
-                    f"list tags of {repo}: the registry's Link pagination loops back to {_loggable(url)}"
+                    f"list tags of {repo}: the registry's Link pagination loops back to {loggable(url)}"
                 )
             if len(seen) >= _MAX_PAGES:
                 raise InvalidContent(f"list tags of {repo}: the registry sent more than {_MAX_PAGES:,} pages")
             seen.add(key)
-            response, raw = self._request("GET", url, what=f"list tags of {repo}", limit=TAG_PAGE_LIMIT)
-            page = _parse_tag_page(raw, repo)
-            del raw
+            page, next_url = self.tag_page(repo, url=url)
             count += len(page)
             if count > MAX_TAGS:
                 raise InvalidContent(
                     f"list tags of {repo}: the registry lists more than {MAX_TAGS:,} tags; refusing to read "
                     "more (a registry that pages without end?)"
                 )
-            next_url = _next_link(response.headers.get_list("Link"))
             yield page
-            url = urljoin(url, next_url) if next_url else ""
-            if url and urlsplit(url).netloc != urlsplit(self._url(repo.registry, "/")).netloc:
+            url = next_url or ""
+            if url and urlsplit(url).netloc != urlsplit(self.url(repo.registry, "/")).netloc:
                 raise InvalidContent(
-                    f"list tags of {repo}: pagination Link points to another host ({_loggable(url)})"
+                    f"list tags of {repo}: pagination Link points to another host ({loggable(url)})"
                 )
 
     # -- writes (gc) -------------------------------------------------------------------------------
@@ -537,11 +584,11 @@ class RegistryClient:
         registry's origin (scheme, host, port).
         """
         digest = sha256_digest(data)
-        start = self._url(repo.registry, f"/v2/{repo.path}/blobs/uploads/")
-        response, _ = self._request(
+        start = self.url(repo.registry, f"/v2/{repo.path}/blobs/uploads/")
+        response, _ = self.send(
             "POST", start, what=f"start upload of blob {digest.short}", ok=(202,), content=b""
         )
-        self._finish_upload(start, response, digest, data, len(data))
+        self._finish_upload(response, digest, data, len(data))
         return digest
 
     def mount_blob(self, repo: Repository, digest: Digest, source: Repository) -> httpx.Response | None:
@@ -551,10 +598,10 @@ class RegistryClient:
 
         Not retried except after a 429: a repeated POST opens a second session.
         """
-        start = self._url(
+        start = self.url(
             repo.registry, f"/v2/{repo.path}/blobs/uploads/", {"mount": str(digest), "from": source.path}
         )
-        response, _ = self._request(
+        response, _ = self.send(
             "POST", start, what=f"mount blob {digest.short} from {source}", ok=(201, 202), content=b""
         )
         return None if response.status_code == 201 else response
@@ -571,33 +618,40 @@ class RegistryClient:
         which some registries refuse); memory holds one chunk. ``session``: a 202 answer that already opened
         the upload (a mount the registry declined). Never retried: the chunks are consumed once.
         """
-        start = self._url(repo.registry, f"/v2/{repo.path}/blobs/uploads/")
+        start = self.url(repo.registry, f"/v2/{repo.path}/blobs/uploads/")
         if session is None:
-            session, _ = self._request(
+            session, _ = self.send(
                 "POST", start, what=f"start upload of blob {descriptor.digest.short}", ok=(202,), content=b""
             )
-        self._finish_upload(start, session, descriptor.digest, chunks, descriptor.size)
+        self._finish_upload(session, descriptor.digest, chunks, descriptor.size)
 
-    def _finish_upload(
-        self, start: str, session: httpx.Response, digest: Digest, content: bytes | Iterable[bytes], size: int
-    ) -> None:
-        """PUT the bytes to the session's ``Location`` with ``digest=``.
+    def upload_location(self, session: httpx.Response, what: str) -> str:
+        """The absolute ``Location`` of an upload session answer (POST 202, PATCH 202), where its bytes go next.
 
-        The Location must stay on the registry's origin (scheme, host, port), as oras-go requires
-        (GHSA-jxpm-75mh-9fp7): a registry must not steer our upload, or a loopback PUT, elsewhere. The POST
-        itself is never redirected.
+        It must stay on the registry's origin (scheme, host, port), as oras-go requires
+        (GHSA-jxpm-75mh-9fp7): a registry must not steer our upload, or a loopback PUT, elsewhere
+        (``InvalidContent`` instead). The POST itself is never redirected.
         """
         location = session.headers.get("Location")
         if not location:
-            raise InvalidContent(f"start upload of blob {digest.short}: the registry sent no Location")
-        target = urlsplit(urljoin(start, location))
-        if _origin(urlunsplit(target)) != _origin(start):
             raise InvalidContent(
-                f"start upload of blob {digest.short}: the registry's upload Location points to another "
-                f"host or scheme ({_loggable(urlunsplit(target))}); refusing to send the blob there"
+                f"{what}: the registry answered {session.status_code} without a Location header"
             )
+        target: str = urljoin(str(session.url), location)
+        if origin(target) != origin(str(session.url)):
+            raise InvalidContent(
+                f"{what}: the registry's upload Location points to another host or scheme ({loggable(target)}); "
+                "refusing to send the blob there"
+            )
+        return target
+
+    def _finish_upload(
+        self, session: httpx.Response, digest: Digest, content: bytes | Iterable[bytes], size: int
+    ) -> None:
+        """PUT the bytes to the session's ``Location`` (``upload_location``) with ``digest=``."""
+        target = urlsplit(self.upload_location(session, f"start upload of blob {digest.short}"))
         query = urlencode([*parse_qsl(target.query, keep_blank_values=True), ("digest", str(digest))])
-        response, _ = self._request(
+        response, _ = self.send(
             "PUT",
             urlunsplit(target._replace(query=query)),
             what=f"upload blob {digest.short}",
@@ -616,7 +670,7 @@ class RegistryClient:
         forwards them (an upload) never completes with wrong bytes. Redirects (a CDN) follow the GET policy;
         opening is retried like any GET, the body is not (the caller copies it once).
         """
-        url = self._url(repo.registry, f"/v2/{repo.path}/blobs/{descriptor.digest}")
+        url = self.url(repo.registry, f"/v2/{repo.path}/blobs/{descriptor.digest}")
         what = f"fetch blob {descriptor.digest.short}"
         clock = _Attempts(self.options.deadline)
         attempt = 0
@@ -626,24 +680,24 @@ class RegistryClient:
             try:
                 response = send_following_redirects(self._http, request)
             except httpx.TransportError as exc:
-                refused = _connection_refused(exc)
-                delay = self._retry_delay(clock, attempt, None, not refused, f"GET {_loggable(url)} failed")
+                refused = connection_refused(exc)
+                delay = self._retry_delay(clock, attempt, None, not refused, f"GET {loggable(url)} failed")
                 if delay is None:
-                    raise TransportError(f"{what}: {_describe_transport_error(exc, url)}") from None
-                self._sleep(delay)
+                    raise TransportError(f"{what}: {describe_transport_error(exc, url)}") from None
+                self._wait(delay)
                 attempt += 1
                 continue
             if response.status_code == 200:
                 break
             try:
-                body = _read_capped(response, 64 * 1024, what, truncate=True)
+                body = read_capped(response, 64 * 1024, what, truncate=True)
             finally:
                 response.close()
             if response.status_code in _RETRY_STATUS:
-                said = f"GET {_loggable(url)} answered {response.status_code}"
+                said = f"GET {loggable(url)} answered {response.status_code}"
                 delay = self._retry_delay(clock, attempt, response, True, said)
                 if delay is not None:
-                    self._sleep(delay)
+                    self._wait(delay)
                     attempt += 1
                     continue
             raise self._fail(response, body, "GET", url, what)
@@ -662,9 +716,9 @@ class RegistryClient:
         if ref.digest is not None and ref.digest != digest:
             raise UsageError(f"put manifest {ref}: the bytes hash to {digest}")
         repo = ref.repository
-        response, _ = self._request(
+        response, _ = self.send(
             "PUT",
-            self._url(repo.registry, f"/v2/{repo.path}/manifests/{ref.identifier}"),
+            self.url(repo.registry, f"/v2/{repo.path}/manifests/{ref.identifier}"),
             what=f"push manifest {ref}",
             ok=(200, 201, 202),
             content=raw,
@@ -684,9 +738,9 @@ class RegistryClient:
         Retried on transient failures; a repeat of a DELETE that had succeeded
         answers 404, which the caller reads as "already gone".
         """
-        self._request(
+        self.send(
             "DELETE",
-            self._url(repo.registry, f"/v2/{repo.path}/manifests/{digest}"),
+            self.url(repo.registry, f"/v2/{repo.path}/manifests/{digest}"),
             what=f"delete manifest {repo}@{digest.short}",
             ok=_DELETED,
             idempotent=True,
@@ -701,73 +755,13 @@ class RegistryClient:
         if ref.tag is None or ref.digest is not None:
             raise UsageError(f"delete tag: {ref} is not a tag reference")
         repo = ref.repository
-        self._request(
+        self.send(
             "DELETE",
-            self._url(repo.registry, f"/v2/{repo.path}/manifests/{ref.tag}"),
+            self.url(repo.registry, f"/v2/{repo.path}/manifests/{ref.tag}"),
             what=f"delete tag {ref}",
             ok=_DELETED,
             idempotent=True,
         )
-
-
-def send_following_redirects(
-    http: httpx.Client,
-    request: httpx.Request,
-    *,
-    authenticate: bool = True,
-) -> httpx.Response:
-    """Send ``request`` (streamed) under the one redirect policy of every registry and API request.
-
-    GET and HEAD follow up to ``MAX_REDIRECTS`` hops (blob downloads go to a CDN); a hop to another
-    origin carries no Authorization or Cookie and gets no answer to a challenge (no client auth). Every
-    other method (DELETE, PUT, PATCH, POST: writes, and the token POST with its refresh token) follows
-    nothing: a redirect would move the write, or a secret in the body, to whatever the Location names.
-    Refused with ``RedirectRefused``: a redirected write, a loop, too many hops, a hop from HTTPS to
-    plain HTTP (loopback included), a scheme other than http(s).
-    """
-    first = _origin(str(request.url))
-    seen = {str(request.url)}
-    with_auth = authenticate
-    while True:
-        response = http.send(
-            request, stream=True, auth=httpx.USE_CLIENT_DEFAULT if with_auth else None, follow_redirects=False
-        )
-        location = response.headers.get("Location")
-        if response.status_code not in _REDIRECTS or location is None:
-            return response
-        response.close()
-        method, url = request.method, request.url
-        where = f"{method} {_loggable(str(url))}"
-        if method not in _IDEMPOTENT:
-            raise RedirectRefused(
-                f"{where}: the server redirected it ({response.status_code}) to {_loggable_location(url, location)}; "
-                f"a {method} is never redirected (it would act, or send its body, elsewhere)"
-            )
-        try:
-            target = url.join(location)
-        except httpx.InvalidURL:
-            raise RedirectRefused(f"{where}: the server redirected it to an unusable Location") from None
-        if target.scheme not in ("http", "https") or not target.host:
-            raise RedirectRefused(f"{where}: redirect to a {target.scheme!r} URL refused")
-        if url.scheme == "https" and target.scheme == "http":
-            raise RedirectRefused(
-                f"{where}: redirect from HTTPS down to plain HTTP ({_loggable(str(target))}) refused"
-            )
-        if str(target) in seen:
-            raise RedirectRefused(f"{where}: the server's redirects loop back to {_loggable(str(target))}")
-        if len(seen) > MAX_REDIRECTS:
-            raise RedirectRefused(f"{where}: more than {MAX_REDIRECTS} redirects")
-        seen.add(str(target))
-        headers = [(k, v) for k, v in request.headers.multi_items() if k.lower() not in _NOT_FORWARDED]
-        request = http.build_request(method, target, headers=headers)
-        with_auth = authenticate and _origin(str(target)) == first
-
-
-def _loggable_location(base: httpx.URL, location: str) -> str:
-    try:
-        return _loggable(str(base.join(location)))
-    except httpx.InvalidURL:
-        return "an unusable Location"
 
 
 def verify_blob(descriptor: Descriptor, data: bytes) -> None:
@@ -810,100 +804,6 @@ def _verified_chunks(response: httpx.Response, descriptor: Descriptor) -> Iterat
         yield held
 
 
-def _read_capped(
-    response: httpx.Response,
-    limit: int,
-    what: str,
-    *,
-    truncate: bool = False,
-    deadline: float | None = None,
-) -> bytes:
-    """Up to ``limit`` bytes of the body (``InvalidContent`` beyond, unless ``truncate``).
-
-    With ``deadline`` (on the monotonic clock) the whole body must have come by then, else
-    ``httpx.ReadTimeout``: a read timeout bounds each read, not a body sent a byte at a time.
-    """
-    declared = response.headers.get("Content-Length")
-    declared_size = _header_int(declared)
-    if not truncate and declared_size is not None and declared_size > limit:
-        raise InvalidContent(f"{what}: the response is {int(declared)} bytes, over the {limit} byte limit")
-    chunks: list[bytes] = []
-    size = 0
-    for chunk in response.iter_bytes():
-        if deadline is not None and time.monotonic() > deadline:
-            raise httpx.ReadTimeout("the body did not arrive within the timeout", request=response.request)
-        chunks.append(chunk)
-        size += len(chunk)
-        if size > limit:
-            if truncate:
-                break
-            raise InvalidContent(f"{what}: the response is longer than the {limit} byte limit")
-    return b"".join(chunks)[:limit] if truncate else b"".join(chunks)
-
-
-def _parse_tag_page(raw: bytes, repo: Repository) -> list[str]:
-    doc = gojson.load(raw, f"tag list of {repo}")
-    f = gojson.fields(doc, ("name", "tags"), f"tag list of {repo}")
-    return [
-        gojson.as_str(t, f"tag list of {repo}.tags")
-        for t in gojson.as_list(f.get("tags"), f"tag list of {repo}.tags")
-    ]
-
-
-def _origin(url: str) -> tuple[str, str, int | None]:
-    """Scheme, lower-case host and port (default ports made explicit) of ``url``."""
-    parts = httpx.URL(url)
-    port = parts.port or {"http": 80, "https": 443}.get(parts.scheme)
-    return parts.scheme, parts.host.lower(), port
-
-
-def _next_link(values: list[str]) -> str | None:
-    """The target of the ``rel="next"`` link, from one or several Link headers."""
-    for value in values:
-        for part in value.split(","):
-            url_part, _, params = part.partition(";")
-            url_part = url_part.strip()
-            if not (url_part.startswith("<") and url_part.endswith(">")):
-                continue
-            for param in params.split(";"):
-                key, _, val = param.strip().partition("=")
-                if key.strip().lower() == "rel" and "next" in val.strip().strip('"').lower().split():
-                    return url_part[1:-1]
-    return None
-
-
-def _retry_after(value: str | None) -> float | None:
-    if not value:
-        return None
-    value = value.strip()
-    seconds = _header_int(value)
-    if seconds is not None:
-        return float(seconds)
-    try:
-        when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=UTC)
-    return max(0.0, (when - datetime.now(UTC)).total_seconds())
-
-
-def _header_int(value: str | None) -> int | None:
-    """A non-negative decimal header value (ASCII digits only: ``str.isdigit`` also accepts '²')."""
-    if value is None:
-        return None
-    value = value.strip()
-    if not value or len(value) > 18 or not value.isascii() or not value.isdigit():
-        return None
-    return int(value)
-
-
-def _loggable(url: str) -> str:
-    """A URL without its query string (pre-signed storage URLs carry credentials there)."""
-    parts = urlsplit(url)
-    return f"{parts.scheme}://{parts.netloc}{parts.path}"
-
-
 @dataclass
 class _Attempts:
     """One request's attempts against the deadline: each attempt's timeout shrinks to the time left."""
@@ -927,43 +827,3 @@ class _Attempts:
         elapsed = time.monotonic() - self.started
         noun = "attempt" if self.attempts == 1 else "attempts"
         return f"{self.attempts} {noun} over {elapsed:.1f} s; --deadline {self.deadline:g} s"
-
-
-def _connection_refused(exc: httpx.TransportError) -> bool:
-    """Nothing listens at the address: a wrong address, not a failure that a retry can outlast."""
-    if not isinstance(exc, httpx.ConnectError):
-        return False
-    cause: BaseException | None = exc
-    while cause is not None:
-        if isinstance(cause, ConnectionRefusedError):
-            return True
-        cause = cause.__cause__ or cause.__context__
-    return False
-
-
-def _host_port(url: str) -> str:
-    """``host:port`` of ``url``, the port spelled out (443 for https, 80 for http) as a connection needs it."""
-    parts = urlsplit(url)
-    host = parts.hostname or ""
-    port = parts.port or (443 if parts.scheme == "https" else 80)
-    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
-
-
-def _describe_transport_error(exc: httpx.TransportError, url: str) -> str:
-    host = urlsplit(url).netloc
-    if _connection_refused(exc):
-        return f"nothing listens at {_host_port(url)} — is the registry address right?"
-    if isinstance(exc, httpx.TimeoutException):
-        return f"timed out talking to {host}"
-    if isinstance(exc, httpx.ConnectError):
-        text = str(exc)
-        if "CERTIFICATE_VERIFY_FAILED" in text or "certificate" in text.lower():
-            return (
-                f"TLS certificate of {host} not trusted (use --ca-file, or --insecure to skip verification)"
-            )
-        if "WRONG_VERSION_NUMBER" in text or "wrong version number" in text.lower():
-            return f"{host} does not speak TLS (for a plain-HTTP registry use --plain-http)"
-        return f"cannot connect to {host} ({text or type(exc).__name__})"
-    if isinstance(exc, httpx.RemoteProtocolError):
-        return f"{host} closed the connection or sent a malformed response ({exc})"
-    return f"network error talking to {host} ({type(exc).__name__}: {exc})"

@@ -26,7 +26,6 @@ from __future__ import annotations
 import base64
 import binascii
 import os
-import random
 import re
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -48,6 +47,7 @@ from inspector.errors import (
     UsageError,
 )
 from inspector.oci.digest import Digest
+from inspector.registry._http import RetryPolicy
 from inspector.registry.credentials import Credentials
 
 __all__ = [
@@ -168,8 +168,7 @@ class EcrClient:
         region = region or os.environ.get("AWS_REGION") or None
         self.region = region
         self._attempts = max(1, attempts)
-        self._backoff_base = backoff_base
-        self._backoff_cap = backoff_cap
+        self._retry_policy = RetryPolicy(self._attempts - 1, backoff_base, backoff_cap)
         self._sleep = sleep
         if client is None:
             boto3 = _load_boto3()
@@ -293,10 +292,7 @@ class EcrClient:
             except ClientError as exc:
                 error = _client_error(operation, exc)
                 if error.temporary and attempt < self._attempts:
-                    self._sleep(
-                        min(self._backoff_cap, self._backoff_base * 2 ** (attempt - 1))
-                        * random.uniform(0.5, 1.0)
-                    )
+                    self._sleep(self._retry_policy.backoff(attempt - 1))
                     continue
                 raise error from None
             except NoCredentialsError:
@@ -308,7 +304,7 @@ class EcrClient:
                 raise UsageError(f"ECR {operation}: {' '.join(str(exc).split())}") from None
             except BotoCoreError as exc:  # connection errors, timeouts, bad endpoint
                 if attempt < self._attempts:
-                    self._sleep(min(self._backoff_cap, self._backoff_base * 2 ** (attempt - 1)))
+                    self._sleep(self._retry_policy.backoff(attempt - 1))
                     continue
                 raise TransportError(f"ECR {operation}: {type(exc).__name__}: {exc}") from None
         raise AssertionError("unreachable")

@@ -64,7 +64,6 @@ from __future__ import annotations
 
 import logging
 import os
-import random
 import threading
 import time
 from collections import deque
@@ -72,7 +71,7 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Literal, TypeVar
-from urllib.parse import quote, urlencode, urljoin, urlsplit
+from urllib.parse import quote, urlencode, urljoin
 
 import httpx
 
@@ -92,9 +91,16 @@ from inspector.errors import (
 from inspector.oci import gojson
 from inspector.oci.digest import Digest
 from inspector.oci.reference import Repository, is_loopback_host, parse_repository
-from inspector.registry.client import _describe_transport_error as _describe
-from inspector.registry.client import _loggable as _path
-from inspector.registry.client import _next_link, _read_capped, _retry_after, send_following_redirects
+from inspector.registry._http import (
+    RetryPolicy,
+    describe_transport_error,
+    loggable,
+    next_link,
+    origin,
+    read_capped,
+    retry_after,
+    send_following_redirects,
+)
 
 __all__ = [
     "DEFAULT_API_URL",
@@ -320,7 +326,10 @@ class GhcrClient:
                 f"GitHub API URL {self.options.base_url} must be https (plain http: loopback only)"
             )
         self._base = base
-        self._origin = _origin(str(base))
+        self._origin = origin(str(base))
+        self._retry_policy = RetryPolicy(
+            self.options.retries, self.options.backoff_base, self.options.backoff_cap
+        )
         environment = os.environ if env is None else env
         self.enterprise = _is_enterprise(base.host)
         self._token_names = _token_names(str(base), environment)
@@ -384,7 +393,7 @@ class GhcrClient:
                     "(asked GitHub's organisation and user package endpoints)",
                     status=404,
                     method="GET",
-                    url=self._origin,
+                    url=f"{self._base.scheme}://{self._base.netloc.decode('ascii')}".lower(),
                     hint="check ghcr.io/OWNER/NAME, and that the token can read the package (read:packages)",
                 )
             self._packages[key] = found
@@ -415,16 +424,16 @@ class GhcrClient:
         what = f"list versions of {package}"
         while url:
             if url in seen or len(seen) >= self.options.max_pages:
-                raise InvalidContent(f"{what}: the API's Link pagination loops back to {_path(url)}")
+                raise InvalidContent(f"{what}: the API's Link pagination loops back to {loggable(url)}")
             seen.add(url)
             response = self._call("GET", url, what=what)
             if response.status != 200:
                 raise self._error(response, "GET", what, hint=_READ_HINT)
             yield from _parse_versions(response.body, what)
-            next_url = _next_link(response.headers.get_list("Link"))
+            next_url = next_link(response.headers.get_list("Link"))
             url = urljoin(url, next_url) if next_url else ""
-            if url and _origin(url) != self._origin:
-                raise InvalidContent(f"{what}: pagination Link points to another host ({_path(url)})")
+            if url and origin(url) != self._origin:
+                raise InvalidContent(f"{what}: pagination Link points to another host ({loggable(url)})")
 
     def versions(self, package: Package) -> list[PackageVersion]:
         """Every active version, each once (a version seen on two pages is kept once)."""
@@ -520,14 +529,13 @@ class GhcrClient:
 
     def _guard(self, request: httpx.Request) -> None:
         """Credentials go to the configured origin only, whatever redirects or Links say."""
-        if _origin(str(request.url)) != self._origin:
+        if origin(str(request.url)) != self._origin:
             request.headers.pop("Authorization", None)
         elif self._token is not None:
             request.headers["Authorization"] = f"Bearer {self._token}"
 
     def _backoff(self, attempt: int) -> float:
-        ceiling = min(self.options.backoff_cap, self.options.backoff_base * (2**attempt))
-        return random.uniform(ceiling / 2, ceiling)
+        return self._retry_policy.backoff(attempt)
 
     def _call(self, method: str, url: str, *, what: str) -> _Answer:
         return self._exchange(method, url, what=what)[0]
@@ -553,7 +561,7 @@ class GhcrClient:
                 try:
                     streamed = send_following_redirects(self._http, request)
                     try:
-                        body = _read_capped(
+                        body = read_capped(
                             streamed, _BODY_LIMIT, what, deadline=time.monotonic() + self.options.timeout
                         )
                     finally:
@@ -563,13 +571,13 @@ class GhcrClient:
                         self._pacer.finished()
                 response = _Answer(streamed.status_code, streamed.headers, body, str(streamed.url))
             except httpx.TransportError as exc:
-                log.debug("%s %s failed: %s", method, _path(url), type(exc).__name__)
+                log.debug("%s %s failed: %s", method, loggable(url), type(exc).__name__)
                 if attempt >= self.options.retries:
-                    raise TransportError(f"{what}: {_describe(exc, url)}") from None
+                    raise TransportError(f"{what}: {describe_transport_error(exc, url)}") from None
                 self._sleep(self._backoff(attempt))
                 attempt += 1
                 continue
-            log.debug("%s %s -> %s", method, _path(url), response.status)
+            log.debug("%s %s -> %s", method, loggable(url), response.status)
             wait = self._rate_limit_wait(response, limited)
             if wait is not None:
                 if wait > self.options.max_wait or limited >= self.options.retries:
@@ -588,7 +596,7 @@ class GhcrClient:
         """Seconds GitHub asks us to wait, or None when the answer is not a rate limit."""
         if response.status not in (403, 429):
             return None
-        after = _retry_after(response.headers.get("retry-after"))
+        after = retry_after(response.headers.get("retry-after"))
         if after is not None:
             return after
         if response.headers.get("x-ratelimit-remaining", "").strip() == "0":
@@ -608,7 +616,7 @@ class GhcrClient:
             f"retry after {when:%Y-%m-%d %H:%M:%S} UTC (in {wait:.0f} s)",
             status=response.status,
             method=method,
-            url=_path(response.url),
+            url=loggable(response.url),
             body=response.body[:4096].decode("utf-8", "replace"),
             retry_after=wait,
             hint=f"waits longer than {self.options.max_wait:.0f} s are not slept; run again after that time",
@@ -644,7 +652,7 @@ class GhcrClient:
             f"{what}: {method} answered {status} ({message or 'no message'})",
             status=status,
             method=method,
-            url=_path(response.url),
+            url=loggable(response.url),
             body=response.body[:4096].decode("utf-8", "replace"),
             hint=hint,
         )
@@ -764,8 +772,3 @@ def _sso_hint(url: str) -> str:
         "the organisation uses SAML single sign-on and this token is not authorised for it; "
         f"authorise the token for the organisation{where}"
     )
-
-
-def _origin(url: str) -> str:
-    parts = urlsplit(url)
-    return f"{parts.scheme}://{parts.netloc}".lower()

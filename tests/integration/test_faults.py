@@ -44,7 +44,8 @@ from inspector.oci import mediatypes
 from inspector.oci.digest import sha256_digest
 from inspector.oci.models import Descriptor
 from inspector.oci.reference import parse_repository
-from inspector.registry.client import ClientOptions, RegistryClient, _read_capped
+from inspector.registry._http import read_capped
+from inspector.registry.client import ClientOptions, RegistryClient
 from tests.harness.faultproxy import (
     ALL_FAULTS,
     BODY_FAULTS,
@@ -626,7 +627,7 @@ def test_a_body_trickling_in_slower_than_the_timeout_is_abandoned_and_retried(
 
 
 def test_a_body_deadline_bounds_the_whole_read() -> None:
-    """``_read_capped(deadline=…)``, which the registry and GHCR clients use, without a network."""
+    """``read_capped(deadline=…)``, which the registry and GHCR clients use, without a network."""
 
     class Trickle(httpx.SyncByteStream):
         def __iter__(self) -> Iterator[bytes]:
@@ -637,10 +638,10 @@ def test_a_body_deadline_bounds_the_whole_read() -> None:
     response = httpx.Response(200, stream=Trickle(), request=httpx.Request("GET", "http://127.0.0.1/"))
     started = time.monotonic()
     with pytest.raises(httpx.ReadTimeout):
-        _read_capped(response, 1024, "trickle", deadline=time.monotonic() + 0.1)
+        read_capped(response, 1024, "trickle", deadline=time.monotonic() + 0.1)
     assert time.monotonic() - started < 0.5
     quick = httpx.Response(200, content=b"x" * 50, request=httpx.Request("GET", "http://127.0.0.1/"))
-    assert _read_capped(quick, 1024, "quick", deadline=time.monotonic() + 5) == b"x" * 50
+    assert read_capped(quick, 1024, "quick", deadline=time.monotonic() + 5) == b"x" * 50
 
 
 def mock_client(handler: Callable[[httpx.Request], httpx.Response], sleeps: list[float]) -> RegistryClient:

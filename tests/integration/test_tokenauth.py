@@ -19,6 +19,9 @@ from pathlib import Path
 import httpx
 import pytest
 
+from inspector.oci.reference import parse_repository
+from inspector.registry.client import RegistryClient
+from inspector.registry.credentials import Credentials
 from tests.harness.registry import LocalRegistry, load_samples, seed_sample, start_registry
 from tests.harness.support import require_registry_binary, run_cli
 from tests.harness.tokenserver import TokenServer, User, start_token_server
@@ -268,3 +271,29 @@ def test_pull_only_credentials_cannot_write(token_registry: TokenRegistry, tmp_p
         "show", f"{host}/{REPO}:main-buildcache", "-u", PULLER, "--password-stdin", stdin=PULLER_PASSWORD
     )
     assert kept.returncode == 0, kept.stderr[-500:]
+
+
+def test_granted_actions_reports_what_the_token_server_granted_per_repository(
+    token_registry: TokenRegistry,
+) -> None:
+    """``RegistryClient.granted_actions`` reads the ``access`` claim of the real tokens the client was issued.
+
+    Expected by hand: the client asks for the scope the request implies (``derive_scope``: HEAD -> ``pull``,
+    POST -> ``pull,push``) and the token server grants its intersection with the user's actions
+    (tests/harness/tokenserver.py: ``sorted(wanted & mine)``). The puller's HEAD gets ``pull``; the pusher's
+    upload POST gets ``pull,push`` (its ``delete`` was never asked for); no token was issued for another
+    repository, and none before the first request.
+    """
+    repo = parse_repository(f"{token_registry.host}/{REPO}")
+
+    def login(user: str, password: str) -> RegistryClient:
+        return RegistryClient(credentials=lambda host: Credentials(user, password, source="test"))
+
+    with login(PULLER, PULLER_PASSWORD) as puller:
+        assert puller.granted_actions(repo) is None
+        puller.head_manifest(repo.tag("main-buildcache"))
+        assert puller.granted_actions(repo) == ("pull",)
+    with login(PUSHER, PUSHER_PASSWORD) as pusher:
+        pusher.push_blob(repo, b"granted-actions test blob")
+        assert pusher.granted_actions(repo) == ("pull", "push")
+        assert pusher.granted_actions(parse_repository(f"{token_registry.host}/other/app")) is None

@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 
 from inspector.cli import run
+from inspector.errors import UnknownFamily
 from inspector.probe.kb import FAMILIES, FAMILY_IDS, SOURCES, TOPICS, detect_family, family_by_id
 from tests.harness.paths import SHARED, schema
 from tests.harness.support import validate_json
@@ -54,8 +55,9 @@ def test_families_from_the_challenge_and_the_flag() -> None:
     assert detect_family("registry.corp.example").family.id == "generic"
     assert detect_family("ghcr.io", override="quay").basis == "flag"
     assert family_by_id("ECR") is not None
-    with pytest.raises(ValueError):
+    with pytest.raises(UnknownFamily, match=r"--family 'nope': expected one of .*\bquay\b") as caught:
         detect_family("x", override="nope")
+    assert caught.value.exit_code == 2
 
 
 @pytest.fixture

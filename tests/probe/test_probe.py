@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import base64
 import json
 from datetime import UTC, datetime
 
@@ -16,14 +15,16 @@ from inspector.errors import (
     CacheInspectError,
     InvalidContent,
     TransportError,
+    UnknownFamily,
     registry_error_from_response,
 )
-from inspector.oci import mediatypes
 from inspector.oci.models import parse_manifest
 from inspector.oci.reference import parse_repository
+from inspector.probe.checks import SEQUENCE
 from inspector.probe.classify import Op, classify
 from inspector.probe.content import PROBE_ANNOTATION, make_content
-from inspector.probe.requests import granted_actions
+from inspector.probe.model import CHECKS, ProbeOptions
+from inspector.probe.run import run_probe
 from inspector.registry.client import ClientOptions, RegistryClient
 
 
@@ -132,41 +133,6 @@ def test_near_limit_manifest_is_exactly_the_import_limit() -> None:
     assert len(parsed.layers) > 2000
 
 
-def _jwt(claims: dict[str, object]) -> str:
-    def part(value: dict[str, object]) -> str:
-        return base64.urlsafe_b64encode(json.dumps(value).encode()).decode().rstrip("=")
-
-    return f"{part({'alg': 'none'})}.{part(claims)}.sig"
-
-
-def test_granted_actions_from_the_token_claims() -> None:
-    token = _jwt({"access": [{"type": "repository", "name": "team/app", "actions": ["pull", "push"]}]})
-
-    def handler(request: httpx.Request) -> httpx.Response:
-        if request.url.host == "auth.example":
-            assert request.url.params["scope"] == "repository:team/app:pull"
-            return httpx.Response(200, json={"token": token})
-        if request.headers.get("Authorization") != f"Bearer {token}":
-            challenge = 'Bearer realm="https://auth.example/token",service="r.example"'
-            return httpx.Response(401, headers={"WWW-Authenticate": challenge})
-        return httpx.Response(
-            200,
-            headers={
-                "Docker-Content-Digest": "sha256:" + "0" * 64,
-                "Content-Type": mediatypes.OCI_MANIFEST,
-                "Content-Length": "10",
-            },
-        )
-
-    repo = parse_repository("r.example/team/app")
-    with RegistryClient(ClientOptions(), transport=httpx.MockTransport(handler)) as client:
-        assert granted_actions(client, repo) is None
-        head = client.head_manifest(repo.tag("latest"))
-        assert head.media_type == mediatypes.OCI_MANIFEST
-        assert granted_actions(client, repo) == ("pull", "push")
-        assert granted_actions(client, parse_repository("r.example/other")) is None
-
-
 def test_recommendation_carries_valid_attributes_only() -> None:
     from inspector.probe.run import offline_report
 
@@ -183,3 +149,58 @@ def test_recommendation_carries_valid_attributes_only() -> None:
     assert any("likely" in note for note in rec.notes)
     assert report.cache_to is not None and report.cache_to.verdict == "will-not-work"
     assert {"invalid-compression-level", "ignore-error-hides"} <= {p.code for p in report.cache_to.problems}
+
+
+def test_every_check_runs_once_after_everything_it_requires() -> None:
+    """The sequence covers each check the report lists exactly once, and a requirement always ran before the check
+    that names it (a check reading a requirement that has not run yet would be skipped as "missing")."""
+    order = [check.id for check in SEQUENCE]
+    assert sorted(order) == sorted(spec.id for spec in CHECKS) and len(set(order)) == len(order)
+    for position, check in enumerate(SEQUENCE):
+        assert set(check.requires) <= set(order[:position]), check.id
+        assert set(check.why) <= set(check.requires), check.id
+
+
+def test_an_unknown_family_is_a_usage_error_before_any_request() -> None:
+    def handler(request: httpx.Request) -> httpx.Response:
+        raise AssertionError(f"no request expected, got {request.method} {request.url}")
+
+    options = ProbeOptions(repository=parse_repository("r.example/team/app"), family="nope")
+    with (
+        RegistryClient(ClientOptions(), transport=httpx.MockTransport(handler)) as client,
+        pytest.raises(UnknownFamily, match="--family 'nope'") as caught,
+    ):
+        run_probe(client, options)
+    assert caught.value.exit_code == 2
+
+
+def test_a_write_the_client_does_not_repeat_is_retried_by_the_probe_on_its_schedule() -> None:
+    """An upload POST answering 503: the client never repeats a POST (only after a 429), so the probe does,
+    ``--retries`` 3 times, waiting 0.5, 1 and 2 s (0.5 s doubled each time, no jitter, under ``--max-wait`` 30),
+    then gives up; four POSTs in all, and the check counts its three retries."""
+    posts: list[httpx.Request] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        path = request.url.path
+        if path == "/v2/":
+            return httpx.Response(200, headers={"Docker-Distribution-Api-Version": "registry/2.0"})
+        if path.endswith("/tags/list"):
+            return httpx.Response(200, json={"name": "team/app", "tags": []})
+        if path == "/v2/_catalog":
+            return httpx.Response(200, json={"repositories": ["team/app"]})
+        if request.method == "HEAD" and "/blobs/" in path:
+            return httpx.Response(404)
+        if request.method == "POST":
+            posts.append(request)
+            return httpx.Response(503, json={"errors": [{"code": "UNAVAILABLE", "message": "later"}]})
+        raise AssertionError(f"unexpected {request.method} {request.url}")
+
+    slept: list[float] = []
+    options = ProbeOptions(repository=parse_repository("r.example/team/app"), near_limit=False)
+    with RegistryClient(
+        ClientOptions(), transport=httpx.MockTransport(handler), sleep=slept.append
+    ) as client:
+        report = run_probe(client, options, sleep=slept.append)
+    upload = report.check("blob-upload")
+    assert upload is not None and upload.retries == 3 and upload.status != "supported"
+    assert slept == [0.5, 1.0, 2.0] and len(posts) == 4

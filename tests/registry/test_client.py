@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import json
 import threading
 import time
@@ -26,6 +27,7 @@ from inspector.oci.digest import sha256_digest
 from inspector.oci.models import Descriptor
 from inspector.oci.reference import parse_reference, parse_repository
 from inspector.registry.client import ClientOptions, RegistryClient
+from inspector.registry.credentials import Credentials
 
 MANIFEST = json.dumps(
     {
@@ -369,3 +371,144 @@ def test_request_count_includes_challenges_token_fetches_and_retries() -> None:
             *["GET /v2/team/cache/manifests/main"] * 2,
         ]
         assert client.request_count == len(seen)
+
+
+# -- the public low-level API (what the probe uses): send, send_anonymous, on_retry, upload_location, tag_page
+
+
+def test_send_returns_the_answer_and_its_capped_body_and_judges_other_statuses() -> None:
+    def handler(request: httpx.Request) -> httpx.Response:
+        if request.url.path == "/v2/_catalog":
+            return httpx.Response(200, json={"repositories": ["a", "b"]})
+        return httpx.Response(404, json={"errors": [{"code": "NAME_UNKNOWN", "message": "no such repo"}]})
+
+    with make_client(handler) as client:
+        url = client.url("registry.test", "/v2/_catalog", {"n": "2"})
+        assert url == "https://registry.test/v2/_catalog?n=2"  # a non-loopback host: HTTPS
+        response, body = client.send("GET", url, what="catalog", limit=1024)
+        assert response.status_code == 200 and json.loads(body) == {"repositories": ["a", "b"]}
+        with pytest.raises(InvalidContent, match=r"is \d+ bytes, over the 8 byte limit"):
+            client.send("GET", url, what="catalog", limit=8)
+        with pytest.raises(NotFound, match="NAME_UNKNOWN"):
+            client.send("GET", client.url("registry.test", "/v2/x/tags/list"), what="tags")
+
+
+def test_on_retry_hears_every_wait_of_the_block_and_nothing_after() -> None:
+    """Two 503s then 200 on a GET: two retries, so two waits, each told to the listener before it happens."""
+    answers = iter([httpx.Response(503), httpx.Response(503), httpx.Response(200), httpx.Response(503)])
+    answers_after = iter([httpx.Response(503), httpx.Response(200)])
+    sleeps: list[float] = []
+    heard: list[float] = []
+    with make_client(lambda r: next(answers), sleeps) as client:
+        with client.on_retry(heard.append):
+            client.send("GET", client.url("registry.test", "/v2/"), what="ping")
+        assert heard == sleeps and len(heard) == 2
+    with make_client(lambda r: next(answers_after), sleeps) as client:
+        with client.on_retry(heard.append):
+            pass
+        client.send("GET", client.url("registry.test", "/v2/"), what="ping")
+    assert len(heard) == 2 and len(sleeps) == 3  # the third wait came after the block: not heard
+
+
+def test_send_anonymous_carries_no_credentials_and_answers_no_challenge() -> None:
+    seen: list[httpx.Request] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        seen.append(request)
+        return httpx.Response(401, headers={"WWW-Authenticate": 'Basic realm="r"'})
+
+    with RegistryClient(
+        ClientOptions(),
+        credentials=lambda host: Credentials("user", "secret-pw", source="test"),
+        transport=httpx.MockTransport(handler),
+    ) as client:
+        response = client.send_anonymous(
+            "GET", client.url("registry.test", "/v2/"), what="ping registry.test"
+        )
+    assert response.status_code == 401 and response.headers["WWW-Authenticate"] == 'Basic realm="r"'
+    assert len(seen) == 1 and "authorization" not in seen[0].headers  # the Basic challenge was not answered
+
+
+def test_send_anonymous_turns_a_network_failure_into_a_transport_error() -> None:
+    def handler(request: httpx.Request) -> httpx.Response:
+        raise httpx.ConnectError("boom", request=request)
+
+    with make_client(handler) as client, pytest.raises(TransportError, match=r"^ping r: ConnectError: boom"):
+        client.send_anonymous("GET", client.url("registry.test", "/v2/"), what="ping r")
+
+
+def test_upload_location_is_absolute_and_stays_on_the_registry_origin() -> None:
+    def handler(request: httpx.Request) -> httpx.Response:
+        where = request.url.params.get("to", "/v2/a/blobs/uploads/u1?_state=x")
+        return httpx.Response(202, headers={"Location": where} if where != "none" else {})
+
+    with make_client(handler) as client:
+        start = client.url("registry.test", "/v2/a/blobs/uploads/")
+        session, _ = client.send("POST", start, what="start", ok=(202,), content=b"")
+        assert (
+            client.upload_location(session, "start") == "https://registry.test/v2/a/blobs/uploads/u1?_state=x"
+        )
+        # Same host, default port spelled out: the same origin (scheme, host, port).
+        same, _ = client.send("POST", f"{start}?to=https://REGISTRY.test:443/v2/a/u2", what="s", ok=(202,))
+        assert client.upload_location(same, "start") == "https://REGISTRY.test:443/v2/a/u2"
+        for elsewhere in (
+            "https://evil.test/v2/a/u3",
+            "http://registry.test/v2/a/u4",
+            "https://registry.test:5000/u",
+        ):
+            other, _ = client.send("POST", f"{start}?to={elsewhere}", what="s", ok=(202,))
+            with pytest.raises(InvalidContent, match="another host or scheme"):
+                client.upload_location(other, "start")
+        missing, _ = client.send("POST", f"{start}?to=none", what="s", ok=(202,))
+        with pytest.raises(InvalidContent, match="answered 202 without a Location header"):
+            client.upload_location(missing, "start")
+
+
+def test_tag_page_returns_one_page_and_the_absolute_next_url() -> None:
+    def handler(request: httpx.Request) -> httpx.Response:
+        if request.url.params.get("last") == "b":
+            return httpx.Response(200, json={"name": "a", "tags": ["c"]})
+        assert request.url.params.get("n") == "2"
+        link = '</v2/a/tags/list?n=2&last=b>; rel="next"'
+        return httpx.Response(200, json={"name": "a", "tags": ["a", "b"]}, headers={"Link": link})
+
+    repo = parse_repository("registry.test/a")
+    with make_client(handler) as client:
+        page, following = client.tag_page(repo, page_size=2)
+        assert page == ["a", "b"] and following == "https://registry.test/v2/a/tags/list?n=2&last=b"
+        assert client.tag_page(repo, url=following) == (["c"], None)
+
+
+def _jwt(claims: dict[str, object]) -> str:
+    def part(value: dict[str, object]) -> str:
+        return base64.urlsafe_b64encode(json.dumps(value).encode()).decode().rstrip("=")
+
+    return f"{part({'alg': 'none'})}.{part(claims)}.sig"
+
+
+def test_granted_actions_from_the_token_claims() -> None:
+    token = _jwt({"access": [{"type": "repository", "name": "team/app", "actions": ["pull", "push"]}]})
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        if request.url.host == "auth.example":
+            assert request.url.params["scope"] == "repository:team/app:pull"
+            return httpx.Response(200, json={"token": token})
+        if request.headers.get("Authorization") != f"Bearer {token}":
+            challenge = 'Bearer realm="https://auth.example/token",service="r.example"'
+            return httpx.Response(401, headers={"WWW-Authenticate": challenge})
+        return httpx.Response(
+            200,
+            headers={
+                "Docker-Content-Digest": "sha256:" + "0" * 64,
+                "Content-Type": mediatypes.OCI_MANIFEST,
+                "Content-Length": "10",
+            },
+        )
+
+    repo = parse_repository("r.example/team/app")
+    with RegistryClient(ClientOptions(), transport=httpx.MockTransport(handler)) as client:
+        assert client.granted_actions(repo) is None
+        head = client.head_manifest(repo.tag("latest"))
+        assert head.media_type == mediatypes.OCI_MANIFEST
+        assert client.granted_actions(repo) == ("pull", "push")
+        assert client.granted_actions(parse_repository("r.example/other")) is None

@@ -53,8 +53,9 @@ from inspector.oci.digest import Digest
 from inspector.oci.models import parse_manifest
 from inspector.oci.reference import parse_reference, parse_repository
 from inspector.probe.cacheto import parse_cache_to, plan_cache_to
+from inspector.registry._http import next_link, retry_after
 from inspector.registry.auth import parse_www_authenticate
-from inspector.registry.client import MANIFEST_LIMIT, ClientOptions, RegistryClient, _next_link, _retry_after
+from inspector.registry.client import MANIFEST_LIMIT, ClientOptions, RegistryClient
 from inspector.registry.credentials import Credentials, resolve_credentials
 from tests.harness.paths import schema
 from tests.harness.support import validate_json
@@ -210,7 +211,7 @@ def test_reference_near_grammar_raises_only_invalid_reference(
 @FAST
 @given(st.lists(st.text(alphabet='<>;,="\\ \tnextrelNEXTREL:/x?&', max_size=40) | nasty_text, max_size=4))
 def test_next_link_never_raises(values: list[str]) -> None:
-    found = _next_link(values)
+    found = next_link(values)
     assert found is None or any(found in value for value in values)
 
 
@@ -231,7 +232,7 @@ def test_www_authenticate_adversarial_is_linear() -> None:
 @given(nasty_text | st.sampled_from(["Mon, 01 Jan 0001 00:00:00 +2359", "9" * 5000]))
 @example("²")
 def test_retry_after_never_raises(value: str) -> None:
-    after = _retry_after(value)
+    after = retry_after(value)
     assert after is None or after >= 0
 
 
