@@ -15,15 +15,9 @@ import typer
 
 from inspector.cli.app import JsonOut, Output, app, console, output_format, report_error, write_tsv
 from inspector.cli.options import (
-    CaFile,
-    Concurrency,
     Connection,
-    Insecure,
     PageSize,
-    PasswordStdin,
-    PlainHttp,
-    Timeout,
-    Username,
+    connection_options,
     progress,
 )
 from inspector.errors import CacheInspectError, ExitCode, UsageError
@@ -111,6 +105,7 @@ class _Ecr:
 
 
 @app.command()
+@connection_options()
 def gc(
     repository: Annotated[
         str | None,
@@ -279,13 +274,8 @@ def gc(
     json_out: JsonOut = False,
     output: Output = None,
     page_size: PageSize = None,
-    plain_http: PlainHttp = False,
-    insecure: Insecure = False,
-    ca_file: CaFile = None,
-    username: Username = None,
-    password_stdin: PasswordStdin = False,
-    concurrency: Concurrency = 8,
-    timeout: Timeout = 30.0,
+    *,
+    connection: Connection,
 ) -> None:
     """Delete stale branch caches: plan (dry run by default), then --apply; every decision has a reason."""
     fmt = output_format(json_out, output)
@@ -307,7 +297,7 @@ def gc(
         package=package,
         untagged=untagged,
     )
-    if password_stdin and (branches_file == "-"):
+    if connection.password_stdin and (branches_file == "-"):
         raise UsageError("--password-stdin and --branches-file - both read stdin; put the branches in a file")
     from inspector.oci.reference import parse_repository
 
@@ -315,7 +305,6 @@ def gc(
         acting = apply or apply_plan is not None or plan_out is not None
         _emit_lifecycle(repository, policy, flags, acting, unpulled=unpulled_for is not None)
         return
-    connection = Connection(plain_http, insecure, ca_file, username, password_stdin, concurrency, timeout)
     ecr = _Ecr(ecr_registry_id, aws_region)
     now = datetime.now(UTC)
     if apply_plan is not None:

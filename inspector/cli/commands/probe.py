@@ -10,7 +10,7 @@ from typing import Annotated
 import typer
 
 from inspector.cli.app import STATE, JsonOut, Output, app, console, output_format, write_tsv
-from inspector.cli.options import CaFile, Connection, Insecure, PasswordStdin, PlainHttp, Timeout, Username
+from inspector.cli.options import Connection, connection_options
 from inspector.errors import InvalidReference, UsageError
 from inspector.oci.reference import Reference, Repository, parse_reference, parse_repository
 
@@ -27,6 +27,7 @@ def _target(text: str) -> tuple[Repository, Reference | None]:
 
 
 @app.command()
+@connection_options(fixed={"concurrency": 1})  # one request in flight
 def probe(
     repository: Annotated[
         str | None,
@@ -100,12 +101,8 @@ def probe(
         Path | None,
         typer.Option("--junit", help="Write a JUnit XML report (one test case per check).", metavar="FILE"),
     ] = None,
-    plain_http: PlainHttp = False,
-    insecure: Insecure = False,
-    ca_file: CaFile = None,
-    username: Username = None,
-    password_stdin: PasswordStdin = False,
-    timeout: Timeout = 30.0,
+    *,
+    connection: Connection,
 ) -> None:
     """Check that a registry can hold a BuildKit registry cache, and which --cache-to flags work there."""
     fmt = output_format(json_out, output)
@@ -154,7 +151,6 @@ def probe(
             upload_variants=upload_variants,
             near_limit=not no_near_limit,
         )
-        connection = Connection(plain_http, insecure, ca_file, username, password_stdin, 1, timeout)
         with connection.client(repo.registry) as client:
             report = run_probe(client, options)
     if junit is not None:
