@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import sys
 from contextlib import ExitStack
 from dataclasses import dataclass, replace
@@ -13,7 +12,17 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from inspector.cli.app import JsonOut, Output, app, console, output_format, report_error, write_tsv
+from inspector.cli.app import (
+    JsonOut,
+    Output,
+    app,
+    console,
+    error_json,
+    output_format,
+    report_error,
+    write_job_summary,
+    write_tsv,
+)
 from inspector.cli.options import (
     Connection,
     PageSize,
@@ -587,7 +596,7 @@ def _finish(
     elif fmt == "json":
         documents: dict[str, dict[str, Any]] = {name: report_to_json(r) for name, r in reports.items()}
         for name, error in errors.items():
-            documents[name] = {"error": _error_json(error)}
+            documents[name] = {"error": error_json(error, sanitized=False)}
         print(json.dumps(plan_to_json(plans, created_at=now, mode=mode, reports=documents), indent=2))
     else:
         from inspector.cli.render.gc import render_plan, render_report
@@ -654,15 +663,6 @@ def _with_note(plan: RepositoryPlan, note: str) -> RepositoryPlan:
     return plan if note in plan.notes else replace(plan, notes=(*plan.notes, note))
 
 
-def _error_json(exc: CacheInspectError) -> dict[str, Any]:
-    return {
-        "code": type(exc).__name__,
-        "exitCode": int(exc.exit_code),
-        "message": exc.message,
-        "hint": exc.hint,
-    }
-
-
 def _write(path: Path, text: str) -> None:
     try:
         path.write_text(text, encoding="utf-8")
@@ -680,14 +680,10 @@ def _write_summary(
     """``--summary FILE`` (written), else ``$GITHUB_STEP_SUMMARY`` (appended, as GitHub expects)."""
     from inspector.cli.render.gc import plan_markdown
 
-    target = summary or (
-        Path(os.environ["GITHUB_STEP_SUMMARY"]) if os.environ.get("GITHUB_STEP_SUMMARY") else None
-    )
-    if target is None:
-        return
-    text = plan_markdown(plans, reports, errors, mode=mode)
     try:
-        with target.open("w" if summary is not None else "a", encoding="utf-8") as handle:
-            handle.write(text)
+        write_job_summary(plan_markdown(plans, reports, errors, mode=mode), summary)
     except OSError as exc:  # the deletions happened; a summary that cannot be written must not hide that
-        print(f"cacheinspect: warning: cannot write the summary to {target}: {exc.strerror}", file=sys.stderr)
+        print(
+            f"cacheinspect: warning: cannot write the summary to {exc.filename}: {exc.strerror}",
+            file=sys.stderr,
+        )

@@ -3,13 +3,21 @@
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
-from inspector.cli.app import STATE, JsonOut, Output, app, console, output_format, write_tsv
+from inspector.cli.app import (
+    STATE,
+    JsonOut,
+    Output,
+    app,
+    console,
+    output_format,
+    write_job_summary,
+    write_tsv,
+)
 from inspector.cli.options import Connection, connection_options
 from inspector.errors import InvalidReference, UsageError
 from inspector.oci.reference import Reference, Repository, parse_reference, parse_repository
@@ -158,13 +166,10 @@ def probe(
             junit.write_text(junit_xml(report))
         except OSError as exc:
             raise UsageError(f"--junit {junit}: {exc.strerror}") from None
-    summary = os.environ.get("GITHUB_STEP_SUMMARY")
-    if summary:
-        try:
-            with open(summary, "a", encoding="utf-8") as handle:
-                handle.write(markdown_summary(report))
-        except OSError as exc:
-            raise UsageError(f"GITHUB_STEP_SUMMARY {summary}: {exc.strerror}") from None
+    try:
+        write_job_summary(markdown_summary(report))
+    except OSError as exc:  # the probe changed nothing: a summary CI asked for and cannot have is exit 2
+        raise UsageError(f"GITHUB_STEP_SUMMARY {exc.filename}: {exc.strerror}") from None
     if fmt == "json":
         print(json.dumps(report_to_json(report), indent=2))
     elif fmt == "tsv":
