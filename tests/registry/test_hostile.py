@@ -55,6 +55,7 @@ from inspector.probe.cacheto import parse_cache_to, plan_cache_to
 from inspector.registry.auth import parse_www_authenticate
 from inspector.registry.client import MANIFEST_LIMIT, ClientOptions, RegistryClient, _next_link, _retry_after
 from inspector.registry.credentials import Credentials, resolve_credentials
+from tests.harness.chains import result_chains
 from tests.harness.paths import schema
 from tests.harness.support import validate_json
 
@@ -248,7 +249,7 @@ def test_cache_config_json_shapes_raise_only_invalid_content(value: Any) -> None
     with contextlib.suppress(InvalidContent):
         config = parse_cache_config(json.dumps(value).encode())
         for record in config.records:
-            config.result_chains(record)
+            result_chains(config, record)
 
 
 @FAST

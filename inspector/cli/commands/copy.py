@@ -45,7 +45,7 @@ def copy(
 ) -> None:
     """Copy a cache between repositories or registries (blobs mounted or streamed, manifest last); never deletes."""
     STATE.json = json_out
-    from inspector.cache.copy import TARGET_FORMS, execute_copy, plan_copy, plan_to_json
+    from inspector.cache.copy import TARGET_FORMS, copy_plan_to_json, execute_copy, plan_copy
     from inspector.cache.report import human_size as _size
     from inspector.errors import UsageError
     from inspector.oci.reference import parse_reference
@@ -62,7 +62,7 @@ def copy(
             with progress(not json_out, f"copying blobs to {dst}") as on_progress:
                 result = execute_copy(client, plan, on_progress)
     if json_out:
-        print(json.dumps(plan_to_json(plan, result), indent=2))
+        print(json.dumps(copy_plan_to_json(plan, result), indent=2))
         return
     from inspector._sanitize import sanitize
 

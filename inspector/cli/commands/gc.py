@@ -546,7 +546,7 @@ def _finish(
     from inspector.gc.backends.base import untagged_hint
     from inspector.gc.backends.ecr import EcrBackend
     from inspector.gc.backends.ghcr import GhcrBackend, pacing_note
-    from inspector.gc.execute import RegistryTagReader, execute_plan, report_to_json
+    from inspector.gc.execute import RegistryTagReader, execute_plan, gc_report_to_json
     from inspector.gc.plan import check_max_deletes, plan_to_json
     from inspector.oci.reference import parse_repository
 
@@ -594,18 +594,18 @@ def _finish(
         for error in errors.values():
             report_error(error)
     elif fmt == "json":
-        documents: dict[str, dict[str, Any]] = {name: report_to_json(r) for name, r in reports.items()}
+        documents: dict[str, dict[str, Any]] = {name: gc_report_to_json(r) for name, r in reports.items()}
         for name, error in errors.items():
             documents[name] = {"error": error_json(error, sanitized=False)}
         print(json.dumps(plan_to_json(plans, created_at=now, mode=mode, reports=documents), indent=2))
     else:
-        from inspector.cli.render.gc import render_plan, render_report
+        from inspector.cli.render.gc import render_gc_report, render_plan
 
         out = console()
         for plan in plans:
             out.print(render_plan(plan, applying=applying))
             if plan.repository in reports:
-                out.print(render_report(reports[plan.repository]))
+                out.print(render_gc_report(reports[plan.repository]))
             elif applying and not plan.manifests:
                 out.print("nothing to delete")
             out.print()

@@ -120,7 +120,7 @@ def probe(
         checks_tsv_rows,
         junit_xml,
         markdown_summary,
-        report_to_json,
+        probe_report_to_json,
     )
     from inspector.probe.run import ProbeOptions, offline_report, run_probe
 
@@ -171,7 +171,7 @@ def probe(
     except OSError as exc:  # the probe changed nothing: a summary CI asked for and cannot have is exit 2
         raise UsageError(f"GITHUB_STEP_SUMMARY {exc.filename}: {exc.strerror}") from None
     if fmt == "json":
-        print(json.dumps(report_to_json(report), indent=2))
+        print(json.dumps(probe_report_to_json(report), indent=2))
     elif fmt == "tsv":
         write_tsv(CHECKS_TSV_HEADER, checks_tsv_rows(report))
     else:
