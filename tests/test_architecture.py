@@ -1,7 +1,7 @@
 """The package's architecture, enforced: layers, private names, typer/rich, cycles and ``__all__``.
 
-The rules are ``docs/development.md``'s (from the design note on the layout): each subpackage may import only the
-layers below it; a ``_private`` name (module, function, attribute) never crosses a subpackage line; only ``cli/``
+The rules are those of the README's Development section (from the design note on the layout): each subpackage
+may import only the layers below it; a ``_private`` name (module, function, attribute) never crosses a subpackage line; only ``cli/``
 imports typer or rich; no module imports another that (directly or not) imports it back; every subpackage's
 ``__init__`` declares ``__all__`` and it equals the names it exports. Each rule is checked over the AST of every
 module, so a new file is covered the day it is added, and each has a test proving it would catch a breach.

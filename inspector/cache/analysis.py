@@ -172,12 +172,6 @@ class CacheGraph:
     notes: tuple[str, ...] = ()
     warnings: tuple[str, ...] = ()  # notes serious enough for a line on stderr (also among the notes)
 
-    def stage_of(self, record: int) -> Stage | None:
-        for stage in self.stages:
-            if any(step.record == record or record in step.variants for step in stage.steps):
-                return stage
-        return None
-
 
 def _diff_id(
     config: CacheConfig, descriptors: Mapping[Digest, Mapping[str, str]], layer: int

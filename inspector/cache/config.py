@@ -168,20 +168,6 @@ class CacheConfig:
         self._memo_entries[0] += len(chain)
         return chain
 
-    def result_chains(self, record: CacheRecord) -> list[tuple[int, ...]]:
-        """Every result of a record as a chain of layer indexes, bottom to top."""
-        chains = [self.chain(r.layer) for r in record.results]
-        chains.extend(c.layers for c in record.chains)
-        return chains
-
-    def depths(self) -> list[int]:
-        """Chain length up to each layer (``len(chain(i))``) without building the chains."""
-        depth = [0] * len(self.layers)
-        for index in self.parents_first:
-            parent = self.parent_of[index]
-            depth[index] = 1 + (depth[parent] if parent != -1 else 0)
-        return depth
-
     def chains_where_all(self, keep: Callable[[Digest], bool]) -> list[bool]:
         """For each layer: does ``keep`` hold for every blob of its chain?"""
         verdict: dict[Digest, bool] = {}

@@ -40,9 +40,9 @@ __all__ = [
     "DestinationTagTaken",
     "TargetForm",
     "convert_wrapper",
+    "copy_plan_to_json",
     "execute_copy",
     "plan_copy",
-    "plan_to_json",
 ]
 
 TargetForm = Literal["image-manifest", "oci-index"]
@@ -329,7 +329,7 @@ def execute_copy(
     )
 
 
-def plan_to_json(plan: CopyPlan, result: CopyResult | None) -> dict[str, Any]:
+def copy_plan_to_json(plan: CopyPlan, result: CopyResult | None) -> dict[str, Any]:
     doc: dict[str, Any] = {
         "source": str(plan.source),
         "destination": str(plan.destination),

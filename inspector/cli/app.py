@@ -7,9 +7,11 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
@@ -22,7 +24,7 @@ if TYPE_CHECKING:
     from rich.console import Console
 
 
-__all__ = ["STATE", "app", "report_error"]
+__all__ = ["STATE", "app", "error_json", "report_error", "write_job_summary"]
 
 
 @dataclass
@@ -100,24 +102,45 @@ def console(*, stderr: bool = False) -> Console:
     return PipeConsole(highlight=False, width=PIPE_WIDTH, no_color=no_color)
 
 
-def report_error(exc: CacheInspectError) -> None:
-    """One line on stderr (plus a hint line); in --json mode also a JSON error document on stdout."""
+def error_json(exc: CacheInspectError, *, sanitized: bool) -> dict[str, Any]:
+    """An error as every ``--json`` document carries it: the error's class, exit code, message and hint.
+
+    ``sanitized``: message and hint as the stderr lines show them (the command's own error document repeats
+    those lines); otherwise as raised (gc's per-repository errors, beside the plan's other strings).
+    """
     from inspector._sanitize import sanitize
 
-    message, hint = sanitize(exc.message), sanitize(exc.hint) if exc.hint else None
+    message, hint = exc.message, exc.hint
+    if sanitized:
+        message, hint = sanitize(message), sanitize(hint) if hint else None
+    return {"code": type(exc).__name__, "exitCode": int(exc.exit_code), "message": message, "hint": hint}
+
+
+def report_error(exc: CacheInspectError) -> None:
+    """One line on stderr (plus a hint line); in --json mode also a JSON error document on stdout."""
+    document = error_json(exc, sanitized=True)
     if STATE.json:
-        doc = {
-            "error": {
-                "code": type(exc).__name__,
-                "exitCode": int(exc.exit_code),
-                "message": message,
-                "hint": hint,
-            }
-        }
-        print(json.dumps(doc))
-    print(f"cacheinspect: error: {message}", file=sys.stderr)
-    if hint:
-        print(f"cacheinspect: hint: {hint}", file=sys.stderr)
+        print(json.dumps({"error": document}))
+    print(f"cacheinspect: error: {document['message']}", file=sys.stderr)
+    if document["hint"]:
+        print(f"cacheinspect: hint: {document['hint']}", file=sys.stderr)
+
+
+def write_job_summary(markdown: str, file: Path | None = None) -> None:
+    """Markdown for the CI job's page: ``file`` (written), else ``$GITHUB_STEP_SUMMARY`` (appended, as GitHub
+    expects: every step of the job adds to it), else nowhere. The one writer of a job summary.
+
+    Raises ``OSError`` (``filename``: the file) when it cannot be written: the caller decides whether that
+    fails the command (probe, which has changed nothing) or is a warning (gc, after its deletions).
+    """
+    if file is not None:
+        target, mode = str(file), "w"
+    else:
+        target, mode = os.environ.get("GITHUB_STEP_SUMMARY", ""), "a"
+        if not target:
+            return
+    with open(target, mode, encoding="utf-8") as handle:
+        handle.write(markdown)
 
 
 class _SafeFormatter(logging.Formatter):

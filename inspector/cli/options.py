@@ -1,17 +1,20 @@
 """Options that several commands share, declared once: registry connection, Dockerfile, output.
 
-``Connection`` turns the registry options into a client; ``progress`` is the one progress bar.
+``Connection`` holds the registry options and turns them into a client; ``connection_options`` offers them
+on a command; ``progress`` is the one progress bar.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import functools
+import inspect
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
@@ -23,7 +26,7 @@ if TYPE_CHECKING:
     from inspector.registry.client import RegistryClient
     from inspector.registry.credentials import Credentials
 
-__all__ = ["Connection", "dockerfile_recipe", "progress"]
+__all__ = ["Connection", "connection_options", "dockerfile_recipe", "progress"]
 
 
 # Registry options shared by every command that talks to a registry.
@@ -64,15 +67,23 @@ BuildArg = Annotated[
 ]
 
 
+def _option(annotation: Any, default: Any) -> Any:
+    """A ``Connection`` field offered as the command-line option ``annotation`` (see ``connection_options``)."""
+    return field(default=default, metadata={"option": annotation})
+
+
 @dataclass(frozen=True)
 class Connection:
-    plain_http: bool
-    insecure: bool
-    ca_file: str | None
-    username: str | None
-    password_stdin: bool
-    concurrency: int
-    timeout: float
+    """The registry connection options, declared once: each field is one option of every registry command,
+    in this order at the end of its ``--help``."""
+
+    plain_http: bool = _option(PlainHttp, False)
+    insecure: bool = _option(Insecure, False)
+    ca_file: str | None = _option(CaFile, None)
+    username: str | None = _option(Username, None)
+    password_stdin: bool = _option(PasswordStdin, False)
+    concurrency: int = _option(Concurrency, 8)
+    timeout: float = _option(Timeout, 30.0)
 
     def client(
         self, registry: str | None, fallback: Callable[[str], Credentials | None] | None = None
@@ -115,6 +126,46 @@ class Connection:
         if STATE.deadline is not None:
             options = dataclasses.replace(options, deadline=STATE.deadline)
         return RegistryClient(options, credentials=lookup)
+
+
+def connection_options(
+    *, fixed: Mapping[str, Any] | None = None
+) -> Callable[[Callable[..., None]], Callable[..., None]]:
+    """Offer ``Connection``'s options on a command whose ``connection: Connection`` parameter receives them.
+
+    The command's signature, as typer reads it, has ``connection`` replaced by one parameter per field, after
+    the command's own; ``fixed`` names fields the command does not offer, with their value (one request in
+    flight: ``{"concurrency": 1}``). Put it below ``@app.command()``.
+    """
+    pinned = dict(fixed or {})
+    fields = [f for f in dataclasses.fields(Connection) if f.name not in pinned]
+    unknown = set(pinned) - {f.name for f in dataclasses.fields(Connection)}
+    if unknown:
+        raise TypeError(f"not connection options: {', '.join(sorted(unknown))}")
+
+    def decorate(command: Callable[..., None]) -> Callable[..., None]:
+        signature = inspect.signature(command, eval_str=True)
+        own = [p for name, p in signature.parameters.items() if name != "connection"]
+        if len(own) == len(signature.parameters):
+            raise TypeError(f"{command.__name__} takes no 'connection: Connection' parameter")
+        offered = [
+            inspect.Parameter(
+                f.name, inspect.Parameter.KEYWORD_ONLY, default=f.default, annotation=f.metadata["option"]
+            )
+            for f in fields
+        ]
+
+        @functools.wraps(command)
+        def with_connection(**kwargs: Any) -> None:
+            values = {f.name: kwargs.pop(f.name) for f in fields}
+            command(**kwargs, connection=Connection(**values, **pinned))
+
+        parameters = [p.replace(kind=inspect.Parameter.KEYWORD_ONLY) for p in own] + offered
+        with_connection.__signature__ = signature.replace(parameters=parameters)  # type: ignore[attr-defined]
+        with_connection.__annotations__ = {p.name: p.annotation for p in parameters}
+        return with_connection
+
+    return decorate
 
 
 @contextmanager

@@ -86,7 +86,7 @@ __all__ = [
     "TagReader",
     "capabilities_to_json",
     "execute_plan",
-    "report_to_json",
+    "gc_report_to_json",
 ]
 
 Progress = Callable[[int, int], None]
@@ -590,7 +590,7 @@ def capabilities_to_json(capabilities: Capabilities) -> dict[str, Any]:
     }
 
 
-def report_to_json(report: RepositoryReport) -> dict[str, Any]:
+def gc_report_to_json(report: RepositoryReport) -> dict[str, Any]:
     """One repository's outcome, the ``report`` member of the ``gc --json`` document."""
     deleted = [m for m in report.manifests if m.status == "deleted"]
     return {

@@ -18,6 +18,7 @@ from inspector.oci.digest import Digest
 
 __all__ = [
     "DOCKER_HUB",
+    "DOCKER_HUB_API",
     "Reference",
     "Repository",
     "is_loopback_host",
@@ -58,11 +59,6 @@ class Repository:
 
     registry: str
     path: str
-
-    @property
-    def api_host(self) -> str:
-        """Host the distribution API is served from."""
-        return DOCKER_HUB_API if self.registry == DOCKER_HUB else self.registry
 
     def tag(self, tag: str) -> Reference:
         if not _TAG_RE.fullmatch(tag):

@@ -23,7 +23,7 @@ from inspector.probe.classify import STATUSES
 from inspector.probe.kb import SOURCES, Fact
 from inspector.probe.model import Check, ProbeReport
 
-__all__ = ["CHECKS_TSV_HEADER", "checks_tsv_rows", "junit_xml", "markdown_summary", "report_to_json"]
+__all__ = ["CHECKS_TSV_HEADER", "checks_tsv_rows", "junit_xml", "markdown_summary", "probe_report_to_json"]
 
 _ICONS = {
     "supported": "✅",
@@ -88,7 +88,8 @@ def _check(check: Check) -> dict[str, Any]:
     }
 
 
-def report_to_json(report: ProbeReport) -> dict[str, Any]:
+def probe_report_to_json(report: ProbeReport) -> dict[str, Any]:
+    """The ``probe --json`` document (schemas/probe.schema.json)."""
     rec = report.recommendation
     verdict = report.cache_to
     counts = Counter(c.status for c in report.checks)

@@ -38,7 +38,7 @@ from inspector.errors import (
 from inspector.oci import mediatypes
 from inspector.oci.digest import Digest, sha256_digest
 from inspector.oci.models import Descriptor, ManifestDocument, parse_manifest
-from inspector.oci.reference import Reference, Repository, is_loopback_host
+from inspector.oci.reference import DOCKER_HUB, DOCKER_HUB_API, Reference, Repository, is_loopback_host
 from inspector.registry._http import (
     IDEMPOTENT,
     RetryPolicy,
@@ -179,7 +179,7 @@ class RegistryClient:
 
     def url(self, registry: str, path: str, query: dict[str, str] | None = None) -> str:
         """The absolute URL of an API ``path`` (``/v2/…``) on ``registry``, with this client's scheme."""
-        host = "registry-1.docker.io" if registry == "docker.io" else registry
+        host = DOCKER_HUB_API if registry == DOCKER_HUB else registry
         url = f"{self.scheme_for(host)}://{host}{path}"
         return f"{url}?{urlencode(query)}" if query else url
 

@@ -90,11 +90,6 @@ class Credentials:
     #: "DOCKER_CONFIG /x/config.json (credHelper x)").
     source: str = ""
 
-    @property
-    def has_password(self) -> bool:
-        """True when a username and password are both present (Basic auth is possible)."""
-        return bool(self.username) and bool(self.password)
-
 
 def normalize_registry_host(key: str) -> str:
     """The lowercase ``host[:port]`` a config key or registry name stands for.

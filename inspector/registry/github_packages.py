@@ -366,10 +366,6 @@ class GhcrClient:
     def close(self) -> None:
         self._http.close()
 
-    @property
-    def has_token(self) -> bool:
-        return self._token is not None
-
     # -- API ---------------------------------------------------------------------------------------
 
     def package(self, owner: str, name: str, *, host: str = GHCR_HOST) -> Package:
@@ -409,10 +405,6 @@ class GhcrClient:
         if response.status == 404:
             return None
         raise self._error(response, "GET", what, hint=_READ_HINT)
-
-    def package_for(self, repository: Repository | str) -> Package:
-        """The package behind ``ghcr.io/OWNER/NAME``."""
-        return self.package(*ghcr_package_name(repository))
 
     def iter_versions(self, package: Package) -> Iterator[PackageVersion]:
         """Every active version, newest first as GitHub serves them, following ``Link: rel="next"``.

@@ -22,6 +22,8 @@ with atheris.instrument_imports():
     from inspector.errors import InvalidContent
     from inspector.oci import gojson, models
 
+from tests.harness.chains import result_chains
+
 
 def test_one_input(data: bytes) -> None:
     if not data:
@@ -31,7 +33,7 @@ def test_one_input(data: bytes) -> None:
         if which & 1:
             config = cacheconfig.parse_cache_config(body)
             for record in config.records[:64]:
-                config.result_chains(record)
+                result_chains(config, record)
             config.results_per_blob()
             config.chains_where_all(lambda blob: blob.hex < "8")
             analysis.analyze(config, {})

@@ -272,7 +272,7 @@ def test_name_with_a_slash_is_one_encoded_path_segment(
     digest, _ = images.image("x", tag="buildcache")
     images.image("y", tag="kept")  # not the package's last version
     with make_client(github) as client:
-        package = client.package_for(f"ghcr.io/acme/{name}")
+        package = client.package(*ghcr_package_name(f"ghcr.io/acme/{name}"))
         version = next(v for v in client.versions(package) if v.tags == ("buildcache",))
         assert client.delete_version(package, version.id) == "deleted"
     encoded = name.replace("/", "%2F")

@@ -67,11 +67,6 @@ def test_invalid_references(text: str, message: str) -> None:
         parse_reference(text)
 
 
-def test_docker_hub_api_host() -> None:
-    assert parse_reference("alpine").repository.api_host == "registry-1.docker.io"
-    assert parse_reference("ghcr.io/a/b").repository.api_host == "ghcr.io"
-
-
 def test_parse_repository_refuses_tags() -> None:
     assert parse_repository("localhost:5000/cache") == Repository("localhost:5000", "cache")
     with pytest.raises(InvalidReference, match="without tag"):

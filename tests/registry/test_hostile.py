@@ -57,6 +57,7 @@ from inspector.registry._http import next_link, retry_after
 from inspector.registry.auth import parse_www_authenticate
 from inspector.registry.client import MANIFEST_LIMIT, ClientOptions, RegistryClient
 from inspector.registry.credentials import Credentials, resolve_credentials
+from tests.harness.chains import result_chains
 from tests.harness.paths import schema
 from tests.harness.support import validate_json
 
@@ -253,7 +254,7 @@ def test_cache_config_json_shapes_raise_only_invalid_content(value: Any) -> None
     with contextlib.suppress(InvalidContent):
         config = parse_cache_config(json.dumps(value).encode())
         for record in config.records:
-            config.result_chains(record)
+            result_chains(config, record)
 
 
 @FAST

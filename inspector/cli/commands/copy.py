@@ -9,14 +9,8 @@ import typer
 
 from inspector.cli.app import STATE, JsonOut, app
 from inspector.cli.options import (
-    CaFile,
-    Concurrency,
     Connection,
-    Insecure,
-    PasswordStdin,
-    PlainHttp,
-    Timeout,
-    Username,
+    connection_options,
     progress,
 )
 
@@ -24,6 +18,7 @@ __all__ = ["copy"]
 
 
 @app.command()
+@connection_options()
 def copy(
     source: Annotated[str, typer.Argument(help="The cache to copy, e.g. ghcr.io/org/app:buildcache.")],
     destination: Annotated[
@@ -45,17 +40,12 @@ def copy(
         bool, typer.Option("--force", help="Point DEST at the copy even when it names another manifest now.")
     ] = False,
     json_out: JsonOut = False,
-    plain_http: PlainHttp = False,
-    insecure: Insecure = False,
-    ca_file: CaFile = None,
-    username: Username = None,
-    password_stdin: PasswordStdin = False,
-    concurrency: Concurrency = 8,
-    timeout: Timeout = 30.0,
+    *,
+    connection: Connection,
 ) -> None:
     """Copy a cache between repositories or registries (blobs mounted or streamed, manifest last); never deletes."""
     STATE.json = json_out
-    from inspector.cache.copy import TARGET_FORMS, execute_copy, plan_copy, plan_to_json
+    from inspector.cache.copy import TARGET_FORMS, copy_plan_to_json, execute_copy, plan_copy
     from inspector.cache.report import human_size as _size
     from inspector.errors import UsageError
     from inspector.oci.reference import parse_reference
@@ -63,7 +53,6 @@ def copy(
     if to is not None and to not in TARGET_FORMS:
         raise UsageError(f"--to {to!r}: expected one of {', '.join(TARGET_FORMS)}")
     src, dst = parse_reference(source), parse_reference(destination)
-    connection = Connection(plain_http, insecure, ca_file, username, password_stdin, concurrency, timeout)
     # One client: credentials are looked up per registry, so the source's and the destination's are each
     # their own (-u/--password-stdin go to SOURCE's registry, or to --registry-auth HOST).
     with connection.client(src.repository.registry) as client:
@@ -73,7 +62,7 @@ def copy(
             with progress(not json_out, f"copying blobs to {dst}") as on_progress:
                 result = execute_copy(client, plan, on_progress)
     if json_out:
-        print(json.dumps(plan_to_json(plan, result), indent=2))
+        print(json.dumps(copy_plan_to_json(plan, result), indent=2))
         return
     from inspector._sanitize import sanitize
 

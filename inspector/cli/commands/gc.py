@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import sys
 from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager, ExitStack
@@ -13,20 +12,24 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from inspector.cli.app import JsonOut, Output, app, console, output_format, report_error, write_tsv
+from inspector.cli.app import (
+    JsonOut,
+    Output,
+    app,
+    console,
+    error_json,
+    output_format,
+    report_error,
+    write_job_summary,
+    write_tsv,
+)
 from inspector.cli.options import (
-    CaFile,
-    Concurrency,
     Connection,
-    Insecure,
     PageSize,
-    PasswordStdin,
-    PlainHttp,
-    Timeout,
-    Username,
+    connection_options,
     progress,
 )
-from inspector.errors import CacheInspectError, UsageError
+from inspector.errors import UsageError
 
 if TYPE_CHECKING:
     from inspector.gc.backends.base import DeleteBackend
@@ -104,6 +107,7 @@ class _Ecr:
 
 
 @app.command()
+@connection_options()
 def gc(
     repository: Annotated[
         str | None,
@@ -272,13 +276,8 @@ def gc(
     json_out: JsonOut = False,
     output: Output = None,
     page_size: PageSize = None,
-    plain_http: PlainHttp = False,
-    insecure: Insecure = False,
-    ca_file: CaFile = None,
-    username: Username = None,
-    password_stdin: PasswordStdin = False,
-    concurrency: Concurrency = 8,
-    timeout: Timeout = 30.0,
+    *,
+    connection: Connection,
 ) -> None:
     """Delete stale branch caches: plan (dry run by default), then --apply; every decision has a reason."""
     fmt = output_format(json_out, output)
@@ -300,7 +299,7 @@ def gc(
         package=package,
         untagged=untagged,
     )
-    if password_stdin and (branches_file == "-"):
+    if connection.password_stdin and (branches_file == "-"):
         raise UsageError("--password-stdin and --branches-file - both read stdin; put the branches in a file")
 
     if emit_ecr_lifecycle:
@@ -309,7 +308,6 @@ def gc(
         return
     from inspector.gc import service
 
-    connection = Connection(plain_http, insecure, ca_file, username, password_stdin, concurrency, timeout)
     ecr = _Ecr(ecr_registry_id, aws_region)
     now = datetime.now(UTC)
 
@@ -417,7 +415,7 @@ def _plan_writer(
 
 def _render(run: GcRun, fmt: str) -> None:
     """The plans and what applying them did, as JSON, TSV or for people; errors on stderr."""
-    from inspector.gc.execute import report_to_json
+    from inspector.gc.execute import gc_report_to_json
     from inspector.gc.planfile import plan_to_json
 
     if fmt == "tsv":
@@ -428,23 +426,23 @@ def _render(run: GcRun, fmt: str) -> None:
             report_error(error)
     elif fmt == "json":
         documents: dict[Repository, dict[str, Any]] = {
-            name: report_to_json(r) for name, r in run.reports.items()
+            name: gc_report_to_json(r) for name, r in run.reports.items()
         }
         for name, error in run.errors.items():
-            documents[name] = {"error": _error_json(error)}
+            documents[name] = {"error": error_json(error, sanitized=False)}
         print(
             json.dumps(
                 plan_to_json(run.plans, created_at=run.started_at, mode=run.mode, reports=documents), indent=2
             )
         )
     else:
-        from inspector.cli.render.gc import render_plan, render_report
+        from inspector.cli.render.gc import render_gc_report, render_plan
 
         out = console()
         for plan in run.plans:
             out.print(render_plan(plan, applying=run.applying))
             if plan.repository in run.reports:
-                out.print(render_report(run.reports[plan.repository]))
+                out.print(render_gc_report(run.reports[plan.repository]))
             elif run.applying and not plan.manifests:
                 out.print("nothing to delete")
             out.print()
@@ -476,13 +474,6 @@ def _emit_lifecycle(
         print(f"cacheinspect: not in the ECR policy: {line}", file=sys.stderr)
 
 
-def _error_json(exc: CacheInspectError) -> dict[str, Any]:
-    return {
-        "code": type(exc).__name__,
-        "exitCode": int(exc.exit_code),
-        "message": exc.message,
-        "hint": exc.hint,
-    }
 
 
 def _write(path: Path, text: str) -> None:
@@ -496,14 +487,10 @@ def _write_summary(summary: Path | None, run: GcRun) -> None:
     """``--summary FILE`` (written), else ``$GITHUB_STEP_SUMMARY`` (appended, as GitHub expects)."""
     from inspector.cli.render.gc import plan_markdown
 
-    target = summary or (
-        Path(os.environ["GITHUB_STEP_SUMMARY"]) if os.environ.get("GITHUB_STEP_SUMMARY") else None
-    )
-    if target is None:
-        return
-    text = plan_markdown(run.plans, run.reports, run.errors, mode=run.mode)
     try:
-        with target.open("w" if summary is not None else "a", encoding="utf-8") as handle:
-            handle.write(text)
+        write_job_summary(plan_markdown(run.plans, run.reports, run.errors, mode=run.mode), summary)
     except OSError as exc:  # the deletions happened; a summary that cannot be written must not hide that
-        print(f"cacheinspect: warning: cannot write the summary to {target}: {exc.strerror}", file=sys.stderr)
+        print(
+            f"cacheinspect: warning: cannot write the summary to {exc.filename}: {exc.strerror}",
+            file=sys.stderr,
+        )

@@ -3,14 +3,22 @@
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
-from inspector.cli.app import STATE, JsonOut, Output, app, console, output_format, write_tsv
-from inspector.cli.options import CaFile, Connection, Insecure, PasswordStdin, PlainHttp, Timeout, Username
+from inspector.cli.app import (
+    STATE,
+    JsonOut,
+    Output,
+    app,
+    console,
+    output_format,
+    write_job_summary,
+    write_tsv,
+)
+from inspector.cli.options import Connection, connection_options
 from inspector.errors import InvalidReference, UsageError
 from inspector.oci.reference import Reference, Repository, parse_reference, parse_repository
 
@@ -27,6 +35,7 @@ def _target(text: str) -> tuple[Repository, Reference | None]:
 
 
 @app.command()
+@connection_options(fixed={"concurrency": 1})  # one request in flight
 def probe(
     repository: Annotated[
         str | None,
@@ -100,12 +109,8 @@ def probe(
         Path | None,
         typer.Option("--junit", help="Write a JUnit XML report (one test case per check).", metavar="FILE"),
     ] = None,
-    plain_http: PlainHttp = False,
-    insecure: Insecure = False,
-    ca_file: CaFile = None,
-    username: Username = None,
-    password_stdin: PasswordStdin = False,
-    timeout: Timeout = 30.0,
+    *,
+    connection: Connection,
 ) -> None:
     """Check that a registry can hold a BuildKit registry cache, and which --cache-to flags work there."""
     fmt = output_format(json_out, output)
@@ -115,7 +120,7 @@ def probe(
         checks_tsv_rows,
         junit_xml,
         markdown_summary,
-        report_to_json,
+        probe_report_to_json,
     )
     from inspector.probe.run import ProbeOptions, offline_report, run_probe
 
@@ -154,7 +159,6 @@ def probe(
             upload_variants=upload_variants,
             near_limit=not no_near_limit,
         )
-        connection = Connection(plain_http, insecure, ca_file, username, password_stdin, 1, timeout)
         with connection.client(repo.registry) as client:
             report = run_probe(client, options)
     if junit is not None:
@@ -162,15 +166,12 @@ def probe(
             junit.write_text(junit_xml(report))
         except OSError as exc:
             raise UsageError(f"--junit {junit}: {exc.strerror}") from None
-    summary = os.environ.get("GITHUB_STEP_SUMMARY")
-    if summary:
-        try:
-            with open(summary, "a", encoding="utf-8") as handle:
-                handle.write(markdown_summary(report))
-        except OSError as exc:
-            raise UsageError(f"GITHUB_STEP_SUMMARY {summary}: {exc.strerror}") from None
+    try:
+        write_job_summary(markdown_summary(report))
+    except OSError as exc:  # the probe changed nothing: a summary CI asked for and cannot have is exit 2
+        raise UsageError(f"GITHUB_STEP_SUMMARY {exc.filename}: {exc.strerror}") from None
     if fmt == "json":
-        print(json.dumps(report_to_json(report), indent=2))
+        print(json.dumps(probe_report_to_json(report), indent=2))
     elif fmt == "tsv":
         write_tsv(CHECKS_TSV_HEADER, checks_tsv_rows(report))
     else:

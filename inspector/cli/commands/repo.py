@@ -11,16 +11,10 @@ import typer
 from inspector.cli.app import JsonOut, Output, app, console, output_format, write_tsv
 from inspector.cli.options import (
     BuildArg,
-    CaFile,
-    Concurrency,
     Connection,
-    Insecure,
     PageSize,
-    PasswordStdin,
-    PlainHttp,
     Target,
-    Timeout,
-    Username,
+    connection_options,
     dockerfile_recipe,
     progress,
 )
@@ -39,6 +33,7 @@ DIFFERENT = int(ExitCode.DIFFERENT)
 
 
 @app.command()
+@connection_options()
 def du(
     repository: Annotated[
         str, typer.Argument(help="Repository, e.g. ghcr.io/org/app or localhost:5000/cache.")
@@ -60,13 +55,8 @@ def du(
     json_out: JsonOut = False,
     output: Output = None,
     page_size: PageSize = None,
-    plain_http: PlainHttp = False,
-    insecure: Insecure = False,
-    ca_file: CaFile = None,
-    username: Username = None,
-    password_stdin: PasswordStdin = False,
-    concurrency: Concurrency = 8,
-    timeout: Timeout = 30.0,
+    *,
+    connection: Connection,
 ) -> None:
     """Disk usage of every cache tag in a repository: size, bytes unique to it, bytes shared, age, total."""
     fmt = output_format(json_out, output)
@@ -83,7 +73,6 @@ def du(
 
     order = parse_sort_key(sort) if sort is not None else None  # a bad key is exit 2 before any request
     repo = parse_repository(repository)
-    connection = Connection(plain_http, insecure, ca_file, username, password_stdin, concurrency, timeout)
     with (
         connection.client(repo.registry) as client,
         progress(not json_out, "reading manifests") as on_progress,
@@ -119,6 +108,7 @@ def _inspect(
 
 
 @app.command()
+@connection_options()
 def diff(
     ref_a: Annotated[
         str,
@@ -146,13 +136,8 @@ def diff(
     ] = None,
     target: Target = None,
     build_arg: BuildArg = None,
-    plain_http: PlainHttp = False,
-    insecure: Insecure = False,
-    ca_file: CaFile = None,
-    username: Username = None,
-    password_stdin: PasswordStdin = False,
-    concurrency: Concurrency = 8,
-    timeout: Timeout = 30.0,
+    *,
+    connection: Connection,
 ) -> None:
     """Compare two caches: layers added/removed/shared, records, and per stage the first step that differs."""
     no_tsv = "diff compares two caches stage by stage, not rows: use -o json"
@@ -166,7 +151,6 @@ def diff(
     target_a, target_b = parse_source(ref_a), parse_source(ref_b)  # both parse before any request
     check = not no_check_blobs
     if isinstance(target_a, Reference) or isinstance(target_b, Reference):
-        connection = Connection(plain_http, insecure, ca_file, username, password_stdin, concurrency, timeout)
         first = target_a if isinstance(target_a, Reference) else target_b
         assert isinstance(first, Reference)
         with connection.client(first.repository.registry) as client:

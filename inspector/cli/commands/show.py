@@ -13,15 +13,9 @@ import typer
 from inspector.cli.app import JsonOut, Output, app, console, output_format, write_tsv
 from inspector.cli.options import (
     BuildArg,
-    CaFile,
-    Concurrency,
     Connection,
-    Insecure,
-    PasswordStdin,
-    PlainHttp,
     Target,
-    Timeout,
-    Username,
+    connection_options,
     dockerfile_recipe,
     progress,
 )
@@ -33,6 +27,7 @@ if TYPE_CHECKING:
 
 
 @app.command()
+@connection_options()
 def show(
     ref: Annotated[
         str,
@@ -96,13 +91,8 @@ def show(
             metavar="FORMAT",
         ),
     ] = None,
-    plain_http: PlainHttp = False,
-    insecure: Insecure = False,
-    ca_file: CaFile = None,
-    username: Username = None,
-    password_stdin: PasswordStdin = False,
-    concurrency: Concurrency = 8,
-    timeout: Timeout = 30.0,
+    *,
+    connection: Connection,
 ) -> None:
     """Show a cache: layers per Dockerfile stage, sizes, dates and a health verdict."""
     no_tsv = None if top else "show prints a report, not rows: give --top N (the largest layers as rows)"
@@ -126,7 +116,6 @@ def show(
     bases = {candidate: parse_reference(candidate) for candidate in base_refs}
 
     target_ref = parse_source(ref)
-    connection = Connection(plain_http, insecure, ca_file, username, password_stdin, concurrency, timeout)
     with ExitStack() as stack:
         opened: list[RegistryClient] = []
 

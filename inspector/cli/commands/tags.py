@@ -10,14 +10,9 @@ import typer
 
 from inspector.cli.app import JsonOut, Output, app, output_format, write_tsv
 from inspector.cli.options import (
-    CaFile,
     Connection,
-    Insecure,
     PageSize,
-    PasswordStdin,
-    PlainHttp,
-    Timeout,
-    Username,
+    connection_options,
 )
 
 if TYPE_CHECKING:
@@ -25,6 +20,7 @@ if TYPE_CHECKING:
 
 
 @app.command()
+@connection_options(fixed={"concurrency": 1})  # one request in flight
 def tags(
     repository: Annotated[
         str, typer.Argument(help="Repository, e.g. ghcr.io/org/app or localhost:5000/cache.")
@@ -32,19 +28,14 @@ def tags(
     json_out: JsonOut = False,
     output: Output = None,
     page_size: PageSize = None,
-    plain_http: PlainHttp = False,
-    insecure: Insecure = False,
-    ca_file: CaFile = None,
-    username: Username = None,
-    password_stdin: PasswordStdin = False,
-    timeout: Timeout = 30.0,
+    *,
+    connection: Connection,
 ) -> None:
     """List the tags of a repository, following pagination."""
     fmt = output_format(json_out, output)
     from inspector.oci.reference import parse_repository
 
     repo = parse_repository(repository)
-    connection = Connection(plain_http, insecure, ca_file, username, password_stdin, 1, timeout)
     with connection.client(repo.registry) as client:
         if fmt != "table":  # one document: the names are held (at most MAX_TAGS), never the pages
             names = client.list_tags(repo, page_size=page_size)

@@ -1,8 +1,7 @@
 """Human views (rich renderables) of the library's values: caches, repositories, gc plans and reports, probes."""
 
 from inspector.cli.render.cache import render_report
-from inspector.cli.render.gc import render_plan
-from inspector.cli.render.gc import render_report as render_gc_report
+from inspector.cli.render.gc import render_gc_report, render_plan
 from inspector.cli.render.probe import render_probe
 from inspector.cli.render.repo import render_diff, render_usage
 

@@ -18,7 +18,7 @@ from inspector.gc.plan import RepositoryPlan, TagDecision
 from inspector.gc.policy import spell_duration
 from inspector.oci.reference import Repository
 
-__all__ = ["PLAN_TSV_HEADER", "plan_markdown", "plan_tsv_rows", "render_plan", "render_report"]
+__all__ = ["PLAN_TSV_HEADER", "plan_markdown", "plan_tsv_rows", "render_gc_report", "render_plan"]
 
 _MAX_IGNORED = 12
 _MAX_UNTAGGED = 50
@@ -165,7 +165,8 @@ def plan_tsv_rows(
     return rows
 
 
-def render_report(report: RepositoryReport) -> RenderableType:
+def render_gc_report(report: RepositoryReport) -> RenderableType:
+    """What ``gc --apply`` did in one repository: each tag's and manifest's outcome."""
     parts: list[RenderableType] = [Text(""), Text(f"applied to {report.repository}:", style="bold")]
     if report.tags:
         table = Table(show_edge=False, pad_edge=False, box=None)
