@@ -293,6 +293,7 @@ class _Execution:
         self.workers = 1  # deletions by digest in flight at once (``run`` sets it from the backend)
         self.batch_workers = 1  # the current batch's (1 for the batches that go one at a time)
         self.denied: DeleteDenied | None = None
+        self.untagging = threading.Lock()  # a tag's HEAD and the request that removes it, one tag at a time
         # Manifests are immutable: what a digest's document lists (index children) and names as its
         # subject is read once per run.
         self.documents: dict[Digest, ManifestDocument | None] = {}
@@ -429,23 +430,24 @@ class _Execution:
         if self.stale.get(tag) is None or template_reading(tag, self.plan.rules.templates) is None:
             raise AssertionError(f"gc would untag {tag!r}, which the plan does not delete")
         planned = self.stale[tag]
-        if not self._recheck(tag, planned, digest):
-            return
-        try:
-            result = self.backend.untag(tag, digest)
-        except UntagIncomplete as exc:
-            self.placeholders.append(exc.placeholder)
-            self.pushed.extend(exc.pushed)
-            self._tag(tag, planned, "failed", "placeholder", exc.message)
-            return
-        if result.placeholder is not None:
-            self.placeholders.append(result.placeholder)
-        self.pushed.extend(result.pushed_blobs)
-        if result.already_gone:
-            self._tag(tag, planned, "already-gone", result.method, "gone before it was untagged")
-        else:
-            self._tag(tag, planned, "deleted", result.method, "untagged; the manifest stays")
-        self._forget(tag)
+        with self.untagging:  # one tag at a time, even in a concurrent batch: HEAD, then its removal
+            if not self._recheck(tag, planned, digest):
+                return
+            try:
+                result = self.backend.untag(tag, digest)
+            except UntagIncomplete as exc:
+                self.placeholders.append(exc.placeholder)
+                self.pushed.extend(exc.pushed)
+                self._tag(tag, planned, "failed", "placeholder", exc.message)
+                return
+            if result.placeholder is not None:
+                self.placeholders.append(result.placeholder)
+            self.pushed.extend(result.pushed_blobs)
+            if result.already_gone:
+                self._tag(tag, planned, "already-gone", result.method, "gone before it was untagged")
+            else:
+                self._tag(tag, planned, "deleted", result.method, "untagged; the manifest stays")
+            self._forget(tag)
 
     # -- bookkeeping ------------------------------------------------------------------------------
 
@@ -473,8 +475,9 @@ class _Execution:
     def run(self, capabilities: Capabilities, on_progress: Progress | None) -> None:
         self.capabilities = capabilities
         # Deletions by digest on the distribution API go ``concurrency`` at a time. GHCR paces its
-        # deletions to GitHub's limits and ECR has its own; Google's registries untag first; and every
-        # request that removes a single tag goes alone, right after its own HEAD: one at a time there.
+        # deletions to GitHub's limits and ECR has its own, and Google's registries untag before each
+        # digest delete: one at a time there. Removing a single tag goes one at a time everywhere
+        # (``_untag``), so a change seen when one placeholder lands is seen by every later re-point.
         if capabilities.backend == "oci" and capabilities.digest_delete_removes_tags:
             self.workers = max(1, self.reader.concurrency)
         groups = sorted(self.plan.manifests, key=lambda g: not g.delete_manifest)  # stable
