@@ -10,8 +10,6 @@ last one covered has been answered: a change made when a check starts is seen by
 
 from __future__ import annotations
 
-import subprocess
-import sys
 import time
 from datetime import timedelta
 from pathlib import Path
@@ -20,7 +18,7 @@ import pytest
 
 from tests.harness.registry import LocalRegistry
 from tests.integration.test_gc import OCI_MANIFEST, Proxy, Seeder, gc_json
-from tests.integration.test_gc_race import WRITER, RaceProxy
+from tests.integration.test_gc_race import Case, RaceProxy, write
 
 TEMPLATE = ["-t", "{branch}-buildcache"]
 
@@ -123,29 +121,19 @@ def test_a_tag_put_on_a_doomed_manifest_when_a_check_starts_inside_a_batch_keeps
         raws = {digest: seeder.manifest(digest).content for digest in doomed.values()}
     finally:
         seeder.http.close()
-    writes: list[str] = []
+    case = Case("new-tag", "apply", "check-3", name)
     for i, (_, raw) in enumerate(sorted(raws.items())):
         path = tmp_path / f"adopted-{i:02d}.json"
         path.write_bytes(raw)
-        writes += [f"adopted-{i:02d}", OCI_MANIFEST, str(path)]
+        case.writes.append((f"adopted-{i:02d}", OCI_MANIFEST, path))
     expected = {f"adopted-{i:02d}": digest for i, digest in enumerate(sorted(raws))}
     expected["main-buildcache"] = main  # main is a live branch: kept
-
-    def write() -> None:
-        done = subprocess.run(
-            [sys.executable, "-c", WRITER, f"{registry.url}/v2/{name}", *writes],
-            capture_output=True,
-            text=True,
-            timeout=60,
-            check=False,
-        )
-        assert done.returncode == 0, done.stderr
 
     branches = tmp_path / "branches.txt"
     branches.write_text("main\n")
     proxy = SlowDeletes(registry.url)
     try:
-        proxy.arm("check-3", write)
+        proxy.arm(case.moment, lambda: write(registry, case))
         repo = f"{proxy.host}/{name}"
         code, applied = gc_json(
             capsys, repo, *TEMPLATE, "--branches-file", str(branches), "--apply", "-j", "2"
