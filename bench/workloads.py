@@ -639,9 +639,9 @@ def run_gc_apply(config: Config, tools: Tools, log: Log) -> Section:
         f"5. `gc --apply` over {m:,} cache tags, {doomed:,} deleted",
         f"The data set of section 3 (`--keep-last {keep}`), each run on a fresh copy of the seeded storage "
         "(applying deletes it). Planning does what section 3's gc row does; applying adds the 2 capability "
-        "probes, a DELETE per doomed manifest (one after another) and the checks before each deletion "
-        "(README, gc: a tag list and a HEAD of every tag, one check per ⌈tags ÷ concurrency⌉ deletions or "
-        "per check-duration, whichever ends first, plus a HEAD of each stale tag on its turn). The second "
+        "probes, a DELETE per doomed manifest (`concurrency` at a time after the first) and the checks "
+        "(docs/gc.md: a tag list and a HEAD of every tag, one check per batch of deletions, plus one each time "
+        "a check's time bound ends inside a batch, plus a HEAD of each stale tag on its turn). The second "
         "floor is planning's plus the sequential deletions without any check.",
         rows,
         notes,

@@ -10,11 +10,14 @@ or a reviewed ``--apply-plan`` file, or a hand-edited one):
   and its ``subject`` (if any) was not such a manifest. A check lists the tags
   again (new tags count) and HEADs every one of them, concurrently; nothing from
   planning or an earlier check is trusted. One check covers the destructive
-  requests that follow it for at most as many requests as it had round trips
-  (``ceil(tags / concurrency)``) and at most as long as it took (or 1 s, if
-  longer): so every deletion is sent at most about two checks' time (or 1 s
-  after one) after the tags it could hurt were read, and checking costs about
-  as many round trips as deleting. Tags the plan deletes
+  requests sent after it for at most as many round trips as it had
+  (``ceil(tags / concurrency)``; on the distribution API the deletions go
+  ``concurrency`` at a time, so that is about one deletion per tag) and at most
+  as long as it took (or 1 s, if longer): so every deletion is sent at most
+  about two checks' time (or 1 s after one) after the tags it could hurt were
+  read, and a run costs about one HEAD per tag per check plus one per deletion.
+  Each batch (the first deletion alone, then the other whole deletions, then
+  the manifests that only lose tags) starts with a new check. Tags the plan deletes
   count as "other" as soon as they no longer sit on the digest the plan recorded;
 * each stale tag is HEADed again immediately before the request that removes it
   (placeholder PUT, tag DELETE): gone -> ``already-gone``; moved to another
@@ -48,8 +51,11 @@ from __future__ import annotations
 
 import json
 import math
+import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, Literal, Protocol
 
@@ -257,6 +263,10 @@ class _Check:
         self.done_at = time.monotonic()
         self.left = covers  # destructive requests this check may still cover
 
+    def expired(self) -> bool:
+        """Past the check's time bound: as long as it took, or 1 s if longer."""
+        return time.monotonic() - self.done_at > max(self.seconds, 1.0)
+
 
 class _Execution:
     def __init__(self, plan: RepositoryPlan, backend: DeleteBackend, reader: TagReader) -> None:
@@ -272,6 +282,12 @@ class _Execution:
                 )
             self.stale[decision.tag] = decision.digest
         self.check: _Check | None = None
+        self.turns = threading.Condition()  # guards check and in_flight
+        self.in_flight = 0  # destructive requests sent under the current check, not yet answered
+        self.workers = 1  # deletions by digest in flight at once (``run`` sets it from the backend)
+        self.batch_workers = 1  # the current batch's (1 for the batches that go one at a time)
+        self.denied: DeleteDenied | None = None
+        self.untagging = threading.Lock()  # a tag's HEAD and the request that removes it, one tag at a time
         # Manifests are immutable: what a digest's document lists (index children) and names as its
         # subject is read once per run.
         self.documents: dict[Digest, ManifestDocument | None] = {}
@@ -315,7 +331,7 @@ class _Execution:
                 if child.media_type in mediatypes.INDEX_TYPES
             }
         rounds = max(1, math.ceil(len(listed) / max(1, self.reader.concurrency)))
-        self.check = _Check(current, time.monotonic() - started, rounds)
+        self.check = _Check(current, time.monotonic() - started, rounds * self.batch_workers)
         return self.check
 
     def _read_documents(self, digests: Sequence[Digest]) -> list[ManifestDocument | None]:
@@ -323,13 +339,27 @@ class _Execution:
             return self.reader.client.map_bounded(self.reader.document, digests)
         return [self.reader.document(d) for d in digests]
 
-    def _checked(self) -> _Check:
-        """The check covering one more destructive request: the last one if still fresh, else a new one."""
-        check = self.check
-        if check is None or check.left <= 0 or time.monotonic() - check.done_at > max(check.seconds, 1.0):
-            check = self._refresh()
-        check.left -= 1
-        return check
+    @contextmanager
+    def _covered(self) -> Iterator[_Check]:
+        """The check covering one more destructive request, held while that request is in flight.
+
+        The last check if still fresh; else, once the requests it covered have all been answered, a
+        new one: so a change made when a check starts is seen by every request sent after it.
+        """
+        with self.turns:
+            while (check := self.check) is None or check.left <= 0 or check.expired():
+                if self.in_flight == 0:
+                    self._refresh()
+                else:
+                    self.turns.wait()
+            check.left -= 1
+            self.in_flight += 1
+        try:
+            yield check
+        finally:
+            with self.turns:
+                self.in_flight -= 1
+                self.turns.notify_all()
 
     def _children(self, digest: Digest, depth: int = 0) -> set[Digest]:
         document = self.documents.get(digest)
@@ -341,9 +371,8 @@ class _Execution:
                 found |= self._children(child.digest, depth + 1)
         return found
 
-    def _holders(self, digest: Digest) -> list[str]:
+    def _holders(self, digest: Digest, check: _Check) -> list[str]:
         """Why ``digest`` must stay, per the check covering this request (empty: it may go)."""
-        check = self._checked()
         tags = {t: d.digest for t, d in check.current.items() if self.exempt.get(t) != d.digest}
         holders = sorted(t for t, d in tags.items() if d == digest)
         for tag, held in sorted(check.current.items()):
@@ -361,13 +390,14 @@ class _Execution:
 
     def _delete_manifest(self, digest: Digest) -> bool:
         """The only call of ``backend.delete_manifest``: refused while anything still needs ``digest``."""
-        holders = self._holders(digest)
-        if holders:
-            raise _Held(holders)
-        try:
-            return self.backend.delete_manifest(digest)
-        except ManifestKept as kept:  # the backend's last look (GHCR: a new tag, the last version)
-            raise _Held([], kept.message) from None
+        with self._covered() as check:
+            holders = self._holders(digest, check)
+            if holders:
+                raise _Held(holders)
+            try:
+                return self.backend.delete_manifest(digest)
+            except ManifestKept as kept:  # the backend's last look (GHCR: a new tag, the last version)
+                raise _Held([], kept.message) from None
 
     def _recheck(self, tag: str, planned: Digest, digest: Digest) -> bool:
         """HEAD ``tag`` immediately before removing it: True when it still sits on ``digest``."""
@@ -394,23 +424,24 @@ class _Execution:
         if self.stale.get(tag) is None or template_reading(tag, self.plan.rules.templates) is None:
             raise AssertionError(f"gc would untag {tag!r}, which the plan does not delete")
         planned = self.stale[tag]
-        if not self._recheck(tag, planned, digest):
-            return
-        try:
-            result = self.backend.untag(tag, digest)
-        except UntagIncomplete as exc:
-            self.placeholders.append(exc.placeholder)
-            self.pushed.extend(exc.pushed)
-            self._tag(tag, planned, "failed", "placeholder", exc.message)
-            return
-        if result.placeholder is not None:
-            self.placeholders.append(result.placeholder)
-        self.pushed.extend(result.pushed_blobs)
-        if result.already_gone:
-            self._tag(tag, planned, "already-gone", result.method, "gone before it was untagged")
-        else:
-            self._tag(tag, planned, "deleted", result.method, "untagged; the manifest stays")
-        self._forget(tag)
+        with self.untagging:  # one tag at a time, even in a concurrent batch: HEAD, then its removal
+            if not self._recheck(tag, planned, digest):
+                return
+            try:
+                result = self.backend.untag(tag, digest)
+            except UntagIncomplete as exc:
+                self.placeholders.append(exc.placeholder)
+                self.pushed.extend(exc.pushed)
+                self._tag(tag, planned, "failed", "placeholder", exc.message)
+                return
+            if result.placeholder is not None:
+                self.placeholders.append(result.placeholder)
+            self.pushed.extend(result.pushed_blobs)
+            if result.already_gone:
+                self._tag(tag, planned, "already-gone", result.method, "gone before it was untagged")
+            else:
+                self._tag(tag, planned, "deleted", result.method, "untagged; the manifest stays")
+            self._forget(tag)
 
     # -- bookkeeping ------------------------------------------------------------------------------
 
@@ -437,21 +468,51 @@ class _Execution:
 
     def run(self, capabilities: Capabilities, on_progress: Progress | None) -> None:
         self.capabilities = capabilities
+        # Deletions by digest on the distribution API go ``concurrency`` at a time. GHCR paces its
+        # deletions to GitHub's limits and ECR has its own, and Google's registries untag before each
+        # digest delete: one at a time there. Removing a single tag goes one at a time everywhere
+        # (``_untag``), so a change seen when one placeholder lands is seen by every later re-point.
+        if capabilities.backend == "oci" and capabilities.digest_delete_removes_tags:
+            self.workers = max(1, self.reader.concurrency)
         groups = sorted(self.plan.manifests, key=lambda g: not g.delete_manifest)  # stable
         whole = [g.digest for g in groups if g.delete_manifest]
         # Their subjects, read up front and concurrently (a manifest's content never changes).
         for digest, document in zip(whole, self._read_documents(whole), strict=True):
             self.documents[digest] = document
-        for done, group in enumerate(groups, 1):
-            if self.stopped is None:
-                try:
-                    self._group(group)
-                except _Stop as stop:
-                    self.stopped = str(stop)
-            if self.stopped is not None:
-                self._not_attempted(group)
-            if on_progress is not None:
-                on_progress(done, len(groups))
+        # The first manifest alone (a backend that may not delete finds out before anything else
+        # changes), then the other whole deletions, then the manifests that only lose tags; each batch
+        # starts with a new check, so none relies on a reading older than the batch before it.
+        first, rest = groups[:1], groups[1:]
+        batches = [first, [g for g in rest if g.delete_manifest], [g for g in rest if not g.delete_manifest]]
+        progress = _Counter(len(groups), on_progress)
+        for batch in batches:
+            if not batch:
+                continue
+            self.check = None
+            concurrent = len(batch) > 1 and batch[0].delete_manifest
+            self.batch_workers = min(self.workers, len(batch)) if concurrent else 1
+            if self.batch_workers == 1:
+                for group in batch:
+                    self._attempt(group, progress)
+            else:
+                with ThreadPoolExecutor(max_workers=self.batch_workers) as pool:
+                    list(pool.map(lambda g: self._attempt(g, progress), batch))
+            if self.denied is not None:
+                raise self.denied
+
+    def _attempt(self, group: ManifestPlan, progress: _Counter) -> None:
+        """One manifest of the plan, unless the run has stopped (then it is reported not attempted)."""
+        if self.stopped is None:
+            try:
+                self._group(group)
+            except _Stop as stop:
+                self.stopped = self.stopped or str(stop)
+            except DeleteDenied as denied:
+                self.denied = self.denied or denied
+                self.stopped = self.stopped or denied.message
+        if self.stopped is not None:
+            self._not_attempted(group)
+        progress.step()
 
     def _not_attempted(self, group: ManifestPlan) -> None:
         for tag in group.delete_tags:
@@ -567,6 +628,22 @@ class _Execution:
             status: TagStatus = "deleted" if deleted else "already-gone"
             self._tag(tag, group.digest, status, "manifest-delete", "deleted with its manifest")
             self._forget(tag)
+
+
+class _Counter:
+    """Progress over groups finished by several threads."""
+
+    def __init__(self, total: int, on_progress: Progress | None) -> None:
+        self.total = total
+        self.done = 0
+        self.on_progress = on_progress
+        self.lock = threading.Lock()
+
+    def step(self) -> None:
+        with self.lock:
+            self.done += 1
+            if self.on_progress is not None:
+                self.on_progress(self.done, self.total)
 
 
 def _held_by(tags: Sequence[str]) -> str:

@@ -12,10 +12,12 @@
 from __future__ import annotations
 
 import json
+import time
 import uuid
 from collections import Counter
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
+from itertools import pairwise
 from typing import Any, Literal
 
 import httpx
@@ -359,6 +361,46 @@ def test_a_kept_tag_moved_onto_a_stale_manifest_is_seen_when_the_plan_is_applied
     assert statuses(report)["gone-buildcache"] == ("deleted", "tag-delete")
 
 
+def test_tags_are_removed_one_at_a_time_even_when_their_manifests_go_in_a_concurrent_batch() -> None:
+    # Six stale caches, each alone on its manifest: the plan deletes them whole. After planning, a kept tag
+    # (keep-N, no template) lands on each, so when its turn comes in the concurrent batch each manifest is
+    # kept and its stale tag is removed alone (OCI tag delete). A tag's removal is its HEAD, then its DELETE;
+    # two removals must never interleave (a change seen when one tag goes is then seen by the next), however
+    # many manifests are in flight. HEADs of stale tags are slowed so that interleaving would show.
+    registry = FakeRegistry("oci")
+    names = [f"s{i}" for i in range(6)]
+    for name in names:
+        registry.cache(f"{name}-buildcache", layers=[name.encode()])
+    registry.cache("main-buildcache", layers=[b"m"])
+    stale = {f"{name}-buildcache" for name in names}
+
+    def slow_heads(request: httpx.Request) -> httpx.Response | None:
+        if request.method == "HEAD" and request.url.path.rsplit("/", 1)[1] in stale:
+            time.sleep(0.02)
+        return None
+
+    with client_for(registry) as client:
+        plan, _ = plan_for(client, ("main",))
+        for i, name in enumerate(names):
+            registry.tags[f"keep-{i}"] = registry.tags[f"{name}-buildcache"]
+        registry.requests.clear()
+        registry.hooks.append(slow_heads)
+        report = apply(client, plan, None)
+    assert {t.tag: (t.status, t.method) for t in report.tags} == dict.fromkeys(
+        stale, ("deleted", "tag-delete")
+    )
+    assert {m.status for m in report.manifests} == {"kept"}
+    # Each removal's window: from the last HEAD of the tag before its DELETE to that DELETE (in arrival order).
+    log = list(registry.requests)
+    windows = []
+    for tag in stale:
+        end = log.index(("DELETE", f"/v2/team/app/manifests/{tag}"))
+        start = max(i for i, (m, p) in enumerate(log[:end]) if m == "HEAD" and p.endswith(f"/{tag}"))
+        windows.append((start, end))
+    windows.sort()
+    assert all(a_end < b_start for (_, a_end), (b_start, _) in pairwise(windows)), windows
+
+
 def test_a_placeholder_left_by_a_killed_run_is_finished() -> None:
     registry, digests = scenario("distribution")
     with client_for(registry) as client:
@@ -430,7 +472,10 @@ def test_a_rate_limit_stops_the_run_and_the_rest_is_not_attempted() -> None:
         report = apply(client, plan, baseline)
     assert report.stopped is not None and "429" in report.stopped
     assert sorted(s for s, _ in statuses(report).values()) == ["deleted", "not-attempted", "not-attempted"]
-    assert calls["delete"] == 2 + 5  # the throttled DELETE was tried 1 + 4 retries, then the run stopped
+    # The probe and the first manifest (alone in its batch) go through; b and c form the next batch, sent
+    # concurrently (-j 4): a throttled DELETE is tried 1 + 4 times, then the run stops. The other one was
+    # either already in flight (tried 5 times too) or not started yet (not attempted, never sent).
+    assert calls["delete"] in (2 + 5, 2 + 5 * 2)
     assert len(registry.tags) == 3
 
 
