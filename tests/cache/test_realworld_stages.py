@@ -170,3 +170,31 @@ def test_the_same_op_on_another_state_or_source_stage_stays_another_step(realwor
     placed = [r for stage in graph.stages for step in stage.steps for r in (step.record, *step.variants)]
     assert sorted(placed) == sorted(set(placed))
     assert set(placed) == {i for i, r in enumerate(graph.config.records) if not r.is_root}
+
+
+def test_one_image_is_one_base_for_every_stage_on_its_root_keys(realworld: Path) -> None:
+    """Issue 13.10: drone-buildkit (05) read without its wrapper's diffIDs, so no root key can be verified.
+
+    R0 (stage 1) and R11 (stage 4) are both on [R8 | R10]: the same root keys, so the same image. Nothing names
+    an unverified image's layers; the first step on it is assumed to add one layer. Stage 1's subtree (R0, R9,
+    R5, R4, R12, R1, R6) has no result at all, so it proves nothing about the image; stage 4's first step R11
+    has the result L2, whose chain is L0 (parent -1) then L2 (parent 0): the image is L0, R11 adds L2, and R7
+    (result L1, parent 2) adds L1. Before the fix stage 1 read "0 layers" and stage 4 "1 layer", two bases for
+    one image (two entries in ``bases``). With the wrapper's diffIDs R8 is the ChainID key of L0 (verified),
+    and the answer is the same: both stages start FROM the one-layer image L0 (alpine-sized, 2.8 MB).
+    """
+    graph = analyze(parse_cache_config((realworld / "05-local-2021-cacheconfig.json").read_bytes()), {})
+    first, fourth = graph.stages[0], graph.stages[3]
+    assert first.base.image is not None and fourth.base.image is not None
+    assert first.base.image.roots == fourth.base.image.roots == (8, 10)
+    assert first.base.image.layers == fourth.base.image.layers == (0,)
+    assert len(graph.bases) == 1
+    assert [step.layers for step in fourth.steps] == [(2,), (1,)]
+    verified = _layout(realworld / "committed-caches" / "drone-buildkit")
+    assert verified.bases[0].verified and verified.bases[0].layers == (0,)
+    assert [(stage.base.image.layers if stage.base.image else None) for stage in verified.stages] == [
+        (0,),
+        None,
+        None,
+        (0,),
+    ]
