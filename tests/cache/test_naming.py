@@ -344,3 +344,45 @@ def test_copy_from_a_stage_that_is_only_an_image_names_that_stage(tmp_path: Path
         (1, "docker-source", 0),
         (2, "stage-2", 7),
     ]
+
+
+def test_copy_from_a_bare_image_stage_on_a_generated_cache() -> None:
+    """The generator's BuildKit rules (fixturegen): a stage without steps has the image's root keys as its
+    state, so ``COPY --from=tools`` links both roots with the path selector, plus the copied files' content
+    root. Nothing else is on those roots: no record of "tools" exists until the Dockerfile names it."""
+    build = Build(
+        (
+            Stage("tools", make_testdata.GOLANG, ()),
+            Stage(
+                "final",
+                make_testdata.ALPINE,
+                (
+                    run("apk add git", {"git": "g"}),
+                    copy("/usr/local/go/bin/gofmt", dest="/usr/bin/", from_stage="tools"),
+                ),
+            ),
+        )
+    )
+    export = generate(build)
+    annotations = {Digest(d.digest): dict(d.annotations) for d in export.layer_descriptors}
+    graph = analyze(parse_cache_config(export.config_bytes), annotations)
+    assert len(graph.stages) == 1  # the cache alone: one stage, the copy "from an image"
+    assert [i.kind for i in graph.stages[0].steps[1].inputs] == ["image"]
+    dockerfile = (
+        "FROM golang:1.23-alpine AS tools\nFROM alpine:3.20\nRUN apk add git\n"
+        "COPY --from=tools /usr/local/go/bin/gofmt /usr/bin/\n"
+    )
+    named_graph = name_from_dockerfile(graph, plan_dockerfile(dockerfile))
+    tools, final = named_graph.stages
+    assert (tools.name, tools.steps, tools.base.kind) == ("tools", (), "image")
+    assert tools.base.image is not None and tools.base.image.name == "golang:1.23-alpine"
+    # The golang image's two root keys (manifest key, ChainID key) are the links with the selector.
+    copy_record = graph.config.records[final.steps[1].record]
+    assert set(tools.base.image.roots) == {link.link for link in copy_record.inputs[1] if link.selector}
+    assert len(tools.base.image.roots) == 2
+    assert [s.instruction for s in final.steps] == [
+        "[stage-1 2/3] RUN apk add git",
+        "[stage-1 3/3] COPY --from=tools /usr/local/go/bin/gofmt /usr/bin/",
+    ]
+    assert [(i.slot, i.kind, i.stage) for i in final.steps[1].inputs] == [(1, "stage", 0)]
+    assert (final.base.stage, final.base.image is not None and final.base.image.name) == (None, "alpine:3.20")
