@@ -300,7 +300,7 @@ def analyze(config: CacheConfig, annotations: Mapping[Digest, Mapping[str, str]]
     order = _stage_order(segments, segment_of, records, parent)
     renumber = {old: new for new, old in enumerate(order)}
 
-    planned: list[tuple[StageBase, list[Step], tuple[int, ...] | None]] = []
+    planned: list[tuple[StageBase, list[int], list[Step], tuple[int, ...] | None]] = []
     for old in order:
         stage_base, members = segments[old]
         if stage_base.kind == "stage" and stage_base.stage is not None:
@@ -322,19 +322,19 @@ def analyze(config: CacheConfig, annotations: Mapping[Digest, Mapping[str, str]]
             stage_base = StageBase("scratch")
             steps[0] = replace(steps[0], number=1, layers=first_chain, inputs=(context, *steps[0].inputs))
             steps[1:] = [replace(step, number=step.number - 1) for step in steps[1:]]
-        planned.append((stage_base, steps, first_chain))
+        planned.append((stage_base, members, steps, first_chain))
 
     inferred = _inferred_images(planned)
     attributed: set[int] = set()
     stages: list[Stage] = []
-    for stage_base, steps, first_chain in planned:
+    for stage_base, members, steps, _first_chain in planned:
         base_image = stage_base.image
         if base_image is not None and base_image.roots in inferred:
-            # One image for every stage on the same root keys: what all their first chains share.
-            image = inferred[base_image.roots]
-            stage_base = replace(stage_base, image=image)
-            if first_chain:
-                steps[0] = replace(steps[0], layers=first_chain[len(image.layers) :])
+            # One image for every stage on the same root keys; each step's own layers are counted above it.
+            stage_base = replace(stage_base, image=inferred[base_image.roots])
+            steps = _steps(
+                config, members, stage_base, parent, is_root, segment_of, renumber, root_key_layer, variants
+            )
         stage = Stage(index=len(stages), base=stage_base, steps=tuple(steps))
         attributed.update(stage.layers)
         stages.append(stage)
@@ -353,7 +353,7 @@ def analyze(config: CacheConfig, annotations: Mapping[Digest, Mapping[str, str]]
 
 
 def _inferred_images(
-    planned: list[tuple[StageBase, list[Step], tuple[int, ...] | None]],
+    planned: list[tuple[StageBase, list[int], list[Step], tuple[int, ...] | None]],
 ) -> dict[tuple[int, ...], BaseImage]:
     """Layers of each unverified image base, one answer per image (its root keys).
 
@@ -364,7 +364,7 @@ def _inferred_images(
     result, stage 4's first chain is L0 + L2, so both start from an image of L0, not one of 0 and one of 1).
     """
     candidates: dict[tuple[int, ...], list[tuple[int, ...]]] = {}
-    for stage_base, _steps, first_chain in planned:
+    for stage_base, _members, _planned_steps, first_chain in planned:
         image = stage_base.image
         if image is None or image.verified or stage_base.kind not in ("image", "unknown"):
             continue
