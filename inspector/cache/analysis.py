@@ -294,8 +294,7 @@ def analyze(config: CacheConfig, annotations: Mapping[Digest, Mapping[str, str]]
     order = _stage_order(segments, segment_of, records, parent)
     renumber = {old: new for new, old in enumerate(order)}
 
-    attributed: set[int] = set()
-    stages: list[Stage] = []
+    planned: list[tuple[StageBase, list[int], list[Step], tuple[int, ...] | None]] = []
     for old in order:
         stage_base, members = segments[old]
         if stage_base.kind == "stage" and stage_base.stage is not None:
@@ -303,19 +302,33 @@ def analyze(config: CacheConfig, annotations: Mapping[Digest, Mapping[str, str]]
         steps = _steps(
             config, members, stage_base, parent, is_root, segment_of, renumber, root_key_layer, variants
         )
-        base_image = stage_base.image
         first_chain = _best_chain(config, records[steps[0].record]) if steps else None
-        if base_image is not None and not base_image.verified and first_chain:
-            if stage_base.kind == "unknown" and len(first_chain) == 1:
-                # One root and a one-layer chain: a copy from the build context onto an empty state.
-                context = StepInput(0, "context", record=base_image.roots[0])
-                stage_base = StageBase("scratch")
-                steps[0] = replace(steps[0], number=1, layers=first_chain, inputs=(context, *steps[0].inputs))
-                steps[1:] = [replace(step, number=step.number - 1) for step in steps[1:]]
-            else:
-                # Unverified image base: assume the first step added one layer on top of it.
-                stage_base = replace(stage_base, image=BaseImage(base_image.roots, layers=first_chain[:-1]))
-                steps[0] = replace(steps[0], layers=first_chain[-1:])
+        base_image = stage_base.image
+        if (
+            base_image is not None
+            and not base_image.verified
+            and stage_base.kind == "unknown"
+            and first_chain is not None
+            and len(first_chain) == 1
+        ):
+            # One root and a one-layer chain: a copy from the build context onto an empty state.
+            context = StepInput(0, "context", record=base_image.roots[0])
+            stage_base = StageBase("scratch")
+            steps[0] = replace(steps[0], number=1, layers=first_chain, inputs=(context, *steps[0].inputs))
+            steps[1:] = [replace(step, number=step.number - 1) for step in steps[1:]]
+        planned.append((stage_base, members, steps, first_chain))
+
+    inferred = _inferred_images(planned)
+    attributed: set[int] = set()
+    stages: list[Stage] = []
+    for stage_base, members, steps, _first_chain in planned:
+        base_image = stage_base.image
+        if base_image is not None and base_image.roots in inferred:
+            # One image for every stage on the same root keys; each step's own layers are counted above it.
+            stage_base = replace(stage_base, image=inferred[base_image.roots])
+            steps = _steps(
+                config, members, stage_base, parent, is_root, segment_of, renumber, root_key_layer, variants
+            )
         stage = Stage(index=len(stages), base=stage_base, steps=tuple(steps))
         attributed.update(stage.layers)
         stages.append(stage)
@@ -331,6 +344,34 @@ def analyze(config: CacheConfig, annotations: Mapping[Digest, Mapping[str, str]]
         context_roots=context_roots,
         unattributed_layers=tuple(sorted(referenced - attributed)),
     )
+
+
+def _inferred_images(
+    planned: list[tuple[StageBase, list[int], list[Step], tuple[int, ...] | None]],
+) -> dict[tuple[int, ...], BaseImage]:
+    """Layers of each unverified image base, one answer per image (its root keys).
+
+    Nothing names an unverified image's layers, so the first step on it is assumed to add one layer: the
+    image is its first chain minus the top. Two stages on the same root keys start from the same image
+    (the roots are the image's cache keys), so the image is what all their first chains share; a stage
+    whose first step has no result proves nothing and changes nothing (drone-buildkit: stage 1 has no
+    result, stage 4's first chain is L0 + L2, so both start from an image of L0, not one of 0 and one of 1).
+    """
+    candidates: dict[tuple[int, ...], list[tuple[int, ...]]] = {}
+    for stage_base, _members, _planned_steps, first_chain in planned:
+        image = stage_base.image
+        if image is None or image.verified or stage_base.kind not in ("image", "unknown"):
+            continue
+        found = candidates.setdefault(image.roots, [])
+        if first_chain:
+            found.append(first_chain[:-1])
+    out: dict[tuple[int, ...], BaseImage] = {}
+    for roots, chains in candidates.items():
+        shared = chains[0] if chains else ()
+        for chain in chains[1:]:
+            shared = shared[: _common_prefix(shared, chain)]
+        out[roots] = BaseImage(roots, layers=shared)
+    return out
 
 
 def _variants(config: CacheConfig, is_root: list[bool]) -> tuple[list[int], dict[int, tuple[int, ...]]]:

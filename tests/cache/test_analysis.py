@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -141,3 +142,38 @@ def test_manifest_key_of_a_windows_base_carries_os_version_and_features() -> Non
     assert image_manifest_key(manifest, "linux", "arm64", "v8") == sha256_digest(
         '{"Digest":"sha256:' + "ab" * 32 + '","OS":"linux","Arch":"arm64","Variant":"v8"}'
     )
+
+
+def test_an_unverified_image_shared_by_two_stages_is_counted_below_every_step_on_it() -> None:
+    """Two stages FROM one image with no diffIDs to verify it (records R0, R1 are its two root keys).
+
+    R2 (stage A, the only step) is on [R0 | R1] with result L1 over L0: the image is inferred as L0, R2 adds L1.
+    R3 (stage B's first step) is on the same roots with no result, R4 on R3 has result L2 over L0. The roots are
+    the image's keys, so stage B starts from that same image L0: R4 adds L2 alone and R3 added nothing the cache
+    holds. Before: stage B's image was "0 layers" (its first step has no result) and the two steps R3, R4 got
+    L0 and L2 by position, the base layer drawn as a build step.
+    """
+    blob = [f"sha256:{n:064x}" for n in range(1, 4)]
+    record = [f"sha256:{n:064x}" for n in range(0xA0, 0xA5)]
+    created = "2025-01-01T00:00:00Z"
+    config = {
+        "layers": [{"blob": blob[0], "parent": -1}, {"blob": blob[1]}, {"blob": blob[2]}],
+        "records": [
+            {"digest": record[0]},
+            {"digest": record[1]},
+            {
+                "layers": [{"layer": 1, "createdAt": created}],
+                "digest": record[2],
+                "inputs": [[{"link": 0}, {"link": 1}]],
+            },
+            {"digest": record[3], "inputs": [[{"link": 0}, {"link": 1}]]},
+            {"layers": [{"layer": 2, "createdAt": created}], "digest": record[4], "inputs": [[{"link": 3}]]},
+        ],
+    }
+    graph = analyze(parse_cache_config(json.dumps(config).encode()), {})
+    shapes = [
+        (stage.base.image.layers if stage.base.image else None, [(s.record, s.layers) for s in stage.steps])
+        for stage in graph.stages
+    ]
+    assert shapes == [((0,), [(2, (1,))]), ((0,), [(3, ()), (4, (2,))])]
+    assert len(graph.bases) == 1 and not any(s.inferred_layers for st in graph.stages for s in st.steps)

@@ -16,8 +16,8 @@ from inspector.cache.source import LayoutSource, parse_layout_reference
 from inspector.oci.digest import Digest
 from tests.harness import make_testdata
 from tests.harness.fixturegen import Build, Stage, copy, generate, run
-from tests.harness.paths import TESTDATA
-from tests.harness.support import run_cli
+from tests.harness.paths import TESTDATA, schema
+from tests.harness.support import run_cli, validate_json
 
 LAYOUTS = TESTDATA / "layouts"
 
@@ -49,7 +49,11 @@ MULTISTAGE_LABELS = {
 
 
 def graph_of(layout: str) -> CacheGraph:
-    report = inspect_cache(LayoutSource(parse_layout_reference(f"oci:{LAYOUTS / layout}")), check_blobs=False)
+    return graph_of_layout(LAYOUTS / layout)
+
+
+def graph_of_layout(layout: Path) -> CacheGraph:
+    report = inspect_cache(LayoutSource(parse_layout_reference(f"oci:{layout}")), check_blobs=False)
     assert report.graph is not None
     return report.graph
 
@@ -252,3 +256,133 @@ def test_identical_steps_in_two_stages_collapse_into_one_named_record() -> None:
     named_graph = name_from_dockerfile(graph, plan_dockerfile(dockerfile))
     labels = [s.instruction for stage in named_graph.stages for s in stage.steps]
     assert "[a 2/3] RUN apk add git | [b 2/3] RUN apk add git" in labels
+
+
+# margo/sandbox poc/device/agent/Dockerfile @ 029ede05 (SOURCES.md: committed-caches/margo-sandbox), its build
+# instructions as written there (comments, VOLUME, ENTRYPOINT and CMD left out: they make no record).
+MARGO_DOCKERFILE = """\
+FROM golang:1.25.5 AS builder
+ARG VERSION
+ARG COMMIT
+ARG DATE
+WORKDIR /app
+COPY go.mod go.sum ./
+RUN go mod download
+COPY . .
+RUN CGO_ENABLED=0 GOOS=linux go build -trimpath -o device-agent ./poc/device/agent
+FROM docker:28.3.3-cli AS docker-source
+FROM alpine:3.18
+RUN apk add --no-cache ca-certificates tzdata
+WORKDIR /
+COPY --from=builder /app/device-agent .
+COPY --from=builder /app/poc/device/agent/config ./config
+COPY --from=docker-source /usr/local/bin/docker /usr/bin/docker
+RUN mkdir -p /usr/local/libexec/docker/cli-plugins
+COPY --from=docker-source /usr/local/libexec/docker/cli-plugins/docker-compose /usr/local/libexec/docker/cli-plugins/docker-compose
+RUN chmod +x /usr/local/libexec/docker/cli-plugins/docker-compose
+"""
+
+
+def test_copy_from_a_stage_that_is_only_an_image_names_that_stage(tmp_path: Path, realworld: Path) -> None:
+    """Issue 13.10: ``FROM docker:28.3.3-cli AS docker-source`` has no steps, so no record: BuildKit builds
+    nothing for it and the copies link the image's root key. In margo-sandbox R22 (on R9, the runtime's 5th
+    step) has slot 1 [R15 | R23 with a path selector] and R3 (on R0) slot 1 [R5 | R23 with another selector]:
+    R15 and R5 are content keys of the copied files, R23 a root no record is on, linked with a selector as
+    a copy source is. So the two COPY --from=docker-source are R22 and R3, and the stage they copy from is
+    an image whose root key is R23: listed as "docker-source", no steps, base docker:28.3.3-cli, between
+    builder and the runtime (a stage comes before the stages that copy from it). Before the fix both copies
+    were "from an image", unnamed, and the alignment stopped there (R0, R3, R25 unnamed, docker-source absent).
+    """
+    graph = name_from_dockerfile(
+        graph_of_layout(realworld / "committed-caches" / "margo-sandbox"), plan_dockerfile(MARGO_DOCKERFILE)
+    )
+    assert [(s.name, len(s.steps)) for s in graph.stages] == [
+        ("builder", 5),
+        ("docker-source", 0),
+        ("stage-2", 7),
+    ]
+    source = graph.stages[1]
+    assert source.base.kind == "image" and source.base.image is not None
+    assert (source.base.image.name, source.base.image.roots, source.basis) == (
+        "docker:28.3.3-cli",
+        (23,),
+        "matched",
+    )
+    runtime = graph.stages[2]
+    # WORKDIR / makes no op (total 9: FROM, RUN, WORKDIR, three COPY, RUN, COPY, RUN; numbers skip the WORKDIR).
+    assert [(s.record, s.instruction) for s in runtime.steps] == [
+        (17, "[stage-2 2/9] RUN apk add --no-cache ca-certificates tzdata"),
+        (4, "[stage-2 3/9] COPY --from=builder /app/device-agent ."),
+        (9, "[stage-2 4/9] COPY --from=builder /app/poc/device/agent/config ./config"),
+        (22, "[stage-2 5/9] COPY --from=docker-source /usr/local/bin/docker /usr/bin/docker"),
+        (0, "[stage-2 6/9] RUN mkdir -p /usr/local/libexec/docker/cli-plugins"),
+        (
+            3,
+            "[stage-2 7/9] COPY --from=docker-source /usr/local/libexec/docker/cli-plugins/docker-compose "
+            "/usr/local/libexec/docker/cli-plugins/docker-compose",
+        ),
+        (25, "[stage-2 8/9] RUN chmod +x /usr/local/libexec/docker/cli-plugins/docker-compose"),
+    ]
+    # Each copy's input 1 now points at docker-source (stage 1) through R23; builder's copies at stage 0.
+    sources = {s.record: [(i.slot, i.kind, i.stage, i.record) for i in s.inputs] for s in runtime.steps}
+    assert sources[22] == sources[3] == [(1, "stage", 1, 23)]
+    assert [(i.kind, i.stage) for i in runtime.steps[1].inputs] == [("stage", 0)]
+    # Through the CLI: text and JSON say where the copy comes from.
+    dockerfile = tmp_path / "Dockerfile"
+    dockerfile.write_text(MARGO_DOCKERFILE)
+    layout = f"oci:{realworld / 'committed-caches' / 'margo-sandbox'}"
+    text = run_cli("show", layout, "--no-check-blobs", "--dockerfile", str(dockerfile))
+    assert text.returncode == 0, text.stderr
+    assert "docker-source (matched)  FROM docker:28.3.3-cli (matched)  0 steps, 0 B" in text.stdout
+    assert "from an image" not in text.stdout and text.stdout.count("from docker-source") == 2
+    doc = json.loads(
+        run_cli("show", layout, "--no-check-blobs", "--json", "--dockerfile", str(dockerfile)).stdout
+    )
+    validate_json(doc, schema("show"))
+    assert [(s["index"], s["name"], len(s["steps"])) for s in doc["stages"]] == [
+        (0, "builder", 5),
+        (1, "docker-source", 0),
+        (2, "stage-2", 7),
+    ]
+
+
+def test_copy_from_a_bare_image_stage_on_a_generated_cache() -> None:
+    """The generator's BuildKit rules (fixturegen): a stage without steps has the image's root keys as its
+    state, so ``COPY --from=tools`` links both roots with the path selector, plus the copied files' content
+    root. Nothing else is on those roots: no record of "tools" exists until the Dockerfile names it."""
+    build = Build(
+        (
+            Stage("tools", make_testdata.GOLANG, ()),
+            Stage(
+                "final",
+                make_testdata.ALPINE,
+                (
+                    run("apk add git", {"git": "g"}),
+                    copy("/usr/local/go/bin/gofmt", dest="/usr/bin/", from_stage="tools"),
+                ),
+            ),
+        )
+    )
+    export = generate(build)
+    annotations = {Digest(d.digest): dict(d.annotations) for d in export.layer_descriptors}
+    graph = analyze(parse_cache_config(export.config_bytes), annotations)
+    assert len(graph.stages) == 1  # the cache alone: one stage, the copy "from an image"
+    assert [i.kind for i in graph.stages[0].steps[1].inputs] == ["image"]
+    dockerfile = (
+        "FROM golang:1.23-alpine AS tools\nFROM alpine:3.20\nRUN apk add git\n"
+        "COPY --from=tools /usr/local/go/bin/gofmt /usr/bin/\n"
+    )
+    named_graph = name_from_dockerfile(graph, plan_dockerfile(dockerfile))
+    tools, final = named_graph.stages
+    assert (tools.name, tools.steps, tools.base.kind) == ("tools", (), "image")
+    assert tools.base.image is not None and tools.base.image.name == "golang:1.23-alpine"
+    # The golang image's two root keys (manifest key, ChainID key) are the links with the selector.
+    copy_record = graph.config.records[final.steps[1].record]
+    assert set(tools.base.image.roots) == {link.link for link in copy_record.inputs[1] if link.selector}
+    assert len(tools.base.image.roots) == 2
+    assert [s.instruction for s in final.steps] == [
+        "[stage-1 2/3] RUN apk add git",
+        "[stage-1 3/3] COPY --from=tools /usr/local/go/bin/gofmt /usr/bin/",
+    ]
+    assert [(i.slot, i.kind, i.stage) for i in final.steps[1].inputs] == [(1, "stage", 0)]
+    assert (final.base.stage, final.base.image is not None and final.base.image.name) == (None, "alpine:3.20")

@@ -22,7 +22,7 @@ from dataclasses import dataclass, replace
 from itertools import permutations
 from typing import TYPE_CHECKING
 
-from inspector.cache.analysis import ROOT_SELECTOR, CacheGraph, Stage, Step
+from inspector.cache.analysis import ROOT_SELECTOR, BaseImage, CacheGraph, Stage, StageBase, Step, StepInput
 from inspector.cache.config import CacheInput
 from inspector.cache.naming.dockerfile import (
     BaseConfig,
@@ -130,18 +130,31 @@ class _Aligner:
                 return False
             if step.from_stage is not None:
                 return any(self._links_stage(slot) for slot in extra)
-            return all(self._roots_only(slot) or self._links_stage(slot) for slot in extra)
+            return all(self.roots_only(slot) or self._links_stage(slot) for slot in extra)
         # COPY / ADD onto a state
         if len(extra) != 1 or ROOT_SELECTOR in selectors:
             return False
-        if step.from_stage is not None:
+        if step.from_stage is not None and self.bare_image(step.from_stage) is None:
             return self._links_stage(extra[0])
-        return self._roots_only(extra[0])
+        return self.roots_only(extra[0])  # the build context, an image, or a stage that is only an image
+
+    def bare_image(self, name: str) -> PlannedStage | None:
+        """The stage ``FROM image AS name`` with no steps that ``name`` stands for, if it is one.
+
+        Such a stage makes no record: ``COPY --from=name`` links the image's root key, as ``--from=image``
+        does (margo-sandbox's docker-source). A step-less stage ``FROM other-stage`` stands for that stage.
+        """
+        stage = next((s for s in self.plan.stages if s.name == name), None)
+        while stage is not None and not stage.steps:
+            if stage.base_kind == "image":
+                return stage
+            stage = next((s for s in self.plan.stages if s.name == stage.base_stage), None)
+        return None
 
     def _links_stage(self, slot: Sequence[CacheInput]) -> bool:
         return any(not self.is_root[link.link] and link.selector for link in slot)
 
-    def _roots_only(self, slot: Sequence[CacheInput]) -> bool:
+    def roots_only(self, slot: Sequence[CacheInput]) -> bool:
         return all(self.is_root[link.link] for link in slot)
 
     # -- matching
@@ -359,7 +372,8 @@ def name_from_dockerfile(
             notes=tuple(dict.fromkeys((*graph.notes, *notes, warning))),
             warnings=(*graph.warnings, warning),
         )
-    return _apply(graph, mapping, base_names, notes, aligner.link_diffs, platform_plans or {})
+    named = _apply(graph, mapping, base_names, notes, aligner.link_diffs, platform_plans or {})
+    return _add_bare_stages(named, mapping, aligner)
 
 
 def _stage_platforms(graph: CacheGraph) -> dict[int, str | None]:
@@ -435,6 +449,65 @@ def _apply(
     return replace(
         graph, stages=tuple(stages), bases=images, notes=tuple(dict.fromkeys((*graph.notes, *notes)))
     )
+
+
+def _add_bare_stages(graph: CacheGraph, mapping: Mapping[int, Group], aligner: _Aligner) -> CacheGraph:
+    """List each ``FROM image AS name`` stage without steps that a matched ``COPY --from=name`` copies from.
+
+    Such a stage has no record, so the cache alone shows the copy as "from an image"; once the Dockerfile
+    names it, the stage is listed (no steps, its base the image whose root keys the copy links with a path
+    selector) before the first stage that copies from it, and the copy's input points at it.
+    """
+    roots: dict[str, set[int]] = {}  # each bare stage's image root keys (the links with a path selector)
+    first_user: dict[str, int] = {}  # the first stage that copies from it
+    uses: dict[tuple[int, int], tuple[str, CacheInput]] = {}  # (record, slot) -> bare stage, image root link
+    for stage in graph.stages:
+        for step in stage.steps:
+            group = mapping.get(step.record, ())
+            sources = {p.from_stage for p in group if p.from_stage and aligner.bare_image(p.from_stage)}
+            if len(sources) != 1:
+                continue
+            name = sources.pop()
+            for item in step.inputs:
+                slot = aligner.records[step.record].inputs[item.slot]
+                image_links = [link for link in slot if link.selector]
+                if item.slot > 0 and item.kind != "stage" and image_links and aligner.roots_only(slot):
+                    roots.setdefault(name, set()).update(link.link for link in image_links)
+                    first_user.setdefault(name, stage.index)
+                    uses[(step.record, item.slot)] = (name, image_links[0])
+    if not uses:
+        return graph
+    order: list[Stage | str] = []  # a bare stage's name, before the first stage that copies from it
+    for position, existing in enumerate(graph.stages):
+        order.extend(name for name in roots if first_user[name] == position)
+        order.append(existing)
+    renumber = {entry.index: i for i, entry in enumerate(order) if isinstance(entry, Stage)}
+    index_of = {entry: i for i, entry in enumerate(order) if isinstance(entry, str)}
+
+    def moved(step: Step) -> Step:
+        inputs: list[StepInput] = []
+        for i in step.inputs:
+            if (step.record, i.slot) in uses:
+                name, link = uses[(step.record, i.slot)]
+                inputs.append(StepInput(i.slot, "stage", index_of[name], link.link, link.selector))
+            else:
+                inputs.append(replace(i, stage=renumber[i.stage]) if i.stage is not None else i)
+        return replace(step, inputs=tuple(inputs))
+
+    stages: list[Stage] = []
+    for position, entry in enumerate(order):
+        if isinstance(entry, str):
+            planned = aligner.bare_image(entry)
+            assert planned is not None
+            image = BaseImage(roots=tuple(sorted(roots[entry])), name=planned.base_ref, basis="matched")
+            stages.append(Stage(position, StageBase("image", image=image), (), name=entry, basis="matched"))
+            continue
+        base = entry.base
+        if base.stage is not None:
+            base = replace(base, stage=renumber[base.stage])
+        stages.append(replace(entry, index=position, base=base, steps=tuple(moved(s) for s in entry.steps)))
+    images = tuple(dict.fromkeys(s.base.image for s in stages if s.base.image is not None))
+    return replace(graph, stages=tuple(stages), bases=images)
 
 
 def label_report(
