@@ -1,0 +1,283 @@
+"""Hostile text from an image and from a Dockerfile, through the real CLI: ``show --image`` and ``--dockerfile``.
+
+Two sources reach a person's terminal as step labels:
+
+* an image's config ``history[].created_by`` (``show --image``, the final stage's layers) and the Dockerfile a
+  provenance attestation carries (``source.infos[].data``): pushed here to the real registry next to the
+  named-build sample's cache, each in its own repository;
+* a ``--dockerfile`` the person was given (instruction text, ``--build-arg`` values expanded into it).
+
+The payloads are what a terminal acts on (ECMA-48 and xterm's control sequences): CSI colour and cursor
+movement, OSC 0 (window title), OSC 8 (hyperlink), OSC 52 (clipboard write), C1 controls (U+009B is the
+8-bit CSI, U+009D the 8-bit OSC), bidi overrides, NUL, and a line longer than any terminal. ``_sanitize``'s
+rule: every C0 control, DEL and C1 control shows as ``\\xNN`` (two lower-case hex digits), every bidi
+control as ``\\uNNNN``; the expected screen text below is written out by hand from that rule.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import re
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.harness.paths import TESTDATA
+from tests.harness.registry import LocalRegistry, load_samples, seed_sample
+from tests.harness.support import run_cli
+from tests.integration.test_hostile_output import run_in_pty
+from tests.integration.test_repo import push_blob
+
+# Each part is one kind of sequence a terminal obeys; the hostile colour is a red *background* (41), which
+# the report's own styles never use, so finding its raw bytes in the output can only mean a leak.
+COLOUR = "\x1b[41m"
+CURSOR = "\x1b[2A\x1b[H"
+CLEAR = "\x1b[2J"
+TITLE = "\x1b]0;pwned\x07"
+HYPERLINK = "\x1b]8;;http://evil.test/\x1b\\click\x1b]8;;\x1b\\"
+CLIPBOARD = "\x1b]52;c;cm0gLXJmIH4=\x07"
+C1 = "\x9b2J\x9d0;c1\x9c"
+BIDI = "\u202eevil\u202c"
+# rich markup (a [link] makes an OSC 8 hyperlink; an unmatched closing tag is a MarkupError), Markdown/HTML,
+# and what closes a Mermaid or DOT label.
+MARKUP = '[link=http://evil.test]x[/link][/bold]<img src=x>"]#quot;\\ end'
+
+# The same parts as they must appear on the screen, by the rule above (written by hand, not computed):
+# ESC is \x1b, BEL \x07, U+009B \x9b, U+009D \x9d, U+009C \x9c, U+202E \u202e, U+202C \u202c; the
+# backslash of ESC \ (OSC 8's string terminator) is an ordinary character and stays.
+SHOWN = {
+    COLOUR: r"\x1b[41m",
+    CURSOR: r"\x1b[2A\x1b[H",
+    CLEAR: r"\x1b[2J",
+    TITLE: r"\x1b]0;pwned\x07",
+    HYPERLINK: r"\x1b]8;;http://evil.test/\x1b\click\x1b]8;;\x1b" + "\\",
+    CLIPBOARD: r"\x1b]52;c;cm0gLXJmIH4=\x07",
+    C1: r"\x9b2J\x9d0;c1\x9c",
+    BIDI: r"\u202eevil\u202c",
+}
+
+SAMPLE = "named-build"
+# The named-build image's final stage (testdata/dockerfiles/named-build.Dockerfile): the config's history
+# has one entry per layer, the base's ADD first, then stage-2's RUN apk, COPY --from=build, COPY --from=test.
+HISTORY_BY_LAYER = (
+    f"RUN /bin/sh -c apk add {COLOUR}{CURSOR}{CLEAR}{TITLE} # buildkit",
+    f"COPY {HYPERLINK}{CLIPBOARD}{C1}{BIDI}\x00 /usr/local/bin/app # buildkit",
+    "COPY " + "A" * 3000 + f"{CLIPBOARD} /usr/share/app/ # buildkit",
+)
+
+
+def sample_blob(digest: str) -> bytes:
+    return (TESTDATA / "layouts" / SAMPLE / "blobs" / "sha256" / digest.removeprefix("sha256:")).read_bytes()
+
+
+def put_manifest(host: str, repository: str, reference: str, media_type: str, raw: bytes) -> dict[str, Any]:
+    response = httpx.put(
+        f"http://{host}/v2/{repository}/manifests/{reference}",
+        content=raw,
+        headers={"Content-Type": media_type},
+    )
+    assert response.status_code == 201, response.text
+    return {"mediaType": media_type, "digest": "sha256:" + hashlib.sha256(raw).hexdigest(), "size": len(raw)}
+
+
+def image_index() -> dict[str, Any]:
+    layout = json.loads((TESTDATA / "layouts" / SAMPLE / "index.json").read_text())
+    entry = next(
+        m for m in layout["manifests"] if m["annotations"]["org.opencontainers.image.ref.name"] == "image"
+    )
+    index: dict[str, Any] = json.loads(sample_blob(entry["digest"]))
+    return index
+
+
+def push_history_image(host: str, repository: str) -> str:
+    """The sample's cache at ``:latest`` and its image at ``:image``, whose config history is hostile."""
+    seed_sample(host, repository, {**next(s for s in load_samples() if s["name"] == SAMPLE), "push": {}})
+    platform_entry = image_index()["manifests"][0]
+    manifest = json.loads(sample_blob(platform_entry["digest"]))
+    config = json.loads(sample_blob(manifest["config"]["digest"]))
+    own = [entry for entry in config["history"] if not entry.get("empty_layer")][1:]
+    assert len(own) == len(HISTORY_BY_LAYER)
+    for entry, text in zip(own, HISTORY_BY_LAYER, strict=True):
+        entry["created_by"] = text
+    config_blob = push_blob(host, repository, json.dumps(config).encode())
+    manifest["config"] = {**manifest["config"], "digest": config_blob["digest"], "size": config_blob["size"]}
+    raw = json.dumps(manifest).encode()
+    put_manifest(host, repository, "image", manifest["mediaType"], raw)
+    return f"{host}/{repository}:image"
+
+
+def push_provenance_image(host: str, repository: str, dockerfile: str) -> str:
+    """The sample's cache at ``:latest`` and its image at ``:image``, whose provenance carries ``dockerfile``."""
+    seed_sample(host, repository, {**next(s for s in load_samples() if s["name"] == SAMPLE), "push": {}})
+    index = image_index()
+    attestation_entry = index["manifests"][1]
+    attestation = json.loads(sample_blob(attestation_entry["digest"]))
+    statement = json.loads(sample_blob(attestation["layers"][0]["digest"]))
+    infos = statement["predicate"]["runDetails"]["metadata"]["buildkit_metadata"]["source"]["infos"]
+    infos[0]["data"] = base64.b64encode(dockerfile.encode()).decode()
+    statement_blob = push_blob(host, repository, json.dumps(statement).encode())
+    attestation["layers"][0] = {
+        **attestation["layers"][0],
+        "digest": statement_blob["digest"],
+        "size": statement_blob["size"],
+    }
+    pushed = put_manifest(
+        host, repository, "attestation", attestation["mediaType"], json.dumps(attestation).encode()
+    )
+    index["manifests"][1] = {**attestation_entry, "digest": pushed["digest"], "size": pushed["size"]}
+    put_manifest(host, repository, "image", index["mediaType"], json.dumps(index).encode())
+    return f"{host}/{repository}:image"
+
+
+def hostile_dockerfile() -> str:
+    """named-build's Dockerfile with the payloads in stage-2's instructions, each on the line it had (the
+    provenance maps steps to line numbers), and a hostile LABEL after the last line."""
+    text = (TESTDATA / "dockerfiles" / f"{SAMPLE}.Dockerfile").read_text()
+    replaced = {
+        "RUN apk add --no-cache ca-certificates": f"RUN apk add {COLOUR}{CURSOR}{CLEAR}{TITLE}",
+        "COPY --from=build /out/app /usr/local/bin/app": f"COPY --from=build /out/app /{HYPERLINK}{CLIPBOARD}",
+        "COPY --from=test /out/test-report.txt /usr/share/app/": f"COPY --from=test /out/{C1}{BIDI} /{MARKUP}",
+    }
+    for old, new in replaced.items():
+        assert old in text
+        text = text.replace(old, new)
+    return text + f'LABEL evil="{TITLE}{CLIPBOARD}"\n'
+
+
+# What rich itself writes to a terminal: SGR styles, the cursor hidden and shown around a progress bar, and
+# the progress line erased (ESC [ 1 A, ESC [ 2 K). Any other escape sequence in the output came from the text.
+_OWN_SEQUENCE = re.compile(r"\x1b\[(?:[0-9;]*m|\?25[lh]|1A|2K)")
+_RAW_PAYLOADS = (
+    COLOUR,
+    "\x1b[2A",
+    "\x1b[H",
+    CLEAR,
+    "\x1b]",
+    "\x07",
+    "\x9b",
+    "\x9d",
+    "\x9c",
+    "\u202e",
+    "\x00",
+)
+
+
+def screen_text(output: bytes, *, tabs: bool = False) -> str:
+    """The text a terminal shows for ``output`` once it is proven inert: valid UTF-8, no escape sequence but
+    rich's own, no raw payload, no C0/C1 control or bidi control left (``tabs``: but TSV's separators);
+    returned without the styles."""
+    assert b"Traceback" not in output, output[-2000:]
+    text = output.decode("utf-8")  # a lone 0x9B byte (8-bit CSI) would not decode
+    for raw in _RAW_PAYLOADS:
+        assert raw not in text, (raw, text[-2000:])
+    plain = _OWN_SEQUENCE.sub("", text)
+    left = {
+        char
+        for char in plain
+        if (ord(char) < 0x20 and char not in ("\r\n\t" if tabs else "\r\n"))
+        or 0x7F <= ord(char) <= 0x9F
+        or char in BIDI_CONTROLS
+    }
+    assert not left, (left, plain[-2000:])
+    return plain.replace("\r\n", "\n").replace("\r", "")
+
+
+# Unicode's Bidi_Control characters (UAX #9): ALM, LRM, RLM, LRE, RLE, PDF, LRO, RLO, LRI, RLI, FSI, PDI.
+BIDI_CONTROLS = frozenset("\u061c\u200e\u200f\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
+
+
+def lines_of(text: str) -> list[str]:
+    return [line.rstrip() for line in text.split("\n")]
+
+
+@pytest.fixture(scope="module")
+def history_image(registry: LocalRegistry) -> tuple[str, str]:
+    """(cache, image): the image's config history is hostile."""
+    image = push_history_image(registry.host, "hostile-text/history")
+    return f"{registry.host}/hostile-text/history:latest", image
+
+
+@pytest.fixture(scope="module")
+def provenance_image(registry: LocalRegistry) -> tuple[str, str]:
+    """(cache, image): the Dockerfile in the image's provenance attestation is hostile."""
+    image = push_provenance_image(registry.host, "hostile-text/provenance", hostile_dockerfile())
+    return f"{registry.host}/hostile-text/provenance:latest", image
+
+
+# By hand, from the rule: "RUN /bin/sh -c apk add … # buildkit" loses BuildKit's " # buildkit" and the
+# "/bin/sh -c " of the default shell (provenance.py _created_by, BuildKit's history wording), then each
+# payload shows as its escapes.
+HISTORY_SHOWN = (
+    r"RUN apk add \x1b[41m\x1b[2A\x1b[H\x1b[2J\x1b]0;pwned\x07",
+    r"COPY \x1b]8;;http://evil.test/\x1b\click\x1b]8;;\x1b\\x1b]52;c;cm0gLXJmIH4=\x07"
+    r"\x9b2J\x9d0;c1\x9c\u202eevil\u202c\x00 /usr/local/bin/app",
+    "COPY " + "A" * 3000 + r"\x1b]52;c;cm0gLXJmIH4=\x07 /usr/share/app/",
+)
+
+
+def test_hand_written_screen_text_follows_the_rule() -> None:
+    """The hand-written SHOWN strings spell each payload the way the rule says (a check on the oracle)."""
+    assert HISTORY_SHOWN[0] == "RUN apk add " + SHOWN[COLOUR] + SHOWN[CURSOR] + SHOWN[CLEAR] + SHOWN[TITLE]
+    assert HISTORY_SHOWN[1] == (
+        "COPY " + SHOWN[HYPERLINK] + SHOWN[CLIPBOARD] + SHOWN[C1] + SHOWN[BIDI] + r"\x00 /usr/local/bin/app"
+    )
+
+
+def test_image_history_in_a_terminal_is_shown_as_text(history_image: tuple[str, str]) -> None:
+    cache, image = history_image
+    code, output = run_in_pty("show", cache, "--image", image, "--no-check-blobs")
+    assert code == 0, output[-2000:]
+    lines = lines_of(screen_text(output))
+    # stage-2's own steps, in the order of the image's history, each on its own line under the stage title
+    assert " " * 8 + HISTORY_SHOWN[0] in lines, lines
+    assert " " * 8 + HISTORY_SHOWN[1] in lines, lines
+    # the 3,000-column label wraps at the terminal's 200 columns (rich moves the long word under "COPY" to
+    # lines of its own and cuts it at the width): no line is wider, and the pieces read back the whole text
+    assert all(len(line) <= 200 for line in lines)
+    assert "A" * 3000 + r"\x1b]52;c;cm0gLXJmIH4=\x07 /usr/share/app/" in "".join(lines)
+
+
+def test_image_history_piped_keeps_the_long_line_whole(history_image: tuple[str, str]) -> None:
+    cache, image = history_image
+    done = run_cli("show", cache, "--image", image, "--no-check-blobs")
+    assert done.returncode == 0, done.stderr
+    lines = lines_of(screen_text(done.stdout.encode()))
+    for shown in HISTORY_SHOWN:
+        assert " " * 8 + shown in lines, shown[:80]
+
+
+def test_image_history_in_every_other_form(history_image: tuple[str, str]) -> None:
+    cache, image = history_image
+    show = ("show", cache, "--image", image, "--no-check-blobs")
+
+    # --top 3: the three largest layers are the base's 2,802 bytes (3f1987a27daa, stage-2's alpine),
+    # the golang base's 2,123 and stage-2's COPY --from=build (b5cc720c3206, 2,014): its row names the step.
+    code, output = run_in_pty(*show, "--top", "3")
+    assert code == 0, output[-2000:]
+    assert "2.0 kB  sha256:b5cc720c3206  stage 2 #3  " + HISTORY_SHOWN[1] in lines_of(screen_text(output))
+
+    code, output = run_in_pty(*show, "--top", "3", "-o", "tsv")
+    assert code == 0, output[-2000:]
+    rows = [line.split("\t") for line in lines_of(screen_text(output, tabs=True))]
+    assert [
+        "2014",
+        "sha256:b5cc720c32062744593632397a71e321009c1b600ee4862fcf896a5f7456e34f",
+        "stage 2",
+        "#3",
+        HISTORY_SHOWN[1],
+        "1",
+    ] in rows, rows
+
+    code, output = run_in_pty(*show, "--json")
+    assert code == 0, output[-2000:]
+    document = json.loads(screen_text(output))  # JSON writes every control as \uXXXX: inert as it is
+    instructions = {s["instruction"] for stage in document["stages"] for s in stage["steps"]}
+    assert {"RUN apk add " + COLOUR + CURSOR + CLEAR + TITLE} <= instructions  # the true text, decoded
+
+    for fmt in ("mermaid", "dot"):  # history names steps, not stages: the graph holds none of it
+        code, output = run_in_pty(*show, "--graph", fmt)
+        assert code == 0, output[-2000:]
+        assert "pwned" not in screen_text(output)
