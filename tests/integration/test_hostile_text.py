@@ -20,6 +20,8 @@ import base64
 import hashlib
 import json
 import re
+import subprocess
+import sys
 from typing import Any
 
 import httpx
@@ -30,6 +32,7 @@ from tests.harness.registry import LocalRegistry, load_samples, seed_sample
 from tests.harness.support import run_cli
 from tests.integration.test_hostile_output import run_in_pty
 from tests.integration.test_repo import push_blob
+from tests.integration.test_terminal import run_in_terminal
 
 # Each part is one kind of sequence a terminal obeys; the hostile colour is a red *background* (41), which
 # the report's own styles never use, so finding its raw bytes in the output can only mean a leak.
@@ -281,3 +284,144 @@ def test_image_history_in_every_other_form(history_image: tuple[str, str]) -> No
         code, output = run_in_pty(*show, "--graph", fmt)
         assert code == 0, output[-2000:]
         assert "pwned" not in screen_text(output)
+
+
+# The provenance's Dockerfile and --dockerfile name stage-2's steps with BuildKit's labels (convert.go):
+# "[stage-2 k/4] TEXT", 4 = FROM an external image + RUN + COPY + COPY; the text is the line as written.
+DOCKERFILE_SHOWN = (
+    "[stage-2 2/4] RUN apk add " + r"\x1b[41m\x1b[2A\x1b[H\x1b[2J\x1b]0;pwned\x07",
+    "[stage-2 3/4] COPY --from=build /out/app /"
+    + r"\x1b]8;;http://evil.test/\x1b\click\x1b]8;;\x1b\\x1b]52;c;cm0gLXJmIH4=\x07",
+    "[stage-2 4/4] COPY --from=test /out/"
+    + r"\x9b2J\x9d0;c1\x9c\u202eevil\u202c"
+    + ' /[link=http://evil.test]x[/link][/bold]<img src=x>"]#quot;\\ end',  # printable: shown as it is
+)
+
+
+def test_provenance_dockerfile_in_a_terminal_is_shown_as_text(provenance_image: tuple[str, str]) -> None:
+    cache, image = provenance_image
+    code, output = run_in_pty("show", cache, "--image", image, "--no-check-blobs")
+    assert code == 0, output[-2000:]
+    lines = lines_of(screen_text(output))
+    for shown in DOCKERFILE_SHOWN:
+        assert " " * 8 + shown in lines, (shown, lines)
+    for fmt in ("mermaid", "dot"):  # stage names are checked by the parser (parse.go validStageName)
+        code, output = run_in_pty("show", cache, "--image", image, "--no-check-blobs", "--graph", fmt)
+        assert code == 0, output[-2000:]
+        assert "stage-2" in screen_text(output)
+
+
+def test_provenance_dockerfile_in_a_real_terminal(provenance_image: tuple[str, str]) -> None:
+    """tmux as the terminal: the labels on its screen, its title unchanged, no clipboard buffer made."""
+    cache, image = provenance_image
+    terminal = run_in_terminal(
+        [sys.executable, "-m", "inspector", "show", cache, "--image", image, "--no-check-blobs"], 250
+    )
+    for shown in DOCKERFILE_SHOWN:
+        assert " " * 8 + shown in [line.rstrip() for line in terminal.screen], (shown, terminal.screen)
+    assert terminal.title_after == terminal.title_before and "pwned" not in terminal.title_after
+    assert terminal.buffers == ""
+
+
+def test_the_terminal_check_sees_a_title_and_a_clipboard_write() -> None:
+    """The same tmux check on the raw payloads: the title changes and a buffer appears (the check can fail)."""
+    payload = f"printf '{TITLE}{CLIPBOARD}'"
+    terminal = run_in_terminal(["sh", "-c", payload.replace("\x1b", "\\033").replace("\x07", "\\007")], 80)
+    assert terminal.title_after == "pwned" != terminal.title_before
+    assert (
+        "rm -rf ~"
+        in subprocess.run(  # the base64 of OSC 52 above decodes to "rm -rf ~"
+            ["base64", "-d"], input=CLIPBOARD.split(";")[2].rstrip("\x07"), capture_output=True, text=True
+        ).stdout
+    )
+    assert terminal.buffers != ""
+
+
+HOSTILE_ARGS = (
+    "--build-arg",
+    f"VERSION={TITLE}{CLIPBOARD}",
+    "--build-arg",
+    f'REGISTRY=evil"]<b>#{TITLE}.test',
+)
+# By hand: VERSION is expanded into build's RUN (the continuation keeps the 6 spaces that start line 12 after
+# the space before the backslash: 7); REGISTRY into both FROM lines, the bases' names.
+BUILD_SHOWN = (
+    '[build 6/6] RUN go build -ldflags "-X main.version='
+    + r"\x1b]0;pwned\x07\x1b]52;c;cm0gLXJmIH4=\x07"
+    + '"       -o /out/app ./cmd/app'
+)
+REGISTRY_SHOWN = 'evil"]<b>#' + r"\x1b]0;pwned\x07" + ".test"
+
+
+@pytest.fixture(scope="module")
+def dockerfile_path(tmp_path_factory: pytest.TempPathFactory) -> str:
+    path = tmp_path_factory.mktemp("hostile-dockerfile") / "Dockerfile"
+    path.write_text(hostile_dockerfile())
+    return str(path)
+
+
+def test_dockerfile_and_build_args_in_a_terminal_are_shown_as_text(
+    provenance_image: tuple[str, str], dockerfile_path: str
+) -> None:
+    cache, _ = provenance_image
+    show = ("show", cache, "--dockerfile", dockerfile_path, *HOSTILE_ARGS, "--no-check-blobs")
+    code, output = run_in_pty(*show, env={"COLUMNS": "400"})
+    assert code == 0, output[-2000:]
+    lines = lines_of(screen_text(output))
+    for shown in (*DOCKERFILE_SHOWN, BUILD_SHOWN):
+        assert " " * 8 + shown in lines, (shown, lines)
+    # the stage's title names its base from the FROM line, REGISTRY expanded (matched by position)
+    assert any(f"FROM {REGISTRY_SHOWN}/library/alpine:3.20 (matched)" in line for line in lines), lines
+
+    code, output = run_in_pty(*show, "--top", "4", "-o", "tsv")
+    assert code == 0, output[-2000:]
+    rows = [line.split("\t") for line in lines_of(screen_text(output, tabs=True)) if line]
+    # b5cc720c3206 (2,014 bytes) is stage-2's COPY --from=build, 588d15098df9 (1,984) build's go build
+    assert [row[1][7:19] for row in rows[1:]] == [
+        "3f1987a27daa",
+        "d0b249744b67",
+        "b5cc720c3206",
+        "588d15098df9",
+    ]
+    assert rows[3][4] == DOCKERFILE_SHOWN[1] and rows[4][4] == BUILD_SHOWN
+
+    code, output = run_in_pty(*show, "--json")
+    assert code == 0, output[-2000:]
+    document = json.loads(screen_text(output))
+    names = {stage["base"].get("name") for stage in document["stages"]}
+    assert f'evil"]<b>#{TITLE}.test/library/alpine:3.20' in names  # the true text, decoded from JSON
+
+
+def test_dockerfile_text_in_the_graphs_cannot_leave_its_label(
+    provenance_image: tuple[str, str], dockerfile_path: str
+) -> None:
+    cache, _ = provenance_image
+    show = ("show", cache, "--dockerfile", dockerfile_path, *HOSTILE_ARGS, "--no-check-blobs", "--graph")
+    code, output = run_in_pty(*show, "mermaid")
+    assert code == 0, output[-2000:]
+    # Mermaid: the escapes as text, then '"' #34;, '<' #60;, '>' #62;, '#' #35; (graph.py's entity codes)
+    mermaid = "evil#34;]#60;b#62;#35;" + r"\x1b]0;pwned\x07" + ".test/library/alpine:3.20<br/>"
+    assert f'[("{mermaid}' in screen_text(output), screen_text(output)
+    code, output = run_in_pty(*show, "dot")
+    assert code == 0, output[-2000:]
+    # DOT: each backslash of an escape doubled (a lone one would start a DOT escape), the quote escaped
+    dot = 'evil\\"]<b>#' + r"\\x1b]0;pwned\\x07" + ".test/library/alpine:3.20\\n"
+    assert f'[label="{dot}' in screen_text(output), screen_text(output)
+
+
+def test_diff_dockerfile_view_is_shown_as_text(
+    registry: LocalRegistry,
+    seeded: dict[str, dict[str, str]],
+    provenance_image: tuple[str, str],
+    dockerfile_path: str,
+) -> None:
+    """diff names the first step that differs: multistage-max's stage-2 is another build, so its step #2,
+    stage-2's RUN apk, differs and is named by its label."""
+    cache, _ = provenance_image
+    other = f"{registry.host}/samples/multistage-max:image-manifest"
+    code, output = run_in_pty(
+        "diff", cache, other, "--dockerfile", dockerfile_path, *HOSTILE_ARGS, env={"COLUMNS": "400"}
+    )
+    assert code == 0, output[-2000:]
+    lines = lines_of(screen_text(output))
+    assert any(line.startswith("stage-2: #2 " + DOCKERFILE_SHOWN[0] + " differs (") for line in lines), lines
