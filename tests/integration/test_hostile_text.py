@@ -43,13 +43,13 @@ TITLE = "\x1b]0;pwned\x07"
 HYPERLINK = "\x1b]8;;http://evil.test/\x1b\\click\x1b]8;;\x1b\\"
 CLIPBOARD = "\x1b]52;c;cm0gLXJmIH4=\x07"
 C1 = "\x9b2J\x9d0;c1\x9c"
-BIDI = "\u202eevil\u202c"
+BIDI = "\u202eevil\u202c\u061c"
 # rich markup (a [link] makes an OSC 8 hyperlink; an unmatched closing tag is a MarkupError), Markdown/HTML,
 # and what closes a Mermaid or DOT label.
 MARKUP = '[link=http://evil.test]x[/link][/bold]<img src=x>"]#quot;\\ end'
 
 # The same parts as they must appear on the screen, by the rule above (written by hand, not computed):
-# ESC is \x1b, BEL \x07, U+009B \x9b, U+009D \x9d, U+009C \x9c, U+202E \u202e, U+202C \u202c; the
+# ESC is \x1b, BEL \x07, U+009B \x9b, U+009D \x9d, U+009C \x9c, U+202E \u202e, U+202C \u202c, U+061C \u061c; the
 # backslash of ESC \ (OSC 8's string terminator) is an ordinary character and stays.
 SHOWN = {
     COLOUR: r"\x1b[41m",
@@ -59,7 +59,7 @@ SHOWN = {
     HYPERLINK: r"\x1b]8;;http://evil.test/\x1b\click\x1b]8;;\x1b" + "\\",
     CLIPBOARD: r"\x1b]52;c;cm0gLXJmIH4=\x07",
     C1: r"\x9b2J\x9d0;c1\x9c",
-    BIDI: r"\u202eevil\u202c",
+    BIDI: r"\u202eevil\u202c\u061c",
 }
 
 SAMPLE = "named-build"
@@ -216,7 +216,7 @@ def provenance_image(registry: LocalRegistry) -> tuple[str, str]:
 HISTORY_SHOWN = (
     r"RUN apk add \x1b[41m\x1b[2A\x1b[H\x1b[2J\x1b]0;pwned\x07",
     r"COPY \x1b]8;;http://evil.test/\x1b\click\x1b]8;;\x1b\\x1b]52;c;cm0gLXJmIH4=\x07"
-    r"\x9b2J\x9d0;c1\x9c\u202eevil\u202c\x00 /usr/local/bin/app",
+    r"\x9b2J\x9d0;c1\x9c\u202eevil\u202c\u061c\x00 /usr/local/bin/app",
     "COPY " + "A" * 3000 + r"\x1b]52;c;cm0gLXJmIH4=\x07 /usr/share/app/",
 )
 
@@ -293,7 +293,7 @@ DOCKERFILE_SHOWN = (
     "[stage-2 3/4] COPY --from=build /out/app /"
     + r"\x1b]8;;http://evil.test/\x1b\click\x1b]8;;\x1b\\x1b]52;c;cm0gLXJmIH4=\x07",
     "[stage-2 4/4] COPY --from=test /out/"
-    + r"\x9b2J\x9d0;c1\x9c\u202eevil\u202c"
+    + r"\x9b2J\x9d0;c1\x9c\u202eevil\u202c\u061c"
     + ' /[link=http://evil.test]x[/link][/bold]<img src=x>"]#quot;\\ end',  # printable: shown as it is
 )
 
