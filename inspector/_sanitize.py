@@ -1,8 +1,9 @@
 """Text from outside (registry answers, images, Dockerfiles, credential helpers) made safe to show.
 
 ``sanitize`` is the one function every renderer uses: terminal text (the rich console renders every
-segment through it), error and log lines, JUnit XML and, under ``markdown_text``, the Markdown written to
-``$GITHUB_STEP_SUMMARY``. It turns every character that could act instead of being read into a visible
+segment through it; show's and diff's renderers also pass outside text through it before it becomes a rich
+``Text``, which would drop BEL, BS, VT, FF and CR unseen), error and log lines, JUnit XML and, under
+``markdown_text``, the Markdown written to ``$GITHUB_STEP_SUMMARY``. It turns every character that could act instead of being read into a visible
 escape (``\\x1b``, ``\\u202e``): C0 controls (ESC starts CSI/OSC sequences: title, screen clear, OSC 52
 clipboard writes), DEL, C1 controls (U+0080–U+009F: 8-bit CSI and OSC), bidirectional controls
 (Unicode's Bidi_Control property, PropList.txt: U+061C, U+200E/F, U+202A–E, U+2066–9: text shown
