@@ -44,6 +44,8 @@ HYPERLINK = "\x1b]8;;http://evil.test/\x1b\\click\x1b]8;;\x1b\\"
 CLIPBOARD = "\x1b]52;c;cm0gLXJmIH4=\x07"
 C1 = "\x9b2J\x9d0;c1\x9c"
 BIDI = "\u202eevil\u202c\u061c"
+# A newline and a tab: a label that starts a line of its own could forge a row of the report.
+FORGED = "\n  base  sha256:000000000000    9.9 kB  forged row\t"
 # rich markup (a [link] makes an OSC 8 hyperlink; an unmatched closing tag is a MarkupError), Markdown/HTML,
 # and what closes a Mermaid or DOT label.
 MARKUP = '[link=http://evil.test]x[/link][/bold]<img src=x>"]#quot;\\ end'
@@ -60,13 +62,14 @@ SHOWN = {
     CLIPBOARD: r"\x1b]52;c;cm0gLXJmIH4=\x07",
     C1: r"\x9b2J\x9d0;c1\x9c",
     BIDI: r"\u202eevil\u202c\u061c",
+    FORGED: r"\x0a  base  sha256:000000000000    9.9 kB  forged row\x09",
 }
 
 SAMPLE = "named-build"
 # The named-build image's final stage (testdata/dockerfiles/named-build.Dockerfile): the config's history
 # has one entry per layer, the base's ADD first, then stage-2's RUN apk, COPY --from=build, COPY --from=test.
 HISTORY_BY_LAYER = (
-    f"RUN /bin/sh -c apk add {COLOUR}{CURSOR}{CLEAR}{TITLE} # buildkit",
+    f"RUN /bin/sh -c apk add {COLOUR}{CURSOR}{CLEAR}{TITLE}{FORGED} # buildkit",
     f"COPY {HYPERLINK}{CLIPBOARD}{C1}{BIDI}\x00 /usr/local/bin/app # buildkit",
     "COPY " + "A" * 3000 + f"{CLIPBOARD} /usr/share/app/ # buildkit",
 )
@@ -214,7 +217,8 @@ def provenance_image(registry: LocalRegistry) -> tuple[str, str]:
 # "/bin/sh -c " of the default shell (provenance.py _created_by, BuildKit's history wording), then each
 # payload shows as its escapes.
 HISTORY_SHOWN = (
-    r"RUN apk add \x1b[41m\x1b[2A\x1b[H\x1b[2J\x1b]0;pwned\x07",
+    r"RUN apk add \x1b[41m\x1b[2A\x1b[H\x1b[2J\x1b]0;pwned\x07"
+    r"\x0a  base  sha256:000000000000    9.9 kB  forged row\x09",
     r"COPY \x1b]8;;http://evil.test/\x1b\click\x1b]8;;\x1b\\x1b]52;c;cm0gLXJmIH4=\x07"
     r"\x9b2J\x9d0;c1\x9c\u202eevil\u202c\u061c\x00 /usr/local/bin/app",
     "COPY " + "A" * 3000 + r"\x1b]52;c;cm0gLXJmIH4=\x07 /usr/share/app/",
@@ -223,7 +227,9 @@ HISTORY_SHOWN = (
 
 def test_hand_written_screen_text_follows_the_rule() -> None:
     """The hand-written SHOWN strings spell each payload the way the rule says (a check on the oracle)."""
-    assert HISTORY_SHOWN[0] == "RUN apk add " + SHOWN[COLOUR] + SHOWN[CURSOR] + SHOWN[CLEAR] + SHOWN[TITLE]
+    assert HISTORY_SHOWN[0] == (
+        "RUN apk add " + SHOWN[COLOUR] + SHOWN[CURSOR] + SHOWN[CLEAR] + SHOWN[TITLE] + SHOWN[FORGED]
+    )
     assert HISTORY_SHOWN[1] == (
         "COPY " + SHOWN[HYPERLINK] + SHOWN[CLIPBOARD] + SHOWN[C1] + SHOWN[BIDI] + r"\x00 /usr/local/bin/app"
     )
@@ -237,6 +243,7 @@ def test_image_history_in_a_terminal_is_shown_as_text(history_image: tuple[str, 
     # stage-2's own steps, in the order of the image's history, each on its own line under the stage title
     assert " " * 8 + HISTORY_SHOWN[0] in lines, lines
     assert " " * 8 + HISTORY_SHOWN[1] in lines, lines
+    assert not [line for line in lines if "forged row" in line and not line.startswith(" " * 8 + "RUN apk")]
     # the 3,000-column label wraps at the terminal's 200 columns (rich moves the long word under "COPY" to
     # lines of its own and cuts it at the width): no line is wider, and the pieces read back the whole text
     assert all(len(line) <= 200 for line in lines)
@@ -278,7 +285,9 @@ def test_image_history_in_every_other_form(history_image: tuple[str, str]) -> No
     assert code == 0, output[-2000:]
     document = json.loads(screen_text(output))  # JSON writes every control as \uXXXX: inert as it is
     instructions = {s["instruction"] for stage in document["stages"] for s in stage["steps"]}
-    assert {"RUN apk add " + COLOUR + CURSOR + CLEAR + TITLE} <= instructions  # the true text, decoded
+    assert {
+        "RUN apk add " + COLOUR + CURSOR + CLEAR + TITLE + FORGED
+    } <= instructions  # the true text, decoded
 
     for fmt in ("mermaid", "dot"):  # history names steps, not stages: the graph holds none of it
         code, output = run_in_pty(*show, "--graph", fmt)
@@ -339,7 +348,7 @@ def test_the_terminal_check_sees_a_title_and_a_clipboard_write() -> None:
 
 HOSTILE_ARGS = (
     "--build-arg",
-    f"VERSION={TITLE}{CLIPBOARD}",
+    f"VERSION={TITLE}{CLIPBOARD}{FORGED}",
     "--build-arg",
     f'REGISTRY=evil"]<b>#{TITLE}.test',
 )
@@ -348,6 +357,7 @@ HOSTILE_ARGS = (
 BUILD_SHOWN = (
     '[build 6/6] RUN go build -ldflags "-X main.version='
     + r"\x1b]0;pwned\x07\x1b]52;c;cm0gLXJmIH4=\x07"
+    + r"\x0a  base  sha256:000000000000    9.9 kB  forged row\x09"
     + '"       -o /out/app ./cmd/app'
 )
 REGISTRY_SHOWN = 'evil"]<b>#' + r"\x1b]0;pwned\x07" + ".test"
@@ -372,6 +382,14 @@ def test_dockerfile_and_build_args_in_a_terminal_are_shown_as_text(
         assert " " * 8 + shown in lines, (shown, lines)
     # the stage's title names its base from the FROM line, REGISTRY expanded (matched by position)
     assert any(f"FROM {REGISTRY_SHOWN}/library/alpine:3.20 (matched)" in line for line in lines), lines
+    assert len([line for line in lines if "forged row" in line]) == 1  # the label's line, nothing of its own
+
+    # --top: each place is rich markup, escaped (an unescaped "[/bold]" would be a MarkupError); 4c50a29a09df
+    # (184 bytes) is stage-2's COPY --from=test, the step whose label carries the markup
+    code, output = run_in_pty(*show, "--top", "12", env={"COLUMNS": "400"})
+    assert code == 0, output[-2000:]
+    row = "sha256:4c50a29a09df  stage-2 #4  " + DOCKERFILE_SHOWN[2]
+    assert any(line.endswith(row) for line in lines_of(screen_text(output))), row
 
     code, output = run_in_pty(*show, "--top", "4", "-o", "tsv")
     assert code == 0, output[-2000:]
