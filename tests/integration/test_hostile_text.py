@@ -22,6 +22,7 @@ import json
 import re
 import subprocess
 import sys
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -443,3 +444,25 @@ def test_diff_dockerfile_view_is_shown_as_text(
     assert code == 0, output[-2000:]
     lines = lines_of(screen_text(output))
     assert any(line.startswith("stage-2: #2 " + DOCKERFILE_SHOWN[0] + " differs (") for line in lines), lines
+
+
+@pytest.mark.parametrize(
+    ("dockerfile", "extra", "shown"),
+    [
+        # an unknown command word is named in the error (instructions/parse.go ParseInstruction)
+        (f"FROM alpine\n{TITLE}RUN x\n", (), r"unknown instruction: \x1b]0;pwned\x07run"),
+        # a stage name with symbols is refused (parse.go validStageName), quoted as Python's repr does
+        (f"FROM alpine AS b{TITLE}\n", (), r"invalid name for build stage: 'b\x1b]0;pwned\x07'"),
+        ("FROM alpine AS b\n", ("--target", f"x{TITLE}"), r"--target 'x\x1b]0;pwned\x07': no such stage"),
+    ],
+)
+def test_a_hostile_dockerfile_that_does_not_parse_is_a_one_line_inert_error(
+    tmp_path: Path, dockerfile: str, extra: tuple[str, ...], shown: str
+) -> None:
+    path = tmp_path / "Dockerfile"
+    path.write_text(dockerfile)
+    # parsed before any request (exit 2): the registry address is never contacted
+    code, output = run_in_pty("show", "127.0.0.1:9/app:cache", "--dockerfile", str(path), *extra)
+    assert code == 2, output
+    (line,) = [line for line in lines_of(screen_text(output)) if line]
+    assert line.startswith("cacheinspect: error: ") and shown in line.lower(), line
