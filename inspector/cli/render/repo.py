@@ -62,9 +62,9 @@ def render_usage(usage: RepositoryUsage, now: datetime | None = None) -> Rendera
         f"manifests themselves {human_size(usage.manifest_size)}",
     )
     if usage.non_cache_tags:
-        header.add_row("not caches", escape(_names(usage.non_cache_tags)))
+        header.add_row("not caches", escape(sanitize(_names(usage.non_cache_tags))))
     for skipped in usage.skipped_tags[:_MAX_LISTED]:
-        header.add_row("unreadable", escape(f"{skipped.tag}: {skipped.reason}"))
+        header.add_row("unreadable", escape(sanitize(f"{skipped.tag}: {skipped.reason}")))
     parts: list[RenderableType] = [header, Text("")]
     if not usage.entries:
         parts.append(Text("no cache tags", style="yellow"))
