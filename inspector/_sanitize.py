@@ -1,12 +1,14 @@
 """Text from outside (registry answers, images, Dockerfiles, credential helpers) made safe to show.
 
 ``sanitize`` is the one function every renderer uses: terminal text (the rich console renders every
-segment through it), error and log lines, JUnit XML and, under ``markdown_text``, the Markdown written to
-``$GITHUB_STEP_SUMMARY``. It turns every character that could act instead of being read into a visible
+segment through it; show's and diff's renderers also pass outside text through it before it becomes a rich
+``Text``, which would drop BEL, BS, VT, FF and CR unseen), error and log lines, JUnit XML and, under
+``markdown_text``, the Markdown written to ``$GITHUB_STEP_SUMMARY``. It turns every character that could act instead of being read into a visible
 escape (``\\x1b``, ``\\u202e``): C0 controls (ESC starts CSI/OSC sequences: title, screen clear, OSC 52
-clipboard writes), DEL, C1 controls (U+0080–U+009F: 8-bit CSI and OSC), bidirectional overrides
-(U+200E/F, U+202A–E, U+2066–9: text shown reordered), lone surrogates and U+FFFE/U+FFFF (not XML 1.0
-characters). What is left is printable and valid in XML 1.0.
+clipboard writes), DEL, C1 controls (U+0080–U+009F: 8-bit CSI and OSC), bidirectional controls
+(Unicode's Bidi_Control property, PropList.txt: U+061C, U+200E/F, U+202A–E, U+2066–9: text shown
+reordered), lone surrogates and U+FFFE/U+FFFF (not XML 1.0 characters). What is left is printable and
+valid in XML 1.0.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ import re
 
 __all__ = ["markdown_text", "sanitize"]
 
-_BIDI = frozenset("\u200e\u200f\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
+_BIDI = frozenset("\u061c\u200e\u200f\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
 # Markdown and HTML syntax (emphasis, code, links, images, tables, raw HTML, entities, math) and what starts
 # an autolink (":" of a scheme, "@" of an address): written as character references, they render as text.
 # A block marker counts only at the start ("-", "#", "1."): the text is always placed inside a line.

@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import os
 import pty
+import re
 import select
 import subprocess
 import sys
@@ -137,6 +138,30 @@ def test_du_rows_with_hostile_tags_are_inert_in_the_rich_table(registry: LocalRe
     assert code == 0, output  # the hostile tag is a skipped row, the rest is measured
     assert_inert(output)
     assert b"oci-index" in output, output
+
+
+def test_du_unreadable_row_of_a_hostile_tag_stays_one_line(registry: LocalRegistry) -> None:
+    """A listed tag that is no tag (distribution's grammar has no newline) is du's unreadable row: shown on
+    one line, its newline, BEL and CR as escapes, so it cannot start a row of its own."""
+    repo = "hostile/du-newline"
+    seed_sample(registry.host, repo, next(s for s in load_samples() if s["name"] == "multistage-max"))
+    tag = "x\nrepository  forged\x07\r"
+
+    def script(request: Request) -> Reply | None:
+        if request.path.endswith("/tags/list"):
+            return json_reply(200, json.dumps({"name": repo, "tags": ["oci-index", tag]}))
+        return None
+
+    with EvilServer(script, upstream=registry.url) as evil:
+        code, output = run_in_pty("du", f"{evil.host}/{repo}")
+    assert code == 0, output
+    assert_inert(output)
+    lines = re.sub(r"\x1b\[[0-9;]*m", "", output.decode()).replace("\r\n", "\n").split("\n")  # no styles
+    # by hand: the tag, sanitized (\n \x0a, BEL \x07, CR \x0d), then the reason reference.py gives, which
+    # quotes the tag with Python's repr
+    row = r"unreadable  x\x0arepository  forged\x07\x0d: invalid tag 'x\nrepository  forged\x07\r'"
+    assert any(line.startswith(row) for line in lines), lines
+    assert not [line for line in lines if line.lstrip().startswith("repository  forged")]
 
 
 def test_probe_junit_and_step_summary_carry_hostile_messages_as_text(

@@ -15,6 +15,7 @@ import subprocess
 import sys
 import time
 import uuid
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -90,34 +91,77 @@ def tmux_or_fail() -> str:
     return tmux
 
 
-def in_terminal(command: list[str], width: int) -> list[str]:
-    """Run ``command`` in a detached tmux session ``width`` columns wide; the screen, line by line."""
+@dataclass(frozen=True)
+class Terminal:
+    """What a tmux pane holds after a command ran in it."""
+
+    screen: list[str]  # the lines the command left, down to (not including) the end marker
+    title_before: str  # the pane's title before the command started, and after it ended
+    title_after: str
+    buffers: str  # tmux's paste buffers: with set-clipboard on, an OSC 52 clipboard write makes one
+
+
+def run_in_terminal(command: list[str], width: int, *, shell_prefix: str = "sleep 0.5; ") -> Terminal:
+    """Run ``command`` in a detached tmux session ``width`` columns wide, with ``set-clipboard on`` (tmux
+    keeps what an application writes with OSC 52 as a paste buffer); the pane's title is read before the
+    command starts (``shell_prefix`` gives that time) and after it ends."""
     tmux = tmux_or_fail()
     server = f"cacheinspect-test-{uuid.uuid4().hex[:8]}"
     marker = "__cacheinspect_done__"
     env = {k: v for k, v in os.environ.items() if not k.startswith(("CACHEINSPECT_", "DOCKER_"))}
     env["DOCKER_CONFIG"] = "/nonexistent-docker-config"
-    shell = " ".join(subprocess.list2cmdline([part]) for part in command) + f"; echo {marker}; sleep 60"
+    shell = (
+        shell_prefix
+        + " ".join(subprocess.list2cmdline([part]) for part in command)
+        + f"; echo {marker}; sleep 60"
+    )
     base = [tmux, "-L", server, "-f", "/dev/null"]
+
+    def query(*args: str) -> str:
+        return subprocess.run([*base, *args], capture_output=True, text=True, check=True).stdout
+
     subprocess.run(
-        [*base, "new-session", "-d", "-x", str(width), "-y", "60", "-c", str(REPO_ROOT), shell],
+        [
+            *base,
+            "new-session",
+            "-d",
+            "-x",
+            str(width),
+            "-y",
+            "60",
+            "-c",
+            str(REPO_ROOT),
+            shell,
+            ";",
+            "set-option",
+            "-g",
+            "set-clipboard",
+            "on",
+        ],
         check=True,
         env=env,
     )
     try:
+        title_before = query("display-message", "-p", "#{pane_title}").rstrip("\n")
         deadline = time.monotonic() + 60
         while True:
-            screen = subprocess.run(
-                [*base, "capture-pane", "-p", "-S", "-200"], capture_output=True, text=True, check=True
-            ).stdout
+            screen = query("capture-pane", "-p", "-S", "-200")
             if marker in screen.replace(f"echo {marker}", ""):
                 break
             assert time.monotonic() < deadline, screen
             time.sleep(0.2)
+        title_after = query("display-message", "-p", "#{pane_title}").rstrip("\n")
+        buffers = query("list-buffers")
     finally:
         subprocess.run([*base, "kill-server"], capture_output=True)
     lines = screen.split("\n")
-    return lines[: next(i for i, line in enumerate(lines) if line.startswith(marker))]
+    lines = lines[: next(i for i, line in enumerate(lines) if line.startswith(marker))]
+    return Terminal(lines, title_before, title_after, buffers)
+
+
+def in_terminal(command: list[str], width: int) -> list[str]:
+    """Run ``command`` in a detached tmux session ``width`` columns wide; the screen, line by line."""
+    return run_in_terminal(command, width, shell_prefix="").screen
 
 
 @pytest.mark.parametrize("width", [80, 200])

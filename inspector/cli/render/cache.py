@@ -1,4 +1,10 @@
-"""Human output: reports to rich renderables. Pure functions; the CLI prints them."""
+"""Human output: reports to rich renderables. Pure functions; the CLI prints them.
+
+Text that came from outside (step labels from an image's history or a Dockerfile, base names, health
+messages) goes through ``sanitize`` before it becomes a rich ``Text``: rich drops BEL, BS, VT, FF and CR
+from a ``Text`` when it is made, so the console's own ``sanitize`` would never see them and the screen
+would show less than ``-o tsv``, the graph or the JSON say.
+"""
 
 from __future__ import annotations
 
@@ -7,6 +13,7 @@ from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
 
+from inspector._sanitize import sanitize
 from inspector.cache.analysis import Stage
 from inspector.cache.fetch import FORM_WRITERS
 from inspector.cache.report import CacheReport, base_label, human_size, stage_label
@@ -73,9 +80,9 @@ def _stage_table(report: CacheReport, stage: Stage) -> RenderableType:
     )
     basis = f" ({stage.basis})" if stage.name else ""
     title = Text.assemble(
-        (stage_label(stage), "bold cyan"),
+        (sanitize(stage_label(stage)), "bold cyan"),
         (basis, "dim"),
-        f"  {base_label(stage, graph)}  ",
+        f"  {sanitize(base_label(stage, graph))}  ",
         (f"{steps} step{'s' if steps != 1 else ''}, {human_size(size)}", "dim"),
     )
     # Fixed-width lines rather than a table: instructions get the full width and wrap on their own lines.
@@ -119,7 +126,7 @@ def _stage_table(report: CacheReport, stage: Stage) -> RenderableType:
         notes = []
         for item in step.inputs:
             if item.kind == "stage" and item.stage is not None:
-                notes.append(f"from {stage_label(graph.stages[item.stage])}")
+                notes.append(f"from {sanitize(stage_label(graph.stages[item.stage]))}")
             elif item.kind == "context":
                 notes.append("from build context")
             elif item.kind == "image":
@@ -136,7 +143,7 @@ def _stage_table(report: CacheReport, stage: Stage) -> RenderableType:
         text = ", ".join(notes)
         label = f"#{step.number}"
         if step.instruction:  # it carries BuildKit's own [stage k/n] numbering
-            lines.append(Text.assemble(f"{'':>6}  ", (step.instruction, "bold")))
+            lines.append(Text.assemble(f"{'':>6}  ", (sanitize(step.instruction), "bold")))
             label = ""
         if not step.layers:
             lines.append(
@@ -177,7 +184,10 @@ def _health(report: CacheReport) -> RenderableType:
         style = "red" if problem.severity == "error" else "yellow"
         lines.append(
             Text.assemble(
-                ("  " + problem.severity.ljust(8), style), (problem.code, "bold"), "  ", problem.message
+                ("  " + problem.severity.ljust(8), style),
+                (problem.code, "bold"),
+                "  ",
+                sanitize(problem.message),
             )
         )
     return Group(*lines)
@@ -202,7 +212,9 @@ def _largest(report: CacheReport, layers: tuple[TopLayer, ...]) -> RenderableTyp
         for n, text in enumerate(where):
             first = n == 0
             table.add_row(
-                human_size(layer.size) if first else "", layer.digest.short if first else "", escape(text)
+                human_size(layer.size) if first else "",
+                layer.digest.short if first else "",
+                escape(sanitize(text)),
             )
     return Group(title, table)
 
@@ -222,6 +234,6 @@ def render_report(report: CacheReport, largest: tuple[TopLayer, ...] | None = No
                 Text(f"{len(graph.unattributed_layers)} layers belong to no reconstructed stage", style="dim")
             )
     if graph is not None:
-        parts.extend(Text(f"note: {note}", style="yellow") for note in graph.notes)
+        parts.extend(Text(f"note: {sanitize(note)}", style="yellow") for note in graph.notes)
     parts.append(_health(report))
     return Group(*parts)

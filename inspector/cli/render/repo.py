@@ -9,6 +9,7 @@ from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
 
+from inspector._sanitize import sanitize
 from inspector.cache.diff import CacheDiff, CacheSide, ChangedInput, StageDiff, StageRef, StepDifference
 from inspector.cache.du import RepositoryUsage
 from inspector.cli.render.cache import human_size
@@ -61,9 +62,9 @@ def render_usage(usage: RepositoryUsage, now: datetime | None = None) -> Rendera
         f"manifests themselves {human_size(usage.manifest_size)}",
     )
     if usage.non_cache_tags:
-        header.add_row("not caches", escape(_names(usage.non_cache_tags)))
+        header.add_row("not caches", escape(sanitize(_names(usage.non_cache_tags))))
     for skipped in usage.skipped_tags[:_MAX_LISTED]:
-        header.add_row("unreadable", escape(f"{skipped.tag}: {skipped.reason}"))
+        header.add_row("unreadable", escape(sanitize(f"{skipped.tag}: {skipped.reason}")))
     parts: list[RenderableType] = [header, Text("")]
     if not usage.entries:
         parts.append(Text("no cache tags", style="yellow"))
@@ -103,14 +104,14 @@ def _side(name: str, side: CacheSide) -> Text:
     mode = f"mode={side.mode}" if side.mode else "mode unknown"
     text = Text.assemble(
         (f"{name}  ", "bold"),
-        side.source,
+        sanitize(side.source),
         (
             f"  {side.digest.short}, {side.form}, {mode}, {side.layers} layers, {human_size(side.size)}",
             "dim",
         ),
     )
     if side.config_error:
-        text.append(f"\n   config unreadable: {side.config_error}", style="yellow")
+        text.append(f"\n   config unreadable: {sanitize(side.config_error)}", style="yellow")
     return text
 
 
@@ -206,8 +207,8 @@ def _only(side: str, refs: tuple[StageRef, ...]) -> list[RenderableType]:
     return [
         Text.assemble(
             (f"only in {side}  ", "bold"),
-            (ref.label, "cyan"),
-            f"  {ref.base}, {_plural(ref.steps, 'step')}",
+            (sanitize(ref.label), "cyan"),
+            f"  {sanitize(ref.base)}, {_plural(ref.steps, 'step')}",
         )
         for ref in refs
     ]
@@ -254,7 +255,11 @@ def render_diff(diff: CacheDiff) -> RenderableType:
         parts.append(Text(""))
         for stage in diff.stages:
             style = "green" if stage.first_difference is None else "yellow"
-            parts.append(Text.assemble((_stage_name(stage), f"bold {style}"), ": ", explain_stage(stage)))
+            parts.append(
+                Text.assemble(
+                    (sanitize(_stage_name(stage)), f"bold {style}"), ": ", sanitize(explain_stage(stage))
+                )
+            )
         parts.extend(_only("A", diff.only_in_a))
         parts.extend(_only("B", diff.only_in_b))
     parts.append(Text(""))
