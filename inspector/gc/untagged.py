@@ -6,6 +6,7 @@ version; this is the policy over them, the same for each vendor.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TypeVar
@@ -14,9 +15,11 @@ from inspector.cache.fetch import find_cache_config
 from inspector.errors import InvalidContent, NotFound
 from inspector.oci.digest import Digest
 from inspector.oci.models import ManifestDocument
+from inspector.oci.reference import Repository
+from inspector.registry.client import RegistryClient
 from inspector.registry.github_packages import PackageVersion
 
-__all__ = ["CacheSelection", "Exclusion", "select_untagged_caches"]
+__all__ = ["CacheSelection", "Exclusion", "select_in_registry", "select_untagged_caches"]
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -82,6 +85,23 @@ def select_untagged_caches(
         else:
             selected.append(version)
     return CacheSelection(tuple(selected), tuple(excluded))
+
+
+def select_in_registry(
+    client: RegistryClient, repository: Repository, versions: Sequence[PackageVersion]
+) -> tuple[CacheSelection, dict[Digest, ManifestDocument]]:
+    """``select_untagged_caches`` over ``versions`` listed by a vendor API (ECR's images, Google's
+    manifest map), their manifests read concurrently from the registry API; also every manifest read."""
+    documents: dict[Digest, ManifestDocument] = {}
+    lock = threading.Lock()
+
+    def fetch(digest: Digest) -> ManifestDocument:
+        document = client.get_manifest(repository.at(digest))
+        with lock:
+            documents[digest] = document
+        return document
+
+    return select_untagged_caches(versions, fetch, map_bounded=client.map_bounded), documents
 
 
 @dataclass(frozen=True, slots=True)

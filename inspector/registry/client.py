@@ -495,10 +495,25 @@ class RegistryClient:
         """The tag list page by page: each page's body is dropped once parsed, so a caller that does not keep
         the names holds one page at a time. More than ``MAX_TAGS`` names in all, or ``_MAX_PAGES`` pages, is
         ``InvalidContent`` (exit 8) before the page that crosses the cap is handed out."""
+        count = 0
+        for raw in self.iter_tag_list_bodies(repo, page_size=page_size):
+            page = _parse_tag_page(raw, repo)
+            del raw
+            count += len(page)
+            if count > MAX_TAGS:
+                raise InvalidContent(
+                    f"list tags of {repo}: the registry lists more than {MAX_TAGS:,} tags; refusing to read "
+                    "more (a registry that pages without end?)"
+                )
+            yield page
+
+    def iter_tag_list_bodies(self, repo: Repository, *, page_size: int | None = None) -> Iterator[bytes]:
+        """Each ``tags/list`` page's body as sent (for vendor fields such as Google's ``manifest`` map),
+        following ``Link: <…>; rel="next"`` on the same host; a loop or more than ``_MAX_PAGES`` pages is
+        ``InvalidContent``, each body is capped at ``TAG_PAGE_LIMIT``."""
         query = {"n": str(page_size)} if page_size else None
         url = self._url(repo.registry, f"/v2/{repo.path}/tags/list", query)
         seen: set[bytes] = set()  # hashes of the page URLs: a loop is found without holding long URLs
-        count = 0
         while url:
             key = hashlib.sha256(url.encode()).digest()
             if key in seen:
@@ -509,16 +524,9 @@ class RegistryClient:
                 raise InvalidContent(f"list tags of {repo}: the registry sent more than {_MAX_PAGES:,} pages")
             seen.add(key)
             response, raw = self._request("GET", url, what=f"list tags of {repo}", limit=TAG_PAGE_LIMIT)
-            page = _parse_tag_page(raw, repo)
-            del raw
-            count += len(page)
-            if count > MAX_TAGS:
-                raise InvalidContent(
-                    f"list tags of {repo}: the registry lists more than {MAX_TAGS:,} tags; refusing to read "
-                    "more (a registry that pages without end?)"
-                )
             next_url = _next_link(response.headers.get_list("Link"))
-            yield page
+            yield raw
+            del raw
             url = urljoin(url, next_url) if next_url else ""
             if url and urlsplit(url).netloc != urlsplit(self._url(repo.registry, "/")).netloc:
                 raise InvalidContent(

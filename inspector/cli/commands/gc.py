@@ -204,7 +204,7 @@ def gc(
         str | None,
         typer.Option(
             "--backend",
-            help="How to delete: auto (GitHub's REST API for ghcr.io, else the registry API), oci, ghcr.",
+            help="How to delete: auto (by host: ghcr, ecr, google; else the registry API), oci, ghcr, ecr, google.",
             metavar="KIND",
         ),
     ] = None,
@@ -260,6 +260,13 @@ def gc(
             help="Print the ECR lifecycle policy JSON for the rules ECR can express (stderr: what it cannot); no requests.",
         ),
     ] = False,
+    emit_gar_cleanup_policy: Annotated[
+        bool,
+        typer.Option(
+            "--emit-gar-cleanup-policy",
+            help="Print the Artifact Registry cleanup policy JSON for the rules it can express (stderr: what it cannot); no requests.",
+        ),
+    ] = False,
     github_token: Annotated[
         str | None,
         typer.Option(
@@ -311,9 +318,11 @@ def gc(
         raise UsageError("--password-stdin and --branches-file - both read stdin; put the branches in a file")
     from inspector.oci.reference import parse_repository
 
-    if emit_ecr_lifecycle:
+    if emit_ecr_lifecycle or emit_gar_cleanup_policy:
         acting = apply or apply_plan is not None or plan_out is not None
-        _emit_lifecycle(repository, policy, flags, acting, unpulled=unpulled_for is not None)
+        _emit_lifecycle(
+            repository, policy, flags, acting, unpulled=unpulled_for is not None, gar=emit_gar_cleanup_policy
+        )
         return
     connection = Connection(plain_http, insecure, ca_file, username, password_stdin, concurrency, timeout)
     ecr = _Ecr(ecr_registry_id, aws_region)
@@ -443,8 +452,9 @@ def _reviewed(
     github: _GitHub,
     ecr: _Ecr,
 ) -> list[_Target]:
-    """Targets of a reviewed plan; untagged caches in it are selected again (GHCR, ECR) or refused."""
+    """Targets of a reviewed plan; untagged caches in it are selected again (GHCR, ECR, Google) or refused."""
     from inspector.gc.backends import ecr as gc_ecr
+    from inspector.gc.backends import google as gc_google
     from inspector.gc.backends.ghcr import GhcrBackend, recheck_untagged
 
     if flags.package is not None and len(plans) > 1:
@@ -466,6 +476,8 @@ def _reviewed(
             if untagged:
                 plan = gc_ecr.recheck_untagged(plan, backend)
             backend.allow_tags(d.tag for d in plan.deletions)
+        elif isinstance(backend, gc_google.GoogleBackend):
+            plan = gc_google.recheck_untagged(plan, backend)
         elif untagged:
             assert isinstance(backend, GhcrBackend)  # _backend refused every other backend
             plan = recheck_untagged(plan, backend)
@@ -484,6 +496,7 @@ def _plan_all(
 ) -> list[_Target]:
     """Read the branches and every repository, then plan them all: a read error stops before any deletion."""
     from inspector.gc.backends import ecr as gc_ecr
+    from inspector.gc.backends import google as gc_google
     from inspector.gc.backends.ghcr import GhcrBackend, plan_untagged
     from inspector.gc.branches import git_ls_remote, read_branches_file
     from inspector.gc.plan import collect_inventory, plan_repository
@@ -524,6 +537,10 @@ def _plan_all(
             inventory = gc_ecr.with_push_times(inventory, backend.images())
             if policy.untagged:
                 inventory = gc_ecr.plan_untagged(backend, inventory)
+        elif isinstance(backend, gc_google.GoogleBackend):  # ages from the manifest map's upload times
+            inventory = gc_google.with_upload_times(inventory, backend.manifests())
+            if policy.untagged:
+                inventory = gc_google.plan_untagged(backend, inventory)
         elif policy.untagged:
             assert isinstance(backend, GhcrBackend)  # check_untagged refused every other backend
             inventory = plan_untagged(backend, inventory)
@@ -548,6 +565,7 @@ def _finish(
     from inspector.gc.backends.base import untagged_hint
     from inspector.gc.backends.ecr import EcrBackend
     from inspector.gc.backends.ghcr import GhcrBackend, pacing_note
+    from inspector.gc.backends.google import GoogleBackend
     from inspector.gc.execute import RegistryTagReader, execute_plan, report_to_json
     from inspector.gc.plan import check_max_deletes, plan_to_json
     from inspector.oci.reference import parse_repository
@@ -556,7 +574,7 @@ def _finish(
     for target in targets:
         ghcr = isinstance(target.backend, GhcrBackend)
         plan = target.plan
-        listed = ghcr or isinstance(target.backend, EcrBackend)
+        listed = ghcr or isinstance(target.backend, EcrBackend | GoogleBackend)
         if not (listed and target.untagged):  # else the untagged images were looked at: the notes say how
             plan = _with_note(plan, untagged_hint(parse_repository(plan.repository).registry, ghcr=ghcr))
         if isinstance(target.backend, GhcrBackend):
@@ -640,25 +658,40 @@ def _with_unpulled(policies: list[RepositoryPolicy], text: str) -> list[Reposito
 
 
 def _emit_lifecycle(
-    repository: str | None, policy: Path | None, flags: Settings, acting: bool, *, unpulled: bool
+    repository: str | None,
+    policy: Path | None,
+    flags: Settings,
+    acting: bool,
+    *,
+    unpulled: bool,
+    gar: bool = False,
 ) -> None:
-    """``--emit-ecr-lifecycle``: the policy JSON on stdout, what ECR cannot express on stderr."""
+    """``--emit-ecr-lifecycle`` / ``--emit-gar-cleanup-policy``: the policy JSON on stdout, what the
+    vendor's policy cannot express on stderr."""
     from inspector.gc.backends.ecr import lifecycle_policy
+    from inspector.gc.backends.google import cleanup_policy, package_name
+    from inspector.oci.reference import parse_repository
 
+    flag, vendor = (
+        ("--emit-gar-cleanup-policy", "Artifact Registry") if gar else ("--emit-ecr-lifecycle", "ECR")
+    )
     if acting:
-        raise UsageError(
-            "--emit-ecr-lifecycle only prints a policy: give no --apply, --apply-plan or --plan-out"
-        )
+        raise UsageError(f"{flag} only prints a policy: give no --apply, --apply-plan or --plan-out")
     policies = _policies(repository, policy, flags)
     if len(policies) != 1:
-        raise UsageError("--emit-ecr-lifecycle prints one repository's policy: give the REPOSITORY too")
+        raise UsageError(f"{flag} prints one repository's policy: give the REPOSITORY too")
     chosen = policies[0]
-    document, missing = lifecycle_policy(chosen.rules, untagged=chosen.untagged)
+    document: Any
+    if gar:
+        package = package_name(parse_repository(chosen.repository))
+        document, missing = cleanup_policy(chosen.rules, untagged=chosen.untagged, package=package)
+    else:
+        document, missing = lifecycle_policy(chosen.rules, untagged=chosen.untagged)
     if unpulled:
-        missing.append("--unpulled-for: not emitted (only sinceImagePushed and imageCountMoreThan rules are)")
+        missing.append("--unpulled-for: not emitted (the policy has no pull times)")
     print(json.dumps(document, indent=2))
     for line in missing:
-        print(f"cacheinspect: not in the ECR policy: {line}", file=sys.stderr)
+        print(f"cacheinspect: not in the {vendor} policy: {line}", file=sys.stderr)
 
 
 def _with_note(plan: RepositoryPlan, note: str) -> RepositoryPlan:

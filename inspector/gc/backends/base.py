@@ -48,7 +48,7 @@ from inspector.gc.plan import (
     PlaceholderInfo,
 )
 from inspector.gc.policy import BackendKind
-from inspector.oci import mediatypes
+from inspector.oci import gojson, mediatypes
 from inspector.oci.digest import Digest, sha256_digest
 from inspector.oci.reference import Repository
 from inspector.registry.client import RegistryClient
@@ -70,10 +70,11 @@ __all__ = [
     "Untagged",
     "build_placeholder",
     "is_google_registry",
+    "timestamp",
     "untagged_hint",
 ]
 
-BACKEND_KINDS: tuple[BackendKind, ...] = ("auto", "oci", "ghcr", "ecr")
+BACKEND_KINDS: tuple[BackendKind, ...] = ("auto", "oci", "ghcr", "ecr", "google")
 
 # The OCI empty descriptor's content (image-spec 1.1 "Guidance for an empty descriptor").
 EMPTY_CONFIG = b"{}"
@@ -186,6 +187,17 @@ def build_placeholder(tag: str, replaces: Digest, *, nonce: str, created: dateti
     return json.dumps(document, separators=(",", ":")).encode()
 
 
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def timestamp(when: datetime) -> gojson.Timestamp:
+    """A vendor API's time as the ``Timestamp`` caches are aged by (whole seconds in its text)."""
+    utc = when.astimezone(UTC)
+    delta = utc - _EPOCH
+    ns = (delta.days * 86_400 + delta.seconds) * 1_000_000_000 + delta.microseconds * 1000
+    return gojson.Timestamp(ns, utc.strftime("%Y-%m-%dT%H:%M:%SZ"))
+
+
 def is_google_registry(host: str) -> bool:
     name = host.split(":", 1)[0].lower()
     return name == "gcr.io" or name.endswith((".gcr.io", "-docker.pkg.dev"))
@@ -203,7 +215,10 @@ def untagged_hint(host: str, *, ghcr: bool | None = None) -> str:
             "`gc --untagged` deletes those that are BuildKit caches (never image-index children or attestations)"
         )
     if is_google_registry(host):
-        return "untagged manifests stay until an Artifact Registry cleanup policy deletes them (tagState UNTAGGED)"
+        return (
+            "Google's tags/list lists untagged manifests: `gc --untagged` deletes those that are BuildKit "
+            "caches (never image-index children or attestations); or a cleanup policy with tagState UNTAGGED"
+        )
     if ".ecr." in name and name.endswith(".amazonaws.com"):
         return "untagged manifests stay until an ECR lifecycle rule with tagStatus 'untagged' expires them"
     return (
