@@ -11,6 +11,12 @@ decimal strings of milliseconds, except ``timeUploadedMs``, which GCR sends as a
 Registry as a number (its ``rawManifestInfo`` comment); both are read. ``timeCreatedMs`` comes from
 the image config (0 for a cache, whose config has no ``created``); ``timeUploadedMs`` is when the
 registry received the manifest: the age gc uses.
+
+Credentials: with none configured for a Google host, ``default_credentials`` asks Google's
+Application Default Credentials through ``google-auth`` (optional: ``pip install 'cacheinspect[gcp]'``,
+imported only then) for an access token, sent as user ``oauth2accesstoken`` as ``gcloud auth
+configure-docker`` does (registries.md §4 [C13]). Without google-auth:
+``gcloud auth print-access-token | cacheinspect … -u oauth2accesstoken --password-stdin``.
 """
 
 from __future__ import annotations
@@ -20,13 +26,29 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from inspector.errors import InvalidContent
+from inspector.errors import AuthError, InvalidContent
 from inspector.oci import gojson
 from inspector.oci.digest import Digest
 from inspector.oci.reference import Repository
 from inspector.registry.client import RegistryClient
+from inspector.registry.credentials import Credentials
 
-__all__ = ["GoogleManifest", "parse_manifest_map", "read_manifest_map"]
+__all__ = [
+    "ADC_SOURCE",
+    "TOKEN_HINT",
+    "GoogleManifest",
+    "default_credentials",
+    "is_google_host",
+    "parse_manifest_map",
+    "read_manifest_map",
+]
+
+ADC_SOURCE = "Google Application Default Credentials (google-auth)"
+TOKEN_HINT = (
+    "gcloud auth print-access-token | cacheinspect … --username oauth2accesstoken --password-stdin, "
+    "or pip install 'cacheinspect[gcp]' to use Application Default Credentials"
+)
+_SCOPES = ("https://www.googleapis.com/auth/cloud-platform",)
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 MAX_MANIFESTS = 1_000_000  # entries one listing may hold, as for tags (``client.MAX_TAGS``)
@@ -116,3 +138,40 @@ def read_manifest_map(client: RegistryClient, repo: Repository) -> Mapping[Diges
                 f"list tags of {repo}: the manifest map lists more than {MAX_MANIFESTS:,} manifests"
             )
     return manifests
+
+
+def is_google_host(host: str) -> bool:
+    """GCR (``gcr.io``, ``*.gcr.io``) or Artifact Registry (``*-docker.pkg.dev``)."""
+    name = host.split(":", 1)[0].lower()
+    return name == "gcr.io" or name.endswith((".gcr.io", "-docker.pkg.dev"))
+
+
+def default_credentials(host: str) -> Credentials | None:
+    """An ADC access token for a Google ``host`` as user ``oauth2accesstoken``; None for another host,
+    without google-auth, or when no ADC is configured (anonymous then; a 401 names ``TOKEN_HINT``).
+
+    A configured ADC that fails to give a token (refused refresh, unreachable token endpoint) is
+    ``AuthError``: better one clear line than an anonymous request refused with a vaguer one.
+    """
+    if not is_google_host(host):
+        return None
+    try:
+        import google.auth
+        import google.auth.exceptions
+        import google.auth.transport.requests
+    except ImportError:
+        return None
+    found: Any  # google-auth's Credentials (untyped)
+    try:
+        found, _project = google.auth.default(scopes=list(_SCOPES))
+    except google.auth.exceptions.DefaultCredentialsError:
+        return None
+    try:
+        found.refresh(google.auth.transport.requests.Request())
+    except google.auth.exceptions.GoogleAuthError as exc:
+        said = str(exc).splitlines()[0][:200] if str(exc) else type(exc).__name__
+        raise AuthError(f"{ADC_SOURCE}: no access token for {host}: {said}", hint=TOKEN_HINT) from None
+    token = getattr(found, "token", None)
+    if not isinstance(token, str) or not token:
+        raise AuthError(f"{ADC_SOURCE}: no access token for {host}", hint=TOKEN_HINT)
+    return Credentials(username="oauth2accesstoken", password=token, source=ADC_SOURCE)

@@ -52,6 +52,7 @@ from inspector.oci import gojson, mediatypes
 from inspector.oci.digest import Digest, sha256_digest
 from inspector.oci.reference import Repository
 from inspector.registry.client import RegistryClient
+from inspector.registry.google import is_google_host
 
 if TYPE_CHECKING:
     pass
@@ -69,7 +70,6 @@ __all__ = [
     "UntagIncomplete",
     "Untagged",
     "build_placeholder",
-    "is_google_registry",
     "timestamp",
     "untagged_hint",
 ]
@@ -198,11 +198,6 @@ def timestamp(when: datetime) -> gojson.Timestamp:
     return gojson.Timestamp(ns, utc.strftime("%Y-%m-%dT%H:%M:%SZ"))
 
 
-def is_google_registry(host: str) -> bool:
-    name = host.split(":", 1)[0].lower()
-    return name == "gcr.io" or name.endswith((".gcr.io", "-docker.pkg.dev"))
-
-
 def untagged_hint(host: str, *, ghcr: bool | None = None) -> str:
     """How to reclaim the manifests cache exports left untagged, which the distribution API cannot list.
 
@@ -214,7 +209,7 @@ def untagged_hint(host: str, *, ghcr: bool | None = None) -> str:
             "GHCR keeps overwritten cache manifests as untagged package versions; "
             "`gc --untagged` deletes those that are BuildKit caches (never image-index children or attestations)"
         )
-    if is_google_registry(host):
+    if is_google_host(host):
         return (
             "Google's tags/list lists untagged manifests: `gc --untagged` deletes those that are BuildKit "
             "caches (never image-index children or attestations); or a cleanup policy with tagState UNTAGGED"

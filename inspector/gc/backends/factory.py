@@ -6,11 +6,12 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Literal
 
 from inspector.errors import UsageError
-from inspector.gc.backends.base import DeleteBackend, is_google_registry, untagged_hint
+from inspector.gc.backends.base import DeleteBackend, untagged_hint
 from inspector.gc.backends.oci import OciBackend
 from inspector.gc.policy import BackendKind
 from inspector.oci.reference import Repository
 from inspector.registry.client import RegistryClient
+from inspector.registry.google import is_google_host
 
 if TYPE_CHECKING:
     from inspector.registry.ecr import EcrClient
@@ -29,7 +30,7 @@ def backend_kind(
 
         if repository.registry.lower() == "ghcr.io":
             return "ghcr"
-        if is_google_registry(repository.registry):
+        if is_google_host(repository.registry):
             return "google"
         return "ecr" if parse_ecr_host(repository.registry) is not None else "oci"
     return requested
