@@ -32,21 +32,23 @@ IMMUTABLE_HINT = (
 )
 
 
+def _unread(summary: str, hint: str | None) -> Check:
+    return Check(
+        id="ecr-repository-settings",
+        group=GROUP,
+        title="ECR repository settings",
+        status="skipped",
+        summary=summary,
+        hint=hint,
+    )
+
+
 def ecr_findings(repository: Repository, ecr: EcrClient) -> tuple[Check, ...]:
     """The repository's tag mutability and scan-on-push as checks (one ``skipped`` check if unreadable)."""
     try:
         settings = ecr.repository(repository.path)
     except CacheInspectError as exc:
-        return (
-            Check(
-                id="ecr-repository-settings",
-                group=GROUP,
-                title="ECR repository settings",
-                status="skipped",
-                summary=f"not read through ECR's API: {exc.message}",
-                hint=exc.hint,
-            ),
-        )
+        return (_unread(f"not read through ECR's API: {exc.message}", exc.hint),)
     immutable = settings.tag_mutability.upper().startswith("IMMUTABLE")
     return (
         Check(
@@ -93,16 +95,7 @@ def with_ecr_findings(
     try:
         ecr = client(*parsed)
     except CacheInspectError as exc:  # boto3 missing: the settings stay unknown
-        findings: tuple[Check, ...] = (
-            Check(
-                id="ecr-repository-settings",
-                group=GROUP,
-                title="ECR repository settings",
-                status="skipped",
-                summary=f"not read: {exc.message}",
-                hint=exc.hint,
-            ),
-        )
+        findings: tuple[Check, ...] = (_unread(f"not read: {exc.message}", exc.hint),)
     else:
         findings = ecr_findings(repository, ecr)
     return replace(report, checks=(*report.checks, *findings))

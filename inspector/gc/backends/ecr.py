@@ -26,9 +26,9 @@ from typing import Any
 
 from inspector.errors import CacheInspectError
 from inspector.gc.backends.base import Capabilities, Untagged, timestamp
-from inspector.gc.plan import CacheInfo, Inventory, RepositoryPlan, add_untagged, drop_unselected
+from inspector.gc.plan import CacheInfo, Inventory, RepositoryPlan
 from inspector.gc.policy import Rules, format_duration, whole_days
-from inspector.gc.untagged import CacheSelection, select_in_registry
+from inspector.gc.untagged import CacheSelection, add_selected, recheck_selection, select_in_registry
 from inspector.oci.digest import Digest
 from inspector.oci.models import ManifestDocument
 from inspector.oci.reference import Repository
@@ -166,31 +166,15 @@ def _select(
 
 def plan_untagged(backend: EcrBackend, inventory: Inventory) -> Inventory:
     """``inventory`` plus the repository's untagged caches; reads every image's manifest once."""
-    selection, documents, images = _select(backend)
-    found = []
-    for version in selection.selected:
-        pushed = images[version.digest].pushed_at
-        when = pushed.strftime("%Y-%m-%d %H:%M") + " UTC" if pushed is not None else "at an unknown time"
-        found.append(
-            (documents[version.digest], f"untagged ECR image pushed {when}; no image index lists it")
-        )
-    kept = sum(1 for e in selection.excluded if not e.version.tagged)
-    notes = (
-        [f"untagged ECR images kept: {kept} (image-index children, attestations or not caches)"]
-        if kept
-        else []
-    )
-    return add_untagged(inventory, found, notes)
+    selection, documents, _ = _select(backend)
+    return add_selected(inventory, selection, documents, what="ECR image", verb="pushed")
 
 
 def recheck_untagged(plan: RepositoryPlan, backend: EcrBackend) -> RepositoryPlan:
     """``plan`` without the untagged caches the selection no longer picks (before ``--apply-plan``)."""
     if not plan.untagged_deletions:
         return plan
-    selection, _, _ = _select(backend)
-    selected = {v.digest for v in selection.selected}
-    reasons = {e.version.digest: e.reason for e in selection.excluded}
-    return drop_unselected(plan, selected, reasons, "no such ECR image")
+    return recheck_selection(plan, _select(backend)[0], "no such ECR image")
 
 
 def lifecycle_policy(rules: Rules, *, untagged: bool) -> tuple[dict[str, Any], list[str]]:

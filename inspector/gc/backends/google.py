@@ -23,9 +23,9 @@ from typing import Any
 from inspector.errors import RegistryError
 from inspector.gc.backends.base import ManifestKept, timestamp
 from inspector.gc.backends.oci import OciBackend
-from inspector.gc.plan import CacheInfo, Inventory, RepositoryPlan, add_untagged, drop_unselected
+from inspector.gc.plan import CacheInfo, Inventory, RepositoryPlan
 from inspector.gc.policy import Rules, format_duration, whole_days
-from inspector.gc.untagged import CacheSelection, select_in_registry
+from inspector.gc.untagged import CacheSelection, add_selected, recheck_selection, select_in_registry
 from inspector.oci.digest import Digest
 from inspector.oci.models import ManifestDocument
 from inspector.oci.reference import Repository
@@ -103,31 +103,14 @@ def _select(backend: GoogleBackend, *, fresh: bool) -> tuple[CacheSelection, dic
 def plan_untagged(backend: GoogleBackend, inventory: Inventory) -> Inventory:
     """``inventory`` plus the repository's untagged caches; reads every listed manifest once."""
     selection, documents = _select(backend, fresh=False)
-    manifests = backend.manifests()
-    found = []
-    for version in selection.selected:
-        uploaded = manifests[version.digest].uploaded
-        when = f"{uploaded:%Y-%m-%d %H:%M} UTC" if uploaded is not None else "at an unknown time"
-        found.append(
-            (documents[version.digest], f"untagged manifest uploaded {when}; no image index lists it")
-        )
-    kept = sum(1 for e in selection.excluded if not e.version.tagged)
-    notes = (
-        [f"untagged manifests kept: {kept} (image-index children, attestations or not caches)"]
-        if kept
-        else []
-    )
-    return add_untagged(inventory, found, notes)
+    return add_selected(inventory, selection, documents, what="manifest", verb="uploaded")
 
 
 def recheck_untagged(plan: RepositoryPlan, backend: GoogleBackend) -> RepositoryPlan:
     """``plan`` without the untagged caches a fresh selection no longer picks (before ``--apply-plan``)."""
     if not plan.untagged_deletions:
         return plan
-    selection, _ = _select(backend, fresh=True)
-    selected = {v.digest for v in selection.selected}
-    reasons = {e.version.digest: e.reason for e in selection.excluded}
-    return drop_unselected(plan, selected, reasons, "not in the registry's manifest map")
+    return recheck_selection(plan, _select(backend, fresh=True)[0], "not in the registry's manifest map")
 
 
 def package_name(repository: Repository) -> str:
