@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from inspector.cli.app import STATE, JsonOut, app
+from inspector.cli.app import JsonOut, Output, app, output_format
 from inspector.cli.options import (
     CaFile,
     Concurrency,
@@ -45,6 +45,7 @@ def copy(
         bool, typer.Option("--force", help="Point DEST at the copy even when it names another manifest now.")
     ] = False,
     json_out: JsonOut = False,
+    output: Output = None,
     plain_http: PlainHttp = False,
     insecure: Insecure = False,
     ca_file: CaFile = None,
@@ -54,7 +55,8 @@ def copy(
     timeout: Timeout = 30.0,
 ) -> None:
     """Copy a cache between repositories or registries (blobs mounted or streamed, manifest last); never deletes."""
-    STATE.json = json_out
+    fmt = output_format(json_out, output, no_tsv="copy prints one plan, not rows: use -o json")
+    json_out = fmt == "json"
     from inspector.cache.copy import TARGET_FORMS, execute_copy, plan_copy, plan_to_json
     from inspector.cache.report import human_size as _size
     from inspector.errors import UsageError
