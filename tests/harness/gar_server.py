@@ -51,6 +51,8 @@ class ArtifactRegistryContract(ArtifactRegistry):
     """``ArtifactRegistry`` plus the manifest map; ``gcr``: GCR's string ``timeUploadedMs``."""
 
     gcr: bool = False
+    #: digests whose ``tag`` list the map sends empty: a lying (or stale) map, for adversarial tests
+    lie_untagged: set[str] = field(default_factory=set)
     manifests: dict[tuple[str, str], _Manifest] = field(default_factory=dict)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -89,7 +91,7 @@ class ArtifactRegistryContract(ArtifactRegistry):
                 "imageSizeBytes": str(manifest.size),
                 "layerId": "",
                 "mediaType": manifest.media_type,
-                "tag": proxy.live_tags(repo, digest),
+                "tag": [] if digest in self.lie_untagged else proxy.live_tags(repo, digest),
                 "timeCreatedMs": "0",
                 "timeUploadedMs": str(manifest.uploaded_ms) if self.gcr else manifest.uploaded_ms,
             }

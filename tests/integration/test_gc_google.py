@@ -323,6 +323,23 @@ def test_the_registrys_dangling_tag_refusal_is_a_kept_manifest(
     )
 
 
+def test_a_map_that_calls_a_tagged_cache_untagged_does_not_get_it_deleted(
+    gar: tuple[VendorProxy, ArtifactRegistryContract],
+    branches: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """The map is not trusted over the tags: main-buildcache resolves to the digest it lists untagged."""
+    scenario = seed(*gar, "acme/lying-cache")
+    d = scenario.digests
+    scenario.contract.lie_untagged.add(d["main"])
+    code, document, err = gc_json(capsys, gc_args(scenario, branches, "--untagged", "--apply"))
+    assert code == 0, err
+    plan = document["repositories"][0]
+    assert d["main"] not in {m["digest"] for m in plan["manifests"]}
+    assert f"{d['main'][:19]}: listed as untagged, but main-buildcache resolves to it: kept" in plan["notes"]
+    assert d["main"] in scenario.listing()
+
+
 def test_untagged_is_refused_without_a_listing_backend(registry: LocalRegistry) -> None:
     """--backend oci cannot list untagged manifests; google can: the CLI says which, exit 2."""
     done = run_cli("gc", f"{registry.host}/acme/x", "-t", "{branch}-c", "--untagged", "--plain-http")
