@@ -340,6 +340,32 @@ def test_a_map_that_calls_a_tagged_cache_untagged_does_not_get_it_deleted(
     assert d["main"] in scenario.listing()
 
 
+def test_apply_plan_selects_untagged_caches_again(
+    gar: tuple[VendorProxy, ArtifactRegistryContract],
+    branches: Path,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """A reviewed plan's untagged caches are selected again from a fresh map: one tagged since is left out."""
+    scenario = seed(*gar, "acme/review-cache")
+    d = scenario.digests
+    plan_file = tmp_path / "plan.json"
+    code, _, err = gc_json(capsys, gc_args(scenario, branches, "--untagged", "--plan-out", str(plan_file)))
+    assert code == 0, err
+    base = f"http://{scenario.proxy.host}/v2/{scenario.name}/manifests"
+    raw = httpx.get(f"{base}/{d['orphan']}", headers={"Accept": OCI_MANIFEST}).content
+    assert (
+        httpx.put(f"{base}/adopted", content=raw, headers={"Content-Type": OCI_MANIFEST}).status_code == 201
+    )
+    code, document, err = gc_json(capsys, gc_args(scenario, branches, "--apply-plan", str(plan_file)))
+    assert code == 0, err
+    plan = document["repositories"][0]
+    assert f"{d['orphan'][:19]}: no longer an untagged cache (tagged (adopted)): not deleted" in plan["notes"]
+    left = scenario.listing()
+    assert left[d["orphan"]] == ["adopted"]
+    assert d["feature-a-old"] not in left  # the other untagged cache went
+
+
 def test_untagged_is_refused_without_a_listing_backend(registry: LocalRegistry) -> None:
     """--backend oci cannot list untagged manifests; google can: the CLI says which, exit 2."""
     done = run_cli("gc", f"{registry.host}/acme/x", "-t", "{branch}-c", "--untagged", "--plain-http")
