@@ -90,9 +90,11 @@ class Connection:
     ) -> RegistryClient:
         """A client for a command whose (first) reference is on ``registry``: the flags' credentials go there
         (or to --registry-auth HOST) and nowhere else; every other registry uses its own source.
-        ``fallback(host)``: credentials for a host no configured source has (gc: ECR's API)."""
+        ``fallback(host)``: credentials for a host no configured source has (gc: ECR's API); then, for a
+        Google host, Application Default Credentials when google-auth is installed."""
         from inspector.registry.client import ClientOptions, RegistryClient
         from inspector.registry.credentials import resolve_credentials, same_registry
+        from inspector.registry.google import default_credentials
 
         if self.password_stdin and not self.username:
             raise UsageError("--password-stdin needs --username")
@@ -114,7 +116,9 @@ class Connection:
                 found = resolve_credentials(host, username=username, password=password, auth_file=auth_file)
             else:
                 found = resolve_credentials(host, auth_file=auth_file)
-            return found if found is not None or fallback is None else fallback(host)
+            if found is None and fallback is not None:
+                found = fallback(host)
+            return found if found is not None else default_credentials(host)  # Google's ADC
 
         options = ClientOptions(
             plain_http=self.plain_http,

@@ -21,8 +21,8 @@ Policy file (TOML)::
 
     [[repository]]
     name = "ghcr.io/acme/app-cache"   # required; any key of [defaults] may be set again here
-    untagged = true                   # also delete untagged caches (GHCR and ECR backends)
-    # backend = "ghcr"                # auto (default: ghcr for ghcr.io, ecr for ECR hosts, else oci), oci, ghcr, ecr
+    untagged = true                   # also delete untagged caches (GHCR, ECR and Google backends)
+    # backend = "ghcr"                # auto (default: ghcr, ecr or google by host, else oci), oci, ghcr, ecr, google
     # github-api-url = "https://ghe.example.com/api/v3"
     # package = "acme/app-cache"      # OWNER/NAME on GitHub; only in a [[repository]] table
 
@@ -62,12 +62,20 @@ __all__ = [
     "parse_template",
     "resolve_policy",
     "spell_duration",
+    "whole_days",
 ]
 
 #: Which deletion backend gc uses: ``auto`` picks GHCR's REST API for ghcr.io, ECR's API for
-#: ``*.dkr.ecr.*.amazonaws.com``, else the OCI API.
-BackendKind = Literal["auto", "oci", "ghcr", "ecr"]
-_BACKENDS: dict[str, BackendKind] = {"auto": "auto", "oci": "oci", "ghcr": "ghcr", "ecr": "ecr"}
+#: ``*.dkr.ecr.*.amazonaws.com``, Google's (GCR, Artifact Registry) for ``gcr.io``, ``*.gcr.io`` and
+#: ``*-docker.pkg.dev``, else the OCI API.
+BackendKind = Literal["auto", "oci", "ghcr", "ecr", "google"]
+_BACKENDS: dict[str, BackendKind] = {
+    "auto": "auto",
+    "oci": "oci",
+    "ghcr": "ghcr",
+    "ecr": "ecr",
+    "google": "google",
+}
 _TAG_CHARS = re.compile(r"^[A-Za-z0-9_.-]*$")
 _GLOB_META = frozenset("*?[]!")
 
@@ -178,10 +186,10 @@ _UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 
 
 def parse_backend(text: str | None, where: str = "--backend") -> BackendKind:
-    """``auto`` (also for None), ``oci``, ``ghcr`` or ``ecr``."""
+    """``auto`` (also for None), ``oci``, ``ghcr``, ``ecr`` or ``google``."""
     kind = _BACKENDS.get(text or "auto")
     if kind is None:
-        raise UsageError(f"{where}: backend {text!r}: expected auto, oci, ghcr or ecr")
+        raise UsageError(f"{where}: backend {text!r}: expected auto, oci, ghcr, ecr or google")
     return kind
 
 
@@ -209,6 +217,11 @@ def spell_duration(value: timedelta) -> str:
         if n:
             parts.append(f"{n} {name}{'s' if n != 1 else ''}")
     return " ".join(parts)
+
+
+def whole_days(value: timedelta) -> int:
+    """``value`` in days, rounded up, at least 1: vendor cleanup rules count whole days."""
+    return max(1, -(-int(value.total_seconds()) // 86_400))
 
 
 def format_duration(value: timedelta) -> str:

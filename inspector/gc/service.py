@@ -31,6 +31,9 @@ from inspector.gc.backends.ecr import plan_untagged as ecr_plan_untagged
 from inspector.gc.backends.ecr import recheck_untagged as ecr_recheck_untagged
 from inspector.gc.backends.factory import backend_kind
 from inspector.gc.backends.ghcr import GhcrBackend, pacing_note, plan_untagged, recheck_untagged
+from inspector.gc.backends.google import GoogleBackend, with_upload_times
+from inspector.gc.backends.google import plan_untagged as google_plan_untagged
+from inspector.gc.backends.google import recheck_untagged as google_recheck_untagged
 from inspector.gc.branches import LiveRefs, git_ls_remote, read_branches_file
 from inspector.gc.execute import RegistryTagReader, RepositoryReport, execute_plan
 from inspector.gc.inventory import collect_inventory
@@ -197,6 +200,10 @@ def plan_targets(
             inventory = with_push_times(inventory, backend.images())
             if policy.untagged:
                 inventory = ecr_plan_untagged(backend, inventory)
+        elif isinstance(backend, GoogleBackend):  # ages from the manifest map's upload times
+            inventory = with_upload_times(inventory, backend.manifests())
+            if policy.untagged:
+                inventory = google_plan_untagged(backend, inventory)
         elif policy.untagged:
             assert isinstance(backend, GhcrBackend)  # check_untagged refused every other backend
             inventory = plan_untagged(backend, inventory)
@@ -215,7 +222,7 @@ def reviewed_targets(
     package: str | None = None,
 ) -> list[Target]:
     """Targets of a reviewed plan (``policies`` from ``bind_plans``); its untagged caches are selected
-    again (GHCR, ECR) or refused. ``package``: ``--package``, which names one repository's package."""
+    again (GHCR, ECR, Google) or refused. ``package``: ``--package``, which names one repository's package."""
     if package is not None and len(plans) > 1:
         raise UsageError("--package names one repository's package; this plan has several repositories")
     targets = []
@@ -226,6 +233,8 @@ def reviewed_targets(
             if untagged:
                 plan = ecr_recheck_untagged(plan, backend)
             backend.allow_tags(d.tag for d in plan.deletions)
+        elif isinstance(backend, GoogleBackend):
+            plan = google_recheck_untagged(plan, backend)
         elif untagged:
             assert isinstance(backend, GhcrBackend)  # the factory refused every other backend
             plan = recheck_untagged(plan, backend)
@@ -251,7 +260,7 @@ def run_targets(
     for target in targets:
         ghcr = isinstance(target.backend, GhcrBackend)
         plan = target.plan
-        listed = ghcr or isinstance(target.backend, EcrBackend)
+        listed = ghcr or isinstance(target.backend, EcrBackend | GoogleBackend)
         if not (listed and target.untagged):  # else the untagged images were looked at: the notes say how
             plan = _with_note(plan, untagged_hint(plan.repository.registry, ghcr=ghcr))
         if isinstance(target.backend, GhcrBackend):

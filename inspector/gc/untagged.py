@@ -6,17 +6,32 @@ version; this is the policy over them, the same for each vendor.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import TypeVar
 
 from inspector.cache.fetch import find_cache_config
 from inspector.errors import InvalidContent, NotFound
+from inspector.gc.inventory import Inventory, add_untagged
+from inspector.gc.plan import RepositoryPlan, drop_unselected
 from inspector.oci.digest import Digest
 from inspector.oci.models import ManifestDocument
+from inspector.oci.reference import Repository
+from inspector.registry.client import RegistryClient
 from inspector.registry.github_packages import PackageVersion
 
-__all__ = ["CacheSelection", "Exclusion", "select_untagged_caches"]
+__all__ = [
+    "CacheSelection",
+    "Exclusion",
+    "add_selected",
+    "recheck_selection",
+    "select_in_registry",
+    "select_untagged_caches",
+]
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -82,6 +97,52 @@ def select_untagged_caches(
         else:
             selected.append(version)
     return CacheSelection(tuple(selected), tuple(excluded))
+
+
+def select_in_registry(
+    client: RegistryClient, repository: Repository, versions: Sequence[PackageVersion]
+) -> tuple[CacheSelection, dict[Digest, ManifestDocument]]:
+    """``select_untagged_caches`` over ``versions`` listed by a vendor API (ECR's images, Google's
+    manifest map), their manifests read concurrently from the registry API; also every manifest read."""
+    documents: dict[Digest, ManifestDocument] = {}
+    lock = threading.Lock()
+
+    def fetch(digest: Digest) -> ManifestDocument:
+        document = client.get_manifest(repository.at(digest))
+        with lock:
+            documents[digest] = document
+        return document
+
+    return select_untagged_caches(versions, fetch, map_bounded=client.map_bounded), documents
+
+
+def add_selected(
+    inventory: Inventory,
+    selection: CacheSelection,
+    documents: dict[Digest, ManifestDocument],
+    *,
+    what: str,
+    verb: str,
+) -> Inventory:
+    """``inventory`` plus the selected untagged caches of a vendor listing (ECR's images, Google's map),
+    each detailed with when the vendor says it was ``verb`` (its ``updated_at``; the epoch: unknown)."""
+    found = []
+    for version in selection.selected:
+        when = version.updated_at
+        said = f"{when:%Y-%m-%d %H:%M} UTC" if when > _EPOCH else "at an unknown time"
+        found.append((documents[version.digest], f"untagged {what} {verb} {said}; no image index lists it"))
+    kept = sum(1 for e in selection.excluded if not e.version.tagged)
+    notes = (
+        [f"untagged {what}s kept: {kept} (image-index children, attestations or not caches)"] if kept else []
+    )
+    return add_untagged(inventory, found, notes)
+
+
+def recheck_selection(plan: RepositoryPlan, selection: CacheSelection, missing: str) -> RepositoryPlan:
+    """``plan`` without the untagged caches a fresh ``selection`` no longer picks (``drop_unselected``)."""
+    selected = {v.digest for v in selection.selected}
+    reasons = {e.version.digest: e.reason for e in selection.excluded}
+    return drop_unselected(plan, selected, reasons, missing)
 
 
 @dataclass(frozen=True, slots=True)

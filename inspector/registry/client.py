@@ -535,20 +535,43 @@ class RegistryClient:
     ) -> tuple[list[str], str | None]:
         """One page of ``tags/list`` (the first, with ``n=page_size`` when given, or the page at ``url``) and
         the absolute URL its ``Link: <…>; rel="next"`` names, if any."""
+        raw, following = self.tag_page_body(repo, page_size=page_size, url=url)
+        return parse_tag_page(raw, repo), following
+
+    def tag_page_body(
+        self, repo: Repository, *, page_size: int | None = None, url: str | None = None
+    ) -> tuple[bytes, str | None]:
+        """``tag_page``'s body as sent (capped at ``TAG_PAGE_LIMIT``; vendor fields such as Google's
+        ``manifest`` map live there) and the absolute URL of the next page, if any."""
         query = {"n": str(page_size)} if page_size else None
         url = url or self.url(repo.registry, f"/v2/{repo.path}/tags/list", query)
         response, raw = self.send("GET", url, what=f"list tags of {repo}", limit=TAG_PAGE_LIMIT)
         following = next_link(response.headers.get_list("Link"))
-        return parse_tag_page(raw, repo), urljoin(url, following) if following else None
+        return raw, urljoin(url, following) if following else None
 
     def iter_tag_pages(self, repo: Repository, *, page_size: int | None = None) -> Iterator[list[str]]:
         """The tag list page by page: each page's body is dropped once parsed, so a caller that does not keep
         the names holds one page at a time. More than ``MAX_TAGS`` names in all, or ``_MAX_PAGES`` pages, is
         ``InvalidContent`` (exit 8) before the page that crosses the cap is handed out."""
+        count = 0
+        for raw in self.iter_tag_list_bodies(repo, page_size=page_size):
+            page = parse_tag_page(raw, repo)
+            del raw
+            count += len(page)
+            if count > MAX_TAGS:
+                raise InvalidContent(
+                    f"list tags of {repo}: the registry lists more than {MAX_TAGS:,} tags; refusing to read "
+                    "more (a registry that pages without end?)"
+                )
+            yield page
+
+    def iter_tag_list_bodies(self, repo: Repository, *, page_size: int | None = None) -> Iterator[bytes]:
+        """Each ``tags/list`` page's body as sent (for vendor fields such as Google's ``manifest`` map),
+        following ``Link: <…>; rel="next"`` on the same host; a loop or more than ``_MAX_PAGES`` pages is
+        ``InvalidContent``, each body is capped at ``TAG_PAGE_LIMIT``."""
         query = {"n": str(page_size)} if page_size else None
         url = self.url(repo.registry, f"/v2/{repo.path}/tags/list", query)
         seen: set[bytes] = set()  # hashes of the page URLs: a loop is found without holding long URLs
-        count = 0
         while url:
             key = hashlib.sha256(url.encode()).digest()
             if key in seen:
@@ -558,14 +581,9 @@ class RegistryClient:
             if len(seen) >= _MAX_PAGES:
                 raise InvalidContent(f"list tags of {repo}: the registry sent more than {_MAX_PAGES:,} pages")
             seen.add(key)
-            page, next_url = self.tag_page(repo, url=url)
-            count += len(page)
-            if count > MAX_TAGS:
-                raise InvalidContent(
-                    f"list tags of {repo}: the registry lists more than {MAX_TAGS:,} tags; refusing to read "
-                    "more (a registry that pages without end?)"
-                )
-            yield page
+            raw, next_url = self.tag_page_body(repo, url=url)
+            yield raw
+            del raw
             url = next_url or ""
             if url and urlsplit(url).netloc != urlsplit(self.url(repo.registry, "/")).netloc:
                 raise InvalidContent(

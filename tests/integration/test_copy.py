@@ -148,6 +148,16 @@ def test_cli_dry_run_writes_nothing(
         )
     human = run_cli("copy", f"{registry.host}/samples/three-stages:latest", dst, "--dry-run")
     assert human.returncode == 0 and "would copy:" in human.stdout
+    # -o like the other commands: json is --json's document, table the human view, tsv refused (exit 2).
+    src = f"{registry.host}/samples/three-stages:latest"
+    as_json = run_cli("copy", src, dst, "--dry-run", "-o", "json")
+    assert as_json.returncode == 0 and json.loads(as_json.stdout)["blobs"] == doc["blobs"]
+    as_table = run_cli("copy", src, dst, "--dry-run", "-o", "table")
+    assert as_table.returncode == 0 and as_table.stdout == human.stdout
+    tsv = run_cli("copy", src, dst, "--dry-run", "-o", "tsv")
+    assert tsv.returncode == 2 and tsv.stderr.splitlines()[0].endswith(
+        "copy prints one plan, not rows: use -o json"
+    )
 
 
 def test_cli_refuses_to_move_a_taken_tag_unless_forced(registry: LocalRegistry, seeded: Any) -> None:

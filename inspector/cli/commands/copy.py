@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from inspector.cli.app import STATE, JsonOut, app
+from inspector.cli.app import JsonOut, Output, app, output_format
 from inspector.cli.options import (
     Connection,
     connection_options,
@@ -40,11 +40,13 @@ def copy(
         bool, typer.Option("--force", help="Point DEST at the copy even when it names another manifest now.")
     ] = False,
     json_out: JsonOut = False,
+    output: Output = None,
     *,
     connection: Connection,
 ) -> None:
     """Copy a cache between repositories or registries (blobs mounted or streamed, manifest last); never deletes."""
-    STATE.json = json_out
+    fmt = output_format(json_out, output, no_tsv="copy prints one plan, not rows: use -o json")
+    json_out = fmt == "json"
     from inspector.cache.copy import TARGET_FORMS, copy_plan_to_json, execute_copy, plan_copy
     from inspector.cache.report import human_size as _size
     from inspector.errors import UsageError

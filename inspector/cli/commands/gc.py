@@ -201,7 +201,7 @@ def gc(
         str | None,
         typer.Option(
             "--backend",
-            help="How to delete: auto (GitHub's REST API for ghcr.io, else the registry API), oci, ghcr.",
+            help="How to delete: auto (by host: ghcr, ecr, google; else the registry API), oci, ghcr, ecr, google.",
             metavar="KIND",
         ),
     ] = None,
@@ -257,6 +257,13 @@ def gc(
             help="Print the ECR lifecycle policy JSON for the rules ECR can express (stderr: what it cannot); no requests.",
         ),
     ] = False,
+    emit_gar_cleanup_policy: Annotated[
+        bool,
+        typer.Option(
+            "--emit-gar-cleanup-policy",
+            help="Print the Artifact Registry cleanup policy JSON for the rules it can express (stderr: what it cannot); no requests.",
+        ),
+    ] = False,
     github_token: Annotated[
         str | None,
         typer.Option(
@@ -302,9 +309,11 @@ def gc(
     if connection.password_stdin and (branches_file == "-"):
         raise UsageError("--password-stdin and --branches-file - both read stdin; put the branches in a file")
 
-    if emit_ecr_lifecycle:
+    if emit_ecr_lifecycle or emit_gar_cleanup_policy:
         acting = apply or apply_plan is not None or plan_out is not None
-        _emit_lifecycle(repository, policy, flags, acting, unpulled=unpulled_for is not None)
+        _emit_lifecycle(
+            repository, policy, flags, acting, unpulled=unpulled_for is not None, gar=emit_gar_cleanup_policy
+        )
         return
     from inspector.gc import service
 
@@ -451,29 +460,41 @@ def _render(run: GcRun, fmt: str) -> None:
 
 
 def _emit_lifecycle(
-    repository: str | None, policy: Path | None, flags: Settings, acting: bool, *, unpulled: bool
+    repository: str | None,
+    policy: Path | None,
+    flags: Settings,
+    acting: bool,
+    *,
+    unpulled: bool,
+    gar: bool = False,
 ) -> None:
-    """``--emit-ecr-lifecycle``: the policy JSON on stdout, what ECR cannot express on stderr."""
+    """``--emit-ecr-lifecycle`` / ``--emit-gar-cleanup-policy``: the policy JSON on stdout, what the
+    vendor's policy cannot express on stderr."""
     from inspector.gc.backends.ecr import lifecycle_policy
+    from inspector.gc.backends.google import cleanup_policy, package_name
 
+    flag, vendor = (
+        ("--emit-gar-cleanup-policy", "Artifact Registry") if gar else ("--emit-ecr-lifecycle", "ECR")
+    )
     if acting:
-        raise UsageError(
-            "--emit-ecr-lifecycle only prints a policy: give no --apply, --apply-plan or --plan-out"
-        )
+        raise UsageError(f"{flag} only prints a policy: give no --apply, --apply-plan or --plan-out")
     from inspector.gc.service import resolve_policies
 
     policies = resolve_policies(repository, policy, flags)
     if len(policies) != 1:
-        raise UsageError("--emit-ecr-lifecycle prints one repository's policy: give the REPOSITORY too")
+        raise UsageError(f"{flag} prints one repository's policy: give the REPOSITORY too")
     chosen = policies[0]
-    document, missing = lifecycle_policy(chosen.rules, untagged=chosen.untagged)
+    document: Any
+    if gar:
+        package = package_name(chosen.repository)
+        document, missing = cleanup_policy(chosen.rules, untagged=chosen.untagged, package=package)
+    else:
+        document, missing = lifecycle_policy(chosen.rules, untagged=chosen.untagged)
     if unpulled:
-        missing.append("--unpulled-for: not emitted (only sinceImagePushed and imageCountMoreThan rules are)")
+        missing.append("--unpulled-for: not emitted (the policy has no pull times)")
     print(json.dumps(document, indent=2))
     for line in missing:
-        print(f"cacheinspect: not in the ECR policy: {line}", file=sys.stderr)
-
-
+        print(f"cacheinspect: not in the {vendor} policy: {line}", file=sys.stderr)
 
 
 def _write(path: Path, text: str) -> None:

@@ -161,6 +161,9 @@ def probe(
         )
         with connection.client(repo.registry) as client:
             report = run_probe(client, options)
+        from inspector.probe.ecr_settings import with_ecr_findings
+
+        report = with_ecr_findings(report, repo)  # ECR hosts: tag mutability, scan on push
     if junit is not None:
         try:
             junit.write_text(junit_xml(report))

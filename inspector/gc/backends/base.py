@@ -41,10 +41,11 @@ from inspector.errors import (
 )
 from inspector.gc.placeholder import EMPTY_CONFIG, PlaceholderInfo, build_placeholder
 from inspector.gc.policy import BackendKind
-from inspector.oci import mediatypes
+from inspector.oci import gojson, mediatypes
 from inspector.oci.digest import Digest, sha256_digest
 from inspector.oci.reference import Repository
 from inspector.registry.client import RegistryClient
+from inspector.registry.google import is_google_host
 
 __all__ = [
     "BACKEND_KINDS",
@@ -57,11 +58,11 @@ __all__ = [
     "PushedBlob",
     "UntagIncomplete",
     "Untagged",
-    "is_google_registry",
+    "timestamp",
     "untagged_hint",
 ]
 
-BACKEND_KINDS: tuple[BackendKind, ...] = ("auto", "oci", "ghcr", "ecr")
+BACKEND_KINDS: tuple[BackendKind, ...] = ("auto", "oci", "ghcr", "ecr", "google")
 
 
 @dataclass(frozen=True, slots=True)
@@ -147,9 +148,15 @@ class DeleteBackend(Protocol):
         ...
 
 
-def is_google_registry(host: str) -> bool:
-    name = host.split(":", 1)[0].lower()
-    return name == "gcr.io" or name.endswith((".gcr.io", "-docker.pkg.dev"))
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def timestamp(when: datetime) -> gojson.Timestamp:
+    """A vendor API's time as the ``Timestamp`` caches are aged by (whole seconds in its text)."""
+    utc = when.astimezone(UTC)
+    delta = utc - _EPOCH
+    ns = (delta.days * 86_400 + delta.seconds) * 1_000_000_000 + delta.microseconds * 1000
+    return gojson.Timestamp(ns, utc.strftime("%Y-%m-%dT%H:%M:%SZ"))
 
 
 def untagged_hint(host: str, *, ghcr: bool | None = None) -> str:
@@ -163,8 +170,11 @@ def untagged_hint(host: str, *, ghcr: bool | None = None) -> str:
             "GHCR keeps overwritten cache manifests as untagged package versions; "
             "`gc --untagged` deletes those that are BuildKit caches (never image-index children or attestations)"
         )
-    if is_google_registry(host):
-        return "untagged manifests stay until an Artifact Registry cleanup policy deletes them (tagState UNTAGGED)"
+    if is_google_host(host):
+        return (
+            "Google's tags/list lists untagged manifests: `gc --untagged` deletes those that are BuildKit "
+            "caches (never image-index children or attestations); or a cleanup policy with tagState UNTAGGED"
+        )
     if ".ecr." in name and name.endswith(".amazonaws.com"):
         return "untagged manifests stay until an ECR lifecycle rule with tagStatus 'untagged' expires them"
     return (

@@ -25,12 +25,11 @@ from types import MappingProxyType
 from typing import Any
 
 from inspector.errors import CacheInspectError
-from inspector.gc.backends.base import Capabilities, Untagged
-from inspector.gc.inventory import CacheInfo, Inventory, add_untagged
-from inspector.gc.plan import RepositoryPlan, drop_unselected
-from inspector.gc.policy import Rules, format_duration
-from inspector.gc.untagged import CacheSelection, select_untagged_caches
-from inspector.oci import gojson
+from inspector.gc.backends.base import Capabilities, Untagged, timestamp
+from inspector.gc.inventory import CacheInfo, Inventory
+from inspector.gc.plan import RepositoryPlan
+from inspector.gc.policy import Rules, format_duration, whole_days
+from inspector.gc.untagged import CacheSelection, add_selected, recheck_selection, select_in_registry
 from inspector.oci.digest import Digest
 from inspector.oci.models import ManifestDocument
 from inspector.oci.reference import Repository
@@ -41,13 +40,6 @@ from inspector.registry.github_packages import PackageVersion
 __all__ = ["EcrBackend", "lifecycle_policy", "plan_untagged", "recheck_untagged", "with_push_times"]
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-
-
-def _stamp(when: datetime) -> gojson.Timestamp:
-    utc = when.astimezone(UTC)
-    delta = utc - _EPOCH
-    ns = (delta.days * 86_400 + delta.seconds) * 1_000_000_000 + delta.microseconds * 1000
-    return gojson.Timestamp(ns, utc.strftime("%Y-%m-%dT%H:%M:%SZ"))
 
 
 class EcrBackend:
@@ -150,9 +142,9 @@ def with_push_times(inventory: Inventory, images: Iterable[EcrImage]) -> Invento
         if image is None or image.pushed_at is None:
             caches[digest] = cache
             continue
-        pulled = _stamp(image.last_pulled) if image.last_pulled is not None else None
+        pulled = timestamp(image.last_pulled) if image.last_pulled is not None else None
         caches[digest] = replace(
-            cache, created_at=_stamp(image.pushed_at), age_source="pushed", last_pulled=pulled
+            cache, created_at=timestamp(image.pushed_at), age_source="pushed", last_pulled=pulled
         )
     note = "ages are ECR push times (DescribeImages imagePushedAt), not the caches' buildkit/createdat"
     return replace(inventory, caches=MappingProxyType(caches), notes=(*inventory.notes, note))
@@ -169,46 +161,21 @@ def _select(
     """GHCR's untagged-cache selection over every ECR image (one manifest GET each)."""
     images = backend.images()
     versions = [_version(n, image) for n, image in enumerate(images)]
-    documents: dict[Digest, ManifestDocument] = {}
-    lock = threading.Lock()
-
-    def fetch(digest: Digest) -> ManifestDocument:
-        document = backend.client.get_manifest(backend.repository.at(digest))
-        with lock:
-            documents[digest] = document
-        return document
-
-    selection = select_untagged_caches(versions, fetch, map_bounded=backend.client.map_bounded)
+    selection, documents = select_in_registry(backend.client, backend.repository, versions)
     return selection, documents, {i.digest: i for i in images}
 
 
 def plan_untagged(backend: EcrBackend, inventory: Inventory) -> Inventory:
     """``inventory`` plus the repository's untagged caches; reads every image's manifest once."""
-    selection, documents, images = _select(backend)
-    found = []
-    for version in selection.selected:
-        pushed = images[version.digest].pushed_at
-        when = pushed.strftime("%Y-%m-%d %H:%M") + " UTC" if pushed is not None else "at an unknown time"
-        found.append(
-            (documents[version.digest], f"untagged ECR image pushed {when}; no image index lists it")
-        )
-    kept = sum(1 for e in selection.excluded if not e.version.tagged)
-    notes = (
-        [f"untagged ECR images kept: {kept} (image-index children, attestations or not caches)"]
-        if kept
-        else []
-    )
-    return add_untagged(inventory, found, notes)
+    selection, documents, _ = _select(backend)
+    return add_selected(inventory, selection, documents, what="ECR image", verb="pushed")
 
 
 def recheck_untagged(plan: RepositoryPlan, backend: EcrBackend) -> RepositoryPlan:
     """``plan`` without the untagged caches the selection no longer picks (before ``--apply-plan``)."""
     if not plan.untagged_deletions:
         return plan
-    selection, _, _ = _select(backend)
-    selected = {v.digest for v in selection.selected}
-    reasons = {e.version.digest: e.reason for e in selection.excluded}
-    return drop_unselected(plan, selected, reasons, "no such ECR image")
+    return recheck_selection(plan, _select(backend)[0], "no such ECR image")
 
 
 def lifecycle_policy(rules: Rules, *, untagged: bool) -> tuple[dict[str, Any], list[str]]:
@@ -234,7 +201,7 @@ def lifecycle_policy(rules: Rules, *, untagged: bool) -> tuple[dict[str, Any], l
             }
         )
 
-    days = _days(rules.max_age) if rules.max_age is not None else None
+    days = whole_days(rules.max_age) if rules.max_age is not None else None
     if rules.max_age is not None and days is not None and timedelta(days=days) != rules.max_age:
         missing.append(
             f"max-age {format_duration(rules.max_age)}: ECR counts whole days, rounded up to {days}d"
@@ -295,7 +262,3 @@ def lifecycle_policy(rules: Rules, *, untagged: bool) -> tuple[dict[str, Any], l
             )
     missing.append("branch gone (--branches-from-git, --branches-file): ECR knows no branches")
     return {"rules": emitted}, missing
-
-
-def _days(value: timedelta) -> int:
-    return max(1, -(-int(value.total_seconds()) // 86_400))

@@ -11,6 +11,7 @@ from inspector.gc.backends.oci import OciBackend
 from inspector.gc.policy import BackendKind
 from inspector.oci.reference import Repository
 from inspector.registry.client import RegistryClient
+from inspector.registry.google import is_google_host
 
 if TYPE_CHECKING:
     from inspector.registry.ecr import EcrClient
@@ -19,25 +20,29 @@ if TYPE_CHECKING:
 __all__ = ["backend_kind", "check_untagged", "select_backend"]
 
 
-def backend_kind(repository: Repository, requested: BackendKind = "auto") -> Literal["oci", "ghcr", "ecr"]:
+def backend_kind(
+    repository: Repository, requested: BackendKind = "auto"
+) -> Literal["oci", "ghcr", "ecr", "google"]:
     """``auto``: GHCR's REST backend for ``ghcr.io`` (it refuses OCI deletes with 405), ECR's API for
-    ``*.dkr.ecr.*.amazonaws.com``, else OCI."""
+    ``*.dkr.ecr.*.amazonaws.com``, Google's for ``gcr.io``, ``*.gcr.io`` and ``*-docker.pkg.dev``, else OCI."""
     if requested == "auto":
         from inspector.registry.ecr import parse_ecr_host
 
         if repository.registry.lower() == "ghcr.io":
             return "ghcr"
+        if is_google_host(repository.registry):
+            return "google"
         return "ecr" if parse_ecr_host(repository.registry) is not None else "oci"
     return requested
 
 
 def check_untagged(repository: Repository, requested: BackendKind = "auto") -> None:
-    """Refuse ``--untagged`` where the backend cannot list untagged manifests (all but GHCR and ECR)."""
-    if backend_kind(repository, requested) in ("ghcr", "ecr"):
+    """Refuse ``--untagged`` where the backend cannot list untagged manifests (all but GHCR, ECR, Google)."""
+    if backend_kind(repository, requested) in ("ghcr", "ecr", "google"):
         return
     raise UsageError(
         f"{repository}: --untagged needs an API that lists untagged manifests, and the registry API "
-        "cannot (only the GHCR and ECR backends can: their vendor APIs list untagged images)",
+        "cannot (only the GHCR, ECR and Google backends can: their vendor APIs list untagged images)",
         hint=(
             "on ghcr.io use the GHCR backend (--backend auto or ghcr)"
             if repository.registry.lower() == "ghcr.io"
@@ -67,6 +72,10 @@ def select_backend(
         )
     if chosen == "oci":
         return OciBackend(client, repository)
+    if chosen == "google":
+        from inspector.gc.backends.google import GoogleBackend
+
+        return GoogleBackend(client, repository)
     if chosen == "ecr":
         if ecr is None:
             raise UsageError(f"{repository}: the ECR backend needs an ECR API client")

@@ -10,10 +10,11 @@ from datetime import UTC, datetime
 from typing import Literal
 
 from inspector.errors import Denied, NotFound, RegistryError, Unauthorized
-from inspector.gc.backends.base import Capabilities, PlaceholderPusher, Untagged, is_google_registry
+from inspector.gc.backends.base import Capabilities, PlaceholderPusher, Untagged
 from inspector.oci.digest import Digest, sha256_digest
 from inspector.oci.reference import Repository
 from inspector.registry.client import RegistryClient
+from inspector.registry.google import is_google_host
 
 __all__ = ["OciBackend"]
 
@@ -32,7 +33,7 @@ class OciBackend:
     ) -> None:
         self.client = client
         self.repository = repository
-        self.google = is_google_registry(repository.registry) if google is None else google
+        self.google = is_google_host(repository.registry) if google is None else google
         self.placeholders = PlaceholderPusher(client, repository, clock=clock, nonce=nonce)
         self._capabilities: Capabilities | None = None
         self._lock = threading.Lock()
