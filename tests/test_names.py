@@ -15,8 +15,8 @@ PACKAGE = Path(inspector.__file__).parent
 ALLOWED = {
     # Each delete backend that can list untagged manifests selects and rechecks them its own way
     # (GHCR: package versions; ECR: DescribeImages); gc picks the module by backend type.
-    "plan_untagged": {"gc/backends/ecr.py", "gc/backends/ghcr.py"},
-    "recheck_untagged": {"gc/backends/ecr.py", "gc/backends/ghcr.py"},
+    "plan_untagged": {"gc/backends/ecr.py", "gc/backends/ghcr.py", "gc/backends/google.py"},
+    "recheck_untagged": {"gc/backends/ecr.py", "gc/backends/ghcr.py", "gc/backends/google.py"},
     # Two different values: a health problem of a cache, and a problem of a --cache-to value.
     "Problem": {"cache/report.py", "probe/cacheto.py"},
 }
