@@ -21,7 +21,9 @@ import pytest
 PACKAGE = Path(__file__).resolve().parents[1] / "inspector"
 
 #: Modules at the root that every layer may use; they import nothing from the package themselves.
-BASE = frozenset({"inspector.errors", "inspector._version", "inspector._redact", "inspector._sanitize"})
+BASE = frozenset(
+    {"inspector.errors", "inspector._version", "inspector._redact", "inspector._sanitize", "inspector._lazy"}
+)
 #: Each layer and the layers it may import (the base modules are always allowed).
 ALLOWED: dict[str, frozenset[str]] = {
     "oci": frozenset(),
@@ -245,6 +247,8 @@ SUBPACKAGES = sorted(
 @pytest.mark.parametrize("name", SUBPACKAGES)
 def test_each_subpackage_declares_all_and_it_is_exactly_its_public_names(name: str) -> None:
     package = importlib.import_module(name)
+    for exported in package.__all__:  # every name resolves (lazy re-exports included)
+        getattr(package, exported)
     public = {
         attr
         for attr, value in vars(package).items()
