@@ -360,6 +360,17 @@ def test_action_show_verdict_and_fail_on(
         )
         assert (decided.failed is not None) == fails, (fail_on, decided.log)
         assert decided.code == (10 if fails else 0)
+    # neither a keyword nor exit codes: refused, never read as "never fail"
+    for typo in ("nevr", "2;10", "any 10", ""):
+        refused = run_action(
+            Runner(tmp_path / "typo"),
+            checkout,
+            {"command": "show", "fail-on": typo},
+            only=("decide",),
+            done={**done, "run": strict.steps["run"]},
+        )
+        assert (refused.failed, refused.code) == ("decide", 2), (typo, refused.log)
+        assert f"fail-on is any, never or exit codes, not '{typo}'" in refused.log
 
 
 def test_action_gc_dry_run_splits_args_like_a_shell(
