@@ -397,6 +397,19 @@ def test_action_gc_dry_run_splits_args_like_a_shell(
     assert tags["gone-buildcache"] == "delete" and tags["main-buildcache"] == "keep"
     assert runner.summary.read_text(encoding="utf-8").startswith("## cacheinspect gc (dry-run)")
 
+    # the same rules from a policy file (the `policy` input), its branches file relative to it
+    (runner.workspace / "cache-gc.toml").write_text(
+        "version = 1\n[defaults]\n"
+        'tag-templates = ["{branch}-buildcache"]\nprotect = ["main"]\nbranches-file = "branches.txt"\n'
+        f'[[repository]]\nname = "{registry.host}/demo/app-cache"\n',
+        encoding="utf-8",
+    )
+    by_policy, _ = run_command(tmp_path, installed, command="gc", policy="cache-gc.toml")
+    assert by_policy.failed is None, by_policy.log
+    assert (by_policy.output("exit-code"), by_policy.output("verdict")) == ("0", "planned")
+    planned = json.loads(Path(by_policy.output("report")).read_text(encoding="utf-8"))
+    assert {t["tag"]: t["action"] for t in planned["repositories"][0]["tags"]} == tags
+
 
 def test_action_errors_are_one_line_and_a_verdict(
     registry: LocalRegistry, installed: tuple[Path, dict[str, dict[str, str]]], tmp_path: Path
