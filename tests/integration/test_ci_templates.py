@@ -425,6 +425,17 @@ def test_action_errors_are_one_line_and_a_verdict(
     assert "::error::cacheinspect action: args: No closing quotation" in unbalanced.log
     assert "Traceback" not in unbalanced.log
 
+    # shell syntax in args or ref is data: split into words, never run
+    injected, runner = run_command(
+        tmp_path / "inject",
+        installed,
+        command="show",
+        ref="$(touch ref-ran)",
+        args='"$(touch args-ran)" `touch x`',
+    )
+    assert injected.output("verdict") == "error" and injected.output("exit-code") == "2"  # a bad reference
+    assert not list(runner.workspace.iterdir()), "something in the inputs ran"
+
     wrong, _ = run_command(tmp_path / "wrong", installed, command="du", ref="x")
     assert (wrong.failed, wrong.code) == ("run", 2)
     assert "::error::cacheinspect action: command must be probe, gc or show, not 'du'" in wrong.log
@@ -497,10 +508,11 @@ def test_gitlab_template_has_hidden_jobs_with_scripts() -> None:
             assert "script" in job or "extends" in job, name
 
 
-def _gitlab_gc_arguments(tmp_path: Path, variables: Mapping[str, str]) -> list[str]:
-    """The template's gc script run by bash, with `cacheinspect` and `git` as stubs recording their arguments."""
+def _gitlab_arguments(tmp_path: Path, job_name: str, variables: Mapping[str, str]) -> list[str]:
+    """A template job's script run by ``sh`` (POSIX: GitLab takes bash where the image has it, else sh), with
+    ``cacheinspect`` and ``git`` as stubs; the arguments cacheinspect got. ``variables`` win over the job's."""
     template = load_yaml(GITLAB_TEMPLATE)
-    job = template[".cacheinspect-gc"]
+    job = template[job_name]
     stubs = tmp_path / "bin"
     stubs.mkdir(exist_ok=True)
     record = tmp_path / "args"
@@ -508,27 +520,57 @@ def _gitlab_gc_arguments(tmp_path: Path, variables: Mapping[str, str]) -> list[s
         stub = stubs / name
         stub.write_text(f'#!/bin/sh\n[ "$(basename "$0")" = git ] || printf "%s\\n" "$@" > "{record}"\n')
         stub.chmod(0o755)
-    env = {
-        "PATH": f"{stubs}{os.pathsep}{os.environ['PATH']}",
-        **{k: str(v) for k, v in {**template[".cacheinspect"]["variables"], **job["variables"]}.items()},
+    predefined = {
         "CI_REPOSITORY_URL": "https://gitlab.example.com/acme/app.git",
-        **variables,
+        "CI_REGISTRY_IMAGE": "registry.gitlab.example.com/acme/app",
+        "CI_COMMIT_REF_SLUG": "feature-a",
     }
+    declared = {k: str(v) for k, v in {**template[".cacheinspect"]["variables"], **job["variables"]}.items()}
+    # GitLab expands $VAR and ${VAR} in a variable's value (predefined variables included) before the script runs
+    declared = {
+        k: re.sub(r"\$\{?(\w+)\}?", lambda m: predefined.get(m.group(1), m.group(0)), v)
+        for k, v in declared.items()
+    }
+    env = {"PATH": f"{stubs}{os.pathsep}{os.environ['PATH']}", **predefined, **declared, **variables}
     for line in job["script"]:
         subprocess.run(["sh", "-e", "-c", line], env=env, cwd=tmp_path, check=True)
     return record.read_text(encoding="utf-8").splitlines()
 
 
 def test_gitlab_parallel_node_index_becomes_a_zero_based_shard(tmp_path: Path) -> None:
+    example = {k: str(v) for k, v in load_yaml(GITLAB_EXAMPLE)["cache-gc"]["variables"].items()}
     shards = []
     for node in (1, 2, 3, 4):  # GitLab's CI_NODE_INDEX is 1-based, up to CI_NODE_TOTAL
-        args = _gitlab_gc_arguments(tmp_path, {"CI_NODE_INDEX": str(node), "CI_NODE_TOTAL": "4"})
+        variables = {**example, "CI_NODE_INDEX": str(node), "CI_NODE_TOTAL": "4"}
+        args = _gitlab_arguments(tmp_path, ".cacheinspect-gc", variables)
         shards.append(args[args.index("--shard") + 1])
-        check_args(args, "the GitLab template's gc job")
+        assert args[args.index("--time-budget") + 1] == "25m"  # the example's CACHEINSPECT_ARGS
+        check_args(args, "the GitLab example's gc job")
     assert shards == ["0/4", "1/4", "2/4", "3/4"]
-    alone = _gitlab_gc_arguments(tmp_path, {})  # no `parallel:`: GitLab sets neither variable
+    alone = _gitlab_arguments(
+        tmp_path, ".cacheinspect-gc", {}
+    )  # no `parallel:`: GitLab sets neither variable
     assert "--shard" not in alone
     assert alone[:3] == ["gc", "--policy", ".gitlab/cache-gc.toml"] and "--apply" in alone
+
+
+def test_gitlab_probe_job_checks_the_cache_to_of_this_ref(tmp_path: Path) -> None:
+    args = _gitlab_arguments(
+        tmp_path, ".cacheinspect-probe", {"CACHEINSPECT_ARGS": "--buildkit-version 0.21"}
+    )
+    check_args(args, "the GitLab template's probe job")
+    # CACHE_TO's default is expanded by GitLab from CI_REGISTRY_IMAGE and CI_COMMIT_REF_SLUG; sh does it here
+    cache_to = "type=registry,ref=registry.gitlab.example.com/acme/app/cache:feature-a-buildcache,mode=max"
+    assert args == [
+        "probe",
+        "--cache-to",
+        cache_to,
+        "--junit",
+        "probe.xml",
+        "--buildkit-version",
+        "0.21",
+        "--json",
+    ]
 
 
 # -- Kubernetes ---------------------------------------------------------------------------------------------
