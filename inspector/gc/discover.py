@@ -26,10 +26,10 @@ from __future__ import annotations
 
 import hashlib
 import re
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from fnmatch import fnmatchcase
-from typing import Literal
+from typing import Any, Literal
 
 from inspector.errors import UsageError
 from inspector.gc.backends.factory import backend_kind
@@ -49,10 +49,11 @@ __all__ = [
     "SkipReason",
     "Skipped",
     "SourceKind",
+    "discovery_to_json",
     "has_template_tag",
     "list_source",
-    "parse_shard",
     "parse_discover_source",
+    "parse_shard",
     "select_names",
     "source_kind",
 ]
@@ -225,3 +226,18 @@ class Discovery:
 
     def count(self, reason: SkipReason) -> int:
         return sum(1 for s in self.skipped if s.reason == reason)
+
+
+def discovery_to_json(discovery: Discovery, errors: Mapping[str, str]) -> dict[str, Any]:
+    """The ``discovery`` member of the gc JSON document (``inspector/schemas/gc-plan.schema.json``);
+    ``errors``: message by source text, for the sources that could not be listed."""
+    return {
+        "sources": [{"source": source, "error": errors.get(source)} for source in discovery.sources],
+        "shard": str(discovery.shard) if discovery.shard is not None else None,
+        "lookedAt": discovery.looked_at,
+        "planned": discovery.planned,
+        "skipped": [
+            {"repository": str(s.repository), "reason": s.reason, "detail": s.detail}
+            for s in discovery.skipped
+        ],
+    }

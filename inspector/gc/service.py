@@ -22,6 +22,7 @@ from collections.abc import Callable, Mapping, Sequence
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, replace
 from datetime import datetime
+from fnmatch import fnmatchcase
 from pathlib import Path
 
 from inspector.errors import CacheInspectError, ExitCode, UsageError
@@ -42,6 +43,7 @@ from inspector.gc.discover import (
     Shard,
     Skipped,
     has_template_tag,
+    parse_discover_source,
     select_names,
     source_kind,
 )
@@ -63,6 +65,8 @@ __all__ = [
     "Target",
     "apply_reviewed_plan",
     "bind_plans",
+    "discover_sources",
+    "discovered_policies",
     "plan_targets",
     "resolve_policies",
     "run_gc",
@@ -155,6 +159,47 @@ def resolve_policies(
                 "(DescribeImages lastRecordedPullTime)"
             )
     return [replace(p, rules=replace(p.rules, unpulled_for=limit)) for p in policies]
+
+
+def discover_sources(
+    policy_file: Path | None, discover: str | None, match: str
+) -> list[tuple[DiscoverSource, Settings]]:
+    """The discover sources of a run, each with the ``[defaults]`` under it: the policy file's
+    ``[[discover]]`` tables, then ``--discover``/``--match`` (whose rules are the flags themselves)."""
+    sources: list[tuple[DiscoverSource, Settings]] = []
+    defaults = Settings()
+    if policy_file is not None:
+        loaded = load_policy(policy_file)
+        defaults = loaded.defaults
+        for table in loaded.discover:
+            where = f"--policy {policy_file}: discover {table.source!r}"
+            sources.append(
+                (parse_discover_source(table.source, table.match, table.settings, where), defaults)
+            )
+    if discover is not None:
+        sources.append((parse_discover_source(discover, match, Settings(), "--discover"), defaults))
+    return sources
+
+
+def discovered_policies(
+    repositories: Sequence[Repository],
+    listed: Sequence[RepositoryPolicy],
+    sources: Sequence[tuple[DiscoverSource, Settings]],
+    flags: Settings,
+) -> list[RepositoryPolicy]:
+    """The policy of each repository that ``listed`` does not name but a discover source would find
+    (its registry, under its prefix, matching its glob): the first such source's (``--apply-plan``)."""
+    named = {p.repository for p in listed}
+    found = []
+    for repository in dict.fromkeys(repositories):
+        if repository in named:
+            continue
+        for source, defaults in sources:
+            below = source.below_prefix(repository.path) if source.registry == repository.registry else None
+            if below is not None and fnmatchcase(below, source.match):
+                found.append(resolve_policy(repository, [defaults, source.settings], flags))
+                break
+    return found
 
 
 def bind_plans(

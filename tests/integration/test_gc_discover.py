@@ -1,0 +1,182 @@
+"""``gc`` over an organisation found through ``/v2/_catalog``, sharded, against a real docker-registry (2.8).
+
+The organisation (``ORG``, seeded once per module on a registry of its own, so the catalog holds exactly it):
+
+* 20 repositories ``acme/svc-NN-cache``, each with ``main-buildcache`` (protected, live), ``feature-a-buildcache``
+  (live), ``gone-NN-buildcache`` (its branch is not in ``BRANCHES``) and an image ``app`` (no template);
+* 3 repositories ``acme/tool-NN-cache`` holding only an image tagged ``latest``: no tag matches
+  ``{branch}-buildcache``, so discovery skips them as ``no-matching-tag``;
+* 3 repositories ``acme/web-NN``: the glob ``*-cache`` excludes them;
+* ``other/x-cache``: outside the prefix ``acme``, never looked at.
+
+Under ``RULES`` (one template, protect main, branches from ``BRANCHES``) the plan deletes exactly
+``gone-NN-buildcache`` in each svc repository (rule 6, branch gone: ``gone-NN`` is no live branch) and
+keeps ``main-buildcache`` (rule 3, protected), ``feature-a-buildcache`` (rule 9, ``feature/a`` is live and
+slugs to ``feature-a``), ignoring ``app`` (rule 1). So 26 repositories are looked at, 20 planned, 6 skipped.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from collections.abc import Iterator
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from inspector.cli import run
+from inspector.registry.catalog import iter_catalog
+from inspector.registry.client import ClientOptions, RegistryClient
+from tests.harness.paths import schema
+from tests.harness.registry import LocalRegistry, start_registry
+from tests.harness.support import run_cli, validate_json
+from tests.integration.test_gc import Seeder
+
+SCHEMA = schema("gc-plan")
+BRANCHES = "main\nfeature/a\n"
+SERVICES = [f"acme/svc-{n:02d}-cache" for n in range(20)]
+TOOLS = [f"acme/tool-{n:02d}-cache" for n in range(3)]
+WEB = [f"acme/web-{n:02d}" for n in range(3)]
+OUTSIDE = ["other/x-cache"]
+
+
+def _gone(repository: str) -> str:
+    return f"gone-{repository.split('-')[1]}-buildcache"
+
+
+@pytest.fixture(scope="module")
+def org(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalRegistry]:
+    registry = start_registry(tmp_path_factory.mktemp("org-registry"))
+    try:
+        for name in SERVICES:
+            seeder = Seeder(registry.host, name)
+            base = name.encode()
+            seeder.cache("main-buildcache", layers=[base + b"main"], age=timedelta(days=1))
+            seeder.cache("feature-a-buildcache", layers=[base + b"feature-a"], age=timedelta(days=2))
+            seeder.cache(_gone(name), layers=[base + b"gone"], age=timedelta(days=3))
+            seeder.image("app", [base + b"app"])
+            seeder.http.close()
+        for name in TOOLS + WEB + OUTSIDE:
+            seeder = Seeder(registry.host, name)
+            seeder.image("latest", [name.encode()])
+            seeder.http.close()
+        yield registry
+    finally:
+        registry.stop()
+
+
+@pytest.fixture
+def branches(tmp_path: Path) -> Path:
+    path = tmp_path / "branches.txt"
+    path.write_text(BRANCHES)
+    return path
+
+
+def rules(branches: Path) -> list[str]:
+    return ["-t", "{branch}-buildcache", "--protect", "main", "--branches-file", str(branches)]
+
+
+def tags_of(registry: LocalRegistry, name: str) -> set[str]:
+    answer = httpx.get(f"{registry.url}/v2/{name}/tags/list", timeout=10)
+    if answer.status_code == 404:
+        return set()
+    return set(answer.json().get("tags") or [])
+
+
+def planned(document: dict[str, Any]) -> dict[str, set[str]]:
+    """Repository -> the tags its plan deletes."""
+    return {
+        r["repository"]: {t["tag"] for t in r["tags"] if t["action"] == "delete"}
+        for r in document["repositories"]
+    }
+
+
+def test_distribution_pages_the_catalog_with_link_and_every_name_is_read(org: LocalRegistry) -> None:
+    # distribution 2.8 registry/handlers/catalog.go: a page of n names, and Link rel="next" while more remain.
+    first = httpx.get(f"{org.url}/v2/_catalog", params={"n": "5"}, timeout=10)
+    assert first.status_code == 200
+    assert len(first.json()["repositories"]) == 5
+    assert 'rel="next"' in first.headers["Link"]
+    everything = sorted(SERVICES + TOOLS + WEB + OUTSIDE)
+    with RegistryClient(ClientOptions()) as client:
+        listed = list(iter_catalog(client, org.host, page_size=5))
+    # 27 names at 5 a page: all of them only if every Link was followed; distribution walks its storage
+    # in lexical order, so the pages join up sorted.
+    assert listed == everything
+
+
+def test_discovery_plan_says_what_it_looked_at_and_why_each_was_skipped(
+    org: LocalRegistry, branches: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code = run(["gc", "--discover", f"{org.host}/acme", "--match", "*-cache", *rules(branches), "--json"])
+    document = json.loads(capsys.readouterr().out)
+    assert code == 0
+    validate_json(document, SCHEMA)
+    assert planned(document) == {f"{org.host}/{name}": {_gone(name)} for name in SERVICES}
+    discovery = document["discovery"]
+    assert discovery["lookedAt"] == 26 and discovery["planned"] == 20
+    reasons = {s["repository"]: s["reason"] for s in discovery["skipped"]}
+    assert reasons == {
+        **{f"{org.host}/{name}": "no-matching-tag" for name in TOOLS},
+        **{f"{org.host}/{name}": "excluded-by-glob" for name in WEB},
+    }
+
+
+def test_four_shards_split_the_plan_and_their_applies_keep_everything_kept(
+    org: LocalRegistry, branches: Path
+) -> None:
+    """Each shard a real CLI process; the four applies run at the same time against the one registry."""
+    discover = ["gc", "--discover", f"{org.host}/acme", "--match", "*-cache", *rules(branches), "--json"]
+    whole = run_cli(*discover)
+    assert whole.returncode == 0, whole.stderr
+    unsharded = planned(json.loads(whole.stdout))
+    shards = [run_cli(*discover, "--shard", f"{k}/4") for k in range(4)]
+    parts = []
+    for result in shards:
+        assert result.returncode == 0, result.stderr
+        document = json.loads(result.stdout)
+        validate_json(document, SCHEMA)
+        parts.append(planned(document))
+        # Every shard lists the whole organisation; what it does not plan, it says why.
+        assert document["discovery"]["lookedAt"] == 26
+    names = [set(p) for p in parts]
+    assert sum(len(n) for n in names) == len(set().union(*names))  # disjoint
+    assert {k: v for p in parts for k, v in p.items()} == unsharded  # union == the unsharded plan
+    assert len(unsharded) == 20
+
+    env_free = [sys.executable, "-m", "inspector", *discover[:-1]]  # text output, applying
+    workers = [
+        subprocess.Popen(
+            [*env_free, "--apply", "--shard", f"{k}/4"],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env={"DOCKER_CONFIG": "/nonexistent-docker-config", "PATH": "/usr/bin:/bin"},
+            stdin=subprocess.DEVNULL,
+        )
+        for k in range(4)
+    ]
+    for worker in workers:
+        out, err = worker.communicate(timeout=180)
+        assert worker.returncode == 0, err
+    for name in SERVICES:
+        assert tags_of(org, name) == {"main-buildcache", "feature-a-buildcache", "app"}, name
+    for name in TOOLS + WEB + OUTSIDE:
+        assert tags_of(org, name) == {"latest"}, name
+    again = run_cli(*discover)  # replanning finds nothing left to delete
+    assert again.returncode == 0
+    assert all(not tags for tags in planned(json.loads(again.stdout)).values())
+
+
+@pytest.mark.parametrize("value", ["3/3", "a/b", "0/0", "-1/2", "1", "1/2/3"])
+def test_a_bad_shard_is_a_usage_error_in_one_line(
+    value: str, branches: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code = run(["gc", "--discover", "127.0.0.1:9/acme", *rules(branches), "--shard", value])
+    err = capsys.readouterr().err
+    assert code == 2
+    assert err.count("\n") <= 2 and "--shard" in err and "Traceback" not in err
