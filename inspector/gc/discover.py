@@ -181,7 +181,7 @@ def list_source(
 
 @dataclass(frozen=True, slots=True)
 class Skipped:
-    repository: Repository
+    repository: str  # registry/path as listed (a name that is no valid repository is skipped too)
     reason: SkipReason
     detail: str
 
@@ -197,13 +197,19 @@ def select_names(
         if below is None or path in seen:
             continue
         seen.add(path)
-        repository = source.repository(path)
+        name = f"{source.registry}/{path}"
         if not fnmatchcase(below, source.match):
-            yield Skipped(repository, "excluded-by-glob", f"{below!r} does not match {source.match!r}")
-        elif repository in listed:
-            yield Skipped(repository, "listed", "planned under its own [[repository]] table")
+            yield Skipped(name, "excluded-by-glob", f"{below!r} does not match {source.match!r}")
+            continue
+        try:
+            repository = source.repository(path)
+        except UsageError as exc:  # a listing is not trusted: a bad name is reported, the rest go on
+            yield Skipped(name, "error", exc.message)
+            continue
+        if repository in listed:
+            yield Skipped(name, "listed", "planned under its own [[repository]] table")
         elif shard is not None and not shard.holds(repository):
-            yield Skipped(repository, "other-shard", f"not in shard {shard}")
+            yield Skipped(name, "other-shard", f"not in shard {shard}")
         else:
             yield repository
 
@@ -237,7 +243,6 @@ def discovery_to_json(discovery: Discovery, errors: Mapping[str, str]) -> dict[s
         "lookedAt": discovery.looked_at,
         "planned": discovery.planned,
         "skipped": [
-            {"repository": str(s.repository), "reason": s.reason, "detail": s.detail}
-            for s in discovery.skipped
+            {"repository": s.repository, "reason": s.reason, "detail": s.detail} for s in discovery.skipped
         ],
     }

@@ -515,7 +515,7 @@ def run_streamed(
     outcomes: list[RepositoryOutcome] = []
     skipped: list[Skipped] = []
     errors: dict[str, CacheInspectError] = {}
-    done: set[Repository] = set()
+    done: set[str] = set()  # registry/path of each repository looked at
     looked_at = 0
 
     def handle(policy: RepositoryPolicy, discovered: bool) -> None:
@@ -527,7 +527,7 @@ def run_streamed(
                 if not has_template_tag(tags, policy.rules.templates):
                     templates = ", ".join(str(t) for t in policy.rules.templates)
                     skipped.append(
-                        Skipped(policy.repository, "no-matching-tag", f"no tag matches {templates}")
+                        Skipped(str(policy.repository), "no-matching-tag", f"no tag matches {templates}")
                     )
                     return
             target = _plan_target(
@@ -542,7 +542,7 @@ def run_streamed(
             )
             del tags
         except CacheInspectError as exc:  # reported; the next repository still runs
-            skipped.append(Skipped(policy.repository, "error", exc.message))
+            skipped.append(Skipped(str(policy.repository), "error", exc.message))
             errors[str(policy.repository)] = exc
             return
         plan = _finish_plan(target, mode, warn)
@@ -575,9 +575,9 @@ def run_streamed(
 
     for policy in listed:
         looked_at += 1
-        done.add(policy.repository)
+        done.add(str(policy.repository))
         if shard is not None and not shard.holds(policy.repository):
-            skipped.append(Skipped(policy.repository, "other-shard", f"not in shard {shard}"))
+            skipped.append(Skipped(str(policy.repository), "other-shard", f"not in shard {shard}"))
             continue
         handle(policy, discovered=False)
     names = frozenset(p.repository for p in listed)
@@ -587,7 +587,7 @@ def run_streamed(
     for (source, defaults), settings in zip(sources, merged, strict=True):
         try:
             for found in select_names(source, lister(source, settings), shard, names):
-                chosen = found.repository if isinstance(found, Skipped) else found
+                chosen = found.repository if isinstance(found, Skipped) else str(found)
                 if chosen in done:  # named by an earlier source too
                     continue
                 done.add(chosen)
@@ -598,7 +598,7 @@ def run_streamed(
                 try:
                     policy = resolve_policy(found, [defaults, source.settings], flags)
                 except CacheInspectError as exc:
-                    skipped.append(Skipped(found, "error", exc.message))
+                    skipped.append(Skipped(str(found), "error", exc.message))
                     errors[str(found)] = exc
                     continue
                 handle(policy, discovered=True)

@@ -161,7 +161,7 @@ def test_four_shards_split_the_plan_and_their_applies_keep_everything_kept(
         for k in range(4)
     ]
     for worker in workers:
-        out, err = worker.communicate(timeout=180)
+        _, err = worker.communicate(timeout=180)
         assert worker.returncode == 0, err
     for name in SERVICES:
         assert tags_of(org, name) == {"main-buildcache", "feature-a-buildcache", "app"}, name
