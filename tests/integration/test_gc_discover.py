@@ -20,8 +20,9 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from collections import Counter
 from collections.abc import Iterator
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -29,8 +30,14 @@ import httpx
 import pytest
 
 from inspector.cli import run
+from inspector.errors import ExitCode, NotFound
+from inspector.gc.backends.base import DeleteBackend
+from inspector.gc.backends.factory import select_backend
+from inspector.gc.policy import RepositoryPolicy, Settings
+from inspector.gc.service import discover_sources, run_streamed
 from inspector.registry.catalog import iter_catalog
 from inspector.registry.client import ClientOptions, RegistryClient
+from tests.harness.faultproxy import FaultProxy, request_kind
 from tests.harness.paths import schema
 from tests.harness.registry import LocalRegistry, start_registry
 from tests.harness.support import run_cli, validate_json
@@ -180,3 +187,54 @@ def test_a_bad_shard_is_a_usage_error_in_one_line(
     err = capsys.readouterr().err
     assert code == 2
     assert err.count("\n") <= 2 and "--shard" in err and "Traceback" not in err
+
+
+def test_a_discovered_repository_costs_one_tag_listing_and_one_without_a_matching_tag_nothing_more(
+    org: LocalRegistry, branches: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    proxy = FaultProxy(org.url)  # rate 0: a counting proxy
+    try:
+        code = run(
+            ["gc", "--discover", f"{proxy.host}/acme", "--match", "*-cache", *rules(branches), "--json"]
+        )
+        assert code == 0, capsys.readouterr().out[-3000:]
+        per_repository = Counter((s.method, s.kind, request_kind(s.path)[1]) for s in proxy.seen)
+    finally:
+        proxy.close()
+    for name in SERVICES:
+        assert per_repository[("GET", "tags", name)] == 1, name
+    for name in TOOLS:  # the one listing decides: no manifest is read
+        assert {k: n for k, n in per_repository.items() if k[2] == name} == {("GET", "tags", name): 1}
+    assert not any(k[2] in WEB + OUTSIDE for k in per_repository)  # the glob and the prefix decide unread
+
+
+def test_a_repository_that_cannot_be_read_is_reported_and_the_others_still_run(
+    org: LocalRegistry, branches: Path
+) -> None:
+    """The listing names a repository that is gone when it is read (a real 404 from the registry, as when
+    it is deleted between the catalog and its tag listing): reported, and the next one is still planned."""
+    sources = discover_sources(None, f"{org.host}/acme", "*-cache")
+    flags = Settings(tag_templates=("{branch}-buildcache",), protect=("main",), branches_file=str(branches))
+    planned_in_order: list[str] = []
+    with RegistryClient(ClientOptions()) as client:
+
+        def backends(policy: RepositoryPolicy, untagged: bool) -> DeleteBackend:
+            return select_backend(client, policy.repository, kind=policy.backend)
+
+        result = run_streamed(
+            client,
+            [],
+            sources,
+            lambda source, settings: ["acme/svc-00-cache", "acme/ghost-cache", "acme/svc-01-cache"],
+            backends,
+            flags=flags,
+            apply=False,
+            now=datetime.now(UTC),
+            on_repository=lambda plan, report, error: planned_in_order.append(plan.repository.path),
+        )
+    assert planned_in_order == ["acme/svc-00-cache", "acme/svc-01-cache"]
+    ghost = f"{org.host}/acme/ghost-cache"
+    assert [(s.repository, s.reason) for s in result.discovery.skipped] == [(ghost, "error")]
+    assert (result.discovery.looked_at, result.discovery.planned) == (3, 2)
+    assert isinstance(result.errors[ghost], NotFound)
+    assert result.exit_code == ExitCode.NOT_FOUND
