@@ -442,8 +442,8 @@ class GhcrClient:
         packages/list-packages-for-authenticated-user), else ``/users/{username}/packages``
         (packages/list-packages-for-user); ``page``, ``per_page`` up to 100. github.com has been seen
         answering this listing without a ``Link`` header although more pages exist (github/community
-        discussion 128552, octokit/octokit.js#2400): a ``Link: rel="next"`` is followed when sent, else a
-        full page asks for the next page number, and a short page ends the listing.
+        discussion 128552, octokit/octokit.js#2400): a ``Link: rel="next"`` is followed when sent; without
+        any ``Link`` a full page asks for the next page number, and a short page ends the listing.
         """
         scoped = quote(owner, safe="")
         query: dict[str, int | str] = {"package_type": "container", "per_page": self.options.page_size}
@@ -462,11 +462,12 @@ class GhcrClient:
                 raise self._error(response, "GET", what, hint=_READ_HINT)
             names = _parse_package_names(response.body, what)
             yield from names
-            following = next_link(response.headers.get_list("Link"))
+            links = response.headers.get_list("Link")
+            following = next_link(links)
             page += 1
             if following:
                 url = urljoin(url, following)
-            elif len(names) >= self.options.page_size:
+            elif not links and len(names) >= self.options.page_size:  # a Link without next: the last page
                 url = self._url(path, **query, page=page)
             else:
                 return

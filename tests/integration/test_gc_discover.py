@@ -20,6 +20,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import uuid
 from collections import Counter
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -37,7 +38,9 @@ from inspector.gc.policy import RepositoryPolicy, Settings
 from inspector.gc.service import discover_sources, run_streamed
 from inspector.registry.catalog import iter_catalog
 from inspector.registry.client import ClientOptions, RegistryClient
+from inspector.registry.github_packages import GhcrClient, GhcrOptions
 from tests.harness.faultproxy import FaultProxy, request_kind
+from tests.harness.ghcr_server import GitHubEmulator, TokenInfo
 from tests.harness.paths import schema
 from tests.harness.registry import LocalRegistry, start_registry
 from tests.harness.support import run_cli, validate_json
@@ -238,3 +241,109 @@ def test_a_repository_that_cannot_be_read_is_reported_and_the_others_still_run(
     assert (result.discovery.looked_at, result.discovery.planned) == (3, 2)
     assert isinstance(result.errors[ghost], NotFound)
     assert result.exit_code == ExitCode.NOT_FOUND
+
+
+# -- GHCR: an organisation's container packages over the GitHub REST contract server ----------------
+
+ADMIN = "ghp_discover0000000000000000000000000000"
+
+
+@pytest.fixture
+def ghcr_org(
+    registry: LocalRegistry, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[tuple[GitHubEmulator, str]]:
+    """An org (a fresh name on the shared registry) with packages app-cache, web-cache and site, and a user
+    ``solo-…`` with one package: app-cache holds main-buildcache and gone-buildcache, the others an image."""
+    for name in (
+        "GITHUB_TOKEN",
+        "GH_TOKEN",
+        "GITHUB_ENTERPRISE_TOKEN",
+        "GITHUB_API_URL",
+        "GITHUB_STEP_SUMMARY",
+    ):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv(
+        "GH_ENTERPRISE_TOKEN", ADMIN
+    )  # the emulator is no github.com: gh's Enterprise variable
+    suffix = uuid.uuid4().hex[:8]
+    org, user = f"acme-{suffix}", f"solo-{suffix}"
+    app = Seeder(registry.host, f"{org}/app-cache")
+    app.cache("main-buildcache", layers=[org.encode() + b"main"], age=timedelta(days=1))
+    app.cache("gone-buildcache", layers=[org.encode() + b"gone"], age=timedelta(days=1))
+    app.http.close()
+    for name in (f"{org}/web-cache", f"{org}/site", f"{user}/tool-cache"):
+        seeder = Seeder(registry.host, name)
+        seeder.image("latest", [name.encode()])
+        seeder.http.close()
+    with GitHubEmulator(
+        registry.host, owners={org: "org", user: "user"}, tokens={ADMIN: TokenInfo("gc-bot")}
+    ) as github:
+        yield github, org
+        assert github.errors == []
+
+
+@pytest.mark.parametrize("with_link", [True, False])
+def test_ghcr_packages_of_an_org_are_listed_page_by_page(
+    ghcr_org: tuple[GitHubEmulator, str], with_link: bool
+) -> None:
+    github, org = ghcr_org
+    github.packages_link = with_link  # False: as github.com answers (no Link), pages are asked by number
+    with GhcrClient(GhcrOptions(base_url=github.url, page_size=1), token=ADMIN) as client:
+        names = list(client.iter_container_packages(org))
+    assert names == ["app-cache", "site", "web-cache"]
+    listed = [r for r in github.requests if r.raw_path == f"/orgs/{org}/packages"]
+    # One package a page: three pages; without Link the third is full, so a fourth (empty) one ends it.
+    pages = [r.query.get("page", ["1"])[0] for r in listed]
+    assert pages == (["1", "2", "3"] if with_link else ["1", "2", "3", "4"])
+    assert all(r.query["package_type"] == ["container"] for r in listed)
+
+
+def test_ghcr_packages_of_a_user_are_listed_after_the_org_endpoint_says_404(
+    ghcr_org: tuple[GitHubEmulator, str],
+) -> None:
+    github, org = ghcr_org
+    user = org.replace("acme-", "solo-")
+    with GhcrClient(GhcrOptions(base_url=github.url), token=ADMIN) as client:
+        assert list(client.iter_container_packages(user)) == ["tool-cache"]
+    assert [p for p in github.paths("GET") if p.endswith("/packages")] == [
+        f"/orgs/{user}/packages",
+        f"/users/{user}/packages",
+    ]
+
+
+def test_ghcr_org_discovery_plans_and_deletes_through_the_rest_api(
+    ghcr_org: tuple[GitHubEmulator, str],
+    registry: LocalRegistry,
+    branches: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    github, org = ghcr_org
+    args = [
+        "gc",
+        "--discover",
+        f"{registry.host}/{org}",
+        "--match",
+        "*-cache",
+        "--backend",
+        "ghcr",
+        "--github-api-url",
+        github.url,
+        *rules(branches),
+    ]
+    code = run([*args, "--json"])
+    document = json.loads(capsys.readouterr().out)
+    assert code == 0
+    validate_json(document, SCHEMA)
+    # app-cache: gone-buildcache's branch is not in BRANCHES (delete), main is protected (keep);
+    # web-cache holds only `latest` (no template reads it); site does not match *-cache.
+    assert planned(document) == {f"{registry.host}/{org}/app-cache": {"gone-buildcache"}}
+    assert {(s["repository"], s["reason"]) for s in document["discovery"]["skipped"]} == {
+        (f"{registry.host}/{org}/web-cache", "no-matching-tag"),
+        (f"{registry.host}/{org}/site", "excluded-by-glob"),
+    }
+    assert run([*args, "--apply"]) == 0
+    assert tags_of(registry, f"{org}/app-cache") == {"main-buildcache"}
+    assert tags_of(registry, f"{org}/web-cache") == tags_of(registry, f"{org}/site") == {"latest"}
+    assert any(
+        p.startswith(f"/orgs/{org}/packages/container/app-cache/versions/") for p in github.paths("DELETE")
+    )
