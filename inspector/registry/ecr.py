@@ -199,12 +199,13 @@ class EcrClient:
             name, str(repo.get("imageTagMutability", "MUTABLE")), bool(scanning.get("scanOnPush", False))
         )
 
-    def iter_repository_names(self) -> Iterator[str]:
-        """Every repository of the registry, page by page (``DescribeRepositories``, ``nextToken``)."""
+    def iter_repository_names(self, *, page_size: int = PAGE_LIMIT) -> Iterator[str]:
+        """Every repository of the registry, page by page (``DescribeRepositories``, ``nextToken``;
+        ``maxResults`` 1..1000)."""
         token: str | None = None
         seen: set[str] = set()
         while True:
-            request: dict[str, Any] = {"maxResults": 1000}  # DescribeRepositories allows 1..1000
+            request: dict[str, Any] = {"maxResults": page_size}
             if token is not None:
                 request["nextToken"] = token
             answer = self._call("DescribeRepositories", **request)

@@ -38,13 +38,19 @@ from inspector.gc.policy import RepositoryPolicy, Settings
 from inspector.gc.service import discover_sources, run_streamed
 from inspector.registry.catalog import iter_catalog
 from inspector.registry.client import ClientOptions, RegistryClient
+from inspector.registry.ecr import EcrClient
 from inspector.registry.github_packages import GhcrClient, GhcrOptions
+from tests.harness.ecr_server import ACCOUNT as ECR_ACCOUNT
+from tests.harness.ecr_server import REGION as ECR_REGION
+from tests.harness.ecr_server import EcrMirror, EcrServer, ecr_server
 from tests.harness.faultproxy import FaultProxy, request_kind
 from tests.harness.ghcr_server import GitHubEmulator, TokenInfo
 from tests.harness.paths import schema
 from tests.harness.registry import LocalRegistry, start_registry
 from tests.harness.support import run_cli, validate_json
 from tests.integration.test_gc import Seeder
+from tests.integration.test_gc_ecr import Pusher as EcrPusher
+from tests.integration.test_gc_ecr import seed as ecr_seed
 
 SCHEMA = schema("gc-plan")
 BRANCHES = "main\nfeature/a\n"
@@ -347,3 +353,89 @@ def test_ghcr_org_discovery_plans_and_deletes_through_the_rest_api(
     assert any(
         p.startswith(f"/orgs/{org}/packages/container/app-cache/versions/") for p in github.paths("DELETE")
     )
+
+
+# -- ECR: DescribeRepositories (moto for the ECR API, the real registry for the OCI side) ----------
+
+
+@pytest.fixture(scope="module")
+def ecr() -> Iterator[EcrServer]:
+    pytest.importorskip("boto3")
+    with ecr_server() as started:
+        yield started
+
+
+def test_ecr_repositories_are_listed_page_by_page(ecr: EcrServer, monkeypatch: pytest.MonkeyPatch) -> None:
+    for key, value in ecr.env().items():
+        monkeypatch.setenv(key, value)
+    prefix = f"pages-{uuid.uuid4().hex[:8]}"
+    names = [f"{prefix}/r{n}" for n in range(5)]
+    for name in names:
+        ecr.client().create_repository(repositoryName=name)
+    client = EcrClient(ECR_ACCOUNT, region=ECR_REGION)
+    # Two a page: the five come back over three pages (nextToken), whatever else the account holds.
+    listed = [n for n in client.iter_repository_names(page_size=2) if n.startswith(prefix + "/")]
+    assert sorted(listed) == names
+
+
+def test_ecr_discovery_plans_each_repository_under_the_prefix(
+    ecr: EcrServer,
+    registry: LocalRegistry,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    branches = tmp_path / "branches.txt"
+    branches.write_text("main\nfeature/a\nold\nyoung\nshared-live\n")
+    for key, value in ecr.env().items():
+        monkeypatch.setenv(key, value)
+    monkeypatch.setenv("DOCKER_CONFIG", "/nonexistent-docker-config")
+    prefix = f"disc-{uuid.uuid4().hex[:8]}"
+    ecr_seed(registry, ecr, f"{prefix}/app-cache")
+    tool = EcrMirror(ecr, f"{prefix}/tool-cache")
+    with httpx.Client(timeout=10) as http:
+        EcrPusher(registry, tool, http).image("latest", b"tool")
+    code = run(
+        [
+            "gc",
+            "--discover",
+            f"{registry.host}/{prefix}",
+            "-t",
+            "{branch}-buildcache",
+            "--branches-file",
+            str(branches),
+            "--protect",
+            "main",
+            "--max-age",
+            "30d",
+            "--backend",
+            "ecr",
+            "--ecr-registry-id",
+            ECR_ACCOUNT,
+            "--aws-region",
+            ECR_REGION,
+            "--json",
+        ]
+    )
+    document = json.loads(capsys.readouterr().out)
+    assert code == 0
+    validate_json(document, SCHEMA)
+    [plan] = document["repositories"]
+    assert plan["repository"] == f"{registry.host}/{prefix}/app-cache"
+    actions = {t["tag"]: (t["action"], t["rule"]) for t in plan["tags"]}
+    # test_gc_ecr's scenario under these rules: the ECR push times (DescribeImages) are 1 day ago,
+    # old's 40 days; main is protected; gone and shared-stale have no live branch (rule 6); old's
+    # branch lives but it was pushed 40 days ago > 30d (rule 7); v1 matches no template (rule 1).
+    assert actions == {
+        "main-buildcache": ("keep", "protected"),
+        "feature-a-buildcache": ("keep", "kept"),
+        "young-buildcache": ("keep", "kept"),
+        "shared-live-buildcache": ("keep", "kept"),
+        "gone-buildcache": ("delete", "branch-gone"),
+        "shared-stale-buildcache": ("delete", "branch-gone"),
+        "old-buildcache": ("delete", "max-age"),
+        "v1": ("ignore", "no-template"),
+    }
+    assert [(s["repository"], s["reason"]) for s in document["discovery"]["skipped"]] == [
+        (f"{registry.host}/{prefix}/tool-cache", "no-matching-tag")
+    ]
