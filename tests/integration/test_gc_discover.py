@@ -31,7 +31,7 @@ import httpx
 import pytest
 
 from inspector.cli import run
-from inspector.errors import ExitCode, NotFound
+from inspector.errors import ExitCode, InvalidContent, NotFound
 from inspector.gc.backends.base import DeleteBackend
 from inspector.gc.backends.factory import select_backend
 from inspector.gc.policy import RepositoryPolicy, Settings
@@ -365,17 +365,44 @@ def ecr() -> Iterator[EcrServer]:
         yield started
 
 
-def test_ecr_repositories_are_listed_page_by_page(ecr: EcrServer, monkeypatch: pytest.MonkeyPatch) -> None:
-    for key, value in ecr.env().items():
-        monkeypatch.setenv(key, value)
-    prefix = f"pages-{uuid.uuid4().hex[:8]}"
-    names = [f"{prefix}/r{n}" for n in range(5)]
-    for name in names:
-        ecr.client().create_repository(repositoryName=name)
-    client = EcrClient(ECR_ACCOUNT, region=ECR_REGION)
-    # Two a page: the five come back over three pages (nextToken), whatever else the account holds.
-    listed = [n for n in client.iter_repository_names(page_size=2) if n.startswith(prefix + "/")]
-    assert sorted(listed) == names
+def test_ecr_repositories_are_listed_page_by_page() -> None:
+    """moto answers DescribeRepositories in one page whatever maxResults says, so the pages here are
+    botocore's Stubber (checked against the ECR API model): ``nextToken`` is followed, and a token that
+    comes back is a loop (ECR API reference, DescribeRepositories: maxResults 1..1000, nextToken)."""
+    boto3 = pytest.importorskip("boto3")
+    from botocore.stub import Stubber
+
+    raw = boto3.client("ecr", region_name=ECR_REGION, aws_access_key_id="x", aws_secret_access_key="x")
+    stub = Stubber(raw)
+
+    def page(names: list[str], token: str | None) -> dict[str, Any]:
+        return {
+            "repositories": [{"repositoryName": n} for n in names],
+            **({"nextToken": token} if token else {}),
+        }
+
+    stub.add_response(
+        "describe_repositories", page(["a/x", "a/y"], "t1"), {"registryId": ECR_ACCOUNT, "maxResults": 2}
+    )
+    stub.add_response(
+        "describe_repositories",
+        page(["b/z"], None),
+        {"registryId": ECR_ACCOUNT, "maxResults": 2, "nextToken": "t1"},
+    )
+    stub.add_response(
+        "describe_repositories", page(["a/x"], "t1"), {"registryId": ECR_ACCOUNT, "maxResults": 2}
+    )
+    stub.add_response(
+        "describe_repositories",
+        page(["a/y"], "t1"),
+        {"registryId": ECR_ACCOUNT, "maxResults": 2, "nextToken": "t1"},
+    )
+    with stub:
+        client = EcrClient(ECR_ACCOUNT, client=raw)
+        assert list(client.iter_repository_names(page_size=2)) == ["a/x", "a/y", "b/z"]
+        with pytest.raises(InvalidContent, match="repeated a nextToken"):
+            list(client.iter_repository_names(page_size=2))
+        stub.assert_no_pending_responses()
 
 
 def test_ecr_discovery_plans_each_repository_under_the_prefix(
