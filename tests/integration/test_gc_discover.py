@@ -466,3 +466,35 @@ def test_ecr_discovery_plans_each_repository_under_the_prefix(
     assert [(s["repository"], s["reason"]) for s in document["discovery"]["skipped"]] == [
         (f"{registry.host}/{prefix}/tool-cache", "no-matching-tag")
     ]
+
+
+def test_a_discovery_plan_file_is_applied_under_the_policy_that_discovers(
+    registry: LocalRegistry, tmp_path: Path, branches: Path
+) -> None:
+    """--plan-out of a discovery run (written one repository at a time) is a plan file that --apply-plan
+    binds to the [[discover]] table whose prefix and glob cover each repository."""
+    prefix = f"plan-{uuid.uuid4().hex[:8]}"
+    for name in ("a-cache", "b-cache"):
+        seeder = Seeder(registry.host, f"{prefix}/{name}")
+        seeder.cache("main-buildcache", layers=[prefix.encode() + name.encode()], age=timedelta(days=1))
+        seeder.cache(
+            "gone-buildcache", layers=[prefix.encode() + name.encode() + b"g"], age=timedelta(days=1)
+        )
+        seeder.http.close()
+    policy = tmp_path / "gc.toml"
+    policy.write_text(
+        f'[defaults]\ntag-templates = ["{{branch}}-buildcache"]\nprotect = ["main"]\nbranches-file = "{branches}"\n'
+        f'[[discover]]\nsource = "{registry.host}/{prefix}"\nmatch = "*-cache"\n',
+        encoding="utf-8",
+    )
+    plan_file = tmp_path / "plan.json"
+    planned_run = run_cli("gc", "--policy", str(policy), "--plan-out", str(plan_file))
+    assert planned_run.returncode == 0, planned_run.stderr
+    document = json.loads(plan_file.read_text())
+    validate_json(document, SCHEMA)
+    expected = {f"{registry.host}/{prefix}/{n}": {"gone-buildcache"} for n in ("a-cache", "b-cache")}
+    assert planned(document) == expected  # gone: no live branch; main: protected
+    applied = run_cli("gc", "--apply-plan", str(plan_file), "--policy", str(policy))
+    assert applied.returncode == 0, applied.stderr
+    for name in ("a-cache", "b-cache"):
+        assert tags_of(registry, f"{prefix}/{name}") == {"main-buildcache"}
