@@ -59,14 +59,13 @@ __all__ = [
 ]
 
 SourceKind = Literal["catalog", "ghcr", "ecr"]
-SkipReason = Literal["excluded-by-glob", "other-shard", "listed", "no-matching-tag", "error"]
+SkipReason = Literal["excluded-by-glob", "other-shard", "no-matching-tag", "error"]
 #: Why a repository a source listed is not planned: its name does not match the glob, it belongs to
-#: another shard, a ``[[repository]]`` table names it (planned under that table), none of its tags
-#: matches a template, or reading it failed (the run's exit code says how).
+#: another shard, none of its tags matches a template, or reading it failed (the run's exit code says
+#: how). A repository a ``[[repository]]`` table names is planned under that table, once.
 SKIP_REASONS: tuple[SkipReason, ...] = (
     "excluded-by-glob",
     "other-shard",
-    "listed",
     "no-matching-tag",
     "error",
 )
@@ -187,10 +186,10 @@ class Skipped:
 
 
 def select_names(
-    source: DiscoverSource, paths: Iterable[str], shard: Shard | None, listed: frozenset[Repository]
+    source: DiscoverSource, paths: Iterable[str], shard: Shard | None
 ) -> Iterator[Repository | Skipped]:
-    """Each name under the source's prefix: the repository to read, or why it is skipped (in that order:
-    glob, a ``[[repository]]`` table, shard)."""
+    """Each name under the source's prefix, once: the repository to read, or why it is skipped (the glob,
+    a name that is no repository name, another shard)."""
     seen: set[str] = set()
     for path in paths:
         below = source.below_prefix(path)
@@ -206,9 +205,7 @@ def select_names(
         except UsageError as exc:  # a listing is not trusted: a bad name is reported, the rest go on
             yield Skipped(name, "error", exc.message)
             continue
-        if repository in listed:
-            yield Skipped(name, "listed", "planned under its own [[repository]] table")
-        elif shard is not None and not shard.holds(repository):
+        if shard is not None and not shard.holds(repository):
             yield Skipped(name, "other-shard", f"not in shard {shard}")
         else:
             yield repository

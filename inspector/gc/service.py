@@ -162,10 +162,12 @@ def resolve_policies(
 
 
 def discover_sources(
-    policy_file: Path | None, discover: str | None, match: str
+    policy_file: Path | None, discover: str | None, match: str, flags: Settings
 ) -> list[tuple[DiscoverSource, Settings]]:
     """The discover sources of a run, each with the ``[defaults]`` under it: the policy file's
-    ``[[discover]]`` tables, then ``--discover``/``--match`` (whose rules are the flags themselves)."""
+    ``[[discover]]`` tables, then ``--discover``/``--match`` (whose rules are the flags themselves).
+    A source that cannot be listed (Artifact Registry, GHCR without an owner) is refused here, before
+    any output or request."""
     sources: list[tuple[DiscoverSource, Settings]] = []
     defaults = Settings()
     if policy_file is not None:
@@ -178,6 +180,8 @@ def discover_sources(
             )
     if discover is not None:
         sources.append((parse_discover_source(discover, match, Settings(), "--discover"), defaults))
+    for source, under in sources:
+        source_kind(source, flags.over(source.settings.over(under)).backend)
     return sources
 
 
@@ -580,13 +584,12 @@ def run_streamed(
             skipped.append(Skipped(str(policy.repository), "other-shard", f"not in shard {shard}"))
             continue
         handle(policy, discovered=False)
-    names = frozenset(p.repository for p in listed)
     merged = [flags.over(source.settings.over(defaults)) for source, defaults in sources]
     for (source, _), settings in zip(sources, merged, strict=True):
         source_kind(source, settings.backend)  # a source that cannot be listed is refused before any request
     for (source, defaults), settings in zip(sources, merged, strict=True):
         try:
-            for found in select_names(source, lister(source, settings), shard, names):
+            for found in select_names(source, lister(source, settings), shard):
                 chosen = found.repository if isinstance(found, Skipped) else str(found)
                 if chosen in done:  # named by an earlier source too
                     continue

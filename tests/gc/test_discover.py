@@ -104,19 +104,17 @@ def test_what_lists_a_source_follows_its_backend() -> None:
         kind("us-docker.pkg.dev/project/repo")
 
 
-def test_names_are_selected_by_prefix_glob_table_and_shard() -> None:
+def test_names_are_selected_by_prefix_glob_and_shard() -> None:
     source = parse_discover_source("registry.example.com/acme", "*-cache", Settings(), "--discover")
-    listed = frozenset({parse_repository("registry.example.com/acme/listed-cache")})
     paths = [
         "acme/Bad-cache",
         "acme/a-cache",
         "acme/web",
         "other/b-cache",
-        "acme/listed-cache",
         "acme/a-cache",
         "acme/x/y-cache",
     ]
-    got = list(select_names(source, paths, None, listed))
+    got = list(select_names(source, paths, None))
     # other/b-cache is outside the prefix (not looked at); acme/a-cache is listed twice, read once;
     # "*" crosses "/", so x/y-cache matches.
     # A name that is no repository name (upper case) is reported, not fatal.
@@ -128,19 +126,14 @@ def test_names_are_selected_by_prefix_glob_table_and_shard() -> None:
             "excluded-by-glob",
             "'web' does not match '*-cache'",
         ),
-        Skipped(
-            "registry.example.com/acme/listed-cache",
-            "listed",
-            "planned under its own [[repository]] table",
-        ),
         parse_repository("registry.example.com/acme/x/y-cache"),
     ]
     # app-cache is in shard 1 of 4 (test above): shard 0 skips it.
     app = parse_repository("registry.example.com/acme/app-cache")
-    assert list(select_names(source, ["acme/app-cache"], Shard(0, 4), frozenset())) == [
+    assert list(select_names(source, ["acme/app-cache"], Shard(0, 4))) == [
         Skipped(str(app), "other-shard", "not in shard 0/4")
     ]
-    assert list(select_names(source, ["acme/app-cache"], Shard(1, 4), frozenset())) == [app]
+    assert list(select_names(source, ["acme/app-cache"], Shard(1, 4))) == [app]
 
 
 def test_a_repository_is_gc_business_only_with_a_tag_a_template_reads() -> None:

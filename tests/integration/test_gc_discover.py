@@ -222,8 +222,8 @@ def test_a_repository_that_cannot_be_read_is_reported_and_the_others_still_run(
 ) -> None:
     """The listing names a repository that is gone when it is read (a real 404 from the registry, as when
     it is deleted between the catalog and its tag listing): reported, and the next one is still planned."""
-    sources = discover_sources(None, f"{org.host}/acme", "*-cache")
     flags = Settings(tag_templates=("{branch}-buildcache",), protect=("main",), branches_file=str(branches))
+    sources = discover_sources(None, f"{org.host}/acme", "*-cache", flags)
     planned_in_order: list[str] = []
     with RegistryClient(ClientOptions()) as client:
 
@@ -498,3 +498,86 @@ def test_a_discovery_plan_file_is_applied_under_the_policy_that_discovers(
     assert applied.returncode == 0, applied.stderr
     for name in ("a-cache", "b-cache"):
         assert tags_of(registry, f"{prefix}/{name}") == {"main-buildcache"}
+
+
+def test_a_source_that_cannot_be_listed_is_refused_before_any_output(
+    branches: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code = run(["gc", "--discover", "us-docker.pkg.dev/project/repo", *rules(branches), "--json"])
+    out = capsys.readouterr().out
+    assert code == 2
+    assert "Artifact Registry" in json.loads(out)["error"]["message"]  # one document: no plan was begun
+
+
+def test_a_bad_shard_in_a_real_process_is_one_line_and_exit_2(branches: Path) -> None:
+    result = run_cli("gc", "--discover", "127.0.0.1:9/acme", *rules(branches), "--shard", "-1/2")
+    assert result.returncode == 2
+    assert (
+        result.stderr.startswith("cacheinspect: error: --shard '-1/2'") and "Traceback" not in result.stderr
+    )
+
+
+def test_shards_partition_listed_repositories_too(
+    org: LocalRegistry, branches: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    policy = tmp_path / "gc.toml"
+    policy.write_text(
+        '[defaults]\ntag-templates = ["{branch}-buildcache"]\n'
+        + "".join(f'[[repository]]\nname = "{org.host}/{name}"\n' for name in SERVICES[:8]),
+        encoding="utf-8",
+    )
+    parts = []
+    for k in range(3):
+        assert (
+            run(
+                [
+                    "gc",
+                    "--policy",
+                    str(policy),
+                    "--branches-file",
+                    str(branches),
+                    "--shard",
+                    f"{k}/3",
+                    "--json",
+                ]
+            )
+            == 0
+        )
+        document = json.loads(capsys.readouterr().out)
+        parts.append({r["repository"] for r in document["repositories"]})
+        assert document["discovery"]["lookedAt"] == 8
+        others = {s["repository"] for s in document["discovery"]["skipped"] if s["reason"] == "other-shard"}
+        assert others | parts[-1] == {f"{org.host}/{name}" for name in SERVICES[:8]}
+    assert sum(map(len, parts)) == 8 and set().union(*parts) == {f"{org.host}/{n}" for n in SERVICES[:8]}
+
+
+def test_a_plan_over_max_deletes_refuses_its_repository_only(
+    registry: LocalRegistry, tmp_path: Path, branches: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A streamed run checks --max-deletes per repository, before that repository's own deletions."""
+    prefix = f"limit-{uuid.uuid4().hex[:8]}"
+    for name in ("a-cache", "b-cache"):
+        seeder = Seeder(registry.host, f"{prefix}/{name}")
+        seeder.cache("main-buildcache", layers=[prefix.encode() + name.encode()], age=timedelta(days=1))
+        seeder.cache(
+            "gone-buildcache", layers=[prefix.encode() + name.encode() + b"g"], age=timedelta(days=1)
+        )
+        seeder.http.close()
+    policy = tmp_path / "gc.toml"
+    policy.write_text(
+        f'[defaults]\ntag-templates = ["{{branch}}-buildcache"]\nprotect = ["main"]\nbranches-file = "{branches}"\n'
+        f'[[repository]]\nname = "{registry.host}/{prefix}/a-cache"\nmax-deletes = 0\n'
+        f'[[discover]]\nsource = "{registry.host}/{prefix}"\n',
+        encoding="utf-8",
+    )
+    summary = tmp_path / "summary.md"
+    code = run(["gc", "--policy", str(policy), "--apply", "--summary", str(summary)])
+    err = capsys.readouterr().err
+    assert code == 2  # a-cache's plan deletes 1 tag > max-deletes 0: refused, nothing deleted there
+    assert "max-deletes" in err or "--max-deletes" in err
+    assert tags_of(registry, f"{prefix}/a-cache") == {"main-buildcache", "gone-buildcache"}
+    assert tags_of(registry, f"{prefix}/b-cache") == {"main-buildcache"}  # discovered, applied
+    text = summary.read_text()
+    # a-cache: listed (its own table); b-cache: discovered; a-cache is named by the catalog too.
+    assert "2 repositories looked at, 2 planned, 0 skipped." in text
+    assert f"| `{registry.host}/{prefix}/b-cache` | 1 | 1 |" in text

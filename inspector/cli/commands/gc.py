@@ -358,7 +358,7 @@ def gc(
     chosen_shard = parse_shard(shard) if shard is not None else None
     if match is not None and discover is None:
         raise UsageError("--match selects the names --discover finds: give --discover REGISTRY[/PREFIX] too")
-    sources = service.discover_sources(policy, discover, match or "*")
+    sources = service.discover_sources(policy, discover, match or "*", flags)
     if apply_plan is not None and chosen_shard is not None:
         raise UsageError(
             "--apply-plan carries out the plan file as it is: give no --shard (shard the plan run)"

@@ -287,7 +287,6 @@ def plan_markdown(
 _SKIP_TEXT = {
     "excluded-by-glob": "excluded by the glob",
     "other-shard": "in another shard",
-    "listed": "planned under a [[repository]] table",
     "no-matching-tag": "no tag matches a template",
     "error": "could not be read",
 }
