@@ -18,7 +18,7 @@ is deleted (``--plan-out``). Backends come from a factory the caller builds from
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, replace
 from datetime import datetime
@@ -117,11 +117,12 @@ class GcRun:
     @property
     def exit_code(self) -> int:
         """The worst outcome: a repository's error, else PARTIAL when a report is not ok, else 0."""
-        return max(
-            [int(e.exit_code) for e in self.errors.values()]
-            + [int(ExitCode.PARTIAL) for r in self.reports.values() if not r.ok]
-            + [0]
-        )
+        return _worst_exit(self.errors.values(), any(not r.ok for r in self.reports.values()))
+
+
+def _worst_exit(errors: Iterable[CacheInspectError], partial: bool) -> int:
+    """The highest of the errors' exit codes and PARTIAL (when a report is not ok), else 0."""
+    return max([int(e.exit_code) for e in errors] + [int(ExitCode.PARTIAL) if partial else 0])
 
 
 def resolve_policies(
@@ -473,11 +474,7 @@ class StreamedRun:
     @property
     def exit_code(self) -> int:
         """The worst outcome, as ``GcRun.exit_code``: an error's code, else PARTIAL when a report is not ok."""
-        return max(
-            [int(e.exit_code) for e in self.errors.values()]
-            + [int(ExitCode.PARTIAL) for o in self.outcomes if o.report_ok is False]
-            + [0]
-        )
+        return _worst_exit(self.errors.values(), any(o.report_ok is False for o in self.outcomes))
 
 
 #: ``on_repository(plan, report, error)``: one repository is done (planned; applied, or failed applying).

@@ -468,12 +468,8 @@ def test_ecr_discovery_plans_each_repository_under_the_prefix(
     ]
 
 
-def test_a_discovery_plan_file_is_applied_under_the_policy_that_discovers(
-    registry: LocalRegistry, tmp_path: Path, branches: Path
-) -> None:
-    """--plan-out of a discovery run (written one repository at a time) is a plan file that --apply-plan
-    binds to the [[discover]] table whose prefix and glob cover each repository."""
-    prefix = f"plan-{uuid.uuid4().hex[:8]}"
+def seed_two(registry: LocalRegistry, prefix: str) -> None:
+    """PREFIX/a-cache and PREFIX/b-cache, each with main-buildcache and gone-buildcache."""
     for name in ("a-cache", "b-cache"):
         seeder = Seeder(registry.host, f"{prefix}/{name}")
         seeder.cache("main-buildcache", layers=[prefix.encode() + name.encode()], age=timedelta(days=1))
@@ -481,6 +477,15 @@ def test_a_discovery_plan_file_is_applied_under_the_policy_that_discovers(
             "gone-buildcache", layers=[prefix.encode() + name.encode() + b"g"], age=timedelta(days=1)
         )
         seeder.http.close()
+
+
+def test_a_discovery_plan_file_is_applied_under_the_policy_that_discovers(
+    registry: LocalRegistry, tmp_path: Path, branches: Path
+) -> None:
+    """--plan-out of a discovery run (written one repository at a time) is a plan file that --apply-plan
+    binds to the [[discover]] table whose prefix and glob cover each repository."""
+    prefix = f"plan-{uuid.uuid4().hex[:8]}"
+    seed_two(registry, prefix)
     policy = tmp_path / "gc.toml"
     policy.write_text(
         f'[defaults]\ntag-templates = ["{{branch}}-buildcache"]\nprotect = ["main"]\nbranches-file = "{branches}"\n'
@@ -556,13 +561,7 @@ def test_a_plan_over_max_deletes_refuses_its_repository_only(
 ) -> None:
     """A streamed run checks --max-deletes per repository, before that repository's own deletions."""
     prefix = f"limit-{uuid.uuid4().hex[:8]}"
-    for name in ("a-cache", "b-cache"):
-        seeder = Seeder(registry.host, f"{prefix}/{name}")
-        seeder.cache("main-buildcache", layers=[prefix.encode() + name.encode()], age=timedelta(days=1))
-        seeder.cache(
-            "gone-buildcache", layers=[prefix.encode() + name.encode() + b"g"], age=timedelta(days=1)
-        )
-        seeder.http.close()
+    seed_two(registry, prefix)
     policy = tmp_path / "gc.toml"
     policy.write_text(
         f'[defaults]\ntag-templates = ["{{branch}}-buildcache"]\nprotect = ["main"]\nbranches-file = "{branches}"\n'
