@@ -126,9 +126,17 @@ def _worst_exit(errors: Iterable[CacheInspectError], partial: bool) -> int:
 
 
 def resolve_policies(
-    repository: str | None, policy_file: Path | None, flags: Settings, *, unpulled_for: str | None = None
+    repository: str | None,
+    policy_file: Path | None,
+    flags: Settings,
+    *,
+    unpulled_for: str | None = None,
+    sources: Sequence[tuple[DiscoverSource, Settings]] = (),
 ) -> list[RepositoryPolicy]:
     """The policy of each repository to collect: REPOSITORY's, or every one of ``--policy FILE``'s.
+
+    REPOSITORY with a file: its ``[[repository]]`` table, else the first of ``sources`` (the file's
+    ``[[discover]]`` tables) that would find it, else ``[defaults]``.
 
     ``unpulled_for`` (``--unpulled-for``) applies to every repository; only the ECR backend knows when
     an image was last pulled, so any other backend refuses it.
@@ -149,6 +157,9 @@ def resolve_policies(
         else:
             wanted = parse_repository(repository)
             own = [settings for name, settings in entries if name == wanted]
+            covering = _covering(wanted, sources) if not own else None
+            if covering is not None:
+                own = [covering[0].settings]
             policies = [resolve_policy(wanted, [loaded.defaults, *own], flags)]
     if unpulled_for is None:
         return policies
@@ -197,14 +208,22 @@ def discovered_policies(
     named = {p.repository for p in listed}
     found = []
     for repository in dict.fromkeys(repositories):
-        if repository in named:
-            continue
-        for source, defaults in sources:
-            below = source.below_prefix(repository.path) if source.registry == repository.registry else None
-            if below is not None and fnmatchcase(below, source.match):
-                found.append(resolve_policy(repository, [defaults, source.settings], flags))
-                break
+        covering = _covering(repository, sources) if repository not in named else None
+        if covering is not None:
+            source, defaults = covering
+            found.append(resolve_policy(repository, [defaults, source.settings], flags))
     return found
+
+
+def _covering(
+    repository: Repository, sources: Sequence[tuple[DiscoverSource, Settings]]
+) -> tuple[DiscoverSource, Settings] | None:
+    """The first source that would find ``repository``: its registry, under its prefix, matching its glob."""
+    for source, defaults in sources:
+        below = source.below_prefix(repository.path) if source.registry == repository.registry else None
+        if below is not None and fnmatchcase(below, source.match):
+            return source, defaults
+    return None
 
 
 def bind_plans(

@@ -580,3 +580,23 @@ def test_a_plan_over_max_deletes_refuses_its_repository_only(
     # a-cache: listed (its own table); b-cache: discovered; a-cache is named by the catalog too.
     assert "2 repositories looked at, 2 planned, 0 skipped." in text
     assert f"| `{registry.host}/{prefix}/b-cache` | 1 | 1 |" in text
+
+
+def test_a_repository_named_with_a_discovering_policy_is_planned_alone_under_its_discover_table(
+    registry: LocalRegistry, tmp_path: Path, branches: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    prefix = f"one-{uuid.uuid4().hex[:8]}"
+    seed_two(registry, prefix)
+    policy = tmp_path / "gc.toml"
+    policy.write_text(
+        f'[defaults]\ntag-templates = ["{{branch}}-buildcache"]\nbranches-file = "{branches}"\n'
+        f'[[discover]]\nsource = "{registry.host}/{prefix}"\nprotect = ["main"]\nkeep-last = 7\n',
+        encoding="utf-8",
+    )
+    assert run(["gc", "--policy", str(policy), f"{registry.host}/{prefix}/b-cache", "--json"]) == 0
+    document = json.loads(capsys.readouterr().out)
+    # Only the repository given (no discovery ran), under the [[discover]] table that covers it.
+    assert "discovery" not in document
+    [plan] = document["repositories"]
+    assert plan["repository"] == f"{registry.host}/{prefix}/b-cache"
+    assert (plan["rules"]["protect"], plan["rules"]["keepLast"]) == (["main"], 7)

@@ -359,6 +359,10 @@ def gc(
     if match is not None and discover is None:
         raise UsageError("--match selects the names --discover finds: give --discover REGISTRY[/PREFIX] too")
     sources = service.discover_sources(policy, discover, match or "*", flags)
+    if repository is not None and discover is None:  # REPOSITORY: that one only, under the table covering it
+        file_sources, sources = sources, []
+    else:
+        file_sources = sources
     if apply_plan is not None and chosen_shard is not None:
         raise UsageError(
             "--apply-plan carries out the plan file as it is: give no --shard (shard the plan run)"
@@ -366,7 +370,11 @@ def gc(
     if apply_plan is None and (sources or chosen_shard is not None):
         if emit_ecr_lifecycle or emit_gar_cleanup_policy or unpulled_for is not None:
             raise UsageError("--unpulled-for is not supported with --discover, [[discover]] or --shard")
-        listed = service.resolve_policies(repository, policy, flags) if (repository or policy) else []
+        listed = (
+            service.resolve_policies(repository, policy, flags, sources=file_sources)
+            if (repository or policy)
+            else []
+        )
         home = listed[0].repository.registry if listed else sources[0][0].registry
         with connection.client(home, ecr.credentials) as client, ExitStack() as stack:
             github = _GitHub(stack, github_token, delete_empty_packages=delete_empty_packages)
@@ -410,11 +418,13 @@ def gc(
             raise UsageError(f"--apply-plan {apply_plan}: {exc.strerror}") from None
         plans = plan_from_json(raw, str(apply_plan))
         policies = (
-            service.resolve_policies(repository, policy, flags, unpulled_for=unpulled_for)
+            service.resolve_policies(
+                repository, policy, flags, unpulled_for=unpulled_for, sources=file_sources
+            )
             if repository is not None or policy is not None
             else []
         )
-        policies += service.discovered_policies([p.repository for p in plans], policies, sources, flags)
+        policies += service.discovered_policies([p.repository for p in plans], policies, file_sources, flags)
         bound = service.bind_plans(plans, policies)
         first = plans[0].repository.registry if plans else None
         with connection.client(first, ecr.credentials) as client, ExitStack() as stack:
@@ -433,7 +443,9 @@ def gc(
                 warn=warn,
             )
     else:
-        policies = service.resolve_policies(repository, policy, flags, unpulled_for=unpulled_for)
+        policies = service.resolve_policies(
+            repository, policy, flags, unpulled_for=unpulled_for, sources=file_sources
+        )
         first = policies[0].repository.registry if policies else None
         with connection.client(first, ecr.credentials) as client, ExitStack() as stack:
             github = _GitHub(stack, github_token, delete_empty_packages=delete_empty_packages)
