@@ -22,7 +22,7 @@ import subprocess
 import sys
 import uuid
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -43,6 +43,7 @@ from inspector.registry.github_packages import GhcrClient, GhcrOptions
 from tests.harness.ecr_server import ACCOUNT as ECR_ACCOUNT
 from tests.harness.ecr_server import REGION as ECR_REGION
 from tests.harness.ecr_server import EcrMirror, EcrServer, ecr_server
+from tests.harness.evilserver import EvilServer, Reply, Request, Script, json_reply
 from tests.harness.faultproxy import FaultProxy, request_kind
 from tests.harness.ghcr_server import GitHubEmulator, TokenInfo
 from tests.harness.paths import schema
@@ -600,3 +601,50 @@ def test_a_repository_named_with_a_discovering_policy_is_planned_alone_under_its
     [plan] = document["repositories"]
     assert plan["repository"] == f"{registry.host}/{prefix}/b-cache"
     assert (plan["rules"]["protect"], plan["rules"]["keepLast"]) == (["main"], 7)
+
+
+# -- a catalog that lies ---------------------------------------------------------------------------
+
+
+def _catalog_script(link: Callable[[str], str | None], names: Callable[[str], list[str]]) -> Script:
+    def script(request: Request) -> Reply | None:
+        if request.path != "/v2/_catalog":
+            return json_reply(200, "{}")  # /v2/ and anything else
+        headers = {"Link": found} if (found := link(request.query)) else {}
+        return json_reply(200, json.dumps({"repositories": names(request.query)}), **headers)
+
+    return script
+
+
+@pytest.mark.parametrize(
+    ("link", "message"),
+    [
+        (lambda query: '</v2/_catalog?n=1000>; rel="next"', "loops back"),  # page 1 names itself again
+        (lambda query: '<http://127.0.0.2:1/v2/_catalog?last=x>; rel="next"', "another host"),
+    ],
+)
+def test_a_catalog_whose_links_loop_or_leave_the_host_is_refused(
+    link: Callable[[str], str], message: str, branches: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with EvilServer(_catalog_script(link, lambda query: ["acme/a-cache"])) as evil:
+        code = run(["gc", "--discover", f"{evil.host}/acme", *rules(branches), "--json"])
+        document = json.loads(capsys.readouterr().out)
+    # The source's error is reported in the plan and sets the exit code (8: the registry's answer is invalid).
+    assert code == ExitCode.INVALID_CONTENT
+    [source] = document["discovery"]["sources"]
+    assert message in source["error"]
+
+
+def test_a_catalog_body_that_is_not_a_name_list_is_refused(
+    branches: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    def script(request: Request) -> Reply | None:
+        if request.path == "/v2/_catalog":
+            return json_reply(200, '{"repositories": [1, 2]}')
+        return json_reply(200, "{}")
+
+    with EvilServer(script) as evil:
+        code = run(["gc", "--discover", f"{evil.host}/acme", *rules(branches), "--json"])
+        document = json.loads(capsys.readouterr().out)
+    assert code == ExitCode.INVALID_CONTENT
+    assert "expected a string" in document["discovery"]["sources"][0]["error"]
