@@ -17,6 +17,7 @@ slugs to ``feature-a``), ignoring ``app`` (rule 1). So 26 repositories are looke
 
 from __future__ import annotations
 
+import gc
 import json
 import subprocess
 import sys
@@ -34,6 +35,8 @@ from inspector.cli import run
 from inspector.errors import ExitCode, InvalidContent, NotFound
 from inspector.gc.backends.base import DeleteBackend
 from inspector.gc.backends.factory import select_backend
+from inspector.gc.inventory import Inventory
+from inspector.gc.plan import RepositoryPlan
 from inspector.gc.policy import RepositoryPolicy, Settings
 from inspector.gc.service import discover_sources, run_streamed
 from inspector.registry.catalog import iter_catalog
@@ -648,3 +651,43 @@ def test_a_catalog_body_that_is_not_a_name_list_is_refused(
         document = json.loads(capsys.readouterr().out)
     assert code == ExitCode.INVALID_CONTENT
     assert "expected a string" in document["discovery"]["sources"][0]["error"]
+
+
+def test_a_streamed_run_holds_one_repository_plan_at_a_time(org: LocalRegistry, branches: Path) -> None:
+    """Counted on the heap when each repository is handed over: at most the plan being handed over and the
+    target's unfinished copy of it are alive, however many repositories came before (the flat memory
+    ``python -m bench --only gc-org`` measures); no inventory survives its planning."""
+    flags = Settings(tag_templates=("{branch}-buildcache",), protect=("main",), branches_file=str(branches))
+    sources = discover_sources(None, f"{org.host}/acme", "svc-0[0-5]-cache", flags)
+    alive: list[tuple[int, int]] = []
+
+    def count(plan: RepositoryPlan, report: object, error: object) -> None:
+        gc.collect()
+        objects = gc.get_objects()
+        alive.append(
+            (
+                sum(isinstance(o, RepositoryPlan) for o in objects),
+                sum(isinstance(o, Inventory) for o in objects),
+            )
+        )
+
+    with RegistryClient(ClientOptions()) as client:
+
+        def backends(policy: RepositoryPolicy, untagged: bool) -> DeleteBackend:
+            return select_backend(client, policy.repository, kind=policy.backend)
+
+        result = run_streamed(
+            client,
+            [],
+            sources,
+            lambda source, settings: iter_catalog(client, source.registry),
+            backends,
+            flags=flags,
+            apply=False,
+            now=datetime.now(UTC),
+            on_repository=count,
+        )
+    assert result.discovery.planned == 6
+    assert len(alive) == 6
+    assert max(plans for plans, _ in alive) <= 2
+    assert max(inventories for _, inventories in alive) == 0
