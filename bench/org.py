@@ -166,7 +166,6 @@ def open_org(repositories: int, tags: int, *, log: Log) -> OrgSeeded:
 
 def run_gc_org(config: Config, tools: Tools, log: Log, *, repositories: int, tags: int) -> Section:
     keep = max(1, tags // 4)
-    auth = 2 if config.auth else 0
     lat, c = config.latency, config.concurrency
     seeded = open_org(repositories, tags, log=log)
     log(
@@ -215,7 +214,11 @@ def run_gc_org(config: Config, tools: Tools, log: Log, *, repositories: int, tag
                 repositories,
             ),
         ):
-            least = (1 if "--discover" in argv else 0) + count * (1 + tags) + auth
+            # The catalog (discovery), a tag list and a GET per tag per repository; with token auth the
+            # first request is answered 401 and sent again, and each scope (the catalog's, each
+            # repository's) costs one token request.
+            catalog = 1 if "--discover" in argv else 0
+            least = catalog + count * (1 + tags) + ((1 + catalog + count) if config.auth else 0)
             log(f"  {label} ×{config.slow_repeat}")
             row = Row(label, c, least, floor_seconds(least, c, lat), reference=not rows)
             row.measured = measure(
@@ -236,7 +239,8 @@ def run_gc_org(config: Config, tools: Tools, log: Log, *, repositories: int, tag
         f"6. `gc` discovery and planning over {repositories} repositories × {tags} tags",
         f"An organisation of {repositories} repositories of {tags} cache tags (each its own small manifest), "
         f"planned with `--keep-last {keep}` (dry run). Discovery lists the catalog (one page) and reads each "
-        "repository's tag list once and each tag's manifest once; *least needed* counts exactly that. The "
+        "repository's tag list once and each tag's manifest once; *least needed* counts exactly that, plus a "
+        "token per scope (the catalog's, each repository's) and the first request sent again after its 401. The "
         "streamed run (discovery) keeps one repository's plan at a time; the `--policy` run holds every plan "
         "until it has rendered them all.",
         rows,
