@@ -18,6 +18,7 @@ from pathlib import Path
 
 from inspector.registry.client import ClientOptions
 
+from .org import run_gc_org
 from .report import render, update_readme
 from .workloads import (
     ROOT,
@@ -34,7 +35,7 @@ from .workloads import (
     run_tags,
 )
 
-WORKLOADS = ("show", "tags", "du", "startup", "gc-apply")
+WORKLOADS = ("show", "tags", "du", "startup", "gc-apply", "gc-org")
 
 
 def _log(message: str) -> None:
@@ -144,6 +145,17 @@ def main(argv: list[str] | None = None) -> int:
         if "gc-apply" in only:
             _log("workload 5: gc --apply (a fresh storage copy per run)")
             sections.append(run_gc_apply(config, tools, _log))
+        if "gc-org" in only:
+            _log("workload 6: gc discovery and planning over an organisation")
+            sections.append(
+                run_gc_org(
+                    config,
+                    tools,
+                    _log,
+                    repositories=20 if args.quick else 100,
+                    tags=50 if args.quick else 200,
+                )
+            )
         if "startup" in only:
             _log("workload 4: start-up")
             sections.append(run_startup(config, tools, _log))

@@ -28,7 +28,7 @@ The numbers (``compute_usage``, pure, so a ``gc`` planner can reuse them):
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from fnmatch import fnmatchcase
 from types import MappingProxyType
@@ -267,6 +267,7 @@ def disk_usage(
     tag_pattern: str | None = None,
     page_size: int | None = None,
     on_progress: Progress | None = None,
+    listed_tags: Sequence[str] | None = None,
 ) -> RepositoryUsage:
     """List the tags, read every tag's manifest, and report the rows ``tag_pattern`` (an fnmatch glob) selects.
 
@@ -276,9 +277,9 @@ def disk_usage(
     A tag that vanishes between listing and reading (404), or whose manifest is
     not a valid document, is reported in ``skipped_tags``; other errors raise.
     """
-    listed = list(
-        dict.fromkeys(tag for page in client.iter_tag_pages(repository, page_size=page_size) for tag in page)
-    )
+    if listed_tags is None:  # else a listing the caller already made (gc discovery): not made again
+        listed_tags = [tag for page in client.iter_tag_pages(repository, page_size=page_size) for tag in page]
+    listed = list(dict.fromkeys(listed_tags))
 
     documents: dict[str, ManifestDocument] = {}
     skipped: list[SkippedTag] = []

@@ -161,9 +161,13 @@ def collect_inventory(
     *,
     page_size: int | None = None,
     on_progress: Progress | None = None,
+    listed_tags: Sequence[str] | None = None,
 ) -> Inventory:
-    """Read one repository for planning (request budget in the module docstring)."""
-    usage = disk_usage(client, repository, page_size=page_size, on_progress=on_progress)
+    """Read one repository for planning (request budget in the module docstring); ``listed_tags``: its
+    tag listing when the caller already has it."""
+    usage = disk_usage(
+        client, repository, page_size=page_size, on_progress=on_progress, listed_tags=listed_tags
+    )
     sizes = usage.blob_sizes
 
     def read_tag(tag: str) -> ManifestDocument | str:

@@ -26,7 +26,17 @@ Policy file (TOML)::
     # github-api-url = "https://ghe.example.com/api/v3"
     # package = "acme/app-cache"      # OWNER/NAME on GitHub; only in a [[repository]] table
 
-Precedence: built-in default < ``[defaults]`` < the repository's table <
+    [[discover]]                      # repositories found, not listed (gc/discover.py)
+    source = "ghcr.io/acme"           # required: REGISTRY[/PREFIX]; GHCR: the org's or user's packages,
+                                      # ECR: DescribeRepositories, else GET /v2/_catalog (under PREFIX/)
+    match = "*-cache"                 # glob over the name below PREFIX/ (default "*"; "*" crosses "/")
+    keep-last = 5                     # any key of [defaults] but package may be set again here
+
+A file needs at least one ``[[repository]]`` or ``[[discover]]`` table. A discovered repository is
+planned only if one of its tags matches its templates; one that a ``[[repository]]`` table names is
+planned under that table instead.
+
+Precedence: built-in default < ``[defaults]`` < the repository's (or discover) table <
 command-line flags. Flags replace the file's value, except ``--protect``,
 which adds to it: a flag never removes protection.
 """
@@ -49,6 +59,7 @@ __all__ = [
     "MIN_MAX_AGE",
     "SLUG_PRESETS",
     "BackendKind",
+    "DiscoverTable",
     "PolicyFile",
     "RepositoryPolicy",
     "Rules",
@@ -322,10 +333,20 @@ class RepositoryPolicy:
 
 
 @dataclass(frozen=True, slots=True)
+class DiscoverTable:
+    """One ``[[discover]]`` table as written: its source, its glob and its settings."""
+
+    source: str
+    match: str
+    settings: Settings
+
+
+@dataclass(frozen=True, slots=True)
 class PolicyFile:
     path: Path
     defaults: Settings
     repositories: tuple[tuple[str, Settings], ...]
+    discover: tuple[DiscoverTable, ...] = ()
 
 
 _KEYS = {
@@ -405,7 +426,7 @@ def load_policy(path: Path) -> PolicyFile:
         raise UsageError(
             f"--policy {path}: not a usable TOML document (too deeply nested or an oversized number)"
         ) from None
-    unknown = set(doc) - {"version", "defaults", "repository"}
+    unknown = set(doc) - {"version", "defaults", "repository", "discover"}
     if unknown:
         raise UsageError(f"--policy {path}: unknown top-level key {sorted(unknown)[0]!r}")
     if doc.get("version", 1) != 1:
@@ -420,8 +441,9 @@ def load_policy(path: Path) -> PolicyFile:
             f"--policy {path}: defaults.package: a package names one repository; set it in its [[repository]]"
         )
     entries = doc.get("repository", [])
-    if not isinstance(entries, list) or not entries:
-        raise UsageError(f"--policy {path}: no [[repository]] tables")
+    discover = _discover_tables(doc.get("discover", []), path)
+    if not isinstance(entries, list) or not (entries or discover):
+        raise UsageError(f"--policy {path}: no [[repository]] or [[discover]] tables")
     repositories: list[tuple[str, Settings]] = []
     for i, entry in enumerate(entries):
         if not isinstance(entry, dict):
@@ -433,7 +455,30 @@ def load_policy(path: Path) -> PolicyFile:
             raise UsageError(f"--policy {path}: repository {name!r} appears twice")
         rest = {k: v for k, v in entry.items() if k != "name"}
         repositories.append((name, _settings(rest, f"{path}: repository {name!r}", base_dir)))
-    return PolicyFile(path, defaults, tuple(repositories))
+    return PolicyFile(path, defaults, tuple(repositories), discover)
+
+
+def _discover_tables(entries: Any, path: Path) -> tuple[DiscoverTable, ...]:
+    if not isinstance(entries, list):
+        raise UsageError(f"--policy {path}: discover must be [[discover]] tables")
+    tables: list[DiscoverTable] = []
+    for i, entry in enumerate(entries):
+        where = f"--policy {path}: discover[{i}]"
+        if not isinstance(entry, dict):
+            raise UsageError(f"{where} must be a table")
+        source, match = entry.get("source"), entry.get("match", "*")
+        if not isinstance(source, str) or not source.strip("/ "):
+            raise UsageError(f"{where} needs source = 'REGISTRY[/PREFIX]'")
+        if not isinstance(match, str) or not match:
+            raise UsageError(f"{where}.match: expected a glob such as '*-cache'")
+        if any(t.source == source and t.match == match for t in tables):
+            raise UsageError(f"{where}: source {source!r} with match {match!r} appears twice")
+        rest = {k: v for k, v in entry.items() if k not in ("source", "match")}
+        settings = _settings(rest, f"{path}: discover {source!r}", path.parent)
+        if settings.package is not None:
+            raise UsageError(f"{where}.package: a package names one repository; set it in its [[repository]]")
+        tables.append(DiscoverTable(source, match, settings))
+    return tuple(tables)
 
 
 def resolve_policy(repository: Repository, layers: Sequence[Settings], flags: Settings) -> RepositoryPolicy:

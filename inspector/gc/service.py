@@ -18,10 +18,11 @@ is deleted (``--plan-out``). Backends come from a factory the caller builds from
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, replace
 from datetime import datetime
+from fnmatch import fnmatchcase
 from pathlib import Path
 
 from inspector.errors import CacheInspectError, ExitCode, UsageError
@@ -35,6 +36,17 @@ from inspector.gc.backends.google import GoogleBackend, with_upload_times
 from inspector.gc.backends.google import plan_untagged as google_plan_untagged
 from inspector.gc.backends.google import recheck_untagged as google_recheck_untagged
 from inspector.gc.branches import LiveRefs, git_ls_remote, read_branches_file
+from inspector.gc.discover import (
+    DiscoverSource,
+    Discovery,
+    Lister,
+    Shard,
+    Skipped,
+    has_template_tag,
+    parse_discover_source,
+    select_names,
+    source_kind,
+)
 from inspector.gc.execute import RegistryTagReader, RepositoryReport, execute_plan
 from inspector.gc.inventory import collect_inventory
 from inspector.gc.plan import RepositoryPlan, check_max_deletes, plan_repository
@@ -46,13 +58,19 @@ from inspector.registry.client import RegistryClient
 __all__ = [
     "BackendFactory",
     "GcRun",
+    "OnRepository",
     "ProgressFactory",
+    "RepositoryOutcome",
+    "StreamedRun",
     "Target",
     "apply_reviewed_plan",
     "bind_plans",
+    "discover_sources",
+    "discovered_policies",
     "plan_targets",
     "resolve_policies",
     "run_gc",
+    "run_streamed",
     "run_targets",
 ]
 
@@ -99,17 +117,26 @@ class GcRun:
     @property
     def exit_code(self) -> int:
         """The worst outcome: a repository's error, else PARTIAL when a report is not ok, else 0."""
-        return max(
-            [int(e.exit_code) for e in self.errors.values()]
-            + [int(ExitCode.PARTIAL) for r in self.reports.values() if not r.ok]
-            + [0]
-        )
+        return _worst_exit(self.errors.values(), any(not r.ok for r in self.reports.values()))
+
+
+def _worst_exit(errors: Iterable[CacheInspectError], partial: bool) -> int:
+    """The highest of the errors' exit codes and PARTIAL (when a report is not ok), else 0."""
+    return max([int(e.exit_code) for e in errors] + [int(ExitCode.PARTIAL) if partial else 0])
 
 
 def resolve_policies(
-    repository: str | None, policy_file: Path | None, flags: Settings, *, unpulled_for: str | None = None
+    repository: str | None,
+    policy_file: Path | None,
+    flags: Settings,
+    *,
+    unpulled_for: str | None = None,
+    sources: Sequence[tuple[DiscoverSource, Settings]] = (),
 ) -> list[RepositoryPolicy]:
     """The policy of each repository to collect: REPOSITORY's, or every one of ``--policy FILE``'s.
+
+    REPOSITORY with a file: its ``[[repository]]`` table, else the first of ``sources`` (the file's
+    ``[[discover]]`` tables) that would find it, else ``[defaults]``.
 
     ``unpulled_for`` (``--unpulled-for``) applies to every repository; only the ECR backend knows when
     an image was last pulled, so any other backend refuses it.
@@ -130,6 +157,9 @@ def resolve_policies(
         else:
             wanted = parse_repository(repository)
             own = [settings for name, settings in entries if name == wanted]
+            covering = _covering(wanted, sources) if not own else None
+            if covering is not None:
+                own = [covering[0].settings]
             policies = [resolve_policy(wanted, [loaded.defaults, *own], flags)]
     if unpulled_for is None:
         return policies
@@ -141,6 +171,59 @@ def resolve_policies(
                 "(DescribeImages lastRecordedPullTime)"
             )
     return [replace(p, rules=replace(p.rules, unpulled_for=limit)) for p in policies]
+
+
+def discover_sources(
+    policy_file: Path | None, discover: str | None, match: str, flags: Settings
+) -> list[tuple[DiscoverSource, Settings]]:
+    """The discover sources of a run, each with the ``[defaults]`` under it: the policy file's
+    ``[[discover]]`` tables, then ``--discover``/``--match`` (whose rules are the flags themselves).
+    A source that cannot be listed (Artifact Registry, GHCR without an owner) is refused here, before
+    any output or request."""
+    sources: list[tuple[DiscoverSource, Settings]] = []
+    defaults = Settings()
+    if policy_file is not None:
+        loaded = load_policy(policy_file)
+        defaults = loaded.defaults
+        for table in loaded.discover:
+            where = f"--policy {policy_file}: discover {table.source!r}"
+            sources.append(
+                (parse_discover_source(table.source, table.match, table.settings, where), defaults)
+            )
+    if discover is not None:
+        sources.append((parse_discover_source(discover, match, Settings(), "--discover"), defaults))
+    for source, under in sources:
+        source_kind(source, flags.over(source.settings.over(under)).backend)
+    return sources
+
+
+def discovered_policies(
+    repositories: Sequence[Repository],
+    listed: Sequence[RepositoryPolicy],
+    sources: Sequence[tuple[DiscoverSource, Settings]],
+    flags: Settings,
+) -> list[RepositoryPolicy]:
+    """The policy of each repository that ``listed`` does not name but a discover source would find
+    (its registry, under its prefix, matching its glob): the first such source's (``--apply-plan``)."""
+    named = {p.repository for p in listed}
+    found = []
+    for repository in dict.fromkeys(repositories):
+        covering = _covering(repository, sources) if repository not in named else None
+        if covering is not None:
+            source, defaults = covering
+            found.append(resolve_policy(repository, [defaults, source.settings], flags))
+    return found
+
+
+def _covering(
+    repository: Repository, sources: Sequence[tuple[DiscoverSource, Settings]]
+) -> tuple[DiscoverSource, Settings] | None:
+    """The first source that would find ``repository``: its registry, under its prefix, matching its glob."""
+    for source, defaults in sources:
+        below = source.below_prefix(repository.path) if source.registry == repository.registry else None
+        if below is not None and fnmatchcase(below, source.match):
+            return source, defaults
+    return None
 
 
 def bind_plans(
@@ -178,40 +261,61 @@ def plan_targets(
     """Read the branches and every repository, then plan them all: a read error stops before any deletion."""
     chosen = [backends(p, p.untagged) for p in policies]  # every refusal before anything is read
     sources: dict[tuple[str, str, bool], LiveRefs] = {}
-    targets = []
-    for policy, backend in zip(policies, chosen, strict=True):
-        live: LiveRefs | None = None
-        pulls = any(t.kind == "number" for t in policy.rules.templates)
-        if policy.branches_from_git is not None:
-            key = ("git", policy.branches_from_git, pulls)
-            if key not in sources:
-                sources[key] = git_ls_remote(policy.branches_from_git, pulls=pulls)
-            live = sources[key]
-        elif policy.branches_file is not None:
-            key = ("file", policy.branches_file, False)
-            if key not in sources:
-                sources[key] = read_branches_file(policy.branches_file)
-            live = sources[key]
-        with progress(f"reading {policy.repository}") as on_progress:
-            inventory = collect_inventory(
-                client, policy.repository, page_size=page_size, on_progress=on_progress
-            )
-        if isinstance(backend, EcrBackend):  # ages from ECR's push times
-            inventory = with_push_times(inventory, backend.images())
-            if policy.untagged:
-                inventory = ecr_plan_untagged(backend, inventory)
-        elif isinstance(backend, GoogleBackend):  # ages from the manifest map's upload times
-            inventory = with_upload_times(inventory, backend.manifests())
-            if policy.untagged:
-                inventory = google_plan_untagged(backend, inventory)
-        elif policy.untagged:
-            assert isinstance(backend, GhcrBackend)  # check_untagged refused every other backend
-            inventory = plan_untagged(backend, inventory)
-        plan = plan_repository(inventory, policy.rules, live, now, max_deletes=policy.max_deletes)
-        if isinstance(backend, EcrBackend):
-            backend.allow_tags(d.tag for d in plan.deletions)
-        targets.append(Target(plan, backend, untagged=policy.untagged))
-    return targets
+    return [
+        _plan_target(client, policy, backend, sources, now=now, page_size=page_size, progress=progress)
+        for policy, backend in zip(policies, chosen, strict=True)
+    ]
+
+
+def _live_refs(policy: RepositoryPolicy, sources: dict[tuple[str, str, bool], LiveRefs]) -> LiveRefs | None:
+    """The policy's live branches, each branch source read once per run (``sources`` caches them)."""
+    pulls = any(t.kind == "number" for t in policy.rules.templates)
+    if policy.branches_from_git is not None:
+        key = ("git", policy.branches_from_git, pulls)
+        if key not in sources:
+            sources[key] = git_ls_remote(policy.branches_from_git, pulls=pulls)
+        return sources[key]
+    if policy.branches_file is not None:
+        key = ("file", policy.branches_file, False)
+        if key not in sources:
+            sources[key] = read_branches_file(policy.branches_file)
+        return sources[key]
+    return None
+
+
+def _plan_target(
+    client: RegistryClient,
+    policy: RepositoryPolicy,
+    backend: DeleteBackend,
+    sources: dict[tuple[str, str, bool], LiveRefs],
+    *,
+    now: datetime,
+    page_size: int | None,
+    progress: ProgressFactory,
+    tags: Sequence[str] | None = None,
+) -> Target:
+    """Read one repository (``tags``: its listing, when already made) and plan it; the inventory is
+    dropped once planned."""
+    live = _live_refs(policy, sources)
+    with progress(f"reading {policy.repository}") as on_progress:
+        inventory = collect_inventory(
+            client, policy.repository, page_size=page_size, on_progress=on_progress, listed_tags=tags
+        )
+    if isinstance(backend, EcrBackend):  # ages from ECR's push times
+        inventory = with_push_times(inventory, backend.images())
+        if policy.untagged:
+            inventory = ecr_plan_untagged(backend, inventory)
+    elif isinstance(backend, GoogleBackend):  # ages from the manifest map's upload times
+        inventory = with_upload_times(inventory, backend.manifests())
+        if policy.untagged:
+            inventory = google_plan_untagged(backend, inventory)
+    elif policy.untagged:
+        assert isinstance(backend, GhcrBackend)  # check_untagged refused every other backend
+        inventory = plan_untagged(backend, inventory)
+    plan = plan_repository(inventory, policy.rules, live, now, max_deletes=policy.max_deletes)
+    if isinstance(backend, EcrBackend):
+        backend.allow_tags(d.tag for d in plan.deletions)
+    return Target(plan, backend, untagged=policy.untagged)
 
 
 def reviewed_targets(
@@ -256,21 +360,7 @@ def run_targets(
 ) -> GcRun:
     """Finish the plans (notes), hand them to ``on_planned``, then (unless a dry run) check every plan and
     delete, repository by repository. ``max_deletes`` overrides each plan's own limit."""
-    plans = []
-    for target in targets:
-        ghcr = isinstance(target.backend, GhcrBackend)
-        plan = target.plan
-        listed = ghcr or isinstance(target.backend, EcrBackend | GoogleBackend)
-        if not (listed and target.untagged):  # else the untagged images were looked at: the notes say how
-            plan = _with_note(plan, untagged_hint(plan.repository.registry, ghcr=ghcr))
-        if isinstance(target.backend, GhcrBackend):
-            pacing = pacing_note(plan, target.backend.github.options.pace)
-            if pacing is not None:
-                plan = _with_note(plan, pacing)
-                if mode != "dry-run":
-                    warn(f"{plan.repository}: {pacing}")
-            target.backend.expect(plan)
-        plans.append(plan)
+    plans = [_finish_plan(target, mode, warn) for target in targets]
     if on_planned is not None:
         on_planned(tuple(plans))
     reports: dict[Repository, RepositoryReport] = {}
@@ -292,6 +382,23 @@ def run_targets(
             except CacheInspectError as exc:  # reported with the rest; later repositories still run
                 errors[plan.repository] = exc
     return GcRun(mode, now, tuple(plans), reports, errors)
+
+
+def _finish_plan(target: Target, mode: Mode, warn: Callable[[str], None]) -> RepositoryPlan:
+    """The target's plan with its notes (untagged caches, GHCR pacing); a GHCR backend learns the plan."""
+    ghcr = isinstance(target.backend, GhcrBackend)
+    plan = target.plan
+    listed = ghcr or isinstance(target.backend, EcrBackend | GoogleBackend)
+    if not (listed and target.untagged):  # else the untagged images were looked at: the notes say how
+        plan = _with_note(plan, untagged_hint(plan.repository.registry, ghcr=ghcr))
+    if isinstance(target.backend, GhcrBackend):
+        pacing = pacing_note(plan, target.backend.github.options.pace)
+        if pacing is not None:
+            plan = _with_note(plan, pacing)
+            if mode != "dry-run":
+                warn(f"{plan.repository}: {pacing}")
+        target.backend.expect(plan)
+    return plan
 
 
 def run_gc(
@@ -351,3 +458,172 @@ def apply_reviewed_plan(
 
 def _with_note(plan: RepositoryPlan, note: str) -> RepositoryPlan:
     return plan if note in plan.notes else replace(plan, notes=(*plan.notes, note))
+
+
+@dataclass(frozen=True, slots=True)
+class RepositoryOutcome:
+    """What a streamed run keeps of one planned repository once its plan went to ``on_repository``."""
+
+    repository: Repository
+    deletions: int
+    manifests: int
+    reclaimable_bytes: int
+    report_ok: bool | None = None  # None: nothing was deleted (a dry run, or nothing to delete)
+    error: CacheInspectError | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class StreamedRun:
+    """A gc run over discovered (or sharded) repositories: what discovery saw and each repository's outcome.
+
+    Read errors are in ``discovery.skipped`` (reason ``error``) and in ``errors``; a source that could
+    not be listed is in ``errors`` under its source text.
+    """
+
+    mode: Mode
+    started_at: datetime
+    discovery: Discovery
+    outcomes: tuple[RepositoryOutcome, ...]
+    errors: Mapping[str, CacheInspectError]
+
+    @property
+    def applying(self) -> bool:
+        return self.mode != "dry-run"
+
+    @property
+    def exit_code(self) -> int:
+        """The worst outcome, as ``GcRun.exit_code``: an error's code, else PARTIAL when a report is not ok."""
+        return _worst_exit(self.errors.values(), any(o.report_ok is False for o in self.outcomes))
+
+
+#: ``on_repository(plan, report, error)``: one repository is done (planned; applied, or failed applying).
+OnRepository = Callable[[RepositoryPlan, RepositoryReport | None, CacheInspectError | None], None]
+
+
+def _ignore_repository(
+    plan: RepositoryPlan, report: RepositoryReport | None, error: CacheInspectError | None
+) -> None:
+    return None
+
+
+def run_streamed(
+    client: RegistryClient,
+    listed: Sequence[RepositoryPolicy],
+    sources: Sequence[tuple[DiscoverSource, Settings]],
+    lister: Lister,
+    backends: BackendFactory,
+    *,
+    flags: Settings,
+    apply: bool,
+    now: datetime,
+    shard: Shard | None = None,
+    page_size: int | None = None,
+    progress: ProgressFactory = _no_progress,
+    on_repository: OnRepository = _ignore_repository,
+    warn: Callable[[str], None] = _no_warning,
+) -> StreamedRun:
+    """Plan (and with ``apply`` carry out) one repository at a time: the listed ones, then each source's.
+
+    ``sources``: each discover source with the ``[defaults]`` under it. Unlike ``run_gc``, a repository
+    is planned, handed to ``on_repository`` and applied before the next one is read, so memory holds one
+    inventory and one plan at a time (``RepositoryOutcome`` is all that is kept), and a repository
+    that cannot be read, listed or applied (or whose plan exceeds its ``max-deletes``) is reported and
+    the run goes on; the exit code is the worst outcome. ``shard`` keeps the repositories it holds.
+    """
+    mode: Mode = "apply" if apply else "dry-run"
+    branch_sources: dict[tuple[str, str, bool], LiveRefs] = {}
+    outcomes: list[RepositoryOutcome] = []
+    skipped: list[Skipped] = []
+    errors: dict[str, CacheInspectError] = {}
+    done: set[str] = set()  # registry/path of each repository looked at
+    looked_at = 0
+
+    def handle(policy: RepositoryPolicy, discovered: bool) -> None:
+        try:
+            backend = backends(policy, policy.untagged)
+            tags: list[str] | None = None
+            if discovered:  # the one tag listing decides, and planning reuses it
+                tags = client.list_tags(policy.repository, page_size=page_size)
+                if not has_template_tag(tags, policy.rules.templates):
+                    templates = ", ".join(str(t) for t in policy.rules.templates)
+                    skipped.append(
+                        Skipped(str(policy.repository), "no-matching-tag", f"no tag matches {templates}")
+                    )
+                    return
+            target = _plan_target(
+                client,
+                policy,
+                backend,
+                branch_sources,
+                now=now,
+                page_size=page_size,
+                progress=progress,
+                tags=tags,
+            )
+            del tags
+        except CacheInspectError as exc:  # reported; the next repository still runs
+            skipped.append(Skipped(str(policy.repository), "error", exc.message))
+            errors[str(policy.repository)] = exc
+            return
+        plan = _finish_plan(target, mode, warn)
+        report: RepositoryReport | None = None
+        error: CacheInspectError | None = None
+        if apply and plan.manifests:
+            try:
+                check_max_deletes(plan, plan.max_deletes)
+                with progress(f"deleting in {plan.repository}") as on_progress:
+                    report = execute_plan(
+                        plan,
+                        target.backend,
+                        RegistryTagReader(client, plan.repository, page_size),
+                        on_progress=on_progress,
+                    )
+            except CacheInspectError as exc:
+                error = exc
+                errors[str(plan.repository)] = exc
+        on_repository(plan, report, error)
+        outcomes.append(
+            RepositoryOutcome(
+                plan.repository,
+                len(plan.deletions),
+                len(plan.manifests),
+                plan.reclaimable_bytes,
+                None if report is None else report.ok,
+                error,
+            )
+        )
+
+    for policy in listed:
+        looked_at += 1
+        done.add(str(policy.repository))
+        if shard is not None and not shard.holds(policy.repository):
+            skipped.append(Skipped(str(policy.repository), "other-shard", f"not in shard {shard}"))
+            continue
+        handle(policy, discovered=False)
+    merged = [flags.over(source.settings.over(defaults)) for source, defaults in sources]
+    for (source, _), settings in zip(sources, merged, strict=True):
+        source_kind(source, settings.backend)  # a source that cannot be listed is refused before any request
+    for (source, defaults), settings in zip(sources, merged, strict=True):
+        try:
+            for found in select_names(source, lister(source, settings), shard):
+                chosen = found.repository if isinstance(found, Skipped) else str(found)
+                if chosen in done:  # named by an earlier source too
+                    continue
+                done.add(chosen)
+                looked_at += 1
+                if isinstance(found, Skipped):
+                    skipped.append(found)
+                    continue
+                try:
+                    policy = resolve_policy(found, [defaults, source.settings], flags)
+                except CacheInspectError as exc:
+                    skipped.append(Skipped(str(found), "error", exc.message))
+                    errors[str(found)] = exc
+                    continue
+                handle(policy, discovered=True)
+        except CacheInspectError as exc:  # the source itself could not be listed (further)
+            errors[source.source] = exc
+    discovery = Discovery(
+        tuple(source.source for source, _ in sources), shard, looked_at, len(outcomes), tuple(skipped)
+    )
+    return StreamedRun(mode, now, discovery, tuple(outcomes), errors)

@@ -199,6 +199,25 @@ class EcrClient:
             name, str(repo.get("imageTagMutability", "MUTABLE")), bool(scanning.get("scanOnPush", False))
         )
 
+    def iter_repository_names(self, *, page_size: int = PAGE_LIMIT) -> Iterator[str]:
+        """Every repository of the registry, page by page (``DescribeRepositories``, ``nextToken``;
+        ``maxResults`` 1..1000)."""
+        token: str | None = None
+        seen: set[str] = set()
+        while True:
+            request: dict[str, Any] = {"maxResults": page_size}
+            if token is not None:
+                request["nextToken"] = token
+            answer = self._call("DescribeRepositories", **request)
+            for repo in answer.get("repositories") or []:
+                yield str(repo.get("repositoryName", ""))
+            token = answer.get("nextToken")
+            if not token:
+                return
+            if token in seen:
+                raise InvalidContent("ECR DescribeRepositories repeated a nextToken: stopping")
+            seen.add(token)
+
     def iter_images(self, name: str) -> Iterator[EcrImage]:
         """Every image of the repository, tagged or not, page by page (``nextToken``)."""
         token: str | None = None

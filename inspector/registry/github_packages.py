@@ -434,6 +434,50 @@ class GhcrClient:
             out.setdefault(version.id, version)
         return list(out.values())
 
+    def iter_container_packages(self, owner: str) -> Iterator[str]:
+        """The names of ``owner``'s container packages (an organisation's, else a user's), page by page.
+
+        ``GET /orgs/{org}/packages?package_type=container`` (packages/list-packages-for-organization), on
+        404 ``/user/packages`` when the token is ``owner``'s (its private packages too;
+        packages/list-packages-for-authenticated-user), else ``/users/{username}/packages``
+        (packages/list-packages-for-user); ``page``, ``per_page`` up to 100. github.com has been seen
+        answering this listing without a ``Link`` header although more pages exist (github/community
+        discussion 128552, octokit/octokit.js#2400): a ``Link: rel="next"`` is followed when sent; without
+        any ``Link`` a full page asks for the next page number, and a short page ends the listing.
+        """
+        scoped = quote(owner, safe="")
+        query: dict[str, int | str] = {"package_type": "container", "per_page": self.options.page_size}
+        path = f"/orgs/{scoped}/packages"
+        url = self._url(path, **query)
+        what = f"list the container packages of {owner}"
+        response = self._call("GET", url, what=what)
+        if response.status == 404:
+            mine = self._user_scope(owner) == "authenticated-user"
+            path = "/user/packages" if mine else f"/users/{scoped}/packages"
+            url = self._url(path, **query)
+            response = self._call("GET", url, what=what)
+        page, seen = 1, {url}
+        while True:
+            if response.status != 200:
+                raise self._error(response, "GET", what, hint=_READ_HINT)
+            names = _parse_package_names(response.body, what)
+            yield from names
+            links = response.headers.get_list("Link")
+            following = next_link(links)
+            page += 1
+            if following:
+                url = urljoin(url, following)
+            elif not links and len(names) >= self.options.page_size:  # a Link without next: the last page
+                url = self._url(path, **query, page=page)
+            else:
+                return
+            if url in seen or len(seen) >= self.options.max_pages:
+                raise InvalidContent(f"{what}: the API's pagination loops back to {loggable(url)}")
+            if origin(url) != self._origin:
+                raise InvalidContent(f"{what}: pagination Link points to another host ({loggable(url)})")
+            seen.add(url)
+            response = self._call("GET", url, what=what)
+
     def get_version(self, package: Package, version_id: int) -> PackageVersion | None:
         """One version, or None when GitHub answers 404."""
         what = f"get version {version_id} of {package}"
@@ -676,6 +720,18 @@ _STATUS_CLASSES: dict[int, type[RegistryError]] = {
 def _parse_versions(raw: bytes, what: str) -> list[PackageVersion]:
     doc = gojson.load(raw, what)
     return [_parse_version(item, f"{what}[{i}]") for i, item in enumerate(gojson.as_list(doc, what))]
+
+
+def _parse_package_names(raw: bytes, what: str) -> list[str]:
+    """The ``name`` of each ``package`` object of a packages listing."""
+    doc = gojson.load(raw, what)
+    names = []
+    for i, item in enumerate(gojson.as_list(doc, what)):
+        name = gojson.as_str(gojson.fields(item, ("name",), f"{what}[{i}]").get("name"), f"{what}[{i}].name")
+        if not name:
+            raise InvalidContent(f"{what}[{i}]: a package needs a 'name'")
+        names.append(name)
+    return names
 
 
 def _parse_version(value: Any, where: str) -> PackageVersion:

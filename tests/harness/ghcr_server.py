@@ -16,6 +16,18 @@ Endpoints and shapes follow github/rest-api-description
     DELETE …/versions/{package_version_id}        packages/delete-package-version-for-org | -for-user | -for-authenticated-user
     GET    /user                                   users/get-authenticated (a subset of public-user)
 
+    GET    /orgs/{org}/packages?package_type=container          packages/list-packages-for-organization
+    GET    /users/{username}/packages?package_type=container    packages/list-packages-for-user
+    GET    /user/packages?package_type=container                packages/list-packages-for-authenticated-user
+
+The packages of an owner are the backing registry's repositories under ``OWNER/`` (its ``_catalog``)
+that hold a version; each is a ``package`` object (id, name, package_type, owner, version_count,
+visibility, url, html_url, created_at, updated_at). ``package_type`` is a required query parameter
+(GitHub: "REST API endpoints for packages", List packages for an organization / for a user); without it
+the emulator answers 400. Private packages are listed only by ``/user/packages``. github.com has been
+reported to answer these listings without a ``Link`` header although more pages exist (github/community
+discussion 128552, octokit/octokit.js#2400): ``packages_link = False`` does the same.
+
     DELETE /orgs/{org}/packages/container/{package_name}   packages/delete-package-for-org (-for-user, -for-authenticated-user)
 
 Lists page with ``page``/``per_page`` (default 30, max 100) and a GitHub-style ``Link`` header, and take
@@ -266,6 +278,7 @@ class GitHubEmulator:
         self.limits: ContentLimits | None = ContentLimits()
         self.fake_clock: FakeClock | None = None  # set by tests whose clients sleep on the emulator's clock
         self.loop_links = False
+        self.packages_link = True  # False: package listings page without a Link header (module docstring)
         self.requests: list[RecordedRequest] = []
         self.errors: list[str] = []  # exceptions inside the emulator (a test should see none)
         self._faults: list[Fault] = []
@@ -411,6 +424,15 @@ class _Route:
     package_only: bool = False  # …/packages/container/{name} itself
 
 
+def _packages_route(segments: list[str], login: str | None) -> tuple[str, str] | None:
+    """``(scope, owner)`` of ``/orgs/X/packages``, ``/users/X/packages`` or ``/user/packages``."""
+    if len(segments) == 3 and segments[0] in ("orgs", "users") and segments[2] == "packages":
+        return ("org" if segments[0] == "orgs" else "user"), segments[1]
+    if segments == ["user", "packages"] and login is not None:
+        return "authenticated-user", login
+    return None
+
+
 def _route(segments: list[str], login: str | None) -> _Route | None:
     """Match ``…/packages/container/{name}/versions[/{id}]`` under /orgs/X, /users/X or /user."""
     scope: Literal["org", "user", "authenticated-user"]
@@ -522,6 +544,9 @@ class _Handler(BaseHTTPRequestHandler):
             if wait is not None:  # GitHub's secondary limit (registries.md [G14])
                 body = {"message": SECONDARY_MESSAGE, "documentation_url": DOCS}
                 return self._json(403, body, {"retry-after": str(wait)})
+        listing = _packages_route(segments, info.login)
+        if listing is not None and method == "GET":
+            return self._packages(listing, raw_path, query)
         route = _route(segments, info.login)
         if route is None:
             return self._json(
@@ -580,12 +605,70 @@ class _Handler(BaseHTTPRequestHandler):
             return self._fault(Fault("502"))
         return self._empty(204)
 
+    def _packages(self, listing: tuple[str, str], raw_path: str, query: dict[str, list[str]]) -> int:
+        """An owner's container packages, paged as the versions are (``_list``)."""
+        scope, owner = listing
+        emulator = self.emulator
+        if query.get("package_type", [""])[0] != "container":
+            if "package_type" not in query:
+                return self._json(400, {"message": "package_type is required", "documentation_url": DOCS})
+            return self._json(200, [])  # npm, maven, ...: none here
+        if emulator.owners.get(owner) != ("org" if scope == "org" else "user"):
+            return self._json(404, {"message": "Not Found", "documentation_url": DOCS})
+        names = [repo.split("/", 1)[1] for repo in self._catalog() if repo.startswith(owner + "/")]
+        visible = [
+            name
+            for name in names
+            if not (scope == "user" and (owner, name) in emulator.private)
+            and emulator._live_versions(f"{owner}/{name}")
+        ]
+        packages = [self._package_json(scope, owner, name) for name in sorted(visible)]
+        return self._list_page(raw_path, query, packages, links=emulator.packages_link)
+
+    def _catalog(self) -> list[str]:
+        """Every repository of the backing registry (its ``_catalog``, 1000 a page: distribution's most)."""
+        names: list[str] = []
+        url: str | None = "/v2/_catalog?n=1000"
+        while url:
+            answer = self.emulator._registry.get(url)
+            answer.raise_for_status()
+            names += answer.json().get("repositories") or []
+            url = answer.links.get("next", {}).get("url")
+        return names
+
+    def _package_json(self, scope: str, owner: str, name: str) -> dict[str, Any]:
+        emulator = self.emulator
+        with emulator._lock:
+            package = emulator._packages.get(f"{owner}/{name}")
+            versions = list(package.versions.values()) if package else []
+        first = min((v.created for v in versions), default=emulator.clock())
+        stamp = datetime.fromtimestamp(first, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+        owner_path = f"orgs/{owner}" if scope == "org" else f"users/{owner}"
+        quoted = quote(name, safe="")
+        return {
+            "id": abs(hash((owner, name))) % 10**8,
+            "name": name,
+            "package_type": "container",
+            "owner": {"login": owner, "type": "Organization" if scope == "org" else "User"},
+            "version_count": len(versions),
+            "visibility": "private" if (owner, name) in emulator.private else "public",
+            "url": f"{emulator.url}/{owner_path}/packages/container/{quoted}",
+            "html_url": f"https://github.com/{owner_path}/packages/container/package/{quoted}",
+            "created_at": stamp,
+            "updated_at": stamp,
+        }
+
     def _refuse_delete(self) -> int:
         status = self.emulator.deny_delete_status
         message = DENY_MESSAGE if status == 403 else "Package not found."
         return self._json(status, {"message": message, "documentation_url": DOCS})
 
     def _list(self, route: _Route, raw_path: str, query: dict[str, list[str]], versions: list[Any]) -> int:
+        return self._list_page(raw_path, query, [self._version_json(route, v) for v in versions])
+
+    def _list_page(
+        self, raw_path: str, query: dict[str, list[str]], items: list[Any], *, links: bool = True
+    ) -> int:
         emulator = self.emulator
         try:
             per_page = int(query.get("per_page", ["30"])[0])
@@ -594,23 +677,24 @@ class _Handler(BaseHTTPRequestHandler):
             return self._json(400, {"message": "Invalid page or per_page", "documentation_url": DOCS})
         per_page = max(1, min(per_page, 100, emulator.page_size_cap))
         page = max(page, 1)
-        last = max(1, -(-len(versions) // per_page))
-        chunk = versions[(page - 1) * per_page : page * per_page]
-        links: list[str] = []
+        last = max(1, -(-len(items) // per_page))
+        chunk = items[(page - 1) * per_page : page * per_page]
+        headers: list[str] = []
 
         def link(target: int, rel: str) -> str:
             params = {k: v[0] for k, v in query.items()}  # GitHub echoes the query it was given
             params["page"] = str(target)
             return f'<{emulator.url}{raw_path}?{urlencode(params)}>; rel="{rel}"'
 
-        if emulator.loop_links:
-            links.append(link(1, "next"))
+        if not links:
+            pass  # no Link at all, as github.com answers some listings
+        elif emulator.loop_links:
+            headers.append(link(1, "next"))
         elif page < last:
-            links += [link(page + 1, "next"), link(last, "last")]
-        if page > 1:
-            links += [link(page - 1, "prev"), link(1, "first")]
-        body = [self._version_json(route, v) for v in chunk]
-        return self._json(200, body, {"Link": ", ".join(links)} if links else None)
+            headers += [link(page + 1, "next"), link(last, "last")]
+        if links and page > 1:
+            headers += [link(page - 1, "prev"), link(1, "first")]
+        return self._json(200, chunk, {"Link": ", ".join(headers)} if headers else None)
 
     def _version_json(self, route: _Route, version: Any) -> dict[str, Any]:
         owner_path = {"org": f"orgs/{route.owner}", "user": f"users/{route.owner}"}.get(

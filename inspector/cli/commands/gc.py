@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import json
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from contextlib import AbstractContextManager, ExitStack
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any, TextIO
 
 import typer
 
@@ -32,11 +32,14 @@ from inspector.cli.options import (
 from inspector.errors import UsageError
 
 if TYPE_CHECKING:
+    from inspector.errors import CacheInspectError
     from inspector.gc.backends.base import DeleteBackend
+    from inspector.gc.discover import DiscoverSource, Lister
+    from inspector.gc.execute import RepositoryReport
     from inspector.gc.plan import RepositoryPlan
     from inspector.gc.planfile import Mode
     from inspector.gc.policy import RepositoryPolicy, Settings
-    from inspector.gc.service import BackendFactory, GcRun
+    from inspector.gc.service import BackendFactory, GcRun, StreamedRun
     from inspector.oci.reference import Repository
     from inspector.registry.client import RegistryClient
     from inspector.registry.credentials import Credentials
@@ -280,6 +283,30 @@ def gc(
             help="GHCR: when a package's last version would go, delete the package (GitHub keeps it 30 days).",
         ),
     ] = False,
+    discover: Annotated[
+        str | None,
+        typer.Option(
+            "--discover",
+            help="Find the repositories: GHCR org/user packages, ECR DescribeRepositories, else /v2/_catalog.",
+            metavar="REGISTRY[/PREFIX]",
+        ),
+    ] = None,
+    match: Annotated[
+        str | None,
+        typer.Option(
+            "--match",
+            help="With --discover: names below PREFIX/ matching this glob (default '*').",
+            metavar="GLOB",
+        ),
+    ] = None,
+    shard: Annotated[
+        str | None,
+        typer.Option(
+            "--shard",
+            help="Only the repositories of shard K of N (0-based; a stable hash of the name), e.g. $JOB_COMPLETION_INDEX/4.",
+            metavar="K/N",
+        ),
+    ] = None,
     json_out: JsonOut = False,
     output: Output = None,
     page_size: PageSize = None,
@@ -326,12 +353,59 @@ def gc(
     def warn(message: str) -> None:
         print(f"cacheinspect: {message}", file=sys.stderr)
 
+    from inspector.gc.discover import parse_shard
+
+    chosen_shard = parse_shard(shard) if shard is not None else None
+    if match is not None and discover is None:
+        raise UsageError("--match selects the names --discover finds: give --discover REGISTRY[/PREFIX] too")
+    sources = service.discover_sources(policy, discover, match or "*", flags)
+    if repository is not None and discover is None:  # REPOSITORY: that one only, under the table covering it
+        file_sources, sources = sources, []
+    else:
+        file_sources = sources
+    if apply_plan is not None and chosen_shard is not None:
+        raise UsageError(
+            "--apply-plan carries out the plan file as it is: give no --shard (shard the plan run)"
+        )
+    if apply_plan is None and (sources or chosen_shard is not None):
+        if emit_ecr_lifecycle or emit_gar_cleanup_policy or unpulled_for is not None:
+            raise UsageError("--unpulled-for is not supported with --discover, [[discover]] or --shard")
+        listed = (
+            service.resolve_policies(repository, policy, flags, sources=file_sources)
+            if (repository or policy)
+            else []
+        )
+        home = listed[0].repository.registry if listed else sources[0][0].registry
+        with connection.client(home, ecr.credentials) as client, ExitStack() as stack:
+            github = _GitHub(stack, github_token, delete_empty_packages=delete_empty_packages)
+            renderer = _StreamRenderer(fmt, plan_out, now, "apply" if apply else "dry-run")
+            streamed = service.run_streamed(
+                client,
+                listed,
+                sources,
+                _lister(client, github, ecr, page_size),
+                _backends(client, github, ecr),
+                flags=flags,
+                apply=apply,
+                now=now,
+                shard=chosen_shard,
+                page_size=page_size,
+                progress=on_progress,
+                on_repository=renderer.repository,
+                warn=warn,
+            )
+            renderer.finish(streamed)
+        _write_streamed_summary(summary, streamed)
+        if streamed.exit_code:
+            raise typer.Exit(streamed.exit_code)
+        return
+
     if apply_plan is not None:
         # The plan file is not trusted (it travels between jobs): it must have been made under the
         # policy this command is run with, which the job's own checkout or command line provides.
         if apply or plan_out:
             raise UsageError("--apply-plan executes the plan file: give no --apply or --plan-out")
-        if repository is None and policy is None:
+        if repository is None and policy is None and discover is None:
             raise UsageError(
                 "--apply-plan needs the policy the plan was made under: give REPOSITORY and its rules "
                 "(-t, --protect, --max-age, --keep-last, --slug), or --policy FILE"
@@ -343,7 +417,14 @@ def gc(
         except OSError as exc:
             raise UsageError(f"--apply-plan {apply_plan}: {exc.strerror}") from None
         plans = plan_from_json(raw, str(apply_plan))
-        policies = service.resolve_policies(repository, policy, flags, unpulled_for=unpulled_for)
+        policies = (
+            service.resolve_policies(
+                repository, policy, flags, unpulled_for=unpulled_for, sources=file_sources
+            )
+            if repository is not None or policy is not None
+            else []
+        )
+        policies += service.discovered_policies([p.repository for p in plans], policies, file_sources, flags)
         bound = service.bind_plans(plans, policies)
         first = plans[0].repository.registry if plans else None
         with connection.client(first, ecr.credentials) as client, ExitStack() as stack:
@@ -362,7 +443,9 @@ def gc(
                 warn=warn,
             )
     else:
-        policies = service.resolve_policies(repository, policy, flags, unpulled_for=unpulled_for)
+        policies = service.resolve_policies(
+            repository, policy, flags, unpulled_for=unpulled_for, sources=file_sources
+        )
         first = policies[0].repository.registry if policies else None
         with connection.client(first, ecr.credentials) as client, ExitStack() as stack:
             github = _GitHub(stack, github_token, delete_empty_packages=delete_empty_packages)
@@ -381,6 +464,133 @@ def gc(
     _write_summary(summary, run)
     if run.exit_code:
         raise typer.Exit(run.exit_code)
+
+
+def _lister(client: RegistryClient, github: _GitHub, ecr: _Ecr, page_size: int | None) -> Lister:
+    """Each discover source's listing, with the GitHub or ECR client its backend needs."""
+    from inspector.gc.discover import list_source, source_kind
+
+    def names(source: DiscoverSource, settings: Settings) -> Iterable[str]:
+        kind = source_kind(source, settings.backend)
+        return list_source(
+            source,
+            settings,
+            client=client,
+            github=github.client(settings.github_api_url) if kind == "ghcr" else None,
+            ecr=ecr.client(source.registry) if kind == "ecr" else None,
+            page_size=page_size,
+        )
+
+    return names
+
+
+class _StreamRenderer:
+    """A streamed run's output, one repository at a time: text, TSV or one JSON document (written as it
+    grows, so no plan is held), and ``--plan-out`` the same way."""
+
+    def __init__(self, fmt: str, plan_out: Path | None, now: datetime, mode: Mode) -> None:
+        from inspector.gc.planfile import plan_to_json
+
+        self.fmt = fmt
+        self.mode = mode
+        self.errors: list[CacheInspectError] = []
+        head = json.dumps(plan_to_json([], created_at=now, mode=mode), indent=2)
+        self._head = head[: head.rindex("[")] + "["  # '... "repositories": ['
+        self._first = True
+        self._plan_file: TextIO | None = None
+        if plan_out is not None:
+            try:
+                self._plan_file = plan_out.open("w", encoding="utf-8")
+            except OSError as exc:
+                raise UsageError(f"cannot write {plan_out}: {exc.strerror}") from None
+            self._plan_file.write(self._head)
+        if fmt == "json":
+            sys.stdout.write(self._head)
+        elif fmt == "tsv":
+            from inspector.cli.render.gc import PLAN_TSV_HEADER
+
+            write_tsv(PLAN_TSV_HEADER, [])
+
+    def repository(
+        self, plan: RepositoryPlan, report: RepositoryReport | None, error: CacheInspectError | None
+    ) -> None:
+        from inspector.gc.planfile import repository_plan_to_json
+
+        entry = repository_plan_to_json(plan)
+        separator = "\n    " if self._first else ",\n    "
+        if self._plan_file is not None:
+            self._plan_file.write(separator + _indented({**entry, "report": None}))
+            self._plan_file.flush()
+        if error is not None:
+            self.errors.append(error)
+        if self.fmt == "json":
+            from inspector.gc.execute import gc_report_to_json
+
+            shown = (
+                {"error": error_json(error, sanitized=False)}
+                if error is not None
+                else (gc_report_to_json(report) if report is not None else None)
+            )
+            sys.stdout.write(separator + _indented({**entry, "report": shown}))
+            sys.stdout.flush()
+        elif self.fmt == "tsv":
+            from inspector.cli.render.gc import PLAN_TSV_HEADER, plan_tsv_rows
+            from inspector.cli.tsv import tsv
+
+            rows = plan_tsv_rows([plan], {plan.repository: report} if report else {})
+            sys.stdout.write(tsv(PLAN_TSV_HEADER, rows).split("\n", 1)[1])  # the header went first
+        else:
+            from inspector.cli.render.gc import render_gc_report, render_plan
+
+            out = console()
+            out.print(render_plan(plan, applying=self.mode != "dry-run"))
+            if report is not None:
+                out.print(render_gc_report(report))
+            elif self.mode != "dry-run" and not plan.manifests:
+                out.print("nothing to delete")
+            out.print()
+        self._first = False
+
+    def finish(self, run: StreamedRun) -> None:
+        from inspector.gc.discover import discovery_to_json
+
+        tail = json.dumps(
+            discovery_to_json(run.discovery, {k: e.message for k, e in run.errors.items()}), indent=2
+        )
+        closing = (
+            ("\n  ]" if not self._first else "]")
+            + ',\n  "discovery": '
+            + tail.replace("\n", "\n  ")
+            + "\n}\n"
+        )
+        if self._plan_file is not None:
+            self._plan_file.write(closing)
+            self._plan_file.close()
+        if self.fmt == "json":
+            sys.stdout.write(closing)
+            return
+        if self.fmt != "tsv":
+            from inspector.cli.render.gc import render_discovery
+
+            console().print(render_discovery(run.discovery))
+        for error in run.errors.values():
+            report_error(error)
+
+
+def _indented(entry: dict[str, Any]) -> str:
+    return json.dumps(entry, indent=2).replace("\n", "\n    ")
+
+
+def _write_streamed_summary(summary: Path | None, run: StreamedRun) -> None:
+    from inspector.cli.render.gc import discovery_markdown
+
+    try:
+        write_job_summary(discovery_markdown(run), summary)
+    except OSError as exc:  # the deletions happened; a summary that cannot be written must not hide that
+        print(
+            f"cacheinspect: warning: cannot write the summary to {exc.filename}: {exc.strerror}",
+            file=sys.stderr,
+        )
 
 
 def _backends(client: RegistryClient, github: _GitHub, ecr: _Ecr) -> BackendFactory:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Mapping, Sequence
+from typing import TYPE_CHECKING
 
 from rich.console import Group, RenderableType
 from rich.markup import escape
@@ -13,12 +14,24 @@ from rich.text import Text
 from inspector._sanitize import markdown_text
 from inspector.cache.report import human_size
 from inspector.errors import CacheInspectError
+from inspector.gc.discover import SKIP_REASONS, Discovery
 from inspector.gc.execute import RepositoryReport, TagOutcome
 from inspector.gc.plan import RepositoryPlan, TagDecision
 from inspector.gc.policy import spell_duration
 from inspector.oci.reference import Repository
 
-__all__ = ["PLAN_TSV_HEADER", "plan_markdown", "plan_tsv_rows", "render_gc_report", "render_plan"]
+if TYPE_CHECKING:
+    from inspector.gc.service import StreamedRun
+
+__all__ = [
+    "PLAN_TSV_HEADER",
+    "discovery_markdown",
+    "plan_markdown",
+    "plan_tsv_rows",
+    "render_discovery",
+    "render_gc_report",
+    "render_plan",
+]
 
 _MAX_IGNORED = 12
 _MAX_UNTAGGED = 50
@@ -269,3 +282,67 @@ def plan_markdown(
         if plan.notes:
             lines.append("")
     return "\n".join(lines) + "\n"
+
+
+_SKIP_TEXT = {
+    "excluded-by-glob": "excluded by the glob",
+    "other-shard": "in another shard",
+    "no-matching-tag": "no tag matches a template",
+    "error": "could not be read",
+}
+
+
+def render_discovery(discovery: Discovery) -> RenderableType:
+    """How many repositories were looked at and planned, and why each other one was not."""
+    shard = f" (shard {discovery.shard})" if discovery.shard is not None else ""
+    lines = [
+        Text(
+            f"discovery{shard}: {discovery.looked_at} repositories looked at, {discovery.planned} planned, "
+            f"{len(discovery.skipped)} skipped",
+            style="bold",
+        )
+    ]
+    for reason in SKIP_REASONS:
+        chosen = [s for s in discovery.skipped if s.reason == reason]
+        if not chosen:
+            continue
+        lines.append(Text(f"  {len(chosen)} {_SKIP_TEXT[reason]}"))
+        if reason in ("no-matching-tag", "error"):
+            lines += [Text(f"    {s.repository}: {s.detail}") for s in chosen]
+    return Group(*lines)
+
+
+def discovery_markdown(run: StreamedRun) -> str:
+    """A job summary of a streamed run: one row per planned repository, then what was skipped and why."""
+    discovery = run.discovery
+    shard = f", shard {discovery.shard}" if discovery.shard is not None else ""
+    lines = [
+        f"## cacheinspect gc ({run.mode}{shard})",
+        "",
+        f"{discovery.looked_at} repositories looked at, {discovery.planned} planned, "
+        f"{len(discovery.skipped)} skipped.",
+        "",
+    ]
+    if run.outcomes:
+        lines += [
+            "| repository | tags to delete | manifests | reclaimable | outcome |",
+            "|---|---|---|---|---|",
+        ]
+        for o in run.outcomes:
+            outcome = (
+                f"not applied: {_md(o.error.message)}"
+                if o.error is not None
+                else {None: "planned", True: "done", False: "partial"}[o.report_ok]
+            )
+            lines.append(
+                f"| `{o.repository}` | {o.deletions} | {o.manifests} | {human_size(o.reclaimable_bytes)} | {outcome} |"
+            )
+        lines.append("")
+    if discovery.skipped:
+        lines += ["| skipped | why |", "|---|---|"]
+        lines += [f"| `{s.repository}` | {s.reason}: {_md(s.detail)} |" for s in discovery.skipped]
+        lines.append("")
+    for source, error in run.errors.items():
+        if source in discovery.sources:
+            lines += [f"**Could not list {_md(source)}:** {_md(error.message)}", ""]
+    return "\n".join(lines)
