@@ -9,7 +9,10 @@ The rules that make a multi-repository run safe live here, not in the command:
 * a failure while deleting in one repository is recorded for it and the next repository still runs;
   the combined exit code is the worst of them (``GcRun.exit_code``);
 * a reviewed plan (``--apply-plan``) must be bound to the policy it is applied under
-  (``bind_plans``) and its untagged caches are selected again before they are deleted.
+  (``bind_plans``) and its untagged caches are selected again before they are deleted;
+* a time budget (``--time-budget``, ``gc/budget.py``) is one for the whole run: once it is spent no
+  manifest is begun in any repository, and a repository not begun is reported with everything
+  ``not-attempted`` (exit 7; a rerun plans again and continues).
 
 Nothing here prints: progress goes through ``progress`` (a context manager per phase, yielding a
 callback or None), warnings through ``warn``, and the plans through ``on_planned`` before anything
@@ -35,6 +38,7 @@ from inspector.gc.backends.google import GoogleBackend, with_upload_times
 from inspector.gc.backends.google import plan_untagged as google_plan_untagged
 from inspector.gc.backends.google import recheck_untagged as google_recheck_untagged
 from inspector.gc.branches import LiveRefs, git_ls_remote, read_branches_file
+from inspector.gc.budget import Backlog, TimeBudget, estimate_backlog
 from inspector.gc.execute import RegistryTagReader, RepositoryReport, execute_plan
 from inspector.gc.inventory import collect_inventory
 from inspector.gc.plan import RepositoryPlan, check_max_deletes, plan_repository
@@ -91,10 +95,25 @@ class GcRun:
     plans: tuple[RepositoryPlan, ...]
     reports: Mapping[Repository, RepositoryReport]
     errors: Mapping[Repository, CacheInspectError]
+    budget: TimeBudget | None = None
 
     @property
     def applying(self) -> bool:
         return self.mode != "dry-run"
+
+    @property
+    def budget_reached(self) -> bool:
+        """The time budget stopped the run somewhere: a rerun continues."""
+        return any(r.stopped_by == "time-budget" for r in self.reports.values())
+
+    def backlog(self) -> Backlog:
+        """Deletions left over every repository, at the rate observed over all of them."""
+        reports = self.reports.values()
+        return estimate_backlog(
+            sum(r.deletions_left for r in reports),
+            sum(r.deletions for r in reports),
+            sum(r.seconds for r in reports),
+        )
 
     @property
     def exit_code(self) -> int:
@@ -253,9 +272,11 @@ def run_targets(
     progress: ProgressFactory = _no_progress,
     on_planned: Callable[[Sequence[RepositoryPlan]], None] | None = None,
     warn: Callable[[str], None] = _no_warning,
+    budget: TimeBudget | None = None,
 ) -> GcRun:
     """Finish the plans (notes), hand them to ``on_planned``, then (unless a dry run) check every plan and
-    delete, repository by repository. ``max_deletes`` overrides each plan's own limit."""
+    delete, repository by repository. ``max_deletes`` overrides each plan's own limit; ``budget``: the
+    run's time budget (module docstring)."""
     plans = []
     for target in targets:
         ghcr = isinstance(target.backend, GhcrBackend)
@@ -288,10 +309,11 @@ def run_targets(
                         target.backend,
                         RegistryTagReader(client, plan.repository, page_size),
                         on_progress=on_progress,
+                        budget=budget,
                     )
             except CacheInspectError as exc:  # reported with the rest; later repositories still run
                 errors[plan.repository] = exc
-    return GcRun(mode, now, tuple(plans), reports, errors)
+    return GcRun(mode, now, tuple(plans), reports, errors, budget)
 
 
 def run_gc(
@@ -305,6 +327,7 @@ def run_gc(
     progress: ProgressFactory = _no_progress,
     on_planned: Callable[[Sequence[RepositoryPlan]], None] | None = None,
     warn: Callable[[str], None] = _no_warning,
+    budget: TimeBudget | None = None,
 ) -> GcRun:
     """Plan every repository of ``policies`` and, with ``apply``, carry the plans out (module docstring)."""
     targets = plan_targets(client, policies, backends, now=now, page_size=page_size, progress=progress)
@@ -317,6 +340,7 @@ def run_gc(
         progress=progress,
         on_planned=on_planned,
         warn=warn,
+        budget=budget,
     )
 
 
@@ -333,6 +357,7 @@ def apply_reviewed_plan(
     progress: ProgressFactory = _no_progress,
     on_planned: Callable[[Sequence[RepositoryPlan]], None] | None = None,
     warn: Callable[[str], None] = _no_warning,
+    budget: TimeBudget | None = None,
 ) -> GcRun:
     """Carry out a reviewed plan file (``--apply-plan``); ``policies`` are ``bind_plans(plans, ...)``'s."""
     targets = reviewed_targets(plans, policies, backends, package=package)
@@ -346,6 +371,7 @@ def apply_reviewed_plan(
         progress=progress,
         on_planned=on_planned,
         warn=warn,
+        budget=budget,
     )
 
 

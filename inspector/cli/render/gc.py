@@ -189,13 +189,19 @@ def render_gc_report(report: RepositoryReport) -> RenderableType:
         f"{report.count('moved')} moved (left alone), {report.count('failed')} failed, "
         f"{report.count('not-attempted')} not attempted; {deleted} manifests deleted"
         f"{f' ({untagged} untagged caches)' if untagged else ''} "
-        f"in {report.seconds:.1f} s ({report.capabilities.detail})"
+        f"in {report.seconds:.1f} s"
+        f" ({report.capabilities.detail if report.capabilities is not None else 'not begun'})"
     )
     if report.placeholders:
         line += f"; {len(report.placeholders)} placeholder manifests pushed and deleted"
     parts.append(Text(line, style="bold" if report.ok else "bold red"))
     if report.stopped:
-        parts.append(Text(f"stopped early: {report.stopped}; rerun to finish", style="bold red"))
+        parts.append(
+            Text(
+                f"stopped early: {report.stopped}; {report.backlog.describe()}; rerun to continue",
+                style="bold red",
+            )
+        )
     return Group(*parts)
 
 
