@@ -12,7 +12,8 @@ The rules that make a multi-repository run safe live here, not in the command:
   (``bind_plans``) and its untagged caches are selected again before they are deleted;
 * a time budget (``--time-budget``, ``gc/budget.py``) is one for the whole run: once it is spent no
   manifest is begun in any repository, and a repository not begun is reported with everything
-  ``not-attempted`` (exit 7; a rerun plans again and continues).
+  ``not-attempted`` (exit 7; a rerun plans again and continues). With a budget, a GHCR rate-limit
+  wait that fits in what is left of it is slept rather than stopping the run.
 
 Nothing here prints: progress goes through ``progress`` (a context manager per phase, yielding a
 callback or None), warnings through ``warn``, and the plans through ``on_planned`` before anything
@@ -291,6 +292,8 @@ def run_targets(
                 if mode != "dry-run":
                     warn(f"{plan.repository}: {pacing}")
             target.backend.expect(plan)
+            if budget is not None:  # a rate-limit wait that fits in the budget is waited out
+                target.backend.github.limit_waits(budget.remaining)
         plans.append(plan)
     if on_planned is not None:
         on_planned(tuple(plans))
