@@ -41,6 +41,13 @@ tags S, digest D; an untagged cache has no S):
    re-point + delete where tag delete is refused), and on Google's registries D
    is deleted afterwards if still nothing else resolves to it.
 
+A backend that deletes many manifests in one request (``BatchDeleteBackend``: ECR's
+BatchDeleteImage, up to 100) takes the second batch (the other whole deletions) in chunks of
+that many: the chunk's stale tags are HEADed (concurrently) and classified as above, then one
+check covers the chunk's one request, each manifest in it passing the same holders test (a
+held one is kept and its stale tags removed alone, as in step 2); the backend's own last look
+applies to each manifest.
+
 A rate limit (429 after the client's retries) stops the run: the rest is
 reported as not attempted, and a rerun picks it up. So does a spent time budget
 (``gc --time-budget``, ``gc/budget.py``): it is looked at before each manifest of the
@@ -72,6 +79,7 @@ from inspector.errors import (
     RateLimited,
 )
 from inspector.gc.backends.base import (
+    BatchDeleteBackend,
     Capabilities,
     DeleteBackend,
     DeleteDenied,
@@ -558,7 +566,9 @@ class _Execution:
             self.check = None
             concurrent = len(batch) > 1 and batch[0].delete_manifest
             self.batch_workers = min(self.workers, len(batch)) if concurrent else 1
-            if self.batch_workers == 1:
+            if concurrent and isinstance(self.backend, BatchDeleteBackend):
+                self._in_chunks(batch, self.backend, progress)
+            elif self.batch_workers == 1:
                 for group in batch:
                     self._attempt(group, progress)
             else:
@@ -589,6 +599,84 @@ class _Execution:
         if self.stopped is not None:
             self._not_attempted(group)
         progress.step()
+
+    def _in_chunks(
+        self, batch: Sequence[ManifestPlan], backend: BatchDeleteBackend, progress: _Counter
+    ) -> None:
+        """Whole deletions, ``backend.batch_limit`` per request (the time budget looked at before each)."""
+        size = max(1, backend.batch_limit)
+        for start in range(0, len(batch), size):
+            chunk = batch[start : start + size]
+            if self.stopped is None and self.budget is not None and self.budget.reached():
+                self.stopped, self.stopped_by = self.budget.reason, "time-budget"
+            if self.stopped is None:
+                try:
+                    self._chunk(chunk, backend)
+                except _Stop as stop:
+                    self.stopped, self.stopped_by = str(stop), "rate-limit"
+                except DeleteDenied as denied:
+                    self.denied = self.denied or denied
+                    self.stopped = self.stopped or denied.message
+                except CacheInspectError as exc:  # reading the chunk's tags failed: each manifest failed
+                    for group in chunk:
+                        self._fail(group, exc.message)
+            for group in chunk:
+                if self.stopped is not None:
+                    self._not_attempted(group)
+                progress.step()
+
+    def _chunk(self, chunk: Sequence[ManifestPlan], backend: BatchDeleteBackend) -> None:
+        """One request deleting every manifest of ``chunk`` that nothing holds (module docstring)."""
+        tags = [tag for group in chunk for tag in group.delete_tags]
+        try:
+            current = dict(zip(tags, self.reader.resolve(tags), strict=True))
+            on_digest = {g.digest: self._classify(g, [current[t] for t in g.delete_tags]) for g in chunk}
+        except RateLimited as exc:
+            raise _Stop(exc.message) from None
+        held: dict[Digest, str] = {}
+        results: dict[Digest, bool | CacheInspectError] = {}
+        try:
+            with self._covered() as check:
+                for group in chunk:
+                    holders = self._holders(group.digest, check)
+                    if holders:
+                        held[group.digest] = _held_by(holders)
+                doomed = [g.digest for g in chunk if g.digest not in held]
+                if doomed:
+                    results = backend.delete_manifests(doomed)
+        except RateLimited as exc:
+            raise _Stop(exc.message) from None
+        except CacheInspectError as exc:  # the request failed as a whole: each of its manifests failed
+            results = {g.digest: exc for g in chunk if g.digest not in held}
+        kept = []
+        for group in chunk:  # every answer recorded before any further request
+            result = results.get(group.digest)
+            if isinstance(result, bool):
+                self._record_deletion(group, on_digest[group.digest], result)
+            elif isinstance(result, ManifestKept) or group.digest in held:
+                self._manifest(group, "kept", result.message if result is not None else held[group.digest])
+                kept.append(group)
+            else:
+                self._fail(group, result.message if result is not None else "not deleted")
+        for group in kept:  # its stale tags are removed alone (step 2)
+            self._group_tags(group, on_digest[group.digest])
+
+    def _fail(self, group: ManifestPlan, message: str) -> None:
+        for tag in group.delete_tags:
+            if tag not in self.tags:
+                self._tag(tag, group.digest, "failed", None, message)
+        if group.digest not in self.manifests:
+            self._manifest(group, "failed", message)
+
+    def _group_tags(self, group: ManifestPlan, on_digest: Sequence[str]) -> None:
+        """Remove a kept manifest's stale tags one by one; errors as ``_group`` records them."""
+        try:
+            for tag in on_digest:
+                self._untag(tag, group.digest)
+        except RateLimited as exc:
+            raise _Stop(exc.message) from None
+        except CacheInspectError as exc:
+            self._fail(group, exc.message)
 
     def _not_attempted(self, group: ManifestPlan) -> None:
         for tag in group.delete_tags:
@@ -639,11 +727,13 @@ class _Execution:
             if digest not in self.manifests:
                 self._manifest(group, "failed", exc.message)
 
-    def _classify(self, group: ManifestPlan) -> list[str]:
-        """HEAD each stale tag before acting; finish placeholders; return those still on the digest."""
+    def _classify(self, group: ManifestPlan, current: Sequence[Descriptor | None] | None = None) -> list[str]:
+        """HEAD each stale tag before acting (``current``: read just now for a chunk); finish placeholders;
+        return those still on the digest."""
         digest = group.digest
         on_digest: list[str] = []
-        current = self.reader.resolve(list(group.delete_tags)) if group.delete_tags else []
+        if current is None:
+            current = self.reader.resolve(list(group.delete_tags)) if group.delete_tags else []
         for tag, now in zip(group.delete_tags, current, strict=True):
             if now is None:
                 self._tag(tag, digest, "already-gone", None, "no such tag any more")
@@ -695,7 +785,10 @@ class _Execution:
 
     def _delete_group(self, group: ManifestPlan, on_digest: Sequence[str]) -> None:
         """Delete the manifest by digest; the stale tags still on it go with it."""
-        deleted = self._delete_manifest(group.digest)
+        self._record_deletion(group, on_digest, self._delete_manifest(group.digest))
+
+    def _record_deletion(self, group: ManifestPlan, on_digest: Sequence[str], deleted: bool) -> None:
+        """A manifest deleted by digest (False: it was gone already), and the stale tags that went with it."""
         if deleted:
             self._manifest(group, "deleted", "deleted by digest")
         else:

@@ -15,7 +15,7 @@ import json
 import time
 import uuid
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
 from itertools import pairwise
 from typing import Any, Literal
@@ -23,7 +23,7 @@ from typing import Any, Literal
 import httpx
 import pytest
 
-from inspector.errors import InvalidContent
+from inspector.errors import CacheInspectError, InvalidContent
 from inspector.gc.backends.oci import OciBackend
 from inspector.gc.branches import LiveRefs
 from inspector.gc.budget import TimeBudget
@@ -624,3 +624,69 @@ def test_a_budget_stops_a_concurrent_batch_between_manifests_never_inside_one() 
         assert (tag in registry.tags) == (status == "not-attempted")
     assert deletes["n"] == 1 + len(deleted)  # the probe, then one DELETE per deleted manifest, none more
     assert report.deletions == len(deleted) and report.deletions_left == 8 - len(deleted)
+
+
+class ChunkedOci(OciBackend):
+    """The distribution API with a ``BatchDeleteBackend`` face: each chunk handed over is recorded, then
+    deleted one DELETE at a time (as ECR's BatchDeleteImage would in one call)."""
+
+    def __init__(self, client: RegistryClient, limit: int, spend: Callable[[], None] = lambda: None) -> None:
+        super().__init__(client, REPO)
+        self.limit = limit
+        self.chunks: list[list[Digest]] = []
+        self.spend = spend
+
+    @property
+    def batch_limit(self) -> int:
+        return self.limit
+
+    def delete_manifests(self, digests: Sequence[Digest]) -> dict[Digest, bool | CacheInspectError]:
+        self.chunks.append(list(digests))
+        self.spend()
+        return {d: self.delete_manifest(d) for d in digests}
+
+
+def test_a_batch_backend_gets_chunks_each_manifest_checked_and_a_held_one_keeps_its_manifest() -> None:
+    # Eight stale caches, each alone: the first goes alone (delete_manifest), the other seven in chunks of
+    # three. After planning, a kept tag (no template) lands on s5's manifest: it is left out of its chunk,
+    # kept, and its stale tag removed alone (OCI tag delete). By hand: chunks of the seven in plan order,
+    # s5's manifest missing from its chunk.
+    registry = FakeRegistry("oci")
+    digests = {f"s{i}": registry.cache(f"s{i}-buildcache", layers=[f"s{i}".encode()]) for i in range(8)}
+    registry.cache("main-buildcache", layers=[b"m"])
+    with client_for(registry) as client:
+        plan, _ = plan_for(client, ("main",))
+        registry.tags["keep-5"] = digests["s5"]
+        backend = ChunkedOci(client, 3)
+        report = execute_plan(plan, backend, RegistryTagReader(client, REPO))
+    order = [m.digest for m in plan.manifests]
+    rest = [d for d in order[1:] if d != digests["s5"]]
+    expected = [order[1:4], order[4:7], order[7:]]
+    assert backend.chunks == [[d for d in chunk if d in rest] for chunk in expected]
+    assert statuses(report)["s5-buildcache"] == ("deleted", "tag-delete")
+    assert {m.digest: m.status for m in report.manifests} == {
+        d: ("kept" if d == digests["s5"] else "deleted") for d in order
+    }
+    assert set(registry.tags) == {"main-buildcache", "keep-5"} and digests["s5"] in registry.manifests
+
+
+def test_a_budget_spent_during_a_chunk_leaves_the_later_chunks_not_attempted() -> None:
+    registry = FakeRegistry("oci")
+    for i in range(8):
+        registry.cache(f"s{i}-buildcache", layers=[f"s{i}".encode()])
+    registry.cache("main-buildcache", layers=[b"m"])
+    now = [0.0]
+    budget = budget_at(now)
+
+    def spend() -> None:
+        now[0] = 60.0
+
+    with client_for(registry) as client:
+        plan, _ = plan_for(client, ("main",))
+        backend = ChunkedOci(client, 3, spend)
+        report = execute_plan(plan, backend, RegistryTagReader(client, REPO), budget=budget)
+    # The first alone, then one chunk of three (the budget runs out while it is in flight): 4 deleted,
+    # the other four never handed over.
+    assert len(backend.chunks) == 1 and len(backend.chunks[0]) == 3
+    assert sorted(s for s, _ in statuses(report).values()) == ["deleted"] * 4 + ["not-attempted"] * 4
+    assert report.stopped_by == "time-budget" and (report.deletions, report.deletions_left) == (4, 4)
