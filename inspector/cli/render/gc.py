@@ -196,12 +196,12 @@ def render_gc_report(report: RepositoryReport) -> RenderableType:
         line += f"; {len(report.placeholders)} placeholder manifests pushed and deleted"
     parts.append(Text(line, style="bold" if report.ok else "bold red"))
     if report.stopped:
-        parts.append(
-            Text(
-                f"stopped early: {report.stopped}; {report.backlog.describe()}; rerun to continue",
-                style="bold red",
-            )
-        )
+        if report.capabilities is None:
+            left = f"{report.deletions_left} deletion{'' if report.deletions_left == 1 else 's'} left"
+            line = f"not begun: {report.stopped}; {left}; rerun to continue"
+        else:
+            line = f"stopped early: {report.stopped}; {report.backlog.describe()}; rerun to continue"
+        parts.append(Text(line, style="bold red"))
     return Group(*parts)
 
 
