@@ -590,16 +590,20 @@ def on_placeholder(registry: FakeRegistry, tag: str) -> bool:
     return PLACEHOLDER_ARTIFACT_TYPE.encode() in registry.manifests[registry.tags[tag]][0]
 
 
+def stale_alone(count: int) -> tuple[FakeRegistry, dict[str, Digest]]:
+    """An OCI registry with ``count`` caches of gone branches (s0..), each alone on its manifest, and main's."""
+    registry = FakeRegistry("oci")
+    digests = {f"s{i}": registry.cache(f"s{i}-buildcache", layers=[f"s{i}".encode()]) for i in range(count)}
+    registry.cache("main-buildcache", layers=[b"m"])
+    return registry, digests
+
+
 def test_a_budget_stops_a_concurrent_batch_between_manifests_never_inside_one() -> None:
     # Eight stale caches, each alone: the first is deleted alone, the other seven in a concurrent batch
     # (-j 4). The budget runs out when the third DELETE by digest is answered (the probe is the first).
     # Manifests already begun finish; none begun after that. So: at least 2 deleted, every other one
     # either deleted (was in flight) or not attempted, and no DELETE is sent for a not-attempted one.
-    registry = FakeRegistry("oci")
-    names = [f"s{i}" for i in range(8)]
-    for name in names:
-        registry.cache(f"{name}-buildcache", layers=[name.encode()])
-    registry.cache("main-buildcache", layers=[b"m"])
+    registry, _ = stale_alone(8)
     now = [0.0]
     deletes = Counter[str]()
 
@@ -651,9 +655,7 @@ def test_a_batch_backend_gets_chunks_each_manifest_checked_and_a_held_one_keeps_
     # three. After planning, a kept tag (no template) lands on s5's manifest: it is left out of its chunk,
     # kept, and its stale tag removed alone (OCI tag delete). By hand: chunks of the seven in plan order,
     # s5's manifest missing from its chunk.
-    registry = FakeRegistry("oci")
-    digests = {f"s{i}": registry.cache(f"s{i}-buildcache", layers=[f"s{i}".encode()]) for i in range(8)}
-    registry.cache("main-buildcache", layers=[b"m"])
+    registry, digests = stale_alone(8)
     with client_for(registry) as client:
         plan, _ = plan_for(client, ("main",))
         registry.tags["keep-5"] = digests["s5"]
@@ -671,10 +673,7 @@ def test_a_batch_backend_gets_chunks_each_manifest_checked_and_a_held_one_keeps_
 
 
 def test_a_budget_spent_during_a_chunk_leaves_the_later_chunks_not_attempted() -> None:
-    registry = FakeRegistry("oci")
-    for i in range(8):
-        registry.cache(f"s{i}-buildcache", layers=[f"s{i}".encode()])
-    registry.cache("main-buildcache", layers=[b"m"])
+    registry, _ = stale_alone(8)
     now = [0.0]
     budget = budget_at(now)
 
