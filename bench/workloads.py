@@ -581,6 +581,7 @@ def run_gc_apply(config: Config, tools: Tools, log: Log) -> Section:
         ),
     ]
     notes: list[str] = []
+    plan_seconds: float | None = None  # the dry run's median: planning alone
     for label, applied in (
         ("cacheinspect gc (dry-run plan) --json", False),
         ("cacheinspect gc --apply --json", True),
@@ -623,6 +624,10 @@ def run_gc_apply(config: Config, tools: Tools, log: Log) -> Section:
             reference=not applied,
             note=f"{doomed:,} manifests deleted" if applied else f"{doomed:,} deletions planned",
         )
+        if not applied and runs and not problems:
+            plan_seconds = row.measured.median if row.measured is not None else None
+        if applied and runs and not problems and row.measured is not None:
+            row.note += f"; {deletion_rate(doomed, row.measured.median, plan_seconds)}"
         rows.append(row)
         stats = row.measured.stats if row.measured is not None else None
         if applied and stats is not None and not problems:
@@ -646,6 +651,16 @@ def run_gc_apply(config: Config, tools: Tools, log: Log) -> Section:
         rows,
         notes,
     )
+
+
+def deletion_rate(deletions: int, seconds: float, plan_seconds: float | None) -> str:
+    """Deletions per second over the whole command and, when planning alone was measured, over the
+    deleting (the command's time minus its plan's)."""
+    whole = f"{deletions / seconds:.1f} deletions/s overall" if seconds > 0 else "no time measured"
+    deleting = seconds - plan_seconds if plan_seconds is not None else 0.0
+    if deleting <= 0:
+        return whole
+    return f"{whole}, {deletions / deleting:.1f}/s while deleting"
 
 
 # -- 4. start-up

@@ -59,7 +59,7 @@ __all__ = [
 ]
 
 SourceKind = Literal["catalog", "ghcr", "ecr"]
-SkipReason = Literal["excluded-by-glob", "other-shard", "no-matching-tag", "error"]
+SkipReason = Literal["excluded-by-glob", "other-shard", "no-matching-tag", "error", "time-budget"]
 #: Why a repository a source listed is not planned: its name does not match the glob, it belongs to
 #: another shard, none of its tags matches a template, or reading it failed (the run's exit code says
 #: how). A repository a ``[[repository]]`` table names is planned under that table, once.

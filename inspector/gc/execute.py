@@ -41,8 +41,19 @@ tags S, digest D; an untagged cache has no S):
    re-point + delete where tag delete is refused), and on Google's registries D
    is deleted afterwards if still nothing else resolves to it.
 
+A backend that deletes many manifests in one request (``BatchDeleteBackend``: ECR's
+BatchDeleteImage, up to 100) takes the second batch (the other whole deletions) in chunks of
+that many: the chunk's stale tags are HEADed (concurrently) and classified as above, then one
+check covers the chunk's one request, each manifest in it passing the same holders test (a
+held one is kept and its stale tags removed alone, as in step 2); the backend's own last look
+applies to each manifest.
+
 A rate limit (429 after the client's retries) stops the run: the rest is
-reported as not attempted, and a rerun picks it up. ``DeleteDenied`` stops it and
+reported as not attempted, and a rerun picks it up. So does a spent time budget
+(``gc --time-budget``, ``gc/budget.py``): it is looked at before each manifest of the
+plan is begun, never in the middle of one, so the deletions in flight finish and a tag
+re-pointed to a placeholder is always finished; a budget spent before the repository
+is begun leaves it untouched (not even its capabilities are detected). ``DeleteDenied`` stops it and
 is raised (nothing was deleted). Any other failure is recorded per tag and the
 run goes on.
 """
@@ -68,6 +79,7 @@ from inspector.errors import (
     RateLimited,
 )
 from inspector.gc.backends.base import (
+    BatchDeleteBackend,
     Capabilities,
     DeleteBackend,
     DeleteDenied,
@@ -75,6 +87,7 @@ from inspector.gc.backends.base import (
     PushedBlob,
     UntagIncomplete,
 )
+from inspector.gc.budget import Backlog, TimeBudget, estimate_backlog
 from inspector.gc.placeholder import PlaceholderInfo, parse_placeholder
 from inspector.gc.plan import ManifestPlan, ManifestRule, RepositoryPlan, template_reading
 from inspector.oci import mediatypes
@@ -88,6 +101,7 @@ __all__ = [
     "ManifestOutcome",
     "RegistryTagReader",
     "RepositoryReport",
+    "StopCause",
     "TagOutcome",
     "TagReader",
     "capabilities_to_json",
@@ -98,6 +112,8 @@ __all__ = [
 Progress = Callable[[int, int], None]
 TagStatus = Literal["deleted", "already-gone", "moved", "failed", "not-attempted"]
 ManifestStatus = Literal["deleted", "already-gone", "kept", "failed", "not-attempted"]
+#: Why a run stopped before the end of its plan.
+StopCause = Literal["time-budget", "rate-limit"]
 
 
 class CannotDelete(CacheInspectError):
@@ -187,13 +203,21 @@ class ManifestOutcome:
 @dataclass(frozen=True, slots=True)
 class RepositoryReport:
     repository: Repository
-    capabilities: Capabilities
+    capabilities: Capabilities | None  # None: not begun (the time budget was spent before)
     tags: tuple[TagOutcome, ...]
     manifests: tuple[ManifestOutcome, ...]
     placeholders: tuple[PlaceholderInfo, ...]
     pushed_blobs: tuple[PushedBlob, ...]
     seconds: float
     stopped: str | None = None
+    stopped_by: StopCause | None = None
+    deletions: int = 0  # destructive requests that removed something: manifests deleted, tags removed
+    deletions_left: int = 0  # those the manifests not attempted would have needed
+
+    @property
+    def backlog(self) -> Backlog:
+        """What is left and how long it takes at the rate of this repository's deletions."""
+        return estimate_backlog(self.deletions_left, self.deletions, self.seconds)
 
     @property
     def ok(self) -> bool:
@@ -211,22 +235,31 @@ class _Stop(Exception):
     """Raised inside the run to stop it (rate limited); carries the reason."""
 
 
+def deletions_needed(group: ManifestPlan) -> int:
+    """Destructive requests a manifest of the plan needs: one by digest, else one per tag removed."""
+    return 1 if group.delete_manifest else len(group.delete_tags)
+
+
 def execute_plan(
     plan: RepositoryPlan,
     backend: DeleteBackend,
     reader: TagReader,
     *,
     on_progress: Progress | None = None,
+    budget: TimeBudget | None = None,
 ) -> RepositoryReport:
     """Apply ``plan``; nothing read while planning is trusted (every deletion is checked again).
 
+    ``budget``: no manifest of the plan is begun once it is spent (the rest is ``not-attempted``).
     Raises ``CannotDelete`` (exit 5) before any change when the registry refuses
     deletes, ``InvalidContent`` when the plan asks for a tag its templates do
     not cover, and ``DeleteDenied`` (exit 4) when the backend's first deletion
     shows that its credentials cannot delete. Everything else is reported per tag.
     """
     started = time.monotonic()
-    run = _Execution(plan, backend, reader)  # checks the plan before any request
+    run = _Execution(plan, backend, reader, budget)  # checks the plan before any request
+    if budget is not None and budget.reached():
+        return _not_begun(plan, budget, run)
     capabilities = backend.capabilities()
     if not capabilities.can_delete:
         raise CannotDelete(
@@ -242,6 +275,33 @@ def execute_plan(
         pushed_blobs=tuple(run.pushed),
         seconds=time.monotonic() - started,
         stopped=run.stopped,
+        stopped_by=run.stopped_by,
+        deletions=run.deletions(),
+        deletions_left=sum(
+            deletions_needed(g)
+            for g in plan.manifests
+            if g.digest in run.manifests and run.manifests[g.digest].status == "not-attempted"
+        ),
+    )
+
+
+def _not_begun(plan: RepositoryPlan, budget: TimeBudget, run: _Execution) -> RepositoryReport:
+    """The report of a repository the budget left untouched: everything not attempted, no request made."""
+    run.stopped, run.stopped_by = budget.reason, "time-budget"
+    for group in plan.manifests:
+        run._not_attempted(group)
+    return RepositoryReport(
+        repository=plan.repository,
+        capabilities=None,
+        tags=tuple(run.tags[d.tag] for d in plan.deletions if d.tag in run.tags),
+        manifests=tuple(run.manifests[m.digest] for m in plan.manifests),
+        placeholders=(),
+        pushed_blobs=(),
+        seconds=0.0,
+        stopped=run.stopped,
+        stopped_by=run.stopped_by,
+        deletions=0,
+        deletions_left=sum(deletions_needed(g) for g in plan.manifests),
     )
 
 
@@ -269,8 +329,15 @@ class _Check:
 
 
 class _Execution:
-    def __init__(self, plan: RepositoryPlan, backend: DeleteBackend, reader: TagReader) -> None:
+    def __init__(
+        self,
+        plan: RepositoryPlan,
+        backend: DeleteBackend,
+        reader: TagReader,
+        budget: TimeBudget | None = None,
+    ) -> None:
         self.plan = plan
+        self.budget = budget
         self.backend = backend
         self.reader = reader
         self.capabilities: Capabilities | None = None
@@ -298,6 +365,7 @@ class _Execution:
         self.placeholders: list[PlaceholderInfo] = []
         self.pushed: list[PushedBlob] = []
         self.stopped: str | None = None
+        self.stopped_by: StopCause | None = None
 
     # -- the gate ---------------------------------------------------------------------------------
 
@@ -464,6 +532,13 @@ class _Execution:
     def _forget(self, tag: str) -> None:
         self.exempt.pop(tag, None)
 
+    def deletions(self) -> int:
+        """Destructive requests that removed something (the rate of the run is measured in these)."""
+        manifests = sum(1 for m in self.manifests.values() if m.status == "deleted")
+        return manifests + sum(
+            1 for t in self.tags.values() if t.status == "deleted" and t.method != "manifest-delete"
+        )
+
     # -- the run ----------------------------------------------------------------------------------
 
     def run(self, capabilities: Capabilities, on_progress: Progress | None) -> None:
@@ -491,7 +566,9 @@ class _Execution:
             self.check = None
             concurrent = len(batch) > 1 and batch[0].delete_manifest
             self.batch_workers = min(self.workers, len(batch)) if concurrent else 1
-            if self.batch_workers == 1:
+            if concurrent and isinstance(self.backend, BatchDeleteBackend):
+                self._in_chunks(batch, self.backend, progress)
+            elif self.batch_workers == 1:
                 for group in batch:
                     self._attempt(group, progress)
             else:
@@ -501,18 +578,105 @@ class _Execution:
                 raise self.denied
 
     def _attempt(self, group: ManifestPlan, progress: _Counter) -> None:
-        """One manifest of the plan, unless the run has stopped (then it is reported not attempted)."""
+        """One manifest of the plan, unless the run has stopped (then it is reported not attempted).
+
+        The time budget is looked at here only, before a manifest is begun: one begun is finished.
+        """
+        if self.stopped is None and self.budget is not None and self.budget.reached():
+            with self.turns:
+                if self.stopped is None:
+                    self.stopped, self.stopped_by = self.budget.reason, "time-budget"
         if self.stopped is None:
             try:
                 self._group(group)
             except _Stop as stop:
-                self.stopped = self.stopped or str(stop)
+                with self.turns:
+                    if self.stopped is None:
+                        self.stopped, self.stopped_by = str(stop), "rate-limit"
             except DeleteDenied as denied:
                 self.denied = self.denied or denied
                 self.stopped = self.stopped or denied.message
         if self.stopped is not None:
             self._not_attempted(group)
         progress.step()
+
+    def _in_chunks(
+        self, batch: Sequence[ManifestPlan], backend: BatchDeleteBackend, progress: _Counter
+    ) -> None:
+        """Whole deletions, ``backend.batch_limit`` per request (the time budget looked at before each)."""
+        size = max(1, backend.batch_limit)
+        for start in range(0, len(batch), size):
+            chunk = batch[start : start + size]
+            if self.stopped is None and self.budget is not None and self.budget.reached():
+                self.stopped, self.stopped_by = self.budget.reason, "time-budget"
+            if self.stopped is None:
+                try:
+                    self._chunk(chunk, backend)
+                except _Stop as stop:
+                    self.stopped, self.stopped_by = str(stop), "rate-limit"
+                except DeleteDenied as denied:
+                    self.denied = self.denied or denied
+                    self.stopped = self.stopped or denied.message
+                except CacheInspectError as exc:  # reading the chunk's tags failed: each manifest failed
+                    for group in chunk:
+                        self._fail(group, exc.message)
+            for group in chunk:
+                if self.stopped is not None:
+                    self._not_attempted(group)
+                progress.step()
+
+    def _chunk(self, chunk: Sequence[ManifestPlan], backend: BatchDeleteBackend) -> None:
+        """One request deleting every manifest of ``chunk`` that nothing holds (module docstring)."""
+        tags = [tag for group in chunk for tag in group.delete_tags]
+        try:
+            current = dict(zip(tags, self.reader.resolve(tags), strict=True))
+            on_digest = {g.digest: self._classify(g, [current[t] for t in g.delete_tags]) for g in chunk}
+        except RateLimited as exc:
+            raise _Stop(exc.message) from None
+        held: dict[Digest, str] = {}
+        results: dict[Digest, bool | CacheInspectError] = {}
+        try:
+            with self._covered() as check:
+                for group in chunk:
+                    holders = self._holders(group.digest, check)
+                    if holders:
+                        held[group.digest] = _held_by(holders)
+                doomed = [g.digest for g in chunk if g.digest not in held]
+                if doomed:
+                    results = backend.delete_manifests(doomed)
+        except RateLimited as exc:
+            raise _Stop(exc.message) from None
+        except CacheInspectError as exc:  # the request failed as a whole: each of its manifests failed
+            results = {g.digest: exc for g in chunk if g.digest not in held}
+        kept = []
+        for group in chunk:  # every answer recorded before any further request
+            result = results.get(group.digest)
+            if isinstance(result, bool):
+                self._record_deletion(group, on_digest[group.digest], result)
+            elif isinstance(result, ManifestKept) or group.digest in held:
+                self._manifest(group, "kept", result.message if result is not None else held[group.digest])
+                kept.append(group)
+            else:
+                self._fail(group, result.message if result is not None else "not deleted")
+        for group in kept:  # its stale tags are removed alone (step 2)
+            self._group_tags(group, on_digest[group.digest])
+
+    def _fail(self, group: ManifestPlan, message: str) -> None:
+        for tag in group.delete_tags:
+            if tag not in self.tags:
+                self._tag(tag, group.digest, "failed", None, message)
+        if group.digest not in self.manifests:
+            self._manifest(group, "failed", message)
+
+    def _group_tags(self, group: ManifestPlan, on_digest: Sequence[str]) -> None:
+        """Remove a kept manifest's stale tags one by one; errors as ``_group`` records them."""
+        try:
+            for tag in on_digest:
+                self._untag(tag, group.digest)
+        except RateLimited as exc:
+            raise _Stop(exc.message) from None
+        except CacheInspectError as exc:
+            self._fail(group, exc.message)
 
     def _not_attempted(self, group: ManifestPlan) -> None:
         for tag in group.delete_tags:
@@ -563,11 +727,13 @@ class _Execution:
             if digest not in self.manifests:
                 self._manifest(group, "failed", exc.message)
 
-    def _classify(self, group: ManifestPlan) -> list[str]:
-        """HEAD each stale tag before acting; finish placeholders; return those still on the digest."""
+    def _classify(self, group: ManifestPlan, current: Sequence[Descriptor | None] | None = None) -> list[str]:
+        """HEAD each stale tag before acting (``current``: read just now for a chunk); finish placeholders;
+        return those still on the digest."""
         digest = group.digest
         on_digest: list[str] = []
-        current = self.reader.resolve(list(group.delete_tags)) if group.delete_tags else []
+        if current is None:
+            current = self.reader.resolve(list(group.delete_tags)) if group.delete_tags else []
         for tag, now in zip(group.delete_tags, current, strict=True):
             if now is None:
                 self._tag(tag, digest, "already-gone", None, "no such tag any more")
@@ -619,7 +785,10 @@ class _Execution:
 
     def _delete_group(self, group: ManifestPlan, on_digest: Sequence[str]) -> None:
         """Delete the manifest by digest; the stale tags still on it go with it."""
-        deleted = self._delete_manifest(group.digest)
+        self._record_deletion(group, on_digest, self._delete_manifest(group.digest))
+
+    def _record_deletion(self, group: ManifestPlan, on_digest: Sequence[str], deleted: bool) -> None:
+        """A manifest deleted by digest (False: it was gone already), and the stale tags that went with it."""
         if deleted:
             self._manifest(group, "deleted", "deleted by digest")
         else:
@@ -673,8 +842,9 @@ def gc_report_to_json(report: RepositoryReport) -> dict[str, Any]:
     return {
         "ok": report.ok,
         "stopped": report.stopped,
+        "stoppedBy": report.stopped_by,
         "seconds": round(report.seconds, 3),
-        "capabilities": capabilities_to_json(report.capabilities),
+        "capabilities": capabilities_to_json(report.capabilities) if report.capabilities else None,
         "summary": {
             "deleted": report.count("deleted"),
             "alreadyGone": report.count("already-gone"),
@@ -686,6 +856,8 @@ def gc_report_to_json(report: RepositoryReport) -> dict[str, Any]:
             "manifestBytesDeleted": sum(m.manifest_size for m in deleted),
             "placeholderBytes": sum(p.size for p in report.placeholders),
             "pushedBlobBytes": sum(b.size for b in report.pushed_blobs),
+            "deletions": report.deletions,
+            "deletionsLeft": report.deletions_left,
         },
         "tags": [
             {

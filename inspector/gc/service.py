@@ -9,7 +9,11 @@ The rules that make a multi-repository run safe live here, not in the command:
 * a failure while deleting in one repository is recorded for it and the next repository still runs;
   the combined exit code is the worst of them (``GcRun.exit_code``);
 * a reviewed plan (``--apply-plan``) must be bound to the policy it is applied under
-  (``bind_plans``) and its untagged caches are selected again before they are deleted.
+  (``bind_plans``) and its untagged caches are selected again before they are deleted;
+* a time budget (``--time-budget``, ``gc/budget.py``) is one for the whole run: once it is spent no
+  manifest is begun in any repository, and a repository not begun is reported with everything
+  ``not-attempted`` (exit 7; a rerun plans again and continues). With a budget, a GHCR rate-limit
+  wait that fits in what is left of it is slept rather than stopping the run.
 
 Nothing here prints: progress goes through ``progress`` (a context manager per phase, yielding a
 callback or None), warnings through ``warn``, and the plans through ``on_planned`` before anything
@@ -36,6 +40,7 @@ from inspector.gc.backends.google import GoogleBackend, with_upload_times
 from inspector.gc.backends.google import plan_untagged as google_plan_untagged
 from inspector.gc.backends.google import recheck_untagged as google_recheck_untagged
 from inspector.gc.branches import LiveRefs, git_ls_remote, read_branches_file
+from inspector.gc.budget import Backlog, TimeBudget, estimate_backlog
 from inspector.gc.discover import (
     DiscoverSource,
     Discovery,
@@ -109,10 +114,29 @@ class GcRun:
     plans: tuple[RepositoryPlan, ...]
     reports: Mapping[Repository, RepositoryReport]
     errors: Mapping[Repository, CacheInspectError]
+    budget: TimeBudget | None = None
 
     @property
     def applying(self) -> bool:
         return self.mode != "dry-run"
+
+    @property
+    def budget_reached(self) -> bool:
+        """The time budget stopped the run somewhere: a rerun continues."""
+        return any(r.stopped_by == "time-budget" for r in self.reports.values())
+
+    @property
+    def deletions(self) -> int:
+        return sum(r.deletions for r in self.reports.values())
+
+    def backlog(self) -> Backlog:
+        """Deletions left over every repository, at the rate observed over all of them."""
+        reports = self.reports.values()
+        return estimate_backlog(
+            sum(r.deletions_left for r in reports),
+            sum(r.deletions for r in reports),
+            sum(r.seconds for r in reports),
+        )
 
     @property
     def exit_code(self) -> int:
@@ -357,10 +381,12 @@ def run_targets(
     progress: ProgressFactory = _no_progress,
     on_planned: Callable[[Sequence[RepositoryPlan]], None] | None = None,
     warn: Callable[[str], None] = _no_warning,
+    budget: TimeBudget | None = None,
 ) -> GcRun:
     """Finish the plans (notes), hand them to ``on_planned``, then (unless a dry run) check every plan and
-    delete, repository by repository. ``max_deletes`` overrides each plan's own limit."""
-    plans = [_finish_plan(target, mode, warn) for target in targets]
+    delete, repository by repository. ``max_deletes`` overrides each plan's own limit; ``budget``: the
+    run's time budget (module docstring)."""
+    plans = [_finish_plan(target, mode, warn, budget) for target in targets]
     if on_planned is not None:
         on_planned(tuple(plans))
     reports: dict[Repository, RepositoryReport] = {}
@@ -378,13 +404,16 @@ def run_targets(
                         target.backend,
                         RegistryTagReader(client, plan.repository, page_size),
                         on_progress=on_progress,
+                        budget=budget,
                     )
             except CacheInspectError as exc:  # reported with the rest; later repositories still run
                 errors[plan.repository] = exc
-    return GcRun(mode, now, tuple(plans), reports, errors)
+    return GcRun(mode, now, tuple(plans), reports, errors, budget)
 
 
-def _finish_plan(target: Target, mode: Mode, warn: Callable[[str], None]) -> RepositoryPlan:
+def _finish_plan(
+    target: Target, mode: Mode, warn: Callable[[str], None], budget: TimeBudget | None = None
+) -> RepositoryPlan:
     """The target's plan with its notes (untagged caches, GHCR pacing); a GHCR backend learns the plan."""
     ghcr = isinstance(target.backend, GhcrBackend)
     plan = target.plan
@@ -398,6 +427,8 @@ def _finish_plan(target: Target, mode: Mode, warn: Callable[[str], None]) -> Rep
             if mode != "dry-run":
                 warn(f"{plan.repository}: {pacing}")
         target.backend.expect(plan)
+        if budget is not None:  # a rate-limit wait that fits in the budget is waited out
+            target.backend.github.limit_waits(budget.remaining)
     return plan
 
 
@@ -412,6 +443,7 @@ def run_gc(
     progress: ProgressFactory = _no_progress,
     on_planned: Callable[[Sequence[RepositoryPlan]], None] | None = None,
     warn: Callable[[str], None] = _no_warning,
+    budget: TimeBudget | None = None,
 ) -> GcRun:
     """Plan every repository of ``policies`` and, with ``apply``, carry the plans out (module docstring)."""
     targets = plan_targets(client, policies, backends, now=now, page_size=page_size, progress=progress)
@@ -424,6 +456,7 @@ def run_gc(
         progress=progress,
         on_planned=on_planned,
         warn=warn,
+        budget=budget,
     )
 
 
@@ -440,6 +473,7 @@ def apply_reviewed_plan(
     progress: ProgressFactory = _no_progress,
     on_planned: Callable[[Sequence[RepositoryPlan]], None] | None = None,
     warn: Callable[[str], None] = _no_warning,
+    budget: TimeBudget | None = None,
 ) -> GcRun:
     """Carry out a reviewed plan file (``--apply-plan``); ``policies`` are ``bind_plans(plans, ...)``'s."""
     targets = reviewed_targets(plans, policies, backends, package=package)
@@ -453,6 +487,7 @@ def apply_reviewed_plan(
         progress=progress,
         on_planned=on_planned,
         warn=warn,
+        budget=budget,
     )
 
 
@@ -470,6 +505,10 @@ class RepositoryOutcome:
     reclaimable_bytes: int
     report_ok: bool | None = None  # None: nothing was deleted (a dry run, or nothing to delete)
     error: CacheInspectError | None = None
+    deleted: int = 0  # destructive requests done (``RepositoryReport.deletions``)
+    left: int = 0  # and still needed when the run stopped
+    seconds: float = 0.0  # spent deleting
+    stopped_by: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -485,15 +524,37 @@ class StreamedRun:
     discovery: Discovery
     outcomes: tuple[RepositoryOutcome, ...]
     errors: Mapping[str, CacheInspectError]
+    budget: TimeBudget | None = None
 
     @property
     def applying(self) -> bool:
         return self.mode != "dry-run"
 
     @property
+    def budget_reached(self) -> bool:
+        """The time budget stopped a repository or kept one from starting: a rerun continues."""
+        return any(o.stopped_by == "time-budget" for o in self.outcomes) or bool(
+            self.discovery.count("time-budget")
+        )
+
+    @property
+    def deletions(self) -> int:
+        return sum(o.deleted for o in self.outcomes)
+
+    def backlog(self) -> Backlog:
+        """Deletions left in the repositories begun (those not begun were not planned: not counted)."""
+        return estimate_backlog(
+            sum(o.left for o in self.outcomes), self.deletions, sum(o.seconds for o in self.outcomes)
+        )
+
+    @property
     def exit_code(self) -> int:
-        """The worst outcome, as ``GcRun.exit_code``: an error's code, else PARTIAL when a report is not ok."""
-        return _worst_exit(self.errors.values(), any(o.report_ok is False for o in self.outcomes))
+        """The worst outcome, as ``GcRun.exit_code``: an error's code, else PARTIAL when a report is not ok
+        or the time budget kept a repository from starting."""
+        partial = any(o.report_ok is False for o in self.outcomes) or bool(
+            self.discovery.count("time-budget")
+        )
+        return _worst_exit(self.errors.values(), partial)
 
 
 #: ``on_repository(plan, report, error)``: one repository is done (planned; applied, or failed applying).
@@ -521,6 +582,7 @@ def run_streamed(
     progress: ProgressFactory = _no_progress,
     on_repository: OnRepository = _ignore_repository,
     warn: Callable[[str], None] = _no_warning,
+    budget: TimeBudget | None = None,
 ) -> StreamedRun:
     """Plan (and with ``apply`` carry out) one repository at a time: the listed ones, then each source's.
 
@@ -529,6 +591,7 @@ def run_streamed(
     inventory and one plan at a time (``RepositoryOutcome`` is all that is kept), and a repository
     that cannot be read, listed or applied (or whose plan exceeds its ``max-deletes``) is reported and
     the run goes on; the exit code is the worst outcome. ``shard`` keeps the repositories it holds.
+    ``budget``: once spent (applying), no further repository is begun; each is skipped ``time-budget``.
     """
     mode: Mode = "apply" if apply else "dry-run"
     branch_sources: dict[tuple[str, str, bool], LiveRefs] = {}
@@ -539,6 +602,9 @@ def run_streamed(
     looked_at = 0
 
     def handle(policy: RepositoryPolicy, discovered: bool) -> None:
+        if apply and budget is not None and budget.reached():  # not even read: a rerun plans it
+            skipped.append(Skipped(str(policy.repository), "time-budget", f"not begun: {budget.reason}"))
+            return
         try:
             backend = backends(policy, policy.untagged)
             tags: list[str] | None = None
@@ -565,7 +631,7 @@ def run_streamed(
             skipped.append(Skipped(str(policy.repository), "error", exc.message))
             errors[str(policy.repository)] = exc
             return
-        plan = _finish_plan(target, mode, warn)
+        plan = _finish_plan(target, mode, warn, budget)
         report: RepositoryReport | None = None
         error: CacheInspectError | None = None
         if apply and plan.manifests:
@@ -577,6 +643,7 @@ def run_streamed(
                         target.backend,
                         RegistryTagReader(client, plan.repository, page_size),
                         on_progress=on_progress,
+                        budget=budget,
                     )
             except CacheInspectError as exc:
                 error = exc
@@ -590,6 +657,11 @@ def run_streamed(
                 plan.reclaimable_bytes,
                 None if report is None else report.ok,
                 error,
+                *(
+                    (report.deletions, report.deletions_left, report.seconds, report.stopped_by)
+                    if report is not None
+                    else ()
+                ),
             )
         )
 
@@ -626,4 +698,4 @@ def run_streamed(
     discovery = Discovery(
         tuple(source.source for source, _ in sources), shard, looked_at, len(outcomes), tuple(skipped)
     )
-    return StreamedRun(mode, now, discovery, tuple(outcomes), errors)
+    return StreamedRun(mode, now, discovery, tuple(outcomes), errors, budget)

@@ -38,7 +38,14 @@ Deletions are *paced* (``Pace``) so that GitHub's secondary limits are not met i
 at least one second between mutating requests, at most 80 content-creating requests a minute and 500
 an hour (``../shared/spec/registries.md`` addendum [G14]; GitHub "Rate limits for the REST API" and
 "Best practices for using the REST API"). ``backlog_seconds`` says how long N deletions take at that
-pace. The pace is per client: other processes using the same token share GitHub's limits unseen.
+pace. The pace is per client: other processes using the same token share GitHub's limits unseen, and
+that is what the primary limit's headers show: every answer carries ``x-ratelimit-limit``,
+``x-ratelimit-remaining`` and ``x-ratelimit-reset`` (GitHub "Rate limits for the REST API", "Checking
+the status of your rate limit"). When at most a tenth of the limit (and at least ``_LOW_REMAINING``)
+is left, deletions are spread over what is left of the window (``_Pacer.observe``: two requests per
+deletion, its last look and the DELETE), and with none left the next one waits for the reset, rather
+than running into the 403. ``limit_waits`` bounds every wait (pacing and rate limits) by a caller's
+allowance, e.g. what is left of ``gc --time-budget``: a longer wait raises ``RateLimited``.
 
 A DELETE answered 404 is looked at again, because GitHub answers 404 both for a version that is gone
 and for a token that may not manage the package. GitHub keeps a deleted version restorable for 30
@@ -63,6 +70,7 @@ for it; the hint says so and gives that URL (registries.md [G16]).
 from __future__ import annotations
 
 import logging
+import math
 import os
 import threading
 import time
@@ -94,6 +102,7 @@ from inspector.oci.reference import Repository, is_loopback_host, parse_reposito
 from inspector.registry._http import (
     RetryPolicy,
     describe_transport_error,
+    header_int,
     loggable,
     next_link,
     origin,
@@ -142,6 +151,8 @@ _GITHUB_API_HOST = "api.github.com"
 _LAST_VERSION = "last version of a package"  # in GitHub's 400 message (registries.md [G11])
 _BODY_LIMIT = 16 * 1024 * 1024
 _SECONDARY_WAIT = 60.0  # GitHub: "wait for at least one minute before retrying"
+_LOW_REMAINING = 20  # primary-limit requests left at or under which deletions are spread over the window
+_REQUESTS_PER_DELETION = 2  # a deletion's last look (GET) and its DELETE
 
 PackageScope = Literal["org", "user", "authenticated-user"]
 DeleteOutcome = Literal["deleted", "already-deleted"]
@@ -247,12 +258,37 @@ class _Pacer:
         self._sleep = sleep
         self._sent: deque[float] = deque()  # slots taken within the last hour, oldest first
         self._lock = threading.Lock()
+        self._window_end = 0.0  # x-ratelimit-reset of a primary window that is running low
+        self._gap = 0.0  # the spacing that spreads what is left of it until then (inf: none left)
 
-    def wait(self) -> float:
-        """Sleep until the next request may go; returns the seconds slept."""
+    def observe(self, limit: int | None, remaining: int, reset: float) -> None:
+        """The primary limit as an answer's ``x-ratelimit-*`` headers state it: low means spread."""
+        now = self._clock()
+        low = max(_LOW_REMAINING, (limit or 0) // 10)
+        with self._lock:
+            if remaining > low or reset <= now:
+                self._window_end, self._gap = 0.0, 0.0
+                return
+            deletions = remaining // _REQUESTS_PER_DELETION
+            self._window_end = reset
+            self._gap = (reset - now) / deletions if deletions else math.inf
+
+    def delay(self) -> float:
+        """Seconds until the next request may go (without taking the slot)."""
+        with self._lock:
+            now = self._clock()
+            return max(0.0, self.next_slot(now) - now)
+
+    def wait(self, limit: float | None = None) -> float:
+        """Sleep until the next request may go; returns the seconds slept.
+
+        ``limit``: the longest wait allowed; a longer one takes no slot and raises ``_WaitTooLong``.
+        """
         with self._lock:
             now = self._clock()
             slot = self.next_slot(now)
+            if limit is not None and slot - now > limit:
+                raise _WaitTooLong(slot - now)
             self._sent.append(slot)
         if slot > now:
             self._sleep(slot - now)
@@ -277,9 +313,20 @@ class _Pacer:
                 inside = [t for t in sent if t > earliest - window]
                 if limit > 0 and len(inside) >= limit:
                     earliest = max(earliest, inside[len(inside) - limit] + window)
+            if self._window_end > earliest:  # the primary window runs low: spread what is left of it
+                if math.isinf(self._gap):
+                    earliest = self._window_end + 1.0
+                elif sent:
+                    earliest = max(earliest, sent[-1] + self._gap)
             if earliest == slot:
                 return slot
             slot = earliest
+
+
+class _WaitTooLong(Exception):
+    def __init__(self, seconds: float) -> None:
+        super().__init__(f"{seconds:.0f} s")
+        self.seconds = seconds
 
 
 def backlog_seconds(requests: int, pace: Pace | None = None) -> float:
@@ -356,6 +403,13 @@ class GhcrClient:
         self._login: str | None = None
         self._login_known = False
         self.request_count = 0
+        self._wait_limit: Callable[[], float] | None = None
+
+    def limit_waits(self, allowance: Callable[[], float]) -> None:
+        """Bound every later wait (pacing, rate limits) by ``allowance()`` seconds, e.g. what is left of a
+        time budget: a wait that fits is slept, even past ``GhcrOptions.max_wait``; a longer one raises
+        ``RateLimited`` before the request is sent."""
+        self._wait_limit = allowance
 
     def __enter__(self) -> GhcrClient:
         return self
@@ -587,7 +641,7 @@ class GhcrClient:
         limited = 0
         while True:
             if method != "GET":
-                slept = self._pacer.wait()
+                slept = self._paced(method, url, what)
                 if slept:
                     log.debug("%s: paced %.1f s (GitHub's limits for mutating requests)", what, slept)
             request = self._http.build_request(method, url)
@@ -614,9 +668,11 @@ class GhcrClient:
                 attempt += 1
                 continue
             log.debug("%s %s -> %s", method, loggable(url), response.status)
+            self._observe(response.headers)
             wait = self._rate_limit_wait(response, limited)
             if wait is not None:
-                if wait > self.options.max_wait or limited >= self.options.retries:
+                allowed = self._wait_limit() if self._wait_limit is not None else self.options.max_wait
+                if wait > allowed or limited >= self.options.retries:
                     raise self._rate_limited(response, method, what, wait)
                 log.debug("%s: rate limited, waiting %.1f s", what, wait)
                 self._sleep(wait)
@@ -627,6 +683,30 @@ class GhcrClient:
                 attempt += 1
                 continue
             return response, attempt > 0
+
+    def _paced(self, method: str, url: str, what: str) -> float:
+        """The pacer's wait before a mutating request, bounded by ``limit_waits``."""
+        limit = self._wait_limit() if self._wait_limit is not None else None
+        try:
+            return self._pacer.wait(limit)
+        except _WaitTooLong as too_long:
+            when = datetime.fromtimestamp(self._clock() + too_long.seconds, UTC)
+            raise RateLimited(
+                f"{what}: GitHub's rate limit is nearly spent (x-ratelimit-remaining); the next request "
+                f"may go at {when:%Y-%m-%d %H:%M:%S} UTC (in {too_long.seconds:.0f} s), later than allowed",
+                status=0,  # not sent: the pacer refused to wait that long
+                method=method,
+                url=loggable(url),
+                retry_after=too_long.seconds,
+                hint="run again after that time",
+            ) from None
+
+    def _observe(self, headers: httpx.Headers) -> None:
+        """Feed the pacer the primary limit every answer states (absent or malformed: nothing)."""
+        remaining = header_int(headers.get("x-ratelimit-remaining"))
+        reset = header_int(headers.get("x-ratelimit-reset"))
+        if remaining is not None and reset is not None:
+            self._pacer.observe(header_int(headers.get("x-ratelimit-limit")), remaining, float(reset))
 
     def _rate_limit_wait(self, response: _Answer, previous: int) -> float | None:
         """Seconds GitHub asks us to wait, or None when the answer is not a rate limit."""

@@ -15,7 +15,7 @@ import json
 import time
 import uuid
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
 from itertools import pairwise
 from typing import Any, Literal
@@ -23,12 +23,13 @@ from typing import Any, Literal
 import httpx
 import pytest
 
-from inspector.errors import InvalidContent
+from inspector.errors import CacheInspectError, InvalidContent
 from inspector.gc.backends.oci import OciBackend
 from inspector.gc.branches import LiveRefs
+from inspector.gc.budget import TimeBudget
 from inspector.gc.execute import CannotDelete, RegistryTagReader, RepositoryReport, execute_plan
 from inspector.gc.inventory import collect_inventory
-from inspector.gc.placeholder import EMPTY_CONFIG, build_placeholder
+from inspector.gc.placeholder import EMPTY_CONFIG, PLACEHOLDER_ARTIFACT_TYPE, build_placeholder
 from inspector.gc.plan import RepositoryPlan, plan_repository
 from inspector.gc.policy import Rules, parse_template
 from inspector.oci import mediatypes
@@ -518,3 +519,173 @@ def test_planning_costs_one_get_per_tag() -> None:
     assert old.created_at is not None and (NOW - old.created_at.datetime).days == 40
     plan = plan_repository(inventory, Rules(templates=RULES.templates, max_age=timedelta(days=14)), None, NOW)
     assert [d.tag for d in plan.deletions] == ["old-buildcache"]
+
+
+def budget_at(now: list[float], seconds: float = 10.0) -> TimeBudget:
+    """A budget of ``seconds`` on a clock that moves only when a test sets ``now[0]``."""
+    return TimeBudget(seconds, f"{seconds:g}s", clock=lambda: now[0])
+
+
+def test_a_budget_spent_before_the_repository_is_begun_sends_nothing_and_reports_everything() -> None:
+    registry, _ = scenario("oci")
+    now = [0.0]
+    budget = budget_at(now)  # the clock starts with the command, before planning
+    with client_for(registry) as client:
+        plan, _ = plan_for(client, ("main", "live", "other"))
+        registry.requests.clear()
+        now[0] = 10.0  # spent exactly: ">= budget" counts as reached
+        report = execute_plan(plan, OciBackend(client, REPO), RegistryTagReader(client, REPO), budget=budget)
+    assert registry.requests == []  # not even the capability probes
+    assert report.capabilities is None and report.stopped_by == "time-budget"
+    assert report.stopped == "time budget of 10s reached"
+    # Planned by hand (scenario, live main/live/other): gone-buildcache alone on its manifest (deleted
+    # whole: one deletion), stale-buildcache shares its manifest with live-buildcache (one tag removal).
+    assert statuses(report) == {
+        "gone-buildcache": ("not-attempted", None),
+        "stale-buildcache": ("not-attempted", None),
+    }
+    assert (report.deletions, report.deletions_left) == (0, 2)
+    assert not report.ok
+
+
+def test_after_the_budget_no_manifest_is_begun_and_the_one_in_flight_is_finished() -> None:
+    # distribution 2.8: no tag delete, so a tag whose manifest stays is removed by a placeholder (PUT,
+    # then DELETE of the placeholder). The budget runs out while the first such PUT is in flight: the
+    # DELETE must still follow (a tag left on a placeholder is a half-done removal), and the next tag
+    # removal (one at a time, in plan order) may not start.
+    registry, digests = scenario("distribution")
+    digests["late"] = registry.cache("late-buildcache", "late-live-buildcache", layers=[b"late"])
+    now = [0.0]
+    budget = budget_at(now)
+
+    def spend_on_placeholder_put(request: httpx.Request) -> httpx.Response | None:
+        if request.method == "PUT" and "/manifests/" in request.url.path and now[0] == 0.0:
+            now[0] = 60.0
+        return None
+
+    with client_for(registry) as client:
+        plan, _ = plan_for(client, ("main", "live", "other", "late-live"))
+        # By hand: gone-buildcache is alone on its manifest (deleted whole, first); stale- and
+        # late-buildcache share theirs with a live tag (one removal each, after the whole deletions, in
+        # plan order).
+        whole, first, second = sorted(plan.manifests, key=lambda m: not m.delete_manifest)
+        assert whole.delete_tags == ("gone-buildcache",) and whole.delete_manifest
+        assert {first.delete_tags, second.delete_tags} == {("stale-buildcache",), ("late-buildcache",)}
+        registry.hooks.append(spend_on_placeholder_put)
+        report = execute_plan(plan, OciBackend(client, REPO), RegistryTagReader(client, REPO), budget=budget)
+    (begun,), (left,) = first.delete_tags, second.delete_tags
+    assert statuses(report) == {
+        "gone-buildcache": ("deleted", "manifest-delete"),
+        begun: ("deleted", "placeholder"),  # begun before the budget ran out: finished
+        left: ("not-attempted", None),
+    }
+    assert report.stopped_by == "time-budget" and report.stopped == "time budget of 10s reached"
+    assert begun not in registry.tags and registry.tags[left] == second.digest
+    assert not any(on_placeholder(registry, t) for t in registry.tags)  # no tag left on a placeholder
+    # Deletions: gone's manifest, the placeholder removal; left: one removal.
+    assert (report.deletions, report.deletions_left) == (2, 1)
+
+
+def on_placeholder(registry: FakeRegistry, tag: str) -> bool:
+    return PLACEHOLDER_ARTIFACT_TYPE.encode() in registry.manifests[registry.tags[tag]][0]
+
+
+def stale_alone(count: int) -> tuple[FakeRegistry, dict[str, Digest]]:
+    """An OCI registry with ``count`` caches of gone branches (s0..), each alone on its manifest, and main's."""
+    registry = FakeRegistry("oci")
+    digests = {f"s{i}": registry.cache(f"s{i}-buildcache", layers=[f"s{i}".encode()]) for i in range(count)}
+    registry.cache("main-buildcache", layers=[b"m"])
+    return registry, digests
+
+
+def test_a_budget_stops_a_concurrent_batch_between_manifests_never_inside_one() -> None:
+    # Eight stale caches, each alone: the first is deleted alone, the other seven in a concurrent batch
+    # (-j 4). The budget runs out when the third DELETE by digest is answered (the probe is the first).
+    # Manifests already begun finish; none begun after that. So: at least 2 deleted, every other one
+    # either deleted (was in flight) or not attempted, and no DELETE is sent for a not-attempted one.
+    registry, _ = stale_alone(8)
+    now = [0.0]
+    deletes = Counter[str]()
+
+    def spend_on_third_delete(request: httpx.Request) -> httpx.Response | None:
+        if request.method == "DELETE" and "sha256:" in request.url.path:
+            deletes["n"] += 1
+            if deletes["n"] == 3:
+                now[0] = 60.0
+        return None
+
+    with client_for(registry) as client:
+        plan, _ = plan_for(client, ("main",))
+        registry.hooks.append(spend_on_third_delete)
+        report = execute_plan(
+            plan, OciBackend(client, REPO), RegistryTagReader(client, REPO), budget=budget_at(now)
+        )
+    outcome = {t.tag: t.status for t in report.tags}
+    deleted = {t for t, s in outcome.items() if s == "deleted"}
+    assert set(outcome.values()) == {"deleted", "not-attempted"} and len(deleted) >= 2
+    assert len(deleted) <= 2 + 4  # at most the batch's workers were in flight when it ran out
+    for tag, status in outcome.items():
+        assert (tag in registry.tags) == (status == "not-attempted")
+    assert deletes["n"] == 1 + len(deleted)  # the probe, then one DELETE per deleted manifest, none more
+    assert report.deletions == len(deleted) and report.deletions_left == 8 - len(deleted)
+
+
+class ChunkedOci(OciBackend):
+    """The distribution API with a ``BatchDeleteBackend`` face: each chunk handed over is recorded, then
+    deleted one DELETE at a time (as ECR's BatchDeleteImage would in one call)."""
+
+    def __init__(self, client: RegistryClient, limit: int, spend: Callable[[], None] = lambda: None) -> None:
+        super().__init__(client, REPO)
+        self.limit = limit
+        self.chunks: list[list[Digest]] = []
+        self.spend = spend
+
+    @property
+    def batch_limit(self) -> int:
+        return self.limit
+
+    def delete_manifests(self, digests: Sequence[Digest]) -> dict[Digest, bool | CacheInspectError]:
+        self.chunks.append(list(digests))
+        self.spend()
+        return {d: self.delete_manifest(d) for d in digests}
+
+
+def test_a_batch_backend_gets_chunks_each_manifest_checked_and_a_held_one_keeps_its_manifest() -> None:
+    # Eight stale caches, each alone: the first goes alone (delete_manifest), the other seven in chunks of
+    # three. After planning, a kept tag (no template) lands on s5's manifest: it is left out of its chunk,
+    # kept, and its stale tag removed alone (OCI tag delete). By hand: chunks of the seven in plan order,
+    # s5's manifest missing from its chunk.
+    registry, digests = stale_alone(8)
+    with client_for(registry) as client:
+        plan, _ = plan_for(client, ("main",))
+        registry.tags["keep-5"] = digests["s5"]
+        backend = ChunkedOci(client, 3)
+        report = execute_plan(plan, backend, RegistryTagReader(client, REPO))
+    order = [m.digest for m in plan.manifests]
+    rest = [d for d in order[1:] if d != digests["s5"]]
+    expected = [order[1:4], order[4:7], order[7:]]
+    assert backend.chunks == [[d for d in chunk if d in rest] for chunk in expected]
+    assert statuses(report)["s5-buildcache"] == ("deleted", "tag-delete")
+    assert {m.digest: m.status for m in report.manifests} == {
+        d: ("kept" if d == digests["s5"] else "deleted") for d in order
+    }
+    assert set(registry.tags) == {"main-buildcache", "keep-5"} and digests["s5"] in registry.manifests
+
+
+def test_a_budget_spent_during_a_chunk_leaves_the_later_chunks_not_attempted() -> None:
+    registry, _ = stale_alone(8)
+    now = [0.0]
+    budget = budget_at(now)
+
+    def spend() -> None:
+        now[0] = 60.0
+
+    with client_for(registry) as client:
+        plan, _ = plan_for(client, ("main",))
+        backend = ChunkedOci(client, 3, spend)
+        report = execute_plan(plan, backend, RegistryTagReader(client, REPO), budget=budget)
+    # The first alone, then one chunk of three (the budget runs out while it is in flight): 4 deleted,
+    # the other four never handed over.
+    assert len(backend.chunks) == 1 and len(backend.chunks[0]) == 3
+    assert sorted(s for s, _ in statuses(report).values()) == ["deleted"] * 4 + ["not-attempted"] * 4
+    assert report.stopped_by == "time-budget" and (report.deletions, report.deletions_left) == (4, 4)

@@ -46,6 +46,12 @@ REST facts", and GitHub's docs named there):
 * **deleted versions** stay restorable for 30 days ("Deleting and restoring a package", [G13]): they are
   listed with ``state=deleted``; what a GET of one answers is not documented, so ``deleted_get``
   chooses: 404 (default), 200 with ``deleted_at``, or 200 without it;
+* **the primary limit** (``primary``, off by default: every answer then states 4999 of 5000 left):
+  ``PrimaryLimit`` counts each token's requests in a window that starts with its first request; every
+  answer states ``x-ratelimit-limit``, ``-remaining``, ``-used`` and ``-reset`` (UTC epoch seconds), and a
+  request beyond the limit is answered 403 with ``x-ratelimit-remaining: 0`` and GitHub's message
+  (GitHub "Rate limits for the REST API": "Checking the status of your rate limit", "Exceeding the
+  rate limit");
 * **SAML SSO**: an organisation in ``sso_orgs`` answers 403 with ``X-GitHub-SSO: required; url=…`` and
   GitHub's SAML message to every token ([G16], "Authorizing a personal access token for use with SAML
   single sign-on").
@@ -84,6 +90,7 @@ __all__ = [
     "Fault",
     "FaultKind",
     "GitHubEmulator",
+    "PrimaryLimit",
     "RecordedRequest",
     "TokenInfo",
     "push_blob",
@@ -198,6 +205,33 @@ class ContentLimits:
         return None
 
 
+class PrimaryLimit:
+    """GitHub's primary limit, per token: ``limit`` requests per ``window`` seconds (5,000 an hour for a
+    personal access token), the window starting with the token's first request."""
+
+    def __init__(self, limit: int = 5000, window: float = 3600.0) -> None:
+        self.limit = limit
+        self.window = window
+        self._windows: dict[str, tuple[float, int]] = {}  # token -> (window start, requests in it)
+
+    def take(self, token: str, now: float) -> tuple[dict[str, str], bool]:
+        """Count one request: the headers its answer states, and whether it is within the limit."""
+        start, used = self._windows.get(token, (now, 0))
+        if now >= start + self.window:
+            start, used = now, 0
+        admitted = used < self.limit
+        if admitted:
+            used += 1
+        self._windows[token] = (start, used)
+        headers = {
+            "x-ratelimit-limit": str(self.limit),
+            "x-ratelimit-remaining": str(self.limit - used),
+            "x-ratelimit-used": str(used),
+            "x-ratelimit-reset": str(math.ceil(start + self.window)),
+        }
+        return headers, admitted
+
+
 @dataclass(frozen=True)
 class TokenInfo:
     """A token the emulator accepts. ``login`` None = an app/installation token (``GET /user`` is 403)."""
@@ -276,6 +310,7 @@ class GitHubEmulator:
         self.sso_orgs: set[str] = set()
         self.deleted_get: DeletedGet = "404"
         self.limits: ContentLimits | None = ContentLimits()
+        self.primary: PrimaryLimit | None = None
         self.fake_clock: FakeClock | None = None  # set by tests whose clients sleep on the emulator's clock
         self.loop_links = False
         self.packages_link = True  # False: package listings page without a Link header (module docstring)
@@ -486,6 +521,7 @@ class _Handler(BaseHTTPRequestHandler):
         self._record = RecordedRequest(
             method, raw_path, query, headers, scheme or None, at=self.emulator.clock()
         )
+        self._ratelimit: dict[str, str] = {}
         try:
             self._dispatch(method, raw_path, query, token.strip())
         except Exception as exc:  # the emulator's own failure: answer 500 and let the test see it
@@ -520,6 +556,11 @@ class _Handler(BaseHTTPRequestHandler):
             return self._json(
                 401, {"message": "Bad credentials", "documentation_url": "https://docs.github.com/rest"}
             )
+        if emulator.primary is not None:
+            with emulator._lock:
+                self._ratelimit, admitted = emulator.primary.take(token, emulator.clock())
+            if not admitted:
+                return self._json(403, {"message": PRIMARY_MESSAGE, "documentation_url": DOCS})
         segments = [unquote(s) for s in raw_path.strip("/").split("/")]
         if segments == ["user"] and method == "GET":
             if info.login is None:
@@ -754,7 +795,7 @@ class _Handler(BaseHTTPRequestHandler):
             "x-ratelimit-resource": "core",
             "Content-Length": str(length),
         }
-        for key, value in {**defaults, **(extra or {})}.items():
+        for key, value in {**defaults, **getattr(self, "_ratelimit", {}), **(extra or {})}.items():
             self.send_header(key, value)
         self.end_headers()
 

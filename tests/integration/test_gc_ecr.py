@@ -420,3 +420,61 @@ def test_apply_plan_selects_untagged_caches_again(
     left = scenario.ecr.tags()
     assert left[d["orphan"]] == ("adopted",)
     assert d["feature-a-old"] not in left  # the other untagged cache went
+
+
+def test_whole_deletions_go_up_to_100_per_batch_delete_image_each_checked_alone(
+    registry: LocalRegistry,
+    aws_env: EcrServer,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Seven caches of gone branches, each alone on its manifest: the plan deletes all seven whole. The
+    first goes alone (a backend that may not delete finds out before anything else changes), the other
+    six in one chunk: one listing (their last look), then one BatchDeleteImage. After planning, ECR
+    lists a second tag on the last of them (ECR's side only): that one is left out of the call and
+    reported failed, the five others are deleted by that one call."""
+    mirror = EcrMirror(aws_env, "acme/batched-cache")
+    with httpx.Client(timeout=10) as http:
+        push = Pusher(registry, mirror, http)
+        push.cache("main-buildcache", b"batched main", created=NOW - DAY)
+        stale = {
+            f"s{i}-buildcache": push.cache(f"s{i}-buildcache", f"s{i}".encode(), created=NOW - DAY)
+            for i in range(7)
+        }
+    scenario = Scenario(registry, mirror, {})
+    branches = tmp_path / "branches.txt"
+    branches.write_text("main\n")
+    plan_file = tmp_path / "plan.json"
+    code, planned, err = gc_json(capsys, gc_args(scenario, branches, "--plan-out", str(plan_file)))
+    assert code == 0, err
+    manifests = planned["repositories"][0]["manifests"]
+    assert {m["digest"] for m in manifests if m["deleteManifest"]} == set(stale.values())
+    last = manifests[-1]["digest"]
+    raw = httpx.get(
+        f"{registry.url}/v2/{mirror.name}/manifests/{last}", headers={"Accept": OCI_MANIFEST}
+    ).content
+    mirror.put(raw, OCI_MANIFEST, "release-buildcache")
+
+    from inspector.registry.ecr import EcrClient
+
+    calls: list[int] = []
+    original = EcrClient._call
+
+    def record(self: EcrClient, operation: str, **request: Any) -> dict[str, Any]:
+        if operation == "BatchDeleteImage":
+            calls.append(len(request["imageIds"]))
+        return original(self, operation, **request)
+
+    monkeypatch.setattr(EcrClient, "_call", record)
+    code, document, err = gc_json(capsys, gc_args(scenario, branches, "--apply-plan", str(plan_file)))
+    assert code == 7, err
+    assert calls == [1, 5]
+    report = document["repositories"][0]["report"]
+    statuses = {m["digest"]: m["status"] for m in report["manifests"]}
+    assert statuses == {d: ("failed" if d == last else "deleted") for d in stale.values()}
+    failed = next(m for m in report["manifests"] if m["digest"] == last)
+    assert "release-buildcache" in failed["detail"]
+    left = mirror.tags()
+    assert set(left) == {last} | {d for d in left if d not in stale.values()}
+    assert sorted(left[last]) == ["release-buildcache", *[t for t, d in stale.items() if d == last]]

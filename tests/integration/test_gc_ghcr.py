@@ -565,6 +565,36 @@ def test_a_long_rate_limit_stops_the_run_with_exit_7_and_a_rerun_finishes(
     assert versions(github, s) == expected_versions(s)
 
 
+def test_with_a_time_budget_github_waits_are_bounded_by_what_is_left_of_it(
+    registry: LocalRegistry,
+    emulate: Emulate,
+    branches: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """``--time-budget 10m`` hands the GitHub client the budget's remaining time as its wait allowance
+    (what the allowance does to a long Retry-After: tests/integration/test_ghcr.py); the run finishes
+    within it: exit 0, and the JSON says the budget was not reached."""
+    from inspector.registry.github_packages import GhcrClient
+
+    github = emulate(registry)
+    s = seed(github, unique("budgeted"))
+    allowances: list[float] = []
+    original = GhcrClient.limit_waits
+
+    def record(self: GhcrClient, allowance: Callable[[], float]) -> None:
+        allowances.append(allowance())
+        original(self, allowance)
+
+    monkeypatch.setattr(GhcrClient, "limit_waits", record)
+    args = [*gc_args(registry, github, s, branches), "--untagged", "--apply", "--time-budget", "10m"]
+    code, document, _ = gc_json(capsys, args)
+    assert code == 0
+    assert len(allowances) == 1 and 0 < allowances[0] <= 600
+    assert document["budget"]["reached"] is False and document["budget"]["deletionsLeft"] == 0
+    assert versions(github, s) == expected_versions(s)
+
+
 def test_a_version_over_5000_downloads_fails_alone_and_gc_exits_7(
     registry: LocalRegistry, emulate: Emulate, branches: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -58,6 +58,7 @@ from tests.harness.ghcr_server import (
     FakeClock,
     FaultKind,
     GitHubEmulator,
+    PrimaryLimit,
     TokenInfo,
     push_blob,
 )
@@ -771,6 +772,80 @@ def test_deletes_are_paced_one_second_apart_so_the_emulated_secondary_limit_is_n
     assert [r.status for r in deletes] == [204, 204, 204]
     assert sleeps == [1.0, 1.0]
     assert [b.at - a.at for a, b in itertools.pairwise(deletes)] == [1.0, 1.0]
+
+
+def primary_limited(github: GitHubEmulator, name: str, tags: str) -> None:
+    """One image per letter of ``tags`` (tagged with it) and a primary limit of 6 requests per 100 s."""
+    images = Images(github, "acme", name)
+    for salt in tags:
+        images.image(salt, tag=salt)
+    github.primary = PrimaryLimit(limit=6, window=100.0)
+
+
+def test_deletes_are_spread_over_the_window_when_the_primary_limit_runs_low(github: GitHubEmulator) -> None:
+    """GitHub states the primary limit on every answer (x-ratelimit-remaining/-reset, "Rate limits for the
+    REST API") and answers 403 once it is spent. At most 20 left counts as low: the deletions are spread
+    over what is left of the window, two requests each (the last look, the DELETE), rather than meeting
+    the 403. Derived by hand (6 requests per 100 s, from t = 0):
+
+    t = 0     GET package (5 left), GET versions (4 left, reset at 100), DELETE 1 (3 left: one deletion
+              fits in the 100 s left -> the next one 100 s after this)
+    t = 100   a new window: DELETE 2 (5 left, 2 deletions in 100 s -> 50 s apart)
+    t = 150   DELETE 3 (4 left, 2 deletions in 50 s -> 25 s apart)
+    t = 175   DELETE 4
+    """
+    name = unique("spread")
+    primary_limited(github, name, "abcde")
+    sleeps: list[float] = []
+    with make_client(github, sleeps=sleeps) as client:
+        package = client.package("acme", name)
+        doomed = [v for v in client.versions(package) if v.tags != ("a",)]
+        assert [client.delete_version(package, v.id) for v in doomed] == ["deleted"] * 4
+    assert [r.status for r in github.requests] == [200, 200, 204, 204, 204, 204]  # never the 403
+    assert [r.at - NOW for r in github.requests if r.method == "DELETE"] == [0.0, 100.0, 150.0, 175.0]
+    assert sleeps == [100.0, 50.0, 25.0]
+
+
+def test_a_wait_beyond_the_allowance_raises_before_the_request_is_sent(github: GitHubEmulator) -> None:
+    """The same window, with waits limited to 30 s (what is left of a time budget): the second DELETE
+    would wait 100 s, so it is not sent and ``RateLimited`` says when it could go."""
+    name = unique("allowance")
+    primary_limited(github, name, "abc")
+    with make_client(github) as client:
+        client.limit_waits(lambda: 30.0)
+        package = client.package("acme", name)
+        doomed = [v for v in client.versions(package) if v.tags != ("a",)]
+        assert client.delete_version(package, doomed[0].id) == "deleted"
+        with pytest.raises(RateLimited) as caught:
+            client.delete_version(package, doomed[1].id)
+    assert caught.value.retry_after == 100.0
+    assert "in 100 s" in str(caught.value)
+    assert [r.method for r in github.requests] == ["GET", "GET", "DELETE"]
+
+
+@pytest.mark.parametrize(("allowance", "waited"), [(None, False), (600.0, True), (299.0, False)])
+def test_a_retry_after_longer_than_max_wait_is_waited_out_within_the_allowance(
+    github: GitHubEmulator, allowance: float | None, waited: bool
+) -> None:
+    """429 with Retry-After: 300 on a DELETE. Without an allowance the 60 s ``max_wait`` raises; with
+    600 s left of a budget it is slept and the DELETE retried; with 299 s left it raises."""
+    name = unique("retry-after")
+    Images(github, "acme", name).image("a", tag="a")
+    Images(github, "acme", name).image("b", tag="b")
+    github.add_fault("429", method="DELETE", seconds=300)
+    sleeps: list[float] = []
+    with make_client(github, sleeps=sleeps) as client:
+        if allowance is not None:
+            client.limit_waits(lambda: allowance)
+        package = client.package("acme", name)
+        version = next(v for v in client.versions(package) if v.tags == ("b",))
+        if waited:
+            assert client.delete_version(package, version.id) == "deleted"
+        else:
+            with pytest.raises(RateLimited):
+                client.delete_version(package, version.id)
+    assert sleeps == ([300.0] if waited else [])
+    assert [r.status for r in github.requests if r.method == "DELETE"] == ([429, 204] if waited else [429])
 
 
 def test_without_pacing_the_emulator_answers_like_githubs_secondary_limit(github: GitHubEmulator) -> None:

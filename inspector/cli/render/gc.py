@@ -202,13 +202,19 @@ def render_gc_report(report: RepositoryReport) -> RenderableType:
         f"{report.count('moved')} moved (left alone), {report.count('failed')} failed, "
         f"{report.count('not-attempted')} not attempted; {deleted} manifests deleted"
         f"{f' ({untagged} untagged caches)' if untagged else ''} "
-        f"in {report.seconds:.1f} s ({report.capabilities.detail})"
+        f"in {report.seconds:.1f} s"
+        f" ({report.capabilities.detail if report.capabilities is not None else 'not begun'})"
     )
     if report.placeholders:
         line += f"; {len(report.placeholders)} placeholder manifests pushed and deleted"
     parts.append(Text(line, style="bold" if report.ok else "bold red"))
     if report.stopped:
-        parts.append(Text(f"stopped early: {report.stopped}; rerun to finish", style="bold red"))
+        if report.capabilities is None:
+            left = f"{report.deletions_left} deletion{'' if report.deletions_left == 1 else 's'} left"
+            line = f"not begun: {report.stopped}; {left}; rerun to continue"
+        else:
+            line = f"stopped early: {report.stopped}; {report.backlog.describe()}; rerun to continue"
+        parts.append(Text(line, style="bold red"))
     return Group(*parts)
 
 
@@ -287,6 +293,7 @@ def plan_markdown(
 _SKIP_TEXT = {
     "excluded-by-glob": "excluded by the glob",
     "other-shard": "in another shard",
+    "time-budget": "not begun: time budget reached",
     "no-matching-tag": "no tag matches a template",
     "error": "could not be read",
 }

@@ -29,10 +29,10 @@ false and the executor untags first. GHCR refuses registry-API deletes (405):
 from __future__ import annotations
 
 import secrets
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Literal, Protocol
+from typing import Literal, Protocol, runtime_checkable
 
 from inspector.errors import (
     CacheInspectError,
@@ -50,6 +50,7 @@ from inspector.registry.google import is_google_host
 __all__ = [
     "BACKEND_KINDS",
     "BackendKind",
+    "BatchDeleteBackend",
     "Capabilities",
     "DeleteBackend",
     "DeleteDenied",
@@ -145,6 +146,22 @@ class DeleteBackend(Protocol):
 
         Raises ``ManifestKept`` when a last look shows the manifest must stay.
         """
+        ...
+
+
+@runtime_checkable
+class BatchDeleteBackend(DeleteBackend, Protocol):
+    """A backend that deletes up to ``batch_limit`` manifests in one request (ECR's BatchDeleteImage).
+
+    The executor checks each manifest as for ``delete_manifest`` and hands over only those nothing
+    holds; the backend takes its own last look at each, as ``delete_manifest`` does.
+    """
+
+    @property
+    def batch_limit(self) -> int: ...
+
+    def delete_manifests(self, digests: Sequence[Digest]) -> dict[Digest, bool | CacheInspectError]:
+        """Per digest: True deleted, False already gone, or the error that kept it (``ManifestKept``: must stay)."""
         ...
 
 

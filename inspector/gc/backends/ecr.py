@@ -7,7 +7,9 @@ Reads (tag list, HEAD, GET) stay on the distribution API, as for every backend; 
   (``with_push_times``): max-age and keep-last then rank caches by when the registry received them;
 * **deletes** go through ``BatchDeleteImage`` [E10]. Right before each call the image is described
   again (a bounded window): a manifest is deleted by digest only when ECR lists on it no tag other than
-  the ones the plan deletes (``allow_tags``); a tag is removed by ``imageTag`` only while ECR still lists
+  the ones the plan deletes (``allow_tags``). Whole manifests go up to 100 in one call
+  (``delete_manifests``, BatchDeleteImage's limit): the repository is listed once right before the
+  call, and that listing is each image's last look; a tag is removed by ``imageTag`` only while ECR still lists
   it on the planned digest and another tag keeps the image (ECR deletes an image with its last tag).
   ``ImageNotFound`` for an id means it is already gone; any other per-id failure is that item's failure;
 * **untagged caches** (``gc --untagged``): ``DescribeImages`` lists untagged images, and the selection
@@ -18,7 +20,7 @@ Reads (tag list, HEAD, GET) stay on the distribution API, as for every backend; 
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from types import MappingProxyType
@@ -34,7 +36,7 @@ from inspector.oci.digest import Digest
 from inspector.oci.models import ManifestDocument
 from inspector.oci.reference import Repository
 from inspector.registry.client import RegistryClient
-from inspector.registry.ecr import EcrClient, EcrImage, ImageId
+from inspector.registry.ecr import BATCH_LIMIT, EcrClient, EcrImage, ImageId
 from inspector.registry.github_packages import PackageVersion
 
 __all__ = ["EcrBackend", "lifecycle_policy", "plan_untagged", "recheck_untagged", "with_push_times"]
@@ -104,27 +106,69 @@ class EcrBackend:
         return Untagged(tag, "tag-delete")
 
     def delete_manifest(self, digest: Digest) -> bool:
-        image = self.ecr.image(self.name, digest)
-        if image is None:
-            return False
-        foreign = sorted(set(image.tags) - self._allowed)
-        if foreign:
-            raise CacheInspectError(
-                f"ECR lists {', '.join(foreign)} on {digest.short} now, which the plan keeps: not deleted"
-            )
-        deleted, failures = self.ecr.batch_delete(self.name, [ImageId(digest=digest)])
+        return self._judge(digest, self._delete({digest: self.ecr.image(self.name, digest)}))
+
+    @property
+    def batch_limit(self) -> int:
+        return BATCH_LIMIT
+
+    def delete_manifests(self, digests: Sequence[Digest]) -> dict[Digest, bool | CacheInspectError]:
+        """Up to ``BATCH_LIMIT`` manifests in one BatchDeleteImage, after one listing (their last look)."""
+        listed = {i.digest: i for i in self.ecr.images(self.name)}
+        return self._delete({d: listed.get(d) for d in digests})
+
+    def _delete(self, images: Mapping[Digest, EcrImage | None]) -> dict[Digest, bool | CacheInspectError]:
+        """Delete the images as ECR listed them just now, each only without a tag the plan keeps."""
+        results: dict[Digest, bool | CacheInspectError] = {}
+        ids = []
+        for digest, image in images.items():
+            if image is None:
+                results[digest] = False
+                continue
+            foreign = sorted(set(image.tags) - self._allowed)
+            if foreign:
+                results[digest] = CacheInspectError(
+                    f"ECR lists {', '.join(foreign)} on {digest.short} now, which the plan keeps: not deleted"
+                )
+                continue
+            ids.append(ImageId(digest=digest))
+        if not ids:
+            return results
+        deleted, failures = self.ecr.batch_delete(self.name, ids)
+        for image_id in deleted:
+            if image_id.digest is not None and image_id.digest in images:
+                results[image_id.digest] = True
         for failure in failures:
-            if failure.code == "ImageNotFound":
-                return False
-            raise CacheInspectError(
-                f"ECR did not delete {digest.short}: {failure.code} {failure.reason}".rstrip()
+            failed = failure.image.digest
+            if failed is None or failed not in images:
+                continue
+            results[failed] = (
+                False
+                if failure.code == "ImageNotFound"
+                else CacheInspectError(
+                    f"ECR did not delete {failed.short}: {failure.code} {failure.reason}".rstrip()
+                )
             )
         # An answer naming neither (moto's for an untagged image) is judged by describing it again.
-        if not deleted and self.ecr.image(self.name, digest) is not None:
-            raise CacheInspectError(f"ECR did not delete {digest.short} and reported no failure")
-        if self._images is not None:
-            self._images = [i for i in self._images if i.digest != digest]
-        return True
+        for image_id in ids:
+            unanswered = image_id.digest
+            if unanswered is not None and unanswered not in results:
+                results[unanswered] = (
+                    CacheInspectError(f"ECR did not delete {unanswered.short} and reported no failure")
+                    if self.ecr.image(self.name, unanswered) is not None
+                    else True
+                )
+        gone = {d for d, r in results.items() if r is True}
+        if self._images is not None and gone:
+            self._images = [i for i in self._images if i.digest not in gone]
+        return results
+
+    @staticmethod
+    def _judge(digest: Digest, results: Mapping[Digest, bool | CacheInspectError]) -> bool:
+        result = results[digest]
+        if isinstance(result, CacheInspectError):
+            raise result
+        return result
 
     def _where(self, tag: str) -> Digest | None:
         """The digest ECR lists ``tag`` on now (a fresh listing), or None."""

@@ -29,7 +29,11 @@ a *package version* is one manifest digest with all its tags (``ghcr.GhcrClient`
   is classified once: every later call raises again without a request.
 
 Deletions are paced by ``GhcrClient`` to GitHub's documented limits (one second apart, 80 a minute,
-500 an hour); ``pacing_note`` says in the plan how long a plan's deletions take at that pace. Rate
+500 an hour), slowed further when the primary limit's ``x-ratelimit-remaining`` runs low; ``pacing_note``
+says in the plan how long a plan's deletions take at that pace. They go one at a time, never
+concurrently: GitHub's "Best practices for using the REST API" ask for serial requests ("Avoid
+concurrent requests") and a second between mutating ones, so a concurrent DELETE could only meet
+the secondary limit sooner. Rate
 limits and other errors surface as ``inspector.registry.github_packages`` raises them: short waits are slept there; a
 long one is ``RateLimited``, which stops the executor's run (the rest is reported as not attempted,
 exit 7; a rerun finishes).
