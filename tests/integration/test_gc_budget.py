@@ -10,12 +10,17 @@ seeded scenario (branches file, templates, protection), not from the tool's outp
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 import time
+import uuid
 from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
+import httpx
 import jsonschema
 import pytest
 
@@ -154,3 +159,105 @@ name = "{repo_b}"
         for tag in deleted - {"shared-stale-buildcache"}:  # deleted whole: the manifest is gone
             assert seeder.manifest(digests[tag]).status_code == 404
         seeder.http.close()
+
+
+ORG_SIZE = 12  # repositories of the organisation below; each holds ORG_STALE caches of gone branches
+ORG_STALE = 4
+
+
+def test_an_organisation_sharded_four_ways_is_cleaned_within_a_budget_and_a_second_round_finishes(
+    registry: LocalRegistry, slow: SlowDeletes, tmp_path: Path
+) -> None:
+    """Issue 16's "done when", end to end: discovery through ``_catalog``, four shards applied at the same
+    time (four real processes), each within ``--time-budget 1s``; a second round finishes the backlog.
+
+    Expected by hand: each repository ``NAME`` holds ``main-buildcache`` (protected), an image ``app`` (no
+    template) and ``gone-0`` … ``gone-3-buildcache`` (branches not in the branches file, each alone on its
+    manifest): the plan deletes exactly the four ``gone-*`` tags of each repository, 48 in all. One
+    repository's four deletions take at least 1.5 s through the proxy (the first alone, then three at
+    ``-j 2``: three waves of 0.5 s), longer than the 1 s budget, so every shard that holds a repository is
+    stopped (exit 7) and begins no repository after the one the budget ran out in.
+    """
+    prefix = f"org-{uuid.uuid4().hex[:8]}"
+    names = [f"{prefix}/svc-{n:02d}-cache" for n in range(ORG_SIZE)]
+    stale = {f"gone-{i}-buildcache" for i in range(ORG_STALE)}
+    for name in names:
+        seeder = Seeder(registry.host, name)
+        day = timedelta(days=1)
+        seeder.cache("main-buildcache", layers=[f"{name} main".encode()], age=day)
+        for tag in sorted(stale):
+            seeder.cache(tag, layers=[f"{name} {tag}".encode()], age=day)
+        seeder.image("app", [f"{name} app".encode()])
+        seeder.http.close()
+    (tmp_path / "branches.txt").write_text("main\n")
+    base = [
+        "gc", "--discover", f"{slow.host}/{prefix}", "--match", "*-cache", "-t", "{branch}-buildcache",
+        "--protect", "main", "--branches-file", str(tmp_path / "branches.txt"), "--json", "-j", "2",
+    ]  # fmt: skip
+    expected = {f"{slow.host}/{name}": stale for name in names}
+
+    code, plan, _ = run_json(*base[1:-3])  # the unsharded dry run: exactly the hand-derived plan
+    assert code == 0
+    assert {
+        r["repository"]: {t["tag"] for t in r["tags"] if t["action"] == "delete"}
+        for r in plan["repositories"]
+    } == expected
+
+    def round_of_shards(budget: str) -> list[tuple[int, dict[str, Any], str]]:
+        workers = [
+            subprocess.Popen(
+                [sys.executable, "-m", "inspector", *base, "--apply", "--shard", f"{k}/4", "--time-budget", budget],
+                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, stdin=subprocess.DEVNULL,
+                env={**os.environ, "NO_COLOR": "1", "DOCKER_CONFIG": "/nonexistent-docker-config"},
+            )
+            for k in range(4)
+        ]  # fmt: skip
+        results = []
+        for worker in workers:
+            out, err = worker.communicate(timeout=180)
+            document = json.loads(out)
+            jsonschema.validate(document, SCHEMA)
+            results.append((worker.returncode, document, err))
+        return results
+
+    def deleted_in(document: dict[str, Any]) -> dict[str, set[str]]:
+        return {
+            repository: {t for t, s in tags.items() if s == "deleted"}
+            for repository, tags in outcomes(document).items()
+        }
+
+    first = round_of_shards("1s")
+    deleted: dict[str, set[str]] = {}
+    for code, document, stderr in first:
+        begun = [r["repository"] for r in document["repositories"]]
+        not_begun = [
+            s["repository"] for s in document["discovery"]["skipped"] if s["reason"] == "time-budget"
+        ]
+        if begun or not_begun:  # this shard holds repositories: the budget bites in the first one
+            assert code == 7, stderr
+            assert "time budget of 1s reached" in stderr and "rerun to continue" in stderr
+            assert document["budget"]["reached"] is True
+            # Nothing after the repository the budget ran out in was begun.
+            stopped = [r["report"]["stoppedBy"] for r in document["repositories"] if r["report"]]
+            assert stopped and stopped[-1] == "time-budget"
+        for repository, tags in deleted_in(document).items():
+            assert tags <= expected[repository]
+            deleted.setdefault(repository, set()).update(tags)
+    assert any(code == 7 for code, _, _ in first)
+    for name in names:  # nothing kept is gone after the stopped round
+        assert {"main-buildcache", "app"} <= tags_of(registry, name)
+
+    second = round_of_shards("10m")
+    for code, document, stderr in second:
+        assert code == 0, stderr
+        for repository, tags in deleted_in(document).items():
+            assert not tags & deleted.get(repository, set())  # nothing deleted twice
+            deleted.setdefault(repository, set()).update(tags)
+    assert deleted == expected  # the two rounds together: exactly the plan
+    for name in names:
+        assert tags_of(registry, name) == {"main-buildcache", "app"}
+
+
+def tags_of(registry: LocalRegistry, name: str) -> set[str]:
+    answer = httpx.get(f"{registry.url}/v2/{name}/tags/list", timeout=10)
+    return set(answer.json().get("tags") or []) if answer.status_code == 200 else set()
