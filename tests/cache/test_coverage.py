@@ -78,7 +78,9 @@ def test_a_resolved_base_proves_its_stage_and_the_stages_grown_from_it(realworld
     assert len(image_stages) == 1 and len(graph.stages) == 3
     first = image_stages[0]
     assert first.base.image is not None
-    named = replace(first, base=replace(first.base, image=replace(first.base.image, platform="linux/arm64/v8")))
+    named = replace(
+        first, base=replace(first.base, image=replace(first.base.image, platform="linux/arm64/v8"))
+    )
     graph = replace(graph, stages=tuple(named if s.index == first.index else s for s in graph.stages))
     coverage = platform_coverage(graph)
     assert coverage.platforms == ("linux/arm64",)
