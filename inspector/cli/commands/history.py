@@ -1,0 +1,117 @@
+"""``cacheinspect history``: the manifests that held one cache tag, newest first, and who wrote them."""
+
+from __future__ import annotations
+
+import json
+from typing import Annotated, Literal
+
+import typer
+
+from inspector.cli.app import JsonOut, app, console, output_format
+from inspector.cli.options import Connection, connection_options
+from inspector.errors import UsageError
+
+__all__ = ["history"]
+
+HistoryBackend = Literal["auto", "ghcr", "google"]
+
+
+@app.command()
+@connection_options()
+def history(
+    ref: Annotated[str, typer.Argument(help="Cache tag, e.g. ghcr.io/org/app-cache:main.")],
+    json_out: JsonOut = False,
+    limit: Annotated[
+        int,
+        typer.Option("--limit", min=1, max=500, metavar="N", help="Show at most N caches (newest first)."),
+    ] = 20,
+    backend: Annotated[
+        str,
+        typer.Option(
+            "--backend",
+            metavar="API",
+            help="Which API lists the versions: auto (by host: ghcr.io, gcr.io, *-docker.pkg.dev), ghcr, google.",
+        ),
+    ] = "auto",
+    package: Annotated[
+        str | None,
+        typer.Option(
+            "--package", metavar="OWNER/NAME", help="GitHub package of the repository (default: its path)."
+        ),
+    ] = None,
+    github_api_url: Annotated[
+        str | None,
+        typer.Option(
+            "--github-api-url", metavar="URL", help="GitHub REST API (default https://api.github.com)."
+        ),
+    ] = None,
+    base: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--base",
+            metavar="REF",
+            help="A FROM image to resolve (repeatable): proves each version's platforms by its root keys.",
+        ),
+    ] = None,
+    *,
+    connection: Connection,
+) -> None:
+    """List the caches a tag held recently (vendor APIs only), and say when writers alternate."""
+    fmt = output_format(json_out, None, no_tsv="history prints a report, not rows")
+    from inspector.cache.history import (
+        HistoryUnavailable,
+        cache_history,
+        ghcr_versions,
+        google_versions,
+        history_to_json,
+    )
+    from inspector.cache.naming.bases import resolve_base
+    from inspector.oci.reference import parse_reference
+    from inspector.registry.google import is_google_host
+
+    if backend not in ("auto", "ghcr", "google"):
+        raise UsageError(f"--backend {backend!r}: expected auto, ghcr or google")
+    reference = parse_reference(ref)
+    base_refs = {text: parse_reference(text) for text in base or []}
+    registry = reference.repository.registry
+    chosen = backend
+    if chosen == "auto":
+        chosen = "ghcr" if registry.lower() == "ghcr.io" else "google" if is_google_host(registry) else "none"
+    if package is not None and chosen != "ghcr":
+        raise UsageError("--package names a GitHub package: it needs the ghcr backend (--backend ghcr)")
+    if chosen == "none":
+        raise HistoryUnavailable(
+            f"{reference.repository}: this registry cannot list a tag's earlier manifests (the registry API "
+            "lists tags, not untagged manifests or push times); history needs GHCR's or Google's API "
+            "(--backend ghcr|google)"
+        )
+    with connection.client(registry) as client:
+        resolved = []
+        for text, parsed in base_refs.items():
+            resolved.extend(resolve_base(client, parsed, display=text))
+        if chosen == "ghcr":
+            from inspector.registry.github_packages import DEFAULT_API_URL, GhcrClient, GhcrOptions
+
+            owner, _, name = (package or reference.repository.path).partition("/")
+            if not name:
+                raise UsageError(
+                    f"{package or reference.repository}: expected OWNER/NAME for the GitHub package"
+                )
+            with GhcrClient(GhcrOptions(base_url=github_api_url or DEFAULT_API_URL)) as github:
+                versions = ghcr_versions(github, github.package(owner, name, host=registry))
+        else:
+            versions = google_versions(client, reference.repository)
+        found = cache_history(
+            client,
+            reference,
+            versions,
+            api="ghcr" if chosen == "ghcr" else "google",
+            limit=limit,
+            bases=resolved,
+        )
+    if fmt == "json":
+        print(json.dumps(history_to_json(found), indent=2))
+        return
+    from inspector.cli.render.history import render_history
+
+    console().print(render_history(found))
