@@ -6,7 +6,8 @@ lists untagged manifests), but vendor APIs can, with the time each was pushed:
 
 * GHCR: the package's versions (GitHub REST ``…/packages/container/{name}/versions``: ``name`` is the digest,
   ``created_at`` the push, ``metadata.container.tags``);
-* Artifact Registry / GCR: the ``manifest`` map of ``tags/list`` (``timeUploadedMs``, ``tag``).
+* Artifact Registry / GCR: the ``manifest`` map of ``tags/list`` (``timeUploadedMs``, ``tag``);
+* ECR: ``DescribeImages`` (``imagePushedAt``, ``imageTags``; ECR keeps an image whose tag moved, untagged).
 
 The history of tag T is the version tagged T and the untagged versions pushed before it (a version whose tags
 are all others belongs to other caches), keeping those that are caches (an untagged version may also be an
@@ -36,6 +37,7 @@ from inspector.errors import CacheInspectError, ExitCode, MissingContent, NotACa
 from inspector.oci.digest import Digest
 from inspector.oci.reference import Reference, Repository
 from inspector.registry.client import RegistryClient
+from inspector.registry.ecr import EcrClient
 from inspector.registry.github_packages import GhcrClient, Package
 from inspector.registry.google import read_manifest_map
 
@@ -44,12 +46,14 @@ __all__ = [
     "Alternation",
     "CacheHistory",
     "FirstDifference",
+    "HistoryApi",
     "HistoryEntry",
     "HistoryUnavailable",
     "ListedVersion",
     "cache_history",
     "candidates",
     "detect_alternation",
+    "ecr_versions",
     "first_difference",
     "ghcr_versions",
     "google_versions",
@@ -60,7 +64,7 @@ DEFAULT_LIMIT = 20
 EXAMINE_FACTOR = (
     5  # read at most limit x this many versions looking for caches (the rest are images, children)
 )
-HistoryApi = Literal["ghcr", "google"]
+HistoryApi = Literal["ghcr", "google", "ecr"]
 
 
 class HistoryUnavailable(CacheInspectError):
@@ -88,6 +92,11 @@ def google_versions(client: RegistryClient, repository: Repository) -> list[List
     return [
         ListedVersion(m.digest, m.tags, m.uploaded) for m in read_manifest_map(client, repository).values()
     ]
+
+
+def ecr_versions(client: EcrClient, name: str) -> list[ListedVersion]:
+    """Every image of an ECR repository, tagged or not (``DescribeImages``)."""
+    return [ListedVersion(i.digest, i.tags, i.pushed_at) for i in client.images(name)]
 
 
 def candidates(versions: Sequence[ListedVersion], tag: str) -> list[ListedVersion]:

@@ -27,13 +27,16 @@ import json
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
 
 from tests.harness.dockerfilegen import from_dockerfile
+from tests.harness.ecr_server import ACCOUNT, REGION, EcrMirror, ecr_server
 from tests.harness.fixturegen import Platform
-from tests.harness.ghcr_server import GitHubEmulator, TokenInfo, push_blob
+from tests.harness.gar_server import artifact_registry
+from tests.harness.ghcr_server import GitHubEmulator, TokenInfo, push_blob, push_manifest
 from tests.harness.make_testdata import DOCKERFILE_BASES, DOCKERFILES
 from tests.harness.paths import schema
 from tests.harness.registry import LocalRegistry
@@ -62,17 +65,23 @@ class StepClock:
         return self.now
 
 
-def push_cache(
-    host: str, github: GitHubEmulator, repo: str, platform: Platform, started: str, tag: str | None
-) -> str:
+def cache_manifest(host: str, repo: str, platform: Platform, started: str) -> bytes:
+    """Export DOCKERFILES["multi-platform"] for one platform (one CI job), push its blobs: the manifest's bytes."""
     build = from_dockerfile(
         DOCKERFILES["multi-platform"], bases=DOCKERFILE_BASES, platforms=(platform,), started_at=started
     )
     cache = build.export().cache
     for data in (cache.config_bytes, *cache.blobs.values()):
         push_blob(host, repo, data)
+    return cache.oci_manifest_bytes
+
+
+def push_cache(
+    host: str, github: GitHubEmulator, repo: str, platform: Platform, started: str, tag: str | None
+) -> str:
     owner, _, name = repo.partition("/")
-    return github.push_manifest(owner, name, cache.oci_manifest_bytes, OCI_MANIFEST, tag=tag)
+    raw = cache_manifest(host, repo, platform, started)
+    return github.push_manifest(owner, name, raw, OCI_MANIFEST, tag=tag)
 
 
 def push_plain_image(host: str, github: GitHubEmulator, repo: str) -> str:
@@ -214,3 +223,87 @@ def test_plain_distribution_cannot_list_history_exit_5_in_one_line(
     assert len(lines) == 1 and lines[0].startswith("cacheinspect: error: ")
     assert "cannot list a tag's earlier manifests" in lines[0]
     assert done.stdout == ""
+
+
+# -- ECR and Artifact Registry: amd64, arm64, amd64 on one tag (A, B, A: the first writer came back) --------------
+
+SEQUENCE = ((AMD64, "2026-02-01T08:00:00Z"), (ARM64, "2026-02-01T08:05:00Z"), (AMD64, "2026-02-01T09:00:00Z"))
+PUSHED = datetime(2026, 2, 1, 9, 30, tzinfo=UTC)
+
+
+def base_args(host: str) -> list[str]:
+    return ["--base", f"{host}/library/golang:1.23-alpine", "--base", f"{host}/library/alpine:3.20"]
+
+
+def expect_three(doc: dict[str, Any], digests: list[str]) -> None:
+    """Newest first: the third push (amd64, tagged), the second (arm64), the first (amd64)."""
+    validate_json(doc, SCHEMA)
+    assert [v["digest"] for v in doc["versions"]] == digests[::-1]
+    assert [v["platforms"]["covered"] for v in doc["versions"]] == [
+        ["linux/amd64"],
+        ["linux/arm64"],
+        ["linux/amd64"],
+    ]
+    assert [v["pushedAt"] for v in doc["versions"]] == [
+        (PUSHED - timedelta(minutes=m)).strftime("%Y-%m-%dT%H:%M:%SZ") for m in (0, 10, 20)
+    ]
+    assert doc["alternation"]["writers"] == ["linux/amd64", "linux/arm64"]
+
+
+def test_ecr_history_reads_describe_images(
+    registry: LocalRegistry, seeded: dict[str, dict[str, str]]
+) -> None:
+    name = f"hist-ecr-{uuid.uuid4().hex[:8]}"
+    with ecr_server() as server:
+        mirror = EcrMirror(server, name)
+        digests = []
+        for n, (platform, started) in enumerate(SEQUENCE):
+            raw = cache_manifest(registry.host, name, platform, started)
+            last = n == len(SEQUENCE) - 1
+            digests.append(push_manifest(registry.host, name, raw, OCI_MANIFEST, tag="main-cache"))
+            # ECR keeps an image whose tag moved, untagged; moto's PutImage would drop it, so older ones go in
+            # untagged. imagePushedAt is set on moto's model (no API sets it): ten minutes apart.
+            mirror.put(raw, OCI_MANIFEST, "main-cache" if last else None)
+            mirror.set_times(digests[-1], pushed=PUSHED - timedelta(minutes=10 * (len(SEQUENCE) - 1 - n)))
+        env = {**server.env(), "AWS_CONFIG_FILE": "/nonexistent", "AWS_SHARED_CREDENTIALS_FILE": "/nonexistent"}
+        done = run_cli(
+            "history",
+            f"{registry.host}/{name}:main-cache",
+            "--backend",
+            "ecr",
+            "--ecr-registry-id",
+            ACCOUNT,
+            "--aws-region",
+            REGION,
+            *base_args(registry.host),
+            "--json",
+            env=env,
+        )
+    assert done.returncode == 0, done.stderr
+    doc = json.loads(done.stdout)
+    assert doc["api"] == "ecr"
+    expect_three(doc, digests)
+
+
+def test_artifact_registry_history_reads_the_manifest_map(
+    registry: LocalRegistry, seeded: dict[str, dict[str, str]]
+) -> None:
+    name = f"acme/hist-gar-{uuid.uuid4().hex[:8]}"
+    with artifact_registry(registry.host) as (proxy, contract):
+        digests = []
+        for n, (platform, started) in enumerate(SEQUENCE):
+            raw = cache_manifest(proxy.host, name, platform, started)
+            digests.append(push_manifest(proxy.host, name, raw, OCI_MANIFEST, tag="main-cache"))
+            contract.set_uploaded(name, digests[-1], PUSHED - timedelta(minutes=10 * (len(SEQUENCE) - 1 - n)))
+        done = run_cli(
+            "history",
+            f"{proxy.host}/{name}:main-cache",
+            "--backend",
+            "google",
+            *base_args(proxy.host),
+            "--json",
+        )
+    assert done.returncode == 0, done.stderr
+    doc = json.loads(done.stdout)
+    assert doc["api"] == "google"
+    expect_three(doc, digests)

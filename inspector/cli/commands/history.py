@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from typing import Annotated, Literal
+from typing import Annotated
 
 import typer
 
@@ -12,8 +12,6 @@ from inspector.cli.options import Connection, connection_options
 from inspector.errors import UsageError
 
 __all__ = ["history"]
-
-HistoryBackend = Literal["auto", "ghcr", "google"]
 
 
 @app.command()
@@ -30,7 +28,8 @@ def history(
         typer.Option(
             "--backend",
             metavar="API",
-            help="Which API lists the versions: auto (by host: ghcr.io, gcr.io, *-docker.pkg.dev), ghcr, google.",
+            help="Which API lists the versions: auto (by host: ghcr.io, ECR, gcr.io, *-docker.pkg.dev), ghcr, "
+            "ecr, google.",
         ),
     ] = "auto",
     package: Annotated[
@@ -43,6 +42,20 @@ def history(
         str | None,
         typer.Option(
             "--github-api-url", metavar="URL", help="GitHub REST API (default https://api.github.com)."
+        ),
+    ] = None,
+    aws_region: Annotated[
+        str | None,
+        typer.Option(
+            "--aws-region", metavar="REGION", help="AWS region of the ECR API (default: the ECR host's)."
+        ),
+    ] = None,
+    ecr_registry_id: Annotated[
+        str | None,
+        typer.Option(
+            "--ecr-registry-id",
+            metavar="ACCOUNT",
+            help="ECR registry id (12-digit account) when the host does not name it.",
         ),
     ] = None,
     base: Annotated[
@@ -59,31 +72,48 @@ def history(
     """List the caches a tag held recently (vendor APIs only), and say when writers alternate."""
     fmt = output_format(json_out, None, no_tsv="history prints a report, not rows")
     from inspector.cache.history import (
+        HistoryApi,
         HistoryUnavailable,
         cache_history,
+        ecr_versions,
         ghcr_versions,
         google_versions,
         history_to_json,
     )
     from inspector.cache.naming.bases import resolve_base
     from inspector.oci.reference import parse_reference
+    from inspector.registry.ecr import parse_ecr_host
     from inspector.registry.google import is_google_host
 
-    if backend not in ("auto", "ghcr", "google"):
-        raise UsageError(f"--backend {backend!r}: expected auto, ghcr or google")
+    if backend not in ("auto", "ghcr", "ecr", "google"):
+        raise UsageError(f"--backend {backend!r}: expected auto, ghcr, ecr or google")
     reference = parse_reference(ref)
     base_refs = {text: parse_reference(text) for text in base or []}
     registry = reference.repository.registry
     chosen = backend
+    ecr_host = parse_ecr_host(registry)
     if chosen == "auto":
-        chosen = "ghcr" if registry.lower() == "ghcr.io" else "google" if is_google_host(registry) else "none"
+        chosen = (
+            "ghcr"
+            if registry.lower() == "ghcr.io"
+            else "google"
+            if is_google_host(registry)
+            else "ecr"
+            if ecr_host is not None
+            else "none"
+        )
     if package is not None and chosen != "ghcr":
         raise UsageError("--package names a GitHub package: it needs the ghcr backend (--backend ghcr)")
     if chosen == "none":
         raise HistoryUnavailable(
             f"{reference.repository}: this registry cannot list a tag's earlier manifests (the registry API "
-            "lists tags, not untagged manifests or push times); history needs GHCR's or Google's API "
-            "(--backend ghcr|google)"
+            "lists tags, not untagged manifests or push times); history needs a vendor API that lists them "
+            "(--backend ghcr|ecr|google)"
+        )
+    registry_id = ecr_registry_id or (ecr_host[0] if ecr_host else None)
+    if chosen == "ecr" and registry_id is None:
+        raise UsageError(
+            f"{registry} is not an ECR host (<account>.dkr.ecr.<region>.amazonaws.com): give --ecr-registry-id"
         )
     with connection.client(registry) as client:
         resolved = []
@@ -99,16 +129,16 @@ def history(
                 )
             with GhcrClient(GhcrOptions(base_url=github_api_url or DEFAULT_API_URL)) as github:
                 versions = ghcr_versions(github, github.package(owner, name, host=registry))
+        elif chosen == "ecr":
+            from inspector.registry.ecr import EcrClient
+
+            assert registry_id is not None
+            region = aws_region or (ecr_host[1] if ecr_host else None)
+            versions = ecr_versions(EcrClient(registry_id, region=region), reference.repository.path)
         else:
             versions = google_versions(client, reference.repository)
-        found = cache_history(
-            client,
-            reference,
-            versions,
-            api="ghcr" if chosen == "ghcr" else "google",
-            limit=limit,
-            bases=resolved,
-        )
+        api: HistoryApi = "ghcr" if chosen == "ghcr" else "ecr" if chosen == "ecr" else "google"
+        found = cache_history(client, reference, versions, api=api, limit=limit, bases=resolved)
     if fmt == "json":
         print(json.dumps(history_to_json(found), indent=2))
         return

@@ -12,7 +12,11 @@ from inspector.cli.render.cache import human_size
 
 __all__ = ["difference_text", "render_history"]
 
-_APIS = {"ghcr": "GitHub package versions", "google": "the tags/list manifest map"}
+_APIS = {
+    "ghcr": "GitHub package versions",
+    "google": "the tags/list manifest map",
+    "ecr": "ECR DescribeImages",
+}
 _INPUTS = {
     "base": "base image",
     "previous-step": "previous step",
