@@ -57,6 +57,7 @@ __all__ = [
     "first_difference",
     "ghcr_versions",
     "google_versions",
+    "history_tag",
     "history_to_json",
 ]
 
@@ -189,6 +190,13 @@ class CacheHistory:
     alternation: Alternation | None
 
 
+def history_tag(reference: Reference) -> str:
+    """The tag whose history is asked for; a digest is a usage error (checked before any request)."""
+    if reference.digest is not None:
+        raise UsageError(f"{reference}: history follows a tag: give REPOSITORY:TAG, not a digest")
+    return reference.tag or "latest"
+
+
 def cache_history(
     client: RegistryClient,
     reference: Reference,
@@ -199,9 +207,7 @@ def cache_history(
     bases: Sequence[ResolvedBase] = (),
 ) -> CacheHistory:
     """Read the candidates of ``reference``'s tag newest first until ``limit`` caches are found."""
-    tag = reference.tag or "latest"
-    if reference.digest is not None:
-        raise UsageError(f"{reference}: history follows a tag: give REPOSITORY:TAG, not a digest")
+    tag = history_tag(reference)
     queue = candidates(versions, tag)
     if not queue:
         raise MissingContent(

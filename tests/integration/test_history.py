@@ -212,6 +212,11 @@ def test_without_bases_platforms_are_unknown_and_no_alternation_is_claimed(
     assert done.returncode == 0, done.stderr
     assert "alternate" not in done.stdout
     assert "platforms unknown: give --base REF" in done.stdout
+    # A tag no version carries is "not found" (exit 3), a digest is a usage error (history follows a tag).
+    gone = run_cli(*[a.replace(":main-cache", ":nope") for a in args], env=ENV)
+    assert gone.returncode == 3 and "no version carries the tag 'nope'" in gone.stderr
+    pinned = run_cli(*[a.replace(":main-cache", "@" + clobbered.digests["v1"]) for a in args], env=ENV)
+    assert pinned.returncode == 2 and "history follows a tag" in pinned.stderr
 
 
 def test_plain_distribution_cannot_list_history_exit_5_in_one_line(
@@ -265,7 +270,11 @@ def test_ecr_history_reads_describe_images(
             # untagged. imagePushedAt is set on moto's model (no API sets it): ten minutes apart.
             mirror.put(raw, OCI_MANIFEST, "main-cache" if last else None)
             mirror.set_times(digests[-1], pushed=PUSHED - timedelta(minutes=10 * (len(SEQUENCE) - 1 - n)))
-        env = {**server.env(), "AWS_CONFIG_FILE": "/nonexistent", "AWS_SHARED_CREDENTIALS_FILE": "/nonexistent"}
+        env = {
+            **server.env(),
+            "AWS_CONFIG_FILE": "/nonexistent",
+            "AWS_SHARED_CREDENTIALS_FILE": "/nonexistent",
+        }
         done = run_cli(
             "history",
             f"{registry.host}/{name}:main-cache",

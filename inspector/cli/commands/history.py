@@ -78,6 +78,7 @@ def history(
         ecr_versions,
         ghcr_versions,
         google_versions,
+        history_tag,
         history_to_json,
     )
     from inspector.cache.naming.bases import resolve_base
@@ -88,6 +89,7 @@ def history(
     if backend not in ("auto", "ghcr", "ecr", "google"):
         raise UsageError(f"--backend {backend!r}: expected auto, ghcr, ecr or google")
     reference = parse_reference(ref)
+    history_tag(reference)
     base_refs = {text: parse_reference(text) for text in base or []}
     registry = reference.repository.registry
     chosen = backend
