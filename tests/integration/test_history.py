@@ -208,6 +208,9 @@ def test_without_bases_platforms_are_unknown_and_no_alternation_is_claimed(
     registry: LocalRegistry, github: GitHubEmulator, clobbered: Pushed
 ) -> None:
     args = history_args(registry, github, clobbered)[:6]  # no --base
+    missing_base = run_cli(*args, "--base", f"{registry.host}/library/nope:1", env=ENV)
+    assert missing_base.returncode == 0, missing_base.stderr
+    assert missing_base.stderr.startswith("cacheinspect: warning: could not resolve base ")
     done = run_cli(*args, env=ENV)
     assert done.returncode == 0, done.stderr
     assert "alternate" not in done.stdout

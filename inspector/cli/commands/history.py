@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import json
+import sys
 from typing import Annotated
 
 import typer
 
+from inspector._sanitize import sanitize
 from inspector.cli.app import JsonOut, app, console, output_format
 from inspector.cli.options import Connection, connection_options
-from inspector.errors import UsageError
+from inspector.errors import CacheInspectError, UsageError
 
 __all__ = ["history"]
 
@@ -120,7 +122,13 @@ def history(
     with connection.client(registry) as client:
         resolved = []
         for text, parsed in base_refs.items():
-            resolved.extend(resolve_base(client, parsed, display=text))
+            try:
+                resolved.extend(resolve_base(client, parsed, display=text))
+            except CacheInspectError as exc:  # as in show: one base that cannot be read proves nothing
+                print(
+                    f"cacheinspect: warning: could not resolve base {sanitize(text)}: {exc.message}",
+                    file=sys.stderr,
+                )
         if chosen == "ghcr":
             from inspector.registry.github_packages import DEFAULT_API_URL, GhcrClient, GhcrOptions
 
