@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
-from typing import Annotated
+from typing import Annotated, cast
 
 import typer
 
@@ -84,9 +84,10 @@ def history(
         history_to_json,
     )
     from inspector.cache.naming.bases import resolve_base
+    from inspector.gc.backends.factory import backend_kind
+    from inspector.gc.policy import BackendKind
     from inspector.oci.reference import parse_reference
     from inspector.registry.ecr import parse_ecr_host
-    from inspector.registry.google import is_google_host
 
     if backend not in ("auto", "ghcr", "ecr", "google"):
         raise UsageError(f"--backend {backend!r}: expected auto, ghcr, ecr or google")
@@ -94,21 +95,12 @@ def history(
     history_tag(reference)
     base_refs = {text: parse_reference(text) for text in base or []}
     registry = reference.repository.registry
-    chosen = backend
     ecr_host = parse_ecr_host(registry)
-    if chosen == "auto":
-        chosen = (
-            "ghcr"
-            if registry.lower() == "ghcr.io"
-            else "google"
-            if is_google_host(registry)
-            else "ecr"
-            if ecr_host is not None
-            else "none"
-        )
+    # The same choice by host as gc's backends: only the vendor APIs list untagged manifests.
+    chosen = backend_kind(reference.repository, cast(BackendKind, backend))
     if package is not None and chosen != "ghcr":
         raise UsageError("--package names a GitHub package: it needs the ghcr backend (--backend ghcr)")
-    if chosen == "none":
+    if chosen == "oci":
         raise HistoryUnavailable(
             f"{reference.repository}: this registry cannot list a tag's earlier manifests (the registry API "
             "lists tags, not untagged manifests or push times); history needs a vendor API that lists them "
@@ -126,7 +118,7 @@ def history(
                 resolved.extend(resolve_base(client, parsed, display=text))
             except CacheInspectError as exc:  # as in show: one base that cannot be read proves nothing
                 print(
-                    f"cacheinspect: warning: could not resolve base {sanitize(text)}: {exc.message}",
+                    f"cacheinspect: warning: {sanitize(f'could not resolve base {text}: {exc.message}')}",
                     file=sys.stderr,
                 )
         if chosen == "ghcr":
