@@ -84,10 +84,10 @@ def history(
         history_to_json,
     )
     from inspector.cache.naming.bases import resolve_base
+    from inspector.cli.commands.gc import _Ecr
     from inspector.gc.backends.factory import backend_kind
     from inspector.gc.policy import BackendKind
     from inspector.oci.reference import parse_reference
-    from inspector.registry.ecr import parse_ecr_host
 
     if backend not in ("auto", "ghcr", "ecr", "google"):
         raise UsageError(f"--backend {backend!r}: expected auto, ghcr, ecr or google")
@@ -95,7 +95,6 @@ def history(
     history_tag(reference)
     base_refs = {text: parse_reference(text) for text in base or []}
     registry = reference.repository.registry
-    ecr_host = parse_ecr_host(registry)
     # The same choice by host as gc's backends: only the vendor APIs list untagged manifests.
     chosen = backend_kind(reference.repository, cast(BackendKind, backend))
     if package is not None and chosen != "ghcr":
@@ -106,12 +105,10 @@ def history(
             "lists tags, not untagged manifests or push times); history needs a vendor API that lists them "
             "(--backend ghcr|ecr|google)"
         )
-    registry_id = ecr_registry_id or (ecr_host[0] if ecr_host else None)
-    if chosen == "ecr" and registry_id is None:
-        raise UsageError(
-            f"{registry} is not an ECR host (<account>.dkr.ecr.<region>.amazonaws.com): give --ecr-registry-id"
-        )
-    with connection.client(registry) as client:
+    # gc's ECR helper: the API client by host or --ecr-registry-id, and registry credentials from
+    # GetAuthorizationToken for an ECR host without Docker credentials.
+    ecr = _Ecr(ecr_registry_id, aws_region)
+    with connection.client(registry, ecr.credentials if chosen == "ecr" else None) as client:
         resolved = []
         for text, parsed in base_refs.items():
             try:
@@ -132,11 +129,7 @@ def history(
             with GhcrClient(GhcrOptions(base_url=github_api_url or DEFAULT_API_URL)) as github:
                 versions = ghcr_versions(github, github.package(owner, name, host=registry))
         elif chosen == "ecr":
-            from inspector.registry.ecr import EcrClient
-
-            assert registry_id is not None
-            region = aws_region or (ecr_host[1] if ecr_host else None)
-            versions = ecr_versions(EcrClient(registry_id, region=region), reference.repository.path)
+            versions = ecr_versions(ecr.client(registry), reference.repository.path)
         else:
             versions = google_versions(client, reference.repository)
         api: HistoryApi = "ghcr" if chosen == "ghcr" else "ecr" if chosen == "ecr" else "google"
