@@ -77,7 +77,9 @@ def render_history(history: CacheHistory) -> RenderableType:
         )
     lines: list[RenderableType] = [title, table]
     skipped = (
-        f"{history.not_caches} untagged version(s) that are no cache skipped" if history.not_caches else ""
+        f"{history.not_caches} version(s) skipped: no cache, or deleted since listed"
+        if history.not_caches
+        else ""
     )
     more = "older versions not read (--limit)" if history.more else ""
     if skipped or more:
