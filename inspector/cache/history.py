@@ -185,9 +185,7 @@ class CacheHistory:
     api: HistoryApi
     entries: tuple[HistoryEntry, ...]
     examined: int  # versions read (caches and others)
-    not_caches: (
-        int  # versions that are no cache (images, platform children, attestations) or gone since listed
-    )
+    not_caches: int  # no cache (images, platform children, attestations), or gone since listed
     more: bool  # older candidates were left unread (--limit)
     alternation: Alternation | None
 
