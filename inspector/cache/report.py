@@ -10,11 +10,12 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Literal
 
 from inspector.cache.analysis import CacheGraph, Stage, analyze
 from inspector.cache.config import ZERO_TIME
+from inspector.cache.coverage import coverage_to_json, expected_status, platform_coverage
 from inspector.cache.fetch import FORM_WRITERS, IMPORT_LIMIT, CacheDocuments, load_cache
 from inspector.cache.source import CacheSource
 from inspector.errors import InvalidContent
@@ -30,6 +31,7 @@ __all__ = [
     "Problem",
     "RecordStatus",
     "base_label",
+    "expect_platforms",
     "human_size",
     "inspect_cache",
     "report_to_json",
@@ -88,6 +90,7 @@ class CacheReport:
     graph: CacheGraph | None
     record_status: tuple[RecordStatus, ...]
     health: Health
+    expected_platforms: tuple[str, ...] = ()  # --expect-platform, normalised (see ``expect_platforms``)
 
     @property
     def total_size(self) -> int:
@@ -325,6 +328,37 @@ def inspect_cache(
     return CacheReport(source.display, docs, layers, graph, statuses, health)
 
 
+def expect_platforms(report: CacheReport, expected: tuple[str, ...]) -> CacheReport:
+    """Add a ``platform-missing`` error per expected platform the cache is not proven to cover.
+
+    Call it after naming (resolved bases prove platforms). "Absent" (every stage is proven another
+    platform) and "not proven" (some stage's platform is unknown) are both errors, with distinct
+    messages: a CI check that cannot see a platform must not pass as if it had.
+    """
+    coverage = platform_coverage(report.graph)
+    problems = list(report.health.problems)
+    unknown = len(coverage.unknown_stages)
+    for platform in expected:
+        status = expected_status(coverage, platform)
+        if status == "covered":
+            continue
+        if status == "absent":
+            message = (
+                f"{platform} is absent: every stage of the cache is proven to be for "
+                f"{', '.join(coverage.platforms)}, so a {platform} build starts cold"
+            )
+        else:
+            message = (
+                f"{platform} is not proven: {unknown} of {len(coverage.stages)} stages have an unknown platform "
+                "(resolve their bases: --dockerfile with --resolve-bases, or --base REF)"
+                if coverage.stages
+                else f"{platform} is not proven: the cache has no stages whose platform could be read"
+            )
+        problems.append(Problem("platform-missing", "error", message))
+    health = Health(tuple(problems), report.health.blobs_checked)
+    return replace(report, health=health, expected_platforms=expected)
+
+
 def human_size(size: int) -> str:
     value = float(size)
     for unit in ("B", "kB", "MB", "GB", "TB"):
@@ -386,6 +420,8 @@ def report_to_json(report: CacheReport) -> dict[str, Any]:
         assert config is not None
         return sum(sizes.get(config.layers[i].blob, 0) for i in dict.fromkeys(indexes))
 
+    coverage = platform_coverage(graph)
+    stage_platforms = {s.stage: s.platform for s in coverage.stages}
     stages: list[dict[str, Any]] = []
     if graph is not None and config is not None:
         for stage in graph.stages:
@@ -434,6 +470,7 @@ def report_to_json(report: CacheReport) -> dict[str, Any]:
                     },
                     "layers": [digest_of(i) for i in stage.layers],
                     "size": size_of(stage.layers),
+                    "platform": stage_platforms.get(stage.index),
                     "steps": steps,
                 }
             )
@@ -493,6 +530,7 @@ def report_to_json(report: CacheReport) -> dict[str, Any]:
             }
             for layer in report.layers
         ],
+        "platforms": coverage_to_json(coverage, report.expected_platforms),
         "stages": stages,
         "unattributedLayers": [digest_of(i) for i in graph.unattributed_layers] if graph else [],
         "notes": list(graph.notes) if graph else [],

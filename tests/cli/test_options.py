@@ -34,6 +34,7 @@ REGISTRY_COMMANDS = {
     "gc": EXPECTED,
     "probe": WITHOUT_CONCURRENCY,
     "copy": EXPECTED,
+    "history": EXPECTED,
 }
 
 

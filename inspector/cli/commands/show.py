@@ -83,6 +83,15 @@ def show(
             metavar="REF",
         ),
     ] = None,
+    expect_platform: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--expect-platform",
+            help="Platforms the cache must cover (os/arch[/variant], comma-separated or repeated): a "
+            "platform-missing problem for each one not proven (with --strict: exit 10).",
+            metavar="PLATFORMS",
+        ),
+    ] = None,
     graph: Annotated[
         str | None,
         typer.Option(
@@ -98,8 +107,9 @@ def show(
     no_tsv = None if top else "show prints a report, not rows: give --top N (the largest layers as rows)"
     fmt = output_format(json_out, output, no_tsv=no_tsv)
     json_out = fmt == "json"
+    from inspector.cache.coverage import parse_expected_platforms
     from inspector.cache.naming.align import label_report
-    from inspector.cache.report import inspect_cache, report_to_json
+    from inspector.cache.report import expect_platforms, inspect_cache, report_to_json
     from inspector.cache.source import LayoutSource, RegistrySource, parse_source
     from inspector.oci.reference import parse_reference
 
@@ -107,6 +117,7 @@ def show(
         raise UsageError(f"--graph {graph!r}: expected 'mermaid' or 'dot'")
     if graph is not None and fmt != "table":
         raise UsageError(f"--graph prints a diagram: it excludes --output {fmt}")
+    expected_platforms = parse_expected_platforms(expect_platform or [])
     recipe = dockerfile_recipe(dockerfile, target, build_arg)
     base_refs = list(base or [])
     if resolve_bases and recipe is None and not base_refs:
@@ -140,6 +151,8 @@ def show(
             bases=bases,
             resolve_bases=resolve_bases or bool(bases),
         )
+    if expected_platforms:
+        report = expect_platforms(report, expected_platforms)
     if report.graph is not None:
         from inspector._sanitize import sanitize as _sanitize_line
 

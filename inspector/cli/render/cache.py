@@ -15,12 +15,13 @@ from rich.text import Text
 
 from inspector._sanitize import sanitize
 from inspector.cache.analysis import Stage
+from inspector.cache.coverage import PlatformCoverage, platform_coverage
 from inspector.cache.fetch import FORM_WRITERS
 from inspector.cache.report import CacheReport, base_label, human_size, stage_label
 from inspector.cache.top import TopLayer
 from inspector.oci import gojson
 
-__all__ = ["human_size", "render_report"]
+__all__ = ["coverage_line", "human_size", "render_report"]
 
 _FORM_NAMES = {
     "image-manifest": "OCI image manifest",
@@ -65,10 +66,23 @@ def _header(report: CacheReport) -> Table:
     created = report.created_range
     if created is not None:
         table.add_row("created", f"{_when(created[0])} .. {_when(created[1])}")
+    if report.graph is not None:
+        table.add_row("os/arch", coverage_line(platform_coverage(report.graph)))
     return table
 
 
-def _stage_table(report: CacheReport, stage: Stage) -> RenderableType:
+def coverage_line(coverage: PlatformCoverage) -> str:
+    """One line: the proven platforms, and how many stages nothing proves."""
+    unknown = len(coverage.unknown_stages)
+    if coverage.state == "unknown":
+        return "unknown (nothing in a cache names its platform: resolve its bases with --resolve-bases or --base)"
+    covered = ", ".join(coverage.platforms)
+    if coverage.state == "known":
+        return f"{covered} (from resolved bases)"
+    return f"{covered} (from resolved bases); {unknown} of {len(coverage.stages)} stages unknown"
+
+
+def _stage_table(report: CacheReport, stage: Stage, platform: str | None = None) -> RenderableType:
     graph = report.graph
     config = report.documents.config
     assert graph is not None and config is not None
@@ -84,6 +98,7 @@ def _stage_table(report: CacheReport, stage: Stage) -> RenderableType:
         (basis, "dim"),
         f"  {sanitize(base_label(stage, graph))}  ",
         (f"{steps} step{'s' if steps != 1 else ''}, {human_size(size)}", "dim"),
+        (f"  [{platform}]" if platform else "", "magenta"),
     )
     # Fixed-width lines rather than a table: instructions get the full width and wrap on their own lines.
     lines: list[RenderableType] = [title]
@@ -227,8 +242,13 @@ def render_report(report: CacheReport, largest: tuple[TopLayer, ...] | None = No
     if graph is None:
         parts.append(Text("stages  not available: the cache config could not be read", style="yellow"))
     else:
+        coverage = platform_coverage(graph)
+        # A stage's platform is shown only where stages differ; the header line says it once otherwise.
+        platforms = (
+            {} if coverage.uniform else {s.stage: s.platform or "platform unknown" for s in coverage.stages}
+        )
         for stage in graph.stages:
-            parts.extend([_stage_table(report, stage), Text("")])
+            parts.extend([_stage_table(report, stage, platforms.get(stage.index)), Text("")])
         if graph.unattributed_layers:
             parts.append(
                 Text(f"{len(graph.unattributed_layers)} layers belong to no reconstructed stage", style="dim")
