@@ -353,11 +353,11 @@ def name_from_dockerfile(
         )
         mapping.update(result.mapping)
         notes.extend(result.ambiguous)
-    pinned_steps = {(step.stage, step.number) for step in pins.values()}
+    pinned_steps = {(step.stage, step.number) for group in pins.values() for step in group}
     for record, group in list(mapping.items()):  # an aligned guess that contradicts a pinned step yields
         if record not in pins and any((s.stage, s.number) in pinned_steps for s in group):
             del mapping[record]
-    mapping.update({record: (step,) for record, step in pins.items()})
+    mapping.update(pins)
     for merge, diff in aligner.link_diffs.items():
         if merge in mapping and diff not in mapping:
             mapping[diff] = mapping[merge]
@@ -389,7 +389,7 @@ def name_from_dockerfile(
 
 def _exact_pins(
     graph: CacheGraph, plan: BuildPlan, base_configs: Mapping[str, BaseConfig] | None
-) -> dict[int, PlannedStep]:
+) -> dict[int, tuple[PlannedStep, ...]]:
     """Records named by their recomputed key, on the bases' platform when one is known (else linux/amd64)."""
     from inspector.cache.naming.keys import exact_records, step_keys
 

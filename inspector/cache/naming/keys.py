@@ -437,16 +437,18 @@ def _env(step: PlannedStep, config: BaseConfig) -> list[str]:
 
 def exact_records(
     records: Sequence[CacheRecord], plan: BuildPlan, keys: Sequence[StepKey]
-) -> dict[int, PlannedStep]:
-    """The records each planned step's key identifies exactly: record index -> step.
+) -> dict[int, tuple[PlannedStep, ...]]:
+    """The records each planned step's key identifies exactly: record index -> its steps.
 
     A record is the step's when its digest is the step's key and its first input links to the record of the
     step before (for a stage's first step: a root record, the base image; ``FROM stage``: that stage's last
     step). The digest says "this op"; the parent link says "in this chain", so an op shared by unrelated
     builds (``WORKDIR /app``) is pinned only where its chain matches. After a step whose key is unknown (a RUN
     without its base config) the chain is unknown too, and the digest alone decides; after a step whose key
-    is not in the cache, nothing below is pinned. A record two different steps claim (the same op in two
-    stages the cache does not tell apart) is left to the alignment.
+    is not in the cache, nothing below is pinned. Several steps share a record when they are the same op on
+    the same base (BuildKit builds it once: ``WORKDIR /app`` first in two stages ``FROM node:18-alpine``); a
+    record claimed by steps on different bases (which root is which base, the cache does not say) is left to
+    the alignment.
     """
     key_of = {(key.step.stage, key.step.number): key for key in keys}
     by_digest: dict[str, list[int]] = {}
@@ -472,7 +474,11 @@ def exact_records(
                 claims.setdefault(index, []).append(step)
             parents = frozenset(found) if found else _BROKEN
         stage_ends[stage.name] = parents
-    return {index: steps[0] for index, steps in claims.items() if len(steps) == 1}
+    return {
+        index: tuple(steps)
+        for index, steps in claims.items()
+        if len({(step.text, step.root_image) for step in steps}) == 1
+    }
 
 
 _ROOT = frozenset({-1})  # the stage's base: a root record (FROM image) or none (FROM scratch)
