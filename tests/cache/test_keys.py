@@ -257,3 +257,26 @@ def test_a_step_whose_parent_is_not_its_chain_is_not_pinned(realworld: Path) -> 
     plan = plan_dockerfile("FROM python:3.11-slim\nWORKDIR /app\nCOPY package*.json ./\nCOPY . .\n")
     pinned = exact_records(config.records, plan, step_keys(plan))
     assert sorted(step.text for group in pinned.values() for step in group) == ["WORKDIR /app"]
+
+
+def test_run_before_buildkit_0_11_is_a_variant_without_mount_stubs(realworld: Path) -> None:
+    # committed-caches/drone-buildkit was written by BuildKit v0.8.1 (SOURCES.md). client/llb/exec.go sets
+    # Meta.RemoveMountStubsRecursive only since v0.11.0 (6b265b1b), so its RUN keys lack the field:
+    # `RUN apk add --no-cache build-base` on alpine (env: the one PATH entry, cwd "/") hashes
+    # {"Type":"buildkit.exec.v0","Exec":{"meta":{"args":[…],"env":[PATH],"cwd":"/"}},"OS":"linux","Arch":"amd64"}.
+    old = (
+        b'{"Type":"buildkit.exec.v0","Exec":{"meta":{"args":["/bin/sh","-c","apk add --no-cache build-base"],'
+        b'"env":["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"],"cwd":"/"}},'
+        b'"OS":"linux","Arch":"amd64"}'
+    )
+    expected = sha256(sha256(old) + "@0")
+    config = realworld / "committed-caches/drone-buildkit/blobs/sha256"
+    cache_configs = [path for path in config.iterdir() if b'"records"' in path.read_bytes()]
+    assert len(cache_configs) == 1
+    assert expected in record_digests(cache_configs[0])
+    key = step_keys(
+        plan_dockerfile("FROM alpine\nRUN apk add --no-cache build-base\n"),
+        base_configs={"alpine": BaseConfig({})},
+    )[0]
+    assert key.variants == (expected,)
+    assert key.cache_map == old.replace(b'"cwd":"/"}', b'"cwd":"/","removeMountStubsRecursive":true}')

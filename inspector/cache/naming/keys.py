@@ -203,7 +203,10 @@ def _step_key(step: PlannedStep, context: _Context) -> StepKey:
             cache_map = _run(step, context)
     except _Unknown as exc:
         return StepKey(step, op, None, None, str(exc), content)
-    return StepKey(step, op, cache_map, _digest_of(cache_map), None, content)
+    variants: tuple[Digest, ...] = ()
+    if step.kind == "RUN":  # BuildKit < 0.11 wrote no removeMountStubsRecursive (docs/keys.md)
+        variants = (_digest_of(_run(step, context, mount_stubs=False)),)
+    return StepKey(step, op, cache_map, _digest_of(cache_map), None, content, variants)
 
 
 def _user(step: PlannedStep, config: BaseConfig | None) -> str:
@@ -376,7 +379,7 @@ _NETWORK = {"default": 0, "sandbox": 0, "host": 1, "none": 2}  # pb.NetMode
 _SECURITY = {"sandbox": 0, "insecure": 1}  # pb.SecurityMode
 
 
-def _run(step: PlannedStep, context: _Context) -> bytes:
+def _run(step: PlannedStep, context: _Context, *, mount_stubs: bool = True) -> bytes:
     """RUN: the ExecOp CacheMap (``ops/exec.go``): meta, mounts, network, security, then the platform.
 
     A plain RUN has one mount, the root filesystem; CacheMap drops it (kept compatible with versions that
@@ -407,7 +410,7 @@ def _run(step: PlannedStep, context: _Context) -> bytes:
             "env": _env(step, config),
             "cwd": _current_dir(step, config),
             "user": _user(step, config),
-            "removeMountStubsRecursive": True,
+            "removeMountStubsRecursive": mount_stubs,  # client/llb/exec.go since v0.11.0 (6b265b1b)
         }
     )
     execution = _omit_empty({"meta": meta, "network": network, "security": security})
@@ -468,7 +471,10 @@ def exact_records(
                 parents = _ANY if parents is not _BROKEN else _BROKEN
                 continue
             found = {
-                index for index in by_digest.get(key.digest, ()) if _links_parent(records, index, parents)
+                index
+                for digest in (key.digest, *key.variants)
+                for index in by_digest.get(digest, ())
+                if _links_parent(records, index, parents)
             }
             for index in found:
                 claims.setdefault(index, []).append(step)
