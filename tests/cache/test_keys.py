@@ -340,3 +340,25 @@ def test_several_sources_are_several_actions_with_indexes_from_three() -> None:
         b',"indexes":[[0,1,-1],[2,1,-1],[3,1,0]]}'
     )
     assert [json.loads(action_of(three, i))["src"] for i in range(3)] == ["a", "b", "c"]
+
+
+def test_run_env_order_args_and_replaced_keys() -> None:
+    # dispatch: the image's Env first (PATH added when it has none), then each ENV/ARG with a value through
+    # llb AddEnv; EnvList.ToArray keeps a key at its newest position, so ENV A again moves A to the end.
+    # A --build-arg value is literal ($HOME stays); BUILDKIT_SBOM_SCAN_STAGE never enters the env
+    # (nonEnvArgs); an ARG without value or default is not set.
+    text = (
+        "FROM alpine\nENV A=1 B=2\nARG C\nARG D=x$A\nARG BUILDKIT_SBOM_SCAN_STAGE=true\nARG E\nENV A=3\n"
+        "RUN true\n"
+    )
+    plan = plan_dockerfile(text, build_args={"C": "$HOME"})
+    key = step_keys(plan, base_configs={"alpine": BaseConfig({})})[0]
+    assert key.cache_map is not None
+    env = json.loads(key.cache_map)["Exec"]["meta"]["env"]
+    assert env == [
+        "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+        "B=2",
+        "C=$HOME",
+        "D=x1",
+        "A=3",
+    ]

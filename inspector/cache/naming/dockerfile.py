@@ -110,6 +110,10 @@ class BuildPlan:
         return next(s for s in self.stages if s.name == name)
 
 
+# convert.go nonEnvArgs: ARGs that never enter a RUN's environment.
+_NON_ENV_ARGS = frozenset({"BUILDKIT_SBOM_SCAN_CONTEXT", "BUILDKIT_SBOM_SCAN_STAGE"})
+
+
 @dataclass(frozen=True, slots=True)
 class _KeyState:
     """The build state a step's op is made from, captured when the step is met."""
@@ -345,7 +349,12 @@ def plan_dockerfile(
                         value = overrides.get(key, default)
                     if value is not None:
                         env[key] = expand(value, env, keep_unset=True)
-                        env_ops.append((key, value))
+                        if key in _NON_ENV_ARGS:
+                            pass
+                        elif command.cmd == "ARG" and key in overrides:  # a --build-arg is taken literally
+                            env_ops.append((key, overrides[key].replace("$", "\\$")))
+                        else:
+                            env_ops.append((key, value))
             elif command.cmd == "USER" and command.value:
                 user = expand(command.value[0], env, keep_unset=False)
             elif command.cmd == "SHELL" and command.value:
