@@ -396,7 +396,11 @@ def _exact_pins(
     platforms = sorted({image.platform for image in graph.bases if image.platform})
     platform = platforms[0] if len(platforms) == 1 else "linux/amd64"
     keys = step_keys(plan, platform=platform, base_configs=base_configs)
-    return exact_records(graph.config.records, plan, keys)
+    base_roots: dict[str, set[int]] = {}
+    for image in graph.bases:  # bases named by their recomputed root keys say which roots are which FROM
+        if image.basis == "exact" and image.name is not None:
+            base_roots.setdefault(image.name, set()).update(image.roots)
+    return exact_records(graph.config.records, plan, keys, base_roots)
 
 
 def _stage_platforms(graph: CacheGraph) -> dict[int, str | None]:

@@ -15,7 +15,7 @@ The rules and the BuildKit versions they hold for are in docs/keys.md.
 from __future__ import annotations
 
 import posixpath
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping, Sequence, Set
 from dataclasses import dataclass
 from typing import Any
 
@@ -566,7 +566,10 @@ def _env(step: PlannedStep, config: BaseConfig) -> list[str]:
 
 
 def exact_records(
-    records: Sequence[CacheRecord], plan: BuildPlan, keys: Sequence[StepKey]
+    records: Sequence[CacheRecord],
+    plan: BuildPlan,
+    keys: Sequence[StepKey],
+    base_roots: Mapping[str, Set[int]] | None = None,
 ) -> dict[int, tuple[PlannedStep, ...]]:
     """The records each planned step's key identifies exactly: record index -> its steps.
 
@@ -578,7 +581,8 @@ def exact_records(
     is not in the cache, nothing below is pinned. Several steps share a record when they are the same op on
     the same base (BuildKit builds it once: ``WORKDIR /app`` first in two stages ``FROM node:18-alpine``); a
     record claimed by steps on different bases (which root is which base, the cache does not say) is left to
-    the alignment.
+    the alignment — unless ``base_roots`` (``FROM`` reference -> its root records, from bases named exactly)
+    says which roots are a stage's base.
     """
     key_of = {(key.step.stage, key.step.number): key for key in keys}
     by_digest: dict[str, list[int]] = {}
@@ -590,6 +594,8 @@ def exact_records(
         parents: _Parents
         if stage.base_kind == "stage" and stage.base_stage is not None:
             parents = stage_ends.get(stage.base_stage, _BROKEN)
+        elif base_roots and stage.base_ref is not None and stage.base_ref in base_roots:
+            parents = frozenset(base_roots[stage.base_ref])
         else:
             parents = _ROOT
         for step in stage.steps:
