@@ -321,6 +321,7 @@ def _copy(step: PlannedStep, context: _Context) -> bytes:
                 "attemptUnpackDockerCompatibility": unpack,
                 "createDestPath": True,
                 "timestamp": -1,
+                "exclude_patterns": excludes,
                 "modeStr": mode_str,
             }
         else:
