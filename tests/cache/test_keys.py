@@ -437,3 +437,10 @@ def test_run_mounts_this_module_does_not_follow_are_unknown() -> None:
             plan_dockerfile(f"FROM alpine\nRUN {flag} true\n"), base_configs={"alpine": BaseConfig({})}
         )[0]
         assert key.digest is None and key.unknown is not None, flag
+
+
+def test_go_json_writes_invalid_utf8_as_the_replacement_character() -> None:
+    # "String values encode as JSON strings coerced to valid UTF-8, replacing invalid bytes with the Unicode
+    # replacement rune." A byte read with surrogateescape is a lone surrogate in Python.
+    text = b"a\xffb".decode("utf-8", "surrogateescape")
+    assert gojson.encode([text]) == '["a\ufffdb"]'.encode()
