@@ -516,7 +516,7 @@ def _mounts(specs: list[str], env: Mapping[str, str], workdir: str, encoding: _E
             mount["cacheOpt"] = option
         elif kind == "tmpfs":
             size = fields.get("size", "0")
-            if not size.isdigit():
+            if not (size.isascii() and size.isdigit()):
                 raise _Unknown(f"RUN --mount=type=tmpfs,size={size} is not encoded")
             mount = {"input": -1, "dest": target, "output": -1, "readonly": readonly, "mountType": 4}
             mount["TmpfsOpt"] = _omit_empty({"size": int(size)})
