@@ -444,3 +444,34 @@ def test_go_json_writes_invalid_utf8_as_the_replacement_character() -> None:
     # replacement rune." A byte read with surrogateescape is a lone surrogate in Python.
     text = b"a\xffb".decode("utf-8", "surrogateescape")
     assert gojson.encode([text]) == '["a\ufffdb"]'.encode()
+
+
+def test_odd_instructions_give_a_key_or_a_reason_never_an_exception() -> None:
+    # Seeded random Dockerfiles from odd flag values (non-ASCII digits, bad modes, unknown sharing, URLs, git,
+    # variables): every step gets a digest or an unknown reason; nothing raises.
+    import random
+
+    from inspector.errors import CacheInspectError
+
+    rng = random.Random(7)
+    flags = ["--chown=", "--chmod=", "--link", "--from=", "--exclude=", "--parents", "--mount=", "--network="]
+    values = ["", "a", "1000", "root:x", "²", "-1", "u+x", "9", "type=cache", "type=tmpfs,size=²,target=/t"]
+    values += ["type=secret,mode=9", "type=secret,uid=²", "type=cache,sharing=x,target=a", "none", "$X"]
+    values += ["${X:-y}", "\ufffd", "https://x/y", "git@x:y.git", "/", "."]
+    checked = 0
+    for _ in range(400):
+        lines = ["FROM alpine"]
+        for _ in range(rng.randint(1, 4)):
+            word = rng.choice(["COPY", "ADD", "RUN", "WORKDIR", "ENV", "USER", "FROM scratch"])
+            words = [rng.choice(flags) + rng.choice(values) for _ in range(rng.randint(0, 2))]
+            lines.append(
+                " ".join([word, *words, *(rng.choice(values) or "x" for _ in range(rng.randint(0, 3)))])
+            )
+        try:
+            plan = plan_dockerfile("\n".join(lines) + "\n")
+        except CacheInspectError:
+            continue
+        for key in step_keys(plan, base_configs={"alpine": BaseConfig({})}):
+            assert (key.digest is None) == (key.unknown is not None)
+        checked += 1
+    assert checked > 200
