@@ -15,7 +15,14 @@ from pathlib import Path
 import pytest
 
 from inspector.cache.naming.dockerfile import BaseConfig, plan_dockerfile
-from inspector.cache.naming.keys import StepKey, file_cache_map, go_normalize_path, root_key, step_keys
+from inspector.cache.naming.keys import (
+    StepKey,
+    file_cache_map,
+    go_normalize_path,
+    normalize_platform,
+    root_key,
+    step_keys,
+)
 from inspector.oci import gojson
 from inspector.oci.digest import Digest
 from tests.harness.paths import schema
@@ -475,3 +482,28 @@ def test_odd_instructions_give_a_key_or_a_reason_never_an_exception() -> None:
             assert (key.digest is None) == (key.unknown is not None)
         checked += 1
     assert checked > 200
+
+
+@pytest.mark.parametrize(
+    ("platform", "expected"),
+    [
+        # containerd platforms normalizeArch (vendored in BuildKit): the solver's platform is normalised.
+        ("linux/amd64", ("linux", "amd64", "")),
+        ("linux/arm64/v8", ("linux", "arm64", "")),
+        ("linux/aarch64", ("linux", "arm64", "")),
+        ("linux/arm", ("linux", "arm", "v7")),
+        ("linux/arm/6", ("linux", "arm", "v6")),
+        ("linux/x86_64", ("linux", "amd64", "")),
+    ],
+)
+def test_platform_as_the_solver_sees_it(platform: str, expected: tuple[str, str, str]) -> None:
+    assert normalize_platform(platform) == expected
+
+
+def test_run_key_carries_the_normalised_platform() -> None:
+    # ops/exec.go: OS and Arch always, Variant only when set (omitempty): arm64/v8 writes none, arm/v7 does.
+    plan = plan_dockerfile("FROM alpine\nRUN true\n")
+    arm64 = step_keys(plan, platform="linux/arm64/v8", base_configs={"alpine": BaseConfig({})})[0]
+    arm = step_keys(plan, platform="linux/arm/v7", base_configs={"alpine": BaseConfig({})})[0]
+    assert arm64.cache_map is not None and arm64.cache_map.endswith(b'"OS":"linux","Arch":"arm64"}')
+    assert arm.cache_map is not None and arm.cache_map.endswith(b'"OS":"linux","Arch":"arm","Variant":"v7"}')
