@@ -507,3 +507,12 @@ def test_run_key_carries_the_normalised_platform() -> None:
     arm = step_keys(plan, platform="linux/arm/v7", base_configs={"alpine": BaseConfig({})})[0]
     assert arm64.cache_map is not None and arm64.cache_map.endswith(b'"OS":"linux","Arch":"arm64"}')
     assert arm.cache_map is not None and arm.cache_map.endswith(b'"OS":"linux","Arch":"arm","Variant":"v7"}')
+
+
+def test_file_op_before_indexes_is_a_variant() -> None:
+    # ops/file.go before v0.9.0 (8d707775) marshalled {Type, Actions} only: a copy onto scratch then had no
+    # "indexes" key; that encoding is tried as a variant.
+    key = step_keys(plan_dockerfile("FROM scratch\nCOPY a /\n"))[0]
+    assert key.cache_map is not None
+    old = key.cache_map.replace(b',"indexes":[[-1,0,0]]', b"")
+    assert key.variants == (sha256(sha256(old) + "@0"),)

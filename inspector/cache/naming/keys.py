@@ -218,6 +218,8 @@ def _step_key(step: PlannedStep, context: _Context) -> StepKey:
     if step.kind == "RUN":  # older BuildKit encodings (docs/keys.md)
         older = (_digest_of(_run(step, context, encoding)) for encoding in _OLDER)
         variants = tuple(d for d in dict.fromkeys(older) if d != digest)
+    elif b',"indexes":' in cache_map:  # before v0.9 (8d707775) a file CacheMap had no indexes, its last key
+        variants = (_digest_of(cache_map.rsplit(b',"indexes":', 1)[0] + b"}"),)
     return StepKey(step, op, cache_map, digest, None, content, variants)
 
 
