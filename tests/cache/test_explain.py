@@ -1,0 +1,176 @@
+"""explain's matching rules on hand-written cache configs and hand-built step keys.
+
+Each config below is written by hand in BuildKit's wire shape (spec §2.4: record ``inputs[k]`` are the
+alternatives for input k, ``link`` indexes ``records``); digests are stand-ins (``sha256:aa…``), since what is
+tested here is the matching, not the key encoding. The rules (solver/cachemanager.go Query, edge.go,
+combinedcache.go) and the expected verdicts are derived by hand beside each case.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+
+from inspector.cache.config import parse_cache_config
+from inspector.cache.explain import ImportedCache, StepVerdict, explain_build
+from inspector.cache.naming.dockerfile import PlannedStep, plan_dockerfile
+from inspector.oci.digest import Digest
+
+DOCKERFILE = "FROM alpine:3.20 AS app\nWORKDIR /app\nCOPY . .\nRUN make\n"
+
+
+def d(char: str) -> Digest:
+    return Digest("sha256:" + char * 64)
+
+
+BASE_V1, BASE_V2 = d("1"), d("2")
+SUM_A, SUM_B = d("3"), d("4")  # content-checksum roots of two context versions
+WORKDIR, COPY, RUN, RUN_EDITED = d("a"), d("b"), d("c"), d("e")
+ROOT_SELECTOR = "sha256:8a5edab282632443219e051e4ade2d1d5bbc671c781051bf1437897cbdfea0f1"  # sha256("/")
+
+
+@dataclass(frozen=True, slots=True)
+class Key:
+    step: PlannedStep
+    digest: Digest | None
+    unknown: str | None = None
+    content_input: bool = False
+    variants: tuple[Digest, ...] = ()
+
+
+def keys(run: Digest | None = RUN) -> list[Key]:
+    plan = plan_dockerfile(DOCKERFILE)
+    workdir, copy, run_step = plan.stages[0].steps
+    return [
+        Key(workdir, WORKDIR),
+        Key(copy, COPY, content_input=True),
+        Key(run_step, run, unknown=None if run else "RUN needs the base image's config (--resolve-bases)"),
+    ]
+
+
+def config(created: str = "2026-01-01T00:00:00Z") -> bytes:
+    """R0 base root, R1/R2 checksum roots of context A/B, R3 WORKDIR on R0, R4 COPY on R3 with A,
+    R5 COPY on R3 with B, R6 RUN on R4 (rootfs selector "/"). Layers: L0 WORKDIR, L1 COPY A, L2 RUN."""
+    layer = {"blob": "", "parent": -1}
+    layers = [dict(layer, blob=str(d("7"))), dict(layer, blob=str(d("8")), parent=0), dict(layer, blob=str(d("9")))]
+    layers[2]["parent"] = 1
+
+    def result(layer: int) -> list[dict[str, object]]:
+        return [{"layer": layer, "createdAt": created}]
+
+    records = [
+        {"digest": str(BASE_V1)},
+        {"digest": str(SUM_A)},
+        {"digest": str(SUM_B)},
+        {"layers": result(0), "digest": str(WORKDIR), "inputs": [[{"link": 0}]]},
+        {"layers": result(1), "digest": str(COPY), "inputs": [[{"link": 3}], [{"link": 1}]]},
+        {"digest": str(COPY), "inputs": [[{"link": 3}], [{"link": 2}]]},
+        {"layers": result(2), "digest": str(RUN), "inputs": [[{"selector": ROOT_SELECTOR, "link": 4}]]},
+    ]
+    return json.dumps({"layers": layers, "records": records}).encode()
+
+
+def cache(ref: str = "reg/app:main", created: str = "2026-01-01T00:00:00Z") -> ImportedCache:
+    return ImportedCache(ref, parse_cache_config(config(created)))
+
+
+def statuses(steps: tuple[StepVerdict, ...]) -> list[tuple[str, str | None]]:
+    return [(v.status, v.cause) for v in steps]
+
+
+def test_without_context_a_build_context_copy_and_what_follows_it_are_conditional() -> None:
+    # WORKDIR: R3 has its digest and links to the base root R0 (base taken on trust) -> hit.
+    # COPY: R4 and R5 have its digest on R3 -> two context versions, the content is not known -> context.
+    # RUN: R6 is on R4, one of those versions -> it hits only if the copy does -> context.
+    result = explain_build(plan_dockerfile(DOCKERFILE), keys(), [cache()])
+    assert statuses(result.steps) == [("hit", None), ("context", None), ("context", None)]
+    assert result.steps[1].refs[0].versions == (4, 5)
+    assert result.cold_from is None
+    assert any("--resolve-bases" in note for note in result.notes)
+
+
+def test_same_context_as_a_cached_version_hits_all_the_way() -> None:
+    # The content check says the files equal version R4 -> COPY hits R4, RUN's R6 links to R4 -> hit.
+    result = explain_build(
+        plan_dockerfile(DOCKERFILE), keys(), [cache()], content_check=lambda step, c, versions: ((), (4,))
+    )
+    assert statuses(result.steps) == [("hit", None), ("hit", None), ("hit", None)]
+    assert result.all_cached
+
+
+def test_changed_context_is_an_inputs_miss_and_the_build_is_cold_from_the_copy() -> None:
+    # The files differ from both versions -> COPY misses with cause "inputs"; then RUN's R6 (on R4) is not on
+    # top of anything this build has -> RUN misses with cause "parent"; cold from the COPY.
+    result = explain_build(
+        plan_dockerfile(DOCKERFILE),
+        keys(),
+        [cache()],
+        content_check=lambda step, c, versions: (("main.c",), ()),
+    )
+    assert statuses(result.steps) == [("hit", None), ("miss", "inputs"), ("miss", "parent")]
+    assert result.cold_from is not None and result.cold_from.step.kind == "COPY"
+    assert result.steps[1].changed_files == ("main.c",)
+
+
+def test_edited_run_is_an_instruction_miss() -> None:
+    # RUN_EDITED is in no record -> cause "instruction".
+    result = explain_build(
+        plan_dockerfile(DOCKERFILE), keys(run=RUN_EDITED), [cache()], content_check=lambda s, c, v: ((), (4,))
+    )
+    assert statuses(result.steps)[2] == ("miss", "instruction")
+
+
+def test_new_base_image_is_a_parent_miss_at_the_first_step() -> None:
+    # The resolved base has root BASE_V2; the cache's WORKDIR R3 links only to R0 = BASE_V1 -> "parent".
+    plan = plan_dockerfile(DOCKERFILE)
+    result = explain_build(plan, keys(), [cache()], base_roots={"alpine:3.20": frozenset({BASE_V2})})
+    assert statuses(result.steps)[0] == ("miss", "parent")
+    assert result.cold_from is not None and result.cold_from.step.kind == "WORKDIR"
+    same = explain_build(plan, keys(), [cache()], base_roots={"alpine:3.20": frozenset({BASE_V1})})
+    assert statuses(same.steps)[0] == ("hit", None)
+    assert not same.notes
+
+
+def test_unknown_key_is_unknown_never_a_guess() -> None:
+    result = explain_build(
+        plan_dockerfile(DOCKERFILE), keys(run=None), [cache()], content_check=lambda s, c, v: ((), (4,))
+    )
+    assert statuses(result.steps)[2] == ("unknown", None)
+    assert "--resolve-bases" in result.steps[2].detail
+
+
+def test_cache_from_order_changes_the_first_ref_not_the_verdict_nor_the_loaded_result() -> None:
+    # Both caches hold the chain; BuildKit queries both and loads the newest result (compareCacheRecord),
+    # so "load" names the newer cache in either order while "first" follows the given order.
+    old, new = cache("reg/app:main", "2026-01-01T00:00:00Z"), cache("reg/app:pr-1", "2026-02-01T00:00:00Z")
+    check = lambda s, c, v: ((), (4,))  # noqa: E731
+    forward = explain_build(plan_dockerfile(DOCKERFILE), keys(), [old, new], content_check=check)
+    backward = explain_build(plan_dockerfile(DOCKERFILE), keys(), [new, old], content_check=check)
+    assert statuses(forward.steps) == statuses(backward.steps) == [("hit", None)] * 3
+    assert [v.hit_ref for v in forward.steps] == ["reg/app:main"] * 3
+    assert [v.hit_ref for v in backward.steps] == ["reg/app:pr-1"] * 3
+    assert {v.load_ref for v in forward.steps} == {v.load_ref for v in backward.steps} == {"reg/app:pr-1"}
+
+
+def test_a_chain_does_not_continue_across_caches() -> None:
+    # Cache X holds only WORKDIR (R0 root, R1 WORKDIR); cache Y holds COPY/RUN but its WORKDIR record is on
+    # another base root. Each cache manager resolves keys through its own links (getIDFromDeps), so the COPY
+    # in Y is not on top of a WORKDIR key Y knows for this build -> COPY misses ("parent").
+    only_workdir = {"records": [{"digest": str(BASE_V1)}, {"digest": str(WORKDIR), "inputs": [[{"link": 0}]]}]}
+    other = json.loads(config())
+    other["records"][0]["digest"] = str(BASE_V2)
+    caches = [
+        ImportedCache("x", parse_cache_config(json.dumps(only_workdir).encode())),
+        ImportedCache("y", parse_cache_config(json.dumps(other).encode())),
+    ]
+    plan = plan_dockerfile(DOCKERFILE)
+    result = explain_build(plan, keys(), caches, base_roots={"alpine:3.20": frozenset({BASE_V1})})
+    assert statuses(result.steps)[:2] == [("hit", None), ("miss", "parent")]
+    assert result.steps[0].hit_ref == "x"
+
+
+def test_a_cache_that_could_not_be_imported_is_a_miss_that_says_why() -> None:
+    broken = ImportedCache("reg/app:gone", None, "manifest unknown")
+    result = explain_build(plan_dockerfile(DOCKERFILE), keys(), [broken])
+    assert result.steps[0].status == "miss" and result.steps[0].cause is None
+    assert "manifest unknown" in result.steps[0].detail
