@@ -40,6 +40,7 @@ from inspector.oci.digest import Digest
 __all__ = [
     "CAUSE_TEXT",
     "Cause",
+    "ContentCheck",
     "Explanation",
     "ImportedCache",
     "KeyedStep",

@@ -1,0 +1,298 @@
+"""Which build-context files changed since a cached ``COPY``: the local ``--context`` against the cached layers.
+
+BuildKit keys a build-context copy by a content checksum of the copied paths (``cache/contenthash``:
+file headers and contents, hashed per directory), written to the cache only as a ``sha256(checksum + "@-1")``
+root. That hash is not recomputed here (its exact header encoding, ``.dockerignore`` handling and uid/gid
+of the sending client are not all knowable from here), so the checksum root cannot be matched directly.
+What the cache does hold is each cached version's *layer*: the diff a ``COPY`` wrote is exactly the files it
+copied, under its destination. Comparing those files (path, content sha256, permission bits) with the files
+the same ``COPY`` would take from ``--context`` answers in one direction with certainty: a file whose content
+differs from every cached version means a different checksum, so a miss. Equal files are reported as a hit
+(the checksum also covers metadata this comparison does not see, such as the client's uid/gid).
+
+A version without a layer (``mode=min`` writes none for intermediate steps), a layer over the size cap, a
+compression this module does not read, or a ``COPY`` with wildcards or several sources whose placement is
+ambiguous: then it cannot tell, and says so.
+"""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import io
+import os
+import posixpath
+import re
+import shlex
+import stat
+import tarfile
+from collections.abc import Callable, Iterator, Mapping
+from pathlib import Path
+
+from inspector.cache.config import CacheConfig
+from inspector.cache.explain import ContentCheck, ImportedCache
+from inspector.cache.naming.dockerfile import BuildPlan, PlannedStage, PlannedStep, normalize_workdir
+from inspector.errors import UsageError
+from inspector.oci.digest import Digest
+
+__all__ = [
+    "LAYER_LIMIT",
+    "UNPACKED_LIMIT",
+    "FileState",
+    "compare_versions",
+    "context_files",
+    "copy_arguments",
+    "copy_destination",
+    "diff_files",
+    "layer_files",
+    "make_content_check",
+    "version_layers",
+    "workdir_at",
+]
+
+#: Largest compressed layer fetched to compare; larger versions are "cannot tell".
+LAYER_LIMIT = 256 * 1024 * 1024
+#: Largest total of file bytes read from one layer or one context (a decompression bomb stops here).
+UNPACKED_LIMIT = 1024 * 1024 * 1024
+
+FileState = tuple[str, int]  # (content sha256 hex, permission bits)
+
+
+def copy_arguments(step: PlannedStep) -> tuple[list[str], str] | None:
+    """The sources and destination of a ``COPY``/``ADD`` from its expanded text, or None when they are not
+    plain paths (wildcards, URLs, heredocs, JSON form with odd quoting)."""
+    text = step.text.split("\n", 1)[0]
+    try:
+        words = shlex.split(text, posix=True)[1:]
+    except ValueError:
+        return None
+    if words and words[0].startswith("["):
+        return None
+    args = [w for w in words if not w.startswith("--")]
+    if len(args) < 2 or any(ch in "".join(args) for ch in "*?[<") or any("://" in a for a in args):
+        return None
+    return args[:-1], args[-1]
+
+
+def _dockerignore(context: Path) -> list[tuple[bool, re.Pattern[str]]]:
+    """``.dockerignore`` patterns as (exclude?, regex) in order, the last match wins (moby/patternmatcher)."""
+    path = context / ".dockerignore"
+    if not path.is_file():
+        return []
+    rules: list[tuple[bool, re.Pattern[str]]] = []
+    for line in path.read_text(encoding="utf-8", errors="replace").splitlines():
+        line = line.strip()
+        if not line or line.startswith("#"):
+            continue
+        exclude = not line.startswith("!")
+        pattern = posixpath.normpath(line.lstrip("!").strip().lstrip("/"))
+        regex = ""
+        i = 0
+        while i < len(pattern):
+            if pattern.startswith("**", i):
+                regex += ".*"
+                i += 2
+            elif pattern[i] == "*":
+                regex += "[^/]*"
+                i += 1
+            elif pattern[i] == "?":
+                regex += "[^/]"
+                i += 1
+            else:
+                regex += re.escape(pattern[i])
+                i += 1
+        rules.append((exclude, re.compile(f"^{regex}(/.*)?$")))
+    return rules
+
+
+def _ignored(rel: str, rules: list[tuple[bool, re.Pattern[str]]]) -> bool:
+    ignored = False
+    for exclude, regex in rules:
+        if regex.match(rel):
+            ignored = exclude
+    return ignored
+
+
+def _hash_file(path: Path, budget: list[int]) -> FileState:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        while chunk := handle.read(1 << 20):
+            budget[0] -= len(chunk)
+            if budget[0] < 0:
+                raise UsageError(f"--context: more than {UNPACKED_LIMIT} bytes to compare")
+            digest.update(chunk)
+    return digest.hexdigest(), stat.S_IMODE(path.stat().st_mode)
+
+
+def _walk(root: Path) -> Iterator[Path]:
+    for dirpath, dirnames, filenames in os.walk(root, followlinks=False):
+        dirnames.sort()
+        for name in sorted(filenames):
+            yield Path(dirpath) / name
+
+
+def context_files(context: Path, sources: list[str], dest: str) -> dict[str, FileState]:
+    """The regular files ``COPY sources dest`` takes from ``context``, keyed by their path in the layer.
+
+    ``dest`` is absolute, ending with ``/`` when it names a directory (``convert.go`` dispatchCopy: a
+    destination ``.``, empty or ending with ``/``). A directory source copies its contents
+    (``dirCopyContents``), a file source lands at ``dest/name`` when ``dest`` is a directory or there are
+    several sources, else at ``dest``. Paths leaving the context and symlinks are skipped."""
+    root = context.resolve()
+    rules = _dockerignore(root)
+    budget = [UNPACKED_LIMIT]
+    out: dict[str, FileState] = {}
+    for source in sources:
+        rel_source = posixpath.normpath(source.lstrip("/")) if source.strip("/") else "."
+        base = (root / rel_source).resolve()
+        if base != root and root not in base.parents:
+            continue
+        if base.is_dir():
+            for path in _walk(base):
+                rel = path.relative_to(root).as_posix()
+                if path.is_symlink() or not path.is_file() or _ignored(rel, rules):
+                    continue
+                out[posixpath.join(dest, path.relative_to(base).as_posix()).lstrip("/")] = _hash_file(
+                    path, budget
+                )
+        elif base.is_file() and not _ignored(rel_source, rules):
+            into_dir = dest.endswith("/") or len(sources) > 1
+            target = posixpath.join(dest, base.name) if into_dir else dest
+            out[target.lstrip("/")] = _hash_file(base, budget)
+    return out
+
+
+def layer_files(blob: bytes, media_type: str) -> dict[str, FileState] | None:
+    """The regular files of a layer tar (gzip or uncompressed), or None for a compression not read here."""
+    if "zstd" in media_type:
+        return None
+    raw: io.IOBase = gzip.GzipFile(fileobj=io.BytesIO(blob)) if "gzip" in media_type else io.BytesIO(blob)
+    out: dict[str, FileState] = {}
+    budget = UNPACKED_LIMIT
+    try:
+        with tarfile.open(fileobj=raw, mode="r|") as archive:
+            for member in archive:
+                name = member.name.removeprefix("./").lstrip("/")
+                name = posixpath.normpath(name) if name else ""
+                base = posixpath.basename(name)
+                if base.startswith(
+                    ".wh."
+                ):  # a whiteout: the copy deleted nothing, so it is not a copied file
+                    continue
+                if not member.isfile():
+                    continue
+                budget -= member.size
+                if budget < 0:
+                    return None
+                handle = archive.extractfile(member)
+                digest = hashlib.sha256(handle.read() if handle is not None else b"").hexdigest()
+                out[name] = (digest, member.mode & 0o7777)
+    except (tarfile.TarError, OSError, EOFError):
+        return None
+    return out
+
+
+def diff_files(local: Mapping[str, FileState], cached: Mapping[str, FileState]) -> tuple[str, ...]:
+    """Paths (in the layer) that differ: ``changed``, ``added`` (only local), ``removed`` (only cached)."""
+    out: list[str] = []
+    for path in sorted(set(local) | set(cached)):
+        if path not in cached:
+            out.append(f"added {path}")
+        elif path not in local:
+            out.append(f"removed {path}")
+        elif local[path][0] != cached[path][0]:
+            out.append(f"changed {path}")
+        elif local[path][1] != cached[path][1]:
+            out.append(f"mode {path} {cached[path][1]:o} -> {local[path][1]:o}")
+    return tuple(out)
+
+
+def version_layers(config: CacheConfig, versions: tuple[int, ...]) -> dict[int, Digest | None]:
+    """Each version record's own layer blob (the top of its result's chain), or None without a result."""
+    out: dict[int, Digest | None] = {}
+    for record in versions:
+        results = config.records[record].results
+        out[record] = config.layers[results[0].layer].blob if results else None
+    return out
+
+
+def workdir_at(step: PlannedStep, steps: tuple[PlannedStep, ...], start: str) -> str:
+    """The working directory a step runs in: ``start`` and every ``WORKDIR`` before it in its stage."""
+    current = start
+    for earlier in steps:
+        if earlier is step or earlier.number >= step.number:
+            break
+        if earlier.kind == "WORKDIR":
+            current = normalize_workdir(
+                current, earlier.text.split(None, 1)[1] if " " in earlier.text else ""
+            )
+    return current
+
+
+def copy_destination(step: PlannedStep, steps: tuple[PlannedStep, ...], start: str, dest: str) -> str:
+    """``dest`` made absolute against the step's working directory, ``/``-terminated when a directory."""
+    directory = dest in (".", "") or dest.endswith("/")
+    joined = normalize_workdir(workdir_at(step, steps, start), dest)
+    return joined.rstrip("/") + "/" if directory else joined
+
+
+def compare_versions(
+    local: Mapping[str, FileState],
+    versions: Mapping[int, Digest | None],
+    fetch: Callable[[Digest], tuple[bytes, str] | None],
+) -> tuple[tuple[str, ...] | None, tuple[int, ...]]:
+    """(files that differ from the closest cached version, or None when some version cannot be read;
+    the versions whose files equal the local ones)."""
+    same: list[int] = []
+    closest: tuple[str, ...] | None = None
+    unreadable = False
+    for record, blob in versions.items():
+        fetched = fetch(blob) if blob is not None else None
+        files = layer_files(*fetched) if fetched is not None else None
+        if files is None:
+            unreadable = True
+            continue
+        differences = diff_files(local, files)
+        if not differences:
+            same.append(record)
+        elif closest is None or len(differences) < len(closest):
+            closest = differences
+    if same:
+        return (), tuple(same)
+    if unreadable:
+        return None, ()
+    return closest, ()
+
+
+LayerFetch = Callable[[Digest], tuple[bytes, str] | None]
+
+
+def make_content_check(
+    context: Path,
+    plan: BuildPlan,
+    fetchers: Mapping[str, LayerFetch],
+    base_workdirs: Mapping[str, str] | None = None,
+) -> ContentCheck:
+    """A :data:`~inspector.cache.explain.ContentCheck` over ``context``: ``fetchers[ref](blob)`` reads one
+    cached layer (its bytes and media type; None when it cannot), ``base_workdirs`` the base images'
+    ``WorkingDir`` by ``FROM`` reference (default ``/``)."""
+    stages = {stage.name: stage for stage in plan.stages}
+
+    def start(stage: PlannedStage) -> str:
+        if stage.base_kind == "stage" and stage.base_stage in stages:
+            return stages[stage.base_stage].workdir
+        return normalize_workdir("/", (base_workdirs or {}).get(stage.base_ref or "", "/"))
+
+    def check(
+        step: PlannedStep, cache: ImportedCache, versions: tuple[int, ...]
+    ) -> tuple[tuple[str, ...] | None, tuple[int, ...]]:
+        arguments = copy_arguments(step)
+        fetch = fetchers.get(cache.ref)
+        if arguments is None or fetch is None or cache.config is None:
+            return None, ()
+        sources, dest = arguments
+        stage = stages[step.stage]
+        local = context_files(context, sources, copy_destination(step, stage.steps, start(stage), dest))
+        return compare_versions(local, version_layers(cache.config, versions), fetch)
+
+    return check

@@ -1,0 +1,94 @@
+"""--context: the files a COPY takes from a local context against the files of a cached COPY layer."""
+
+from __future__ import annotations
+
+import gzip
+import io
+import tarfile
+from pathlib import Path
+
+from inspector.cache.contextdiff import (
+    context_files,
+    copy_arguments,
+    copy_destination,
+    diff_files,
+    layer_files,
+)
+from inspector.cache.naming.dockerfile import plan_dockerfile
+
+
+def tar(files: dict[str, bytes], mode: int = 0o644) -> bytes:
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w") as archive:
+        directory = tarfile.TarInfo("app/")
+        directory.type = tarfile.DIRTYPE
+        archive.addfile(directory)
+        for name, content in files.items():
+            info = tarfile.TarInfo(name)
+            info.size, info.mode = len(content), mode
+            archive.addfile(info, io.BytesIO(content))
+        whiteout = tarfile.TarInfo("app/.wh.old.txt")
+        archive.addfile(whiteout, io.BytesIO(b""))
+    return buffer.getvalue()
+
+
+def context(tmp_path: Path) -> Path:
+    (tmp_path / "src").mkdir()
+    (tmp_path / "main.c").write_bytes(b"int main;\n")
+    (tmp_path / "src" / "util.c").write_bytes(b"util\n")
+    (tmp_path / "build.log").write_bytes(b"ignored\n")
+    (tmp_path / ".dockerignore").write_text("# logs\n*.log\n.dockerignore\n")
+    for path in tmp_path.rglob("*"):
+        if path.is_file():
+            path.chmod(0o644)
+    return tmp_path
+
+
+def test_copy_dot_dot_under_a_workdir_lands_under_it_without_ignored_files(tmp_path: Path) -> None:
+    # WORKDIR /app then `COPY . .`: dest "." is a directory (convert.go), so /app/; the context's contents
+    # land under app/ (dirCopyContents); build.log and .dockerignore are excluded by .dockerignore.
+    plan = plan_dockerfile("FROM alpine\nWORKDIR /app\nCOPY . .\n")
+    step = plan.stages[0].steps[1]
+    assert copy_arguments(step) == (["."], ".")
+    dest = copy_destination(step, plan.stages[0].steps, "/", ".")
+    assert dest == "/app/"
+    files = context_files(context(tmp_path), ["."], dest)
+    assert sorted(files) == ["app/main.c", "app/src/util.c"]
+    assert files["app/main.c"][1] == 0o644
+
+
+def test_a_file_source_lands_at_dest_or_inside_a_directory_dest(tmp_path: Path) -> None:
+    root = context(tmp_path)
+    assert list(context_files(root, ["main.c"], "/app/")) == ["app/main.c"]
+    assert list(context_files(root, ["main.c"], "/app/prog.c")) == ["app/prog.c"]
+    assert list(context_files(root, ["../etc/passwd"], "/app/")) == []  # outside the context: nothing
+
+
+def test_layer_files_read_gzip_and_skip_directories_and_whiteouts() -> None:
+    layer = tar({"app/main.c": b"int main;\n"})
+    for blob, media_type in (
+        (layer, "application/vnd.oci.image.layer.v1.tar"),
+        (gzip.compress(layer), "application/vnd.oci.image.layer.v1.tar+gzip"),
+    ):
+        files = layer_files(blob, media_type)
+        assert files is not None and list(files) == ["app/main.c"]
+    assert layer_files(layer, "application/vnd.oci.image.layer.v1.tar+zstd") is None
+    assert layer_files(b"not a tar", "application/vnd.oci.image.layer.v1.tar+gzip") is None
+
+
+def test_diff_names_changed_added_removed_and_mode(tmp_path: Path) -> None:
+    root = context(tmp_path)
+    local = context_files(root, ["."], "/app/")
+    cached = layer_files(tar({"app/main.c": b"int main(void);\n", "app/gone.c": b"x"}), "tar")
+    assert cached is not None
+    assert diff_files(local, cached) == ("removed app/gone.c", "changed app/main.c", "added app/src/util.c")
+    same = layer_files(tar({"app/main.c": b"int main;\n", "app/src/util.c": b"util\n"}, mode=0o755), "tar")
+    assert same is not None
+    assert diff_files(local, same) == ("mode app/main.c 755 -> 644", "mode app/src/util.c 755 -> 644")
+
+
+def test_wildcards_and_heredocs_are_not_guessed() -> None:
+    plan = plan_dockerfile("FROM alpine\nCOPY *.c /app/\nCOPY --chown=1:1 a b /x/\n")
+    wild, two = plan.stages[0].steps
+    assert copy_arguments(wild) is None
+    assert copy_arguments(two) == (["a", "b"], "/x/")
