@@ -26,7 +26,7 @@ from typing import Any, Literal
 from inspector.cache.fetch import Form, form_of, load_cache
 from inspector.cache.source import RegistrySource
 from inspector.errors import CacheInspectError, ExitCode, InvalidContent, MissingContent, NotFound, UsageError
-from inspector.oci import mediatypes
+from inspector.oci import gojson, mediatypes
 from inspector.oci.models import Descriptor, ManifestDocument
 from inspector.oci.reference import Reference
 from inspector.registry.client import RegistryClient
@@ -130,16 +130,8 @@ class CopyResult:
 
 
 def _go_json(value: Any) -> bytes:
-    """Go ``encoding/json`` compact bytes of a JSON value whose dicts are already in Go field order.
-
-    Go writes non-ASCII as UTF-8 and escapes ``<``, ``>``, ``&``, U+2028 and U+2029 (HTML-safe); these occur only
-    inside strings in JSON text, so replacing them in the output is exact.
-    """
-    text = json.dumps(value, separators=(",", ":"), ensure_ascii=False)
-    for char, escaped in (("<", "\\u003c"), (">", "\\u003e"), ("&", "\\u0026")):
-        text = text.replace(char, escaped)
-    text = text.replace("\u2028", "\\u2028").replace("\u2029", "\\u2029")
-    return text.encode()
+    """Go ``encoding/json`` compact bytes of a JSON value whose dicts are already in Go field order."""
+    return gojson.encode(value)
 
 
 def _go_descriptor(entry: Mapping[str, Any], *, layer: bool) -> dict[str, Any]:

@@ -9,6 +9,7 @@ Every failure here is an ``InvalidContent`` naming where in the document it is.
 
 from __future__ import annotations
 
+import base64
 import json
 import re
 from dataclasses import dataclass, field
@@ -26,6 +27,7 @@ __all__ = [
     "as_list",
     "as_str",
     "as_str_map",
+    "encode",
     "fields",
     "load",
     "parse_go_time",
@@ -182,3 +184,27 @@ def parse_go_time(text: str, where: str) -> Timestamp:
         raise InvalidContent(f"{where}: {text[:60]!r} is not a valid time ({exc})") from None
     seconds = (when - _EPOCH) // timedelta(seconds=1)
     return Timestamp(seconds * 1_000_000_000 + nanos, text)
+
+
+def encode(value: Any) -> bytes:
+    """Go ``encoding/json`` ``Marshal`` bytes of a value whose dicts are already in Go struct field order.
+
+    Compact; strings as UTF-8 with ``<``, ``>``, ``&``, U+2028 and U+2029 escaped (Go's HTML-safe default,
+    ``encode.go`` ``appendString``), other control characters as Go >= 1.22 writes them (``\\b``, ``\\f``, ``\\n``,
+    ``\\r``, ``\\t``, else ``\\u00XX``); ``bytes`` as standard padded base64 (how Go encodes ``[]byte``).
+    Callers drop ``omitempty`` fields themselves: a dict holds exactly the keys Go would write.
+    """
+    text = json.dumps(_go_value(value), separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+    for char, escaped in (("<", "\\u003c"), (">", "\\u003e"), ("&", "\\u0026")):
+        text = text.replace(char, escaped)  # these occur only inside strings in JSON text
+    return text.replace("\u2028", "\\u2028").replace("\u2029", "\\u2029").encode()
+
+
+def _go_value(value: Any) -> Any:
+    if isinstance(value, bytes):
+        return base64.b64encode(value).decode("ascii")
+    if isinstance(value, dict):
+        return {key: _go_value(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [_go_value(item) for item in value]
+    return value

@@ -48,6 +48,16 @@ class PlannedStep:
     context_input: bool = False
     root_selector: bool = False
     shown_stage: str | None = None  # a Dockerfile with one stage prints no stage name (convert.go)
+    # What BuildKit's op for the step is built from (cache/naming/keys.py):
+    args: tuple[str, ...] = ()  # the instruction's words after its flags (shell form: one string)
+    flags: tuple[str, ...] = ()
+    json_form: bool = False  # exec form (`RUN ["a", "b"]`)
+    heredoc: bool = False
+    workdir: str = ""  # the directory the step runs in (for WORKDIR: the one it creates); "" when never set
+    env_ops: tuple[tuple[str, str], ...] = ()  # ENV/ARG settings since the root image, unexpanded, in order
+    user: str = ""  # the last USER since the root image ("" when none)
+    shell: tuple[str, ...] = ()  # the last SHELL since the root image (() when none)
+    root_image: str | None = None  # the image at the root of the stage chain (None: scratch)
 
     def label(self, platform: str | None = None) -> str:
         width = len(str(self.total))
@@ -72,14 +82,21 @@ class PlannedStage:
         default_factory=dict
     )  # ENV/ARG values at its end (a FROM stage inherits)
     workdir: str = "/"  # working directory at its end
+    env_ops: tuple[tuple[str, str], ...] = ()  # at its end, see PlannedStep
+    user: str = ""
+    shell: tuple[str, ...] = ()
+    root_image: str | None = None
+    dir_set: bool = False  # a WORKDIR ran (else the directory is the base config's WorkingDir)
 
 
 @dataclass(frozen=True, slots=True)
 class BaseConfig:
-    """What a base image's config contributes to labels: its ``Env`` and ``WorkingDir``."""
+    """What a base image's config contributes to labels and cache keys: ``Env``, ``WorkingDir``, ``User``, ``Shell``."""
 
-    env: Mapping[str, str]
+    env: Mapping[str, str]  # in the config's order (BuildKit keeps it for RUN)
     workdir: str = ""
+    user: str = ""
+    shell: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,6 +106,16 @@ class BuildPlan:
 
     def stage(self, name: str) -> PlannedStage:
         return next(s for s in self.stages if s.name == name)
+
+
+@dataclass(frozen=True, slots=True)
+class _KeyState:
+    """The build state a step's op is made from, captured when the step is met."""
+
+    workdir: str
+    env_ops: tuple[tuple[str, str], ...]
+    user: str
+    shell: tuple[str, ...]
 
 
 # instructions/parse.go ParseInstruction: any other command word is an UnknownInstructionError.
@@ -293,11 +320,20 @@ def plan_dockerfile(
         if base_stage is not None:
             parent = stages[names[base_stage]]
             env, workdir = dict(parent.scope), parent.workdir
+            env_ops, user, shell, root_image = (
+                list(parent.env_ops),
+                parent.user,
+                parent.shell,
+                parent.root_image,
+            )
+            dir_set = parent.dir_set
         else:
+            env_ops, user, shell, root_image = [], "", (), base_ref
+            dir_set = False
             config = (base_configs or {}).get(base_ref or "")
             env = dict(config.env) if config is not None else {}
             workdir = normalize_workdir("/", config.workdir) if config is not None else "/"
-        pending: list[tuple[StepKind, dockerfile.Command, dict[str, str]]] = []
+        pending: list[tuple[StepKind, dockerfile.Command, dict[str, str], _KeyState]] = []
         no_op_workdirs = 0
         for command in body:
             if command.cmd in ("ENV", "ARG"):
@@ -307,19 +343,26 @@ def plan_dockerfile(
                         value = overrides.get(key, default)
                     if value is not None:
                         env[key] = expand(value, env, keep_unset=True)
+                        env_ops.append((key, value))
+            elif command.cmd == "USER" and command.value:
+                user = expand(command.value[0], env, keep_unset=False)
+            elif command.cmd == "SHELL" and command.value:
+                shell = tuple(command.value)
             elif command.cmd in _STEP_KINDS:
                 if command.cmd == "WORKDIR":
                     # dispatchWorkdir: the path is normalised (NormalizeWorkdir, path.Clean) and only a
                     # directory other than "/" makes a Mkdir op; "/" is counted in the total but takes no number.
                     requested = expand(command.value[0] if command.value else "", env, keep_unset=False)
                     workdir = normalize_workdir(workdir, requested)
+                    dir_set = True
                     if workdir == "/":
                         no_op_workdirs += 1
                         continue
-                pending.append((_STEP_KINDS[command.cmd], command, dict(env)))
+                state = _KeyState(workdir if dir_set else "", tuple(env_ops), user, shell)
+                pending.append((_STEP_KINDS[command.cmd], command, dict(env), state))
         total = len(pending) + no_op_workdirs + (1 if base_kind == "image" else 0)
         planned: list[PlannedStep] = []
-        for position, (kind, command, scope) in enumerate(pending):
+        for position, (kind, command, scope, state) in enumerate(pending):
             first_line = command.original.split("\n", 1)[0] if command.heredocs else command.original
             shown = expand(first_line, scope, keep_unset=True)
             word, _, rest = shown.partition(" ")
@@ -355,6 +398,15 @@ def plan_dockerfile(
                     context_input=(kind in ("COPY", "ADD") and source is None) or binds_context,
                     root_selector=kind == "RUN",
                     shown_stage="" if len(raw_stages) == 1 else None,
+                    args=tuple(command.value),
+                    flags=tuple(command.flags),
+                    json_form=bool(command.json),
+                    heredoc=bool(command.heredocs),
+                    workdir=state.workdir,
+                    env_ops=state.env_ops,
+                    user=state.user,
+                    shell=state.shell,
+                    root_image=root_image,
                 )
             )
         stages.append(
@@ -370,6 +422,11 @@ def plan_dockerfile(
                 tuple(planned),
                 env,
                 workdir,
+                tuple(env_ops),
+                user,
+                shell,
+                root_image,
+                dir_set,
             )
         )
         names[name] = index

@@ -1,0 +1,223 @@
+"""BuildKit cache keys recomputed from a Dockerfile, checked against records of real caches.
+
+Every expected digest here is a record digest read from a real BuildKit export in ``../shared/realworld/``
+(SOURCES.md says where each came from) or a value derived by hand from BuildKit's source; the CacheMap JSON
+each step must hash to is written out beside it, field by field, with the source lines that produce it.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+from pathlib import Path
+
+import pytest
+
+from inspector.cache.naming.dockerfile import BaseConfig, plan_dockerfile
+from inspector.cache.naming.keys import StepKey, file_cache_map, go_normalize_path, root_key, step_keys
+from inspector.oci import gojson
+from inspector.oci.digest import Digest
+
+# committed-caches/fullcycle-node: Daniel-Souzax/full-cycle-4.0-docker-na-pratica @ e4384a8d,
+# mynode_app/Dockerfile (instructions as in that file; comments and HEALTHCHECK/VOLUME/EXPOSE/CMD dropped,
+# they make no op).
+FULLCYCLE_NODE = """\
+ARG NODE_VERSION=21.1.0
+FROM node:${NODE_VERSION}-slim
+RUN apt-get update && apt-get install -y vim && rm -rf /var/lib/apt/lists/*
+ENV PORT=3001
+ENV MESSAGE="Hello Docker!"
+WORKDIR /app
+COPY package*.json ./
+RUN npm install
+COPY . .
+CMD ["node", "index.js"]
+"""
+# node:21.1.0-slim's image config Env (docker-library/official-images node 21.1.0; given in issue 18).
+NODE_21_ENV = {
+    "PATH": "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+    "NODE_VERSION": "21.1.0",
+    "YARN_VERSION": "1.22.19",
+}
+FULLCYCLE_CONFIG = "committed-caches/fullcycle-node/blobs/sha256/" + (
+    "154a166eb9cfd7d503f750bc3d84b6aece4a606957b2b9b89f4d30a399826e67"
+)
+
+
+def record_digests(path: Path) -> list[str]:
+    """Every record digest of a cache config, as written (duplicates kept)."""
+    return [record["digest"] for record in json.loads(path.read_bytes())["records"]]
+
+
+def sha256(data: bytes | str) -> str:
+    return "sha256:" + hashlib.sha256(data.encode() if isinstance(data, str) else data).hexdigest()
+
+
+def by_text(keys: list[StepKey]) -> dict[str, StepKey]:
+    return {key.step.text: key for key in keys}
+
+
+# -- Go's encoding/json, from its documentation (encoding/json Marshal)
+
+
+def test_go_json_escapes_html_characters_and_line_separators() -> None:
+    # "String values encode as JSON strings coerced to valid UTF-8 … So that the JSON will be safe to embed
+    # inside HTML <script> tags, the string is encoded using HTMLEscape, which replaces "<", ">", "&", U+2028,
+    # and U+2029 are escaped to "\u003c","\u003e", "\u0026", "\u2028", and "\u2029"."
+    assert gojson.encode(["a<b>&c", "\u2028\u2029"]) == b'["a\\u003cb\\u003e\\u0026c","\\u2028\\u2029"]'
+
+
+def test_go_json_keeps_non_ascii_as_utf8_and_is_compact() -> None:
+    # Marshal writes no insignificant space and leaves non-ASCII runes as UTF-8 bytes.
+    assert gojson.encode({"k": "é", "n": [1, -1], "b": True}) == '{"k":"é","n":[1,-1],"b":true}'.encode()
+
+
+def test_go_json_writes_byte_slices_as_padded_base64() -> None:
+    # "Array and slice values encode as JSON arrays, except that []byte encodes as a base64-encoded string".
+    # Go uses base64.StdEncoding: "ab" is "YWI=" (padded).
+    assert gojson.encode({"Actions": [b"ab"]}) == b'{"Actions":["YWI="]}'
+
+
+def test_go_json_control_characters() -> None:
+    # Go >= 1.22 writes \b and \f short; other control characters below 0x20 as \u00XX; DEL stays raw.
+    assert gojson.encode("\b\f\n\r\t\x01\x7f") == b'"\\b\\f\\n\\r\\t\\u0001\x7f"'
+
+
+# -- paths as fileop.go normalizePath writes them
+
+
+@pytest.mark.parametrize(
+    ("parent", "path", "keep", "expected"),
+    [
+        # COPY . . under WORKDIR /app (pathRelativeToWorkingDir makes "." "./")
+        ("/app", "./", True, "/app/"),
+        ("/app", "dist", True, "/app/dist"),
+        ("/", "/usr/src/app/", True, "/usr/src/app/"),
+        ("/app", "x/.", True, "/app/x/."),  # the "/." suffix is kept
+        ("", "a/../b", False, "/b"),
+    ],
+)
+def test_normalize_path(parent: str, path: str, keep: bool, expected: str) -> None:
+    assert go_normalize_path(parent, path, keep) == expected
+
+
+# -- the worked examples of issue 18
+
+
+def test_root_key_is_the_digest_of_op_digest_at_output() -> None:
+    # solver/cachemanager.go rootKey: digest.FromBytes([]byte(fmt.Sprintf("%s@%d", dgst, output))).
+    op = Digest(sha256("x"))
+    assert root_key(op) == sha256(f"{op}@0")
+    assert root_key(op, 1) == sha256(f"{op}@1")
+
+
+def test_workdir_app_is_the_record_of_exports_08_09_11(realworld: Path) -> None:
+    # WORKDIR /app → llb.Mkdir("/app", 0755, WithParents(true)) on the stage (dispatchWorkdir); no USER, no
+    # SOURCE_DATE_EPOCH. FileActionMkDir fields in order path, mode, makeParents, owner, timestamp, all
+    # omitempty: {"path":"/app","mode":493,"makeParents":true,"timestamp":-1} (owner nil, timestamp -1 from
+    # marshalTime(nil)). One action with indexes [[0,-1,0]] is the default pattern, so no "indexes" key.
+    action = b'{"path":"/app","mode":493,"makeParents":true,"timestamp":-1}'
+    expected_map = b'{"Type":"buildkit.file.v0","Actions":["' + base64.b64encode(action) + b'"]}'
+    expected = sha256(sha256(expected_map) + "@0")
+    assert expected == "sha256:807b3e8722c68572736f54d83fd741a5b1d69ccbef218fae52b4149a56d232ce"
+    key = step_keys(plan_dockerfile("FROM alpine\nWORKDIR /app\n"))[0]
+    assert (key.op, key.cache_map, key.digest, key.unknown) == ("file", expected_map, expected, None)
+    for name in (
+        "08-local-2025-cacheconfig.json",
+        "09-local-2025-cacheconfig-dup-digests.json",
+        "11-local-2026-cacheconfig.json",
+    ):
+        assert expected in record_digests(realworld / name), name
+
+
+def test_copy_dot_is_the_record_of_exports_08_09_11(realworld: Path) -> None:
+    # COPY . . under WORKDIR /app: dispatchCopy's CopyInfo (FollowSymlinks, CopyDirContentsOnly,
+    # CreateDestPath, AllowWildcard, AllowEmptyWildcard; no chmod → Mode -1); src "." normalised against "/"
+    # is "/", and ops/file.go cuts it to path.Base("/") = "/"; dest "." becomes "./" → "/app/".
+    # FileActionCopy field order: src, dest, owner, mode, followSymlink, dirCopyContents,
+    # attemptUnpackDockerCompatibility (false for COPY: omitted), createDestPath, allowWildcard,
+    # allowEmptyWildcard, timestamp.
+    action = (
+        b'{"src":"/","dest":"/app/","mode":-1,"followSymlink":true,"dirCopyContents":true,'
+        b'"createDestPath":true,"allowWildcard":true,"allowEmptyWildcard":true,"timestamp":-1}'
+    )
+    expected_map = b'{"Type":"buildkit.file.v0","Actions":["' + base64.b64encode(action) + b'"]}'
+    expected = sha256(sha256(expected_map) + "@0")
+    assert expected == "sha256:0b7ec3a160616f50903923a3793cb906a4f6111d1a919121fba0a2210be5b00c"
+    key = by_text(step_keys(plan_dockerfile("FROM alpine\nWORKDIR /app\nCOPY . .\n")))["COPY . ."]
+    assert (key.cache_map, key.digest, key.content_input) == (expected_map, expected, True)
+    for name in ("08-local-2025-cacheconfig.json", "09-local-2025-cacheconfig-dup-digests.json"):
+        assert expected in record_digests(realworld / name), name
+    assert expected in record_digests(realworld / "11-local-2026-cacheconfig.json")
+
+
+def test_fullcycle_node_every_step_is_a_record(realworld: Path) -> None:
+    # The whole Dockerfile of committed-caches/fullcycle-node (mode=max, 9 records: 4 roots for the base
+    # image, then the five steps). With node:21.1.0-slim's Env each step's key is one of its records.
+    digests = record_digests(realworld / FULLCYCLE_CONFIG)
+    plan = plan_dockerfile(FULLCYCLE_NODE)
+    keys = by_text(step_keys(plan, base_configs={"node:21.1.0-slim": BaseConfig(NODE_21_ENV)}))
+    path = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+
+    def exec_map(args: str, env: str, cwd: str) -> bytes:
+        # ops/exec.go CacheMap: {Type, Exec, OS, Arch} with Exec = pb.ExecOp whose only mount (the rootfs,
+        # dest "/", bind, writable) is dropped; Meta in field order args, env, cwd, user (empty: omitted),
+        # removeMountStubsRecursive (client/llb/exec.go sets it true). Go escapes & as \\u0026.
+        return (
+            '{"Type":"buildkit.exec.v0","Exec":{"meta":{"args":["/bin/sh","-c",'
+            + args
+            + '],"env":['
+            + env
+            + '],"cwd":"'
+            + cwd
+            + '","removeMountStubsRecursive":true}},"OS":"linux","Arch":"amd64"}'
+        ).encode()
+
+    base_env = f'"{path}","NODE_VERSION=21.1.0","YARN_VERSION=1.22.19"'
+    # The first RUN runs before ENV and WORKDIR: env = the image's, cwd "/" (llb.NewState sets Dir("/")).
+    apt = exec_map(
+        '"apt-get update \\u0026\\u0026 apt-get install -y vim \\u0026\\u0026 rm -rf /var/lib/apt/lists/*"',
+        base_env,
+        "/",
+    )
+    # RUN npm install: ENV PORT and MESSAGE appended after the image's Env (EnvList order), cwd /app.
+    npm = exec_map('"npm install"', base_env + ',"PORT=3001","MESSAGE=Hello Docker!"', "/app")
+    # COPY package*.json ./: src keeps its base name with the wildcard, dest "/app/".
+    package = (
+        b'{"src":"package*.json","dest":"/app/","mode":-1,"followSymlink":true,"dirCopyContents":true,'
+        b'"createDestPath":true,"allowWildcard":true,"allowEmptyWildcard":true,"timestamp":-1}'
+    )
+    package_map = b'{"Type":"buildkit.file.v0","Actions":["' + base64.b64encode(package) + b'"]}'
+    expected = {
+        "RUN apt-get update && apt-get install -y vim && rm -rf /var/lib/apt/lists/*": apt,
+        "RUN npm install": npm,
+        "COPY package*.json ./": package_map,
+    }
+    for text, cache_map in expected.items():
+        assert keys[text].cache_map == cache_map, text
+        assert keys[text].digest == sha256(sha256(cache_map) + "@0")
+        assert keys[text].digest in digests, text
+    assert keys["RUN npm install"].digest == (
+        "sha256:3fbcdd4ed349c9563c8b73bb1b879ffa847a75f768b91d23ee6cb23e268169f8"  # issue 18's worked example
+    )
+    apt_key = keys["RUN apt-get update && apt-get install -y vim && rm -rf /var/lib/apt/lists/*"]
+    assert str(apt_key.digest).startswith("sha256:44fb4bbb39eb")  # the issue's second RUN
+    assert all(key.digest in digests for key in keys.values())
+
+
+def test_run_without_the_base_config_is_unknown() -> None:
+    key = step_keys(plan_dockerfile("FROM node:21\nRUN npm ci\n"))[0]
+    assert key.digest is None and key.cache_map is None
+    assert key.unknown == "base image config not available (node:21): RUN env unknown"
+
+
+def test_file_cache_map_writes_indexes_when_not_the_default() -> None:
+    # ops/file.go: Indexes is `json:"indexes,omitempty"`, nil when isDefaultIndexes; a copy onto scratch
+    # (COPY --link) has input -1, so [[-1,0,0]] is written.
+    assert file_cache_map([{"a": 1}], [[-1, 0, 0]]) == (
+        b'{"Type":"buildkit.file.v0","Actions":["eyJhIjoxfQ=="],"indexes":[[-1,0,0]]}'
+    )
+    assert (
+        file_cache_map([{"a": 1}], [[0, 1, 0]]) == b'{"Type":"buildkit.file.v0","Actions":["eyJhIjoxfQ=="]}'
+    )
