@@ -23,7 +23,6 @@ import io
 import os
 import posixpath
 import re
-import shlex
 import stat
 import tarfile
 from collections.abc import Callable, Iterator, Mapping
@@ -31,7 +30,7 @@ from pathlib import Path
 
 from inspector.cache.config import CacheConfig
 from inspector.cache.explain import ContentCheck, ImportedCache
-from inspector.cache.naming.dockerfile import BuildPlan, PlannedStage, PlannedStep, normalize_workdir
+from inspector.cache.naming.dockerfile import PlannedStep, normalize_workdir
 from inspector.errors import UsageError
 from inspector.oci.digest import Digest
 
@@ -47,7 +46,6 @@ __all__ = [
     "layer_files",
     "make_content_check",
     "version_layers",
-    "workdir_at",
 ]
 
 #: Largest compressed layer fetched to compare; larger versions are "cannot tell".
@@ -59,17 +57,12 @@ FileState = tuple[str, int]  # (content sha256 hex, permission bits)
 
 
 def copy_arguments(step: PlannedStep) -> tuple[list[str], str] | None:
-    """The sources and destination of a ``COPY``/``ADD`` from its expanded text, or None when they are not
-    plain paths (wildcards, URLs, heredocs, JSON form with odd quoting)."""
-    text = step.text.split("\n", 1)[0]
-    try:
-        words = shlex.split(text, posix=True)[1:]
-    except ValueError:
+    """The sources and destination of a ``COPY``/``ADD``, or None when they are not plain paths
+    (wildcards, URLs, git sources, here-documents): their placement is not worked out here."""
+    args = list(step.args)
+    if step.kind not in ("COPY", "ADD") or step.heredoc or len(args) < 2:
         return None
-    if words and words[0].startswith("["):
-        return None
-    args = [w for w in words if not w.startswith("--")]
-    if len(args) < 2 or any(ch in "".join(args) for ch in "*?[<") or any("://" in a for a in args):
+    if any(ch in "".join(args) for ch in "*?[") or any("://" in a or a.startswith("git@") for a in args):
         return None
     return args[:-1], args[-1]
 
@@ -216,23 +209,11 @@ def version_layers(config: CacheConfig, versions: tuple[int, ...]) -> dict[int, 
     return out
 
 
-def workdir_at(step: PlannedStep, steps: tuple[PlannedStep, ...], start: str) -> str:
-    """The working directory a step runs in: ``start`` and every ``WORKDIR`` before it in its stage."""
-    current = start
-    for earlier in steps:
-        if earlier is step or earlier.number >= step.number:
-            break
-        if earlier.kind == "WORKDIR":
-            current = normalize_workdir(
-                current, earlier.text.split(None, 1)[1] if " " in earlier.text else ""
-            )
-    return current
-
-
-def copy_destination(step: PlannedStep, steps: tuple[PlannedStep, ...], start: str, dest: str) -> str:
-    """``dest`` made absolute against the step's working directory, ``/``-terminated when a directory."""
+def copy_destination(step: PlannedStep, dest: str, base_workdir: str = "/") -> str:
+    """``dest`` made absolute against the step's working directory (the base image's ``WorkingDir`` when no
+    ``WORKDIR`` ran), ``/``-terminated when it names a directory."""
     directory = dest in (".", "") or dest.endswith("/")
-    joined = normalize_workdir(workdir_at(step, steps, start), dest)
+    joined = normalize_workdir(step.workdir or normalize_workdir("/", base_workdir), dest)
     return joined.rstrip("/") + "/" if directory else joined
 
 
@@ -269,19 +250,12 @@ LayerFetch = Callable[[Digest], tuple[bytes, str] | None]
 
 def make_content_check(
     context: Path,
-    plan: BuildPlan,
     fetchers: Mapping[str, LayerFetch],
     base_workdirs: Mapping[str, str] | None = None,
 ) -> ContentCheck:
     """A :data:`~inspector.cache.explain.ContentCheck` over ``context``: ``fetchers[ref](blob)`` reads one
     cached layer (its bytes and media type; None when it cannot), ``base_workdirs`` the base images'
     ``WorkingDir`` by ``FROM`` reference (default ``/``)."""
-    stages = {stage.name: stage for stage in plan.stages}
-
-    def start(stage: PlannedStage) -> str:
-        if stage.base_kind == "stage" and stage.base_stage in stages:
-            return stages[stage.base_stage].workdir
-        return normalize_workdir("/", (base_workdirs or {}).get(stage.base_ref or "", "/"))
 
     def check(
         step: PlannedStep, cache: ImportedCache, versions: tuple[int, ...]
@@ -291,8 +265,8 @@ def make_content_check(
         if arguments is None or fetch is None or cache.config is None:
             return None, ()
         sources, dest = arguments
-        stage = stages[step.stage]
-        local = context_files(context, sources, copy_destination(step, stage.steps, start(stage), dest))
+        base_workdir = (base_workdirs or {}).get(step.root_image or "", "/")
+        local = context_files(context, sources, copy_destination(step, dest, base_workdir))
         return compare_versions(local, version_layers(cache.config, versions), fetch)
 
     return check

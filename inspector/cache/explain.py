@@ -30,7 +30,7 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Literal, Protocol
+from typing import Any, Literal, Protocol
 
 from inspector.cache.config import CacheConfig, CacheRecord
 from inspector.cache.naming.dockerfile import BuildPlan, PlannedStage, PlannedStep
@@ -48,6 +48,7 @@ __all__ = [
     "Status",
     "StepVerdict",
     "explain_build",
+    "explanation_to_json",
 ]
 
 Status = Literal["hit", "miss", "context", "unknown"]
@@ -348,3 +349,49 @@ def explain_build(
             "give --resolve-bases to check that the cache was built on the same base"
         )
     return Explanation(tuple(c.ref for c in caches), plan.target, platform, tuple(verdicts), tuple(all_notes))
+
+
+def _step_json(verdict: StepVerdict, platform: str) -> dict[str, Any]:
+    step = verdict.step
+    return {
+        "stage": step.stage,
+        "number": step.number,
+        "total": step.total,
+        "kind": step.kind,
+        "line": step.line,
+        "label": step.label(),
+        "digest": verdict.digest,
+        "status": verdict.status,
+        "cause": verdict.cause,
+        "detail": verdict.detail,
+        "hitRef": verdict.hit_ref,
+        "loadRef": verdict.load_ref,
+        "changedFiles": list(verdict.changed_files) if verdict.changed_files is not None else None,
+        "refs": [
+            {
+                "ref": v.ref,
+                "status": v.status,
+                "cause": v.cause,
+                "records": [int(i) for i in v.records],
+                "versions": [int(i) for i in v.versions],
+                "newestResult": v.newest.text if v.newest is not None else None,
+                "detail": v.detail,
+            }
+            for v in verdict.refs
+        ],
+    }
+
+
+def explanation_to_json(explanation: Explanation) -> dict[str, Any]:
+    """The ``explain --json`` document (``inspector/schemas/explain.schema.json``)."""
+    cold = explanation.cold_from
+    return {
+        "schemaVersion": 1,
+        "refs": list(explanation.refs),
+        "target": explanation.target,
+        "platform": explanation.platform,
+        "allCached": explanation.all_cached,
+        "coldFrom": _step_json(cold, explanation.platform) if cold is not None else None,
+        "steps": [_step_json(v, explanation.platform) for v in explanation.steps],
+        "notes": list(explanation.notes),
+    }

@@ -50,7 +50,7 @@ def test_copy_dot_dot_under_a_workdir_lands_under_it_without_ignored_files(tmp_p
     plan = plan_dockerfile("FROM alpine\nWORKDIR /app\nCOPY . .\n")
     step = plan.stages[0].steps[1]
     assert copy_arguments(step) == (["."], ".")
-    dest = copy_destination(step, plan.stages[0].steps, "/", ".")
+    dest = copy_destination(step, ".")
     assert dest == "/app/"
     files = context_files(context(tmp_path), ["."], dest)
     assert sorted(files) == ["app/main.c", "app/src/util.c"]
@@ -88,7 +88,10 @@ def test_diff_names_changed_added_removed_and_mode(tmp_path: Path) -> None:
 
 
 def test_wildcards_and_heredocs_are_not_guessed() -> None:
-    plan = plan_dockerfile("FROM alpine\nCOPY *.c /app/\nCOPY --chown=1:1 a b /x/\n")
-    wild, two = plan.stages[0].steps
+    plan = plan_dockerfile("FROM alpine\nCOPY *.c /app/\nCOPY --chown=1:1 a b /x/\nCOPY <<EOF /f\nhi\nEOF\n")
+    wild, two, heredoc = plan.stages[0].steps
     assert copy_arguments(wild) is None
+    assert copy_arguments(heredoc) is None
     assert copy_arguments(two) == (["a", "b"], "/x/")
+    # No WORKDIR: the base image's WorkingDir is where a relative destination lands.
+    assert copy_destination(two, "sub/", "/srv") == "/srv/sub/"
