@@ -10,10 +10,12 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
+from pathlib import Path
 
 from inspector.cache.config import parse_cache_config
 from inspector.cache.explain import ImportedCache, StepVerdict, explain_build
-from inspector.cache.naming.dockerfile import PlannedStep, plan_dockerfile
+from inspector.cache.naming.dockerfile import BaseConfig, PlannedStep, plan_dockerfile
+from inspector.cache.naming.keys import step_keys
 from inspector.oci.digest import Digest
 
 DOCKERFILE = "FROM alpine:3.20 AS app\nWORKDIR /app\nCOPY . .\nRUN make\n"
@@ -52,7 +54,11 @@ def config(created: str = "2026-01-01T00:00:00Z") -> bytes:
     """R0 base root, R1/R2 checksum roots of context A/B, R3 WORKDIR on R0, R4 COPY on R3 with A,
     R5 COPY on R3 with B, R6 RUN on R4 (rootfs selector "/"). Layers: L0 WORKDIR, L1 COPY A, L2 RUN."""
     layer = {"blob": "", "parent": -1}
-    layers = [dict(layer, blob=str(d("7"))), dict(layer, blob=str(d("8")), parent=0), dict(layer, blob=str(d("9")))]
+    layers = [
+        dict(layer, blob=str(d("7"))),
+        dict(layer, blob=str(d("8")), parent=0),
+        dict(layer, blob=str(d("9"))),
+    ]
     layers[2]["parent"] = 1
 
     def result(layer: int) -> list[dict[str, object]]:
@@ -156,7 +162,9 @@ def test_a_chain_does_not_continue_across_caches() -> None:
     # Cache X holds only WORKDIR (R0 root, R1 WORKDIR); cache Y holds COPY/RUN but its WORKDIR record is on
     # another base root. Each cache manager resolves keys through its own links (getIDFromDeps), so the COPY
     # in Y is not on top of a WORKDIR key Y knows for this build -> COPY misses ("parent").
-    only_workdir = {"records": [{"digest": str(BASE_V1)}, {"digest": str(WORKDIR), "inputs": [[{"link": 0}]]}]}
+    only_workdir = {
+        "records": [{"digest": str(BASE_V1)}, {"digest": str(WORKDIR), "inputs": [[{"link": 0}]]}]
+    }
     other = json.loads(config())
     other["records"][0]["digest"] = str(BASE_V2)
     caches = [
@@ -174,3 +182,77 @@ def test_a_cache_that_could_not_be_imported_is_a_miss_that_says_why() -> None:
     result = explain_build(plan_dockerfile(DOCKERFILE), keys(), [broken])
     assert result.steps[0].status == "miss" and result.steps[0].cause is None
     assert "manifest unknown" in result.steps[0].detail
+
+
+# antoniosasso00/cp backend/Dockerfile @ 70b32ba4 (SOURCES.md: the build of 08 = committed-caches/cp-70b32ba),
+# instructions as in that file; comments, EXPOSE and CMD dropped (they make no op).
+BACKEND = """\
+FROM python:3.11-slim AS builder
+ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 PIP_NO_CACHE_DIR=1
+WORKDIR /app
+RUN apt-get update && apt-get install -y --no-install-recommends build-essential netcat-openbsd && rm -rf /var/lib/apt/lists/*
+COPY requirements.txt .
+RUN pip install --upgrade pip && pip install -r requirements.txt
+COPY . .
+FROM python:3.11-slim
+ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1
+WORKDIR /app
+RUN apt-get update && apt-get install -y --no-install-recommends netcat-openbsd && rm -rf /var/lib/apt/lists/*
+COPY --from=builder /usr/local /usr/local
+COPY --from=builder /app /app
+RUN mkdir -p /app/reports && chmod 755 /app/reports
+RUN chmod +x /app/start.sh
+"""
+
+
+def real(realworld: Path, name: str) -> ImportedCache:
+    return ImportedCache(name, parse_cache_config((realworld / name).read_bytes()))
+
+
+def test_export_11_with_the_node_base_config_hits_to_the_first_copy(realworld: Path) -> None:
+    # Export 11 by hand (records in document order): R1, R4 roots of node:21.1.0-slim; R3 RUN apt-get on
+    # them; R6 WORKDIR on R3; R7 COPY package*.json on R6 with checksum root R8; R2 RUN npm install on R7;
+    # R0 COPY . . on R2 with checksum root R5. With node's Env (issue 18, pinned by test_keys) every key is
+    # computable: the RUN and WORKDIR hit (R3, R6; the base roots taken on trust), each COPY is cached with
+    # one context version (R7, R0) that this checkout cannot be compared with, and the RUN between them
+    # hits only if the first copy does.
+    from tests.cache.test_keys import FULLCYCLE_NODE, NODE_21_ENV
+
+    plan = plan_dockerfile(FULLCYCLE_NODE, platform="linux/amd64")
+    keys = step_keys(plan, base_configs={"node:21.1.0-slim": BaseConfig(NODE_21_ENV)})
+    result = explain_build(plan, keys, [real(realworld, "11-local-2026-cacheconfig.json")])
+    got = [(v.step.kind, v.status, v.refs[0].records, v.refs[0].versions) for v in result.steps]
+    assert got == [
+        ("RUN", "hit", (3,), ()),
+        ("WORKDIR", "hit", (6,), ()),
+        ("COPY", "context", (), (7,)),
+        ("RUN", "context", (), (2,)),
+        ("COPY", "context", (), (0,)),
+    ]
+    assert result.cold_from is None
+
+
+def test_export_08_workdirs_hit_and_no_step_is_said_to_miss(realworld: Path) -> None:
+    # Export 08 by hand: R11 = WORKDIR /app (807b3e87) on the two python:3.11-slim roots R4/R17, shared by
+    # both stages (same op, same base). python:3.11-slim's Env is not known here, so each RUN's key is
+    # unknown and every step above one is unknown too; but each COPY's digest is in the cache (R8 COPY
+    # requirements.txt, R0/R1 COPY . ., R10 and R16 the two COPY --from=builder), so none is a miss.
+    plan = plan_dockerfile(BACKEND, platform="linux/amd64")
+    result = explain_build(plan, step_keys(plan), [real(realworld, "08-local-2025-cacheconfig.json")])
+    got = [(v.step.stage, v.step.kind, v.status) for v in result.steps]
+    assert got == [
+        ("builder", "WORKDIR", "hit"),
+        ("builder", "RUN", "unknown"),
+        ("builder", "COPY", "unknown"),
+        ("builder", "RUN", "unknown"),
+        ("builder", "COPY", "unknown"),
+        ("stage-1", "WORKDIR", "hit"),
+        ("stage-1", "RUN", "unknown"),
+        ("stage-1", "COPY", "unknown"),
+        ("stage-1", "COPY", "unknown"),
+        ("stage-1", "RUN", "unknown"),
+        ("stage-1", "RUN", "unknown"),
+    ]
+    assert [v.refs[0].records for v in result.steps if v.status == "hit"] == [(11,), (11,)]
+    copies = [v for v in result.steps if v.step.kind == "COPY"]
+    assert all(v.refs[0].detail == "an earlier step's key is not known" for v in copies)
