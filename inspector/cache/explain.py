@@ -32,7 +32,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 
-from inspector.cache.config import CacheConfig, CacheRecord
+from inspector.cache.config import CacheConfig, CacheInput, CacheRecord
 from inspector.cache.naming.dockerfile import BuildPlan, PlannedStage, PlannedStep
 from inspector.oci import gojson
 from inspector.oci.digest import Digest
@@ -82,6 +82,9 @@ class KeyedStep(Protocol):
 
     @property
     def variants(self) -> tuple[Digest, ...]: ...
+
+    @property
+    def copy_digest(self) -> Digest | None: ...  # COPY --link: the copy onto scratch that the merge joins
 
 
 @dataclass(frozen=True, slots=True)
@@ -203,9 +206,10 @@ class _CacheWalk:
             return RefVerdict(ref, "unknown", detail=key.unknown or "key not computable"), "unknown"
         digests = (key.digest, *key.variants)
         candidates = [i for d in dict.fromkeys(digests) for i in self.by_digest.get(d, ())]
-        if not candidates:
+        if not candidates or (key.copy_digest is not None and key.copy_digest not in self.by_digest):
             return RefVerdict(ref, "miss", "instruction"), frozenset()
         step = key.step
+        copy_digest = key.copy_digest
         # Input 0 is the parent (RUN: rootfs; COPY/ADD/WORKDIR: the destination); on scratch a copy has no
         # destination input and its source is input 0 (spec §2.4).
         on_scratch = parent == "none"
@@ -220,6 +224,10 @@ class _CacheWalk:
                 slots = range(source_slot, len(record.inputs)) if step.kind == "RUN" else [source_slot]
                 found = [self.links_to(s, record, source) for s in slots]
                 ok = True if any(found) else (None if None in found else False)
+            if ok and copy_digest is not None:
+                # COPY --link: every merge has one digest (the MergeOp's CacheMap holds no paths); the merge's
+                # input 1 is this build's copy onto scratch, which the copy's own digest names.
+                ok = any(self.record(item.link).digest == copy_digest for item in _slot(record, 1))
             if ok is None:
                 undecided = True
             elif ok:
@@ -259,6 +267,10 @@ class _CacheWalk:
         detail = f"the copied files differ from all {len(verdict.versions)} cached version{plural}"
         miss = RefVerdict(verdict.ref, "miss", "inputs", versions=verdict.versions, detail=detail)
         return miss, changed, frozenset()
+
+
+def _slot(record: CacheRecord, index: int) -> tuple[CacheInput, ...]:
+    return record.inputs[index] if index < len(record.inputs) else ()
 
 
 def _combine(key: KeyedStep, per_ref: Sequence[RefVerdict], changed: tuple[str, ...] | None) -> StepVerdict:

@@ -38,6 +38,7 @@ class Key:
     unknown: str | None = None
     content_input: bool = False
     variants: tuple[Digest, ...] = ()
+    copy_digest: Digest | None = None
 
 
 def keys(run: Digest | None = RUN) -> list[Key]:
@@ -256,3 +257,37 @@ def test_export_08_workdirs_hit_and_no_step_is_said_to_miss(realworld: Path) -> 
     assert [v.refs[0].records for v in result.steps if v.status == "hit"] == [(11,), (11,)]
     copies = [v for v in result.steps if v.step.kind == "COPY"]
     assert all(v.refs[0].detail == "an earlier step's key is not known" for v in copies)
+
+
+def test_copy_link_merges_share_a_digest_and_are_told_apart_by_their_copy() -> None:
+    # COPY --link: a copy onto scratch (its own digest, on a checksum root) and a MergeOp whose CacheMap holds
+    # no paths, so two different --link copies on one parent are two merges with one digest. R0 base root,
+    # R1/R2 checksum roots, R3 copy X (on R1), R4 copy Y (on R2), R5 merge(R0, R3), R6 merge(R0, R4).
+    merge, copy_x, copy_y = d("5"), d("6"), d("f")
+    records = [
+        {"digest": str(BASE_V1)},
+        {"digest": str(SUM_A)},
+        {"digest": str(SUM_B)},
+        {"digest": str(copy_x), "inputs": [[{"link": 1}]]},
+        {"digest": str(copy_y), "inputs": [[{"link": 2}]]},
+        {"digest": str(merge), "inputs": [[{"link": 0}], [{"link": 3}]]},
+        {"digest": str(merge), "inputs": [[{"link": 0}], [{"link": 4}]]},
+    ]
+    imported = ImportedCache("c", parse_cache_config(json.dumps({"records": records}).encode()))
+    plan = plan_dockerfile("FROM alpine:3.20\nCOPY --link a /a\n")
+    step = plan.stages[0].steps[0]
+    # Copy X: only R5 joins it -> one version; the copy Y is R6's and is not this step's.
+    x = explain_build(plan, [Key(step, merge, content_input=True, copy_digest=copy_x)], [imported])
+    assert x.steps[0].status == "context" and x.steps[0].refs[0].versions == (5,)
+    # A copy whose digest is in no record: the merge digest says nothing (every merge has it), the copy op
+    # itself is new -> "instruction".
+    other = explain_build(plan, [Key(step, merge, content_input=True, copy_digest=d("0"))], [imported])
+    assert (other.steps[0].status, other.steps[0].cause) == ("miss", "instruction")
+    # The copy is cached but joined onto another parent (base:2's root) -> "parent".
+    moved = explain_build(
+        plan,
+        [Key(step, merge, content_input=True, copy_digest=copy_x)],
+        [imported],
+        base_roots={"alpine:3.20": frozenset({BASE_V2})},
+    )
+    assert (moved.steps[0].status, moved.steps[0].cause) == ("miss", "parent")
