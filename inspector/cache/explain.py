@@ -215,6 +215,7 @@ class _CacheWalk:
         on_scratch = parent == "none"
         source_slot = 0 if on_scratch else 1
         linked: list[int] = []
+        by_checksum: list[int] = []  # records that would match through the source's content checksum
         undecided = False
         for index in candidates:
             record = self.record(index)
@@ -232,18 +233,40 @@ class _CacheWalk:
                 undecided = True
             elif ok:
                 linked.append(index)
+            elif step.from_stage is not None and self._checksum_alternative(
+                record, source_slot, parent, on_scratch
+            ):
+                by_checksum.append(index)
+        if not linked and by_checksum:
+            # edge.go: when the source stage's key does not match, BuildKit checksums the copied paths of its
+            # (rebuilt) result and matches them against the record's content-checksum root.
+            detail = (
+                f"hits only if the files taken from stage {step.from_stage} are unchanged (content checksum)"
+            )
+            return RefVerdict(ref, "context", versions=tuple(by_checksum), detail=detail), frozenset(
+                by_checksum
+            )
         if not linked:
             if undecided:
                 return RefVerdict(ref, "unknown", detail="an earlier step's key is not known"), "unknown"
             where = "the source stage" if step.from_stage is not None else "the previous step or base image"
             detail = f"cached {len(candidates)}x, never on top of {where} of this build"
             return RefVerdict(ref, "miss", "parent", records=(), detail=detail), frozenset()
-        if key.content_input and step.from_stage is None:
+        if (key.content_input and step.from_stage is None) or (step.kind == "RUN" and step.context_input):
             versions = tuple(linked)
             plural = "s" if len(versions) != 1 else ""
             detail = f"hits only if the copied files equal one of {len(versions)} cached build-context version{plural}"
             return RefVerdict(ref, "context", versions=versions, detail=detail), frozenset(linked)
         return self._hit(ref, tuple(linked)), frozenset(linked)
+
+    def _checksum_alternative(
+        self, record: CacheRecord, slot: int, parent: _Parent, on_scratch: bool
+    ) -> bool:
+        """The record is on this build's parent and its source input has a selector-less link to a root: the
+        ``@-1`` content-checksum alternative (spec §3.4)."""
+        if not on_scratch and not self.links_to(0, record, parent):
+            return False
+        return any(not item.selector and self.record(item.link).is_root for item in _slot(record, slot))
 
     def _hit(self, ref: str, records: tuple[int, ...], detail: str = "") -> RefVerdict:
         results = [r for i in records for r in self.record(i).results]
@@ -338,7 +361,11 @@ def explain_build(
             changed: tuple[str, ...] | None = None
             for position, walk in enumerate(walks):
                 verdict, after = walk.step(key, parents[position])
-                if verdict.status == "context":
+                if (
+                    verdict.status == "context"
+                    and key.step.kind in ("COPY", "ADD")
+                    and key.step.context_input
+                ):
                     verdict, files, after = walk.resolve_context(key, verdict, content_check)
                     if files is not None and changed is None:
                         changed = files

@@ -291,3 +291,31 @@ def test_copy_link_merges_share_a_digest_and_are_told_apart_by_their_copy() -> N
         base_roots={"alpine:3.20": frozenset({BASE_V2})},
     )
     assert (moved.steps[0].status, moved.steps[0].cause) == ("miss", "parent")
+
+
+def test_copy_from_a_rebuilt_stage_still_depends_on_its_files() -> None:
+    # FROM … AS build; RUN make; FROM …; COPY --from=build /out /out. R0 base root, R1 RUN make on R0,
+    # R2 checksum root, R3 the COPY on R0 whose source input links R1 (path selector) or R2 (content
+    # checksum, no selector). An edited RUN misses, but BuildKit then checksums /out of the rebuilt stage
+    # and may still hit R3 through R2 (edge.go slow cache): "context", not a miss. Without the R2 link it
+    # is a "parent" miss.
+    plan = plan_dockerfile(
+        "FROM alpine:3.20 AS build\nRUN make\nFROM alpine:3.20\nCOPY --from=build /out /out\n"
+    )
+    run_step, copy_step = plan.stages[0].steps[0], plan.stages[1].steps[0]
+    source: list[dict[str, object]] = [{"selector": str(d("d")), "link": 1}, {"link": 2}]
+    roots: list[dict[str, object]] = [
+        {"digest": str(BASE_V1)},
+        {"digest": str(RUN), "inputs": [[{"selector": ROOT_SELECTOR, "link": 0}]]},
+        {"digest": str(SUM_A)},
+    ]
+
+    def verdicts(run_digest: Digest, links: list[dict[str, object]]) -> list[tuple[str, str | None]]:
+        document = {"records": [*roots, {"digest": str(COPY), "inputs": [[{"link": 0}], links]}]}
+        imported = ImportedCache("c", parse_cache_config(json.dumps(document).encode()))
+        keys = [Key(run_step, run_digest), Key(copy_step, COPY, content_input=True)]
+        return statuses(explain_build(plan, keys, [imported]).steps)
+
+    assert verdicts(RUN, source) == [("hit", None), ("hit", None)]
+    assert verdicts(RUN_EDITED, source) == [("miss", "instruction"), ("context", None)]
+    assert verdicts(RUN_EDITED, source[:1]) == [("miss", "instruction"), ("miss", "parent")]
