@@ -18,6 +18,8 @@ from inspector.cache.naming.dockerfile import BaseConfig, plan_dockerfile
 from inspector.cache.naming.keys import StepKey, file_cache_map, go_normalize_path, root_key, step_keys
 from inspector.oci import gojson
 from inspector.oci.digest import Digest
+from tests.harness.paths import schema
+from tests.harness.support import run_cli, validate_json
 
 # committed-caches/fullcycle-node: Daniel-Souzax/full-cycle-4.0-docker-na-pratica @ e4384a8d,
 # mynode_app/Dockerfile (instructions as in that file; comments and HEALTHCHECK/VOLUME/EXPOSE/CMD dropped,
@@ -221,3 +223,60 @@ def test_file_cache_map_writes_indexes_when_not_the_default() -> None:
     assert (
         file_cache_map([{"a": 1}], [[0, 1, 0]]) == b'{"Type":"buildkit.file.v0","Actions":["eyJhIjoxfQ=="]}'
     )
+
+
+def test_show_labels_recomputed_steps_exact_through_the_cli(tmp_path: Path, realworld: Path) -> None:
+    # fullcycle-node without --resolve-bases: the base config is unknown, so both RUNs have no key and stay
+    # matched by alignment; WORKDIR /app (807b3e87…), COPY package*.json ./ (bd5d9c5d…) and COPY . .
+    # (0b7ec3a1…) are records of this cache (test above), so they are exact.
+    dockerfile = tmp_path / "Dockerfile"
+    dockerfile.write_text(FULLCYCLE_NODE)
+    layout = f"oci:{realworld / 'committed-caches' / 'fullcycle-node'}"
+    result = run_cli("show", layout, "--no-check-blobs", "--dockerfile", str(dockerfile), "--json")
+    assert result.returncode == 0, result.stderr
+    document = json.loads(result.stdout)
+    validate_json(document, schema("show"))
+    steps = [(step["instruction"], step["basis"]) for step in document["stages"][0]["steps"]]
+    assert steps == [
+        ("[2/6] RUN apt-get update && apt-get install -y vim && rm -rf /var/lib/apt/lists/*", "matched"),
+        ("[3/6] WORKDIR /app", "exact"),
+        ("[4/6] COPY package*.json ./", "exact"),
+        ("[5/6] RUN npm install", "matched"),
+        ("[6/6] COPY . .", "exact"),
+    ]
+
+
+def test_a_step_whose_parent_is_not_its_chain_is_not_pinned(realworld: Path) -> None:
+    # Export 08 holds COPY . . (0b7ec3a1…) twice, but this Dockerfile's COPY . . comes right after a
+    # COPY package*.json that 08 does not hold (08 is a Python backend): the chain is broken there, so no
+    # record of 08 may be pinned to COPY . . although its digest is in the cache.
+    from inspector.cache.config import parse_cache_config
+    from inspector.cache.naming.keys import exact_records
+
+    config = parse_cache_config((realworld / "08-local-2025-cacheconfig.json").read_bytes())
+    plan = plan_dockerfile("FROM python:3.11-slim\nWORKDIR /app\nCOPY package*.json ./\nCOPY . .\n")
+    pinned = exact_records(config.records, plan, step_keys(plan))
+    assert sorted(step.text for group in pinned.values() for step in group) == ["WORKDIR /app"]
+
+
+def test_run_before_buildkit_0_11_is_a_variant_without_mount_stubs(realworld: Path) -> None:
+    # committed-caches/drone-buildkit was written by BuildKit v0.8.1 (SOURCES.md). client/llb/exec.go sets
+    # Meta.RemoveMountStubsRecursive only since v0.11.0 (6b265b1b), so its RUN keys lack the field:
+    # `RUN apk add --no-cache build-base` on alpine (env: the one PATH entry, cwd "/") hashes
+    # {"Type":"buildkit.exec.v0","Exec":{"meta":{"args":[…],"env":[PATH],"cwd":"/"}},"OS":"linux","Arch":"amd64"}.
+    old = (
+        b'{"Type":"buildkit.exec.v0","Exec":{"meta":{"args":["/bin/sh","-c","apk add --no-cache build-base"],'
+        b'"env":["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"],"cwd":"/"}},'
+        b'"OS":"linux","Arch":"amd64"}'
+    )
+    expected = sha256(sha256(old) + "@0")
+    config = realworld / "committed-caches/drone-buildkit/blobs/sha256"
+    cache_configs = [path for path in config.iterdir() if b'"records"' in path.read_bytes()]
+    assert len(cache_configs) == 1
+    assert expected in record_digests(cache_configs[0])
+    key = step_keys(
+        plan_dockerfile("FROM alpine\nRUN apk add --no-cache build-base\n"),
+        base_configs={"alpine": BaseConfig({})},
+    )[0]
+    assert key.variants == (expected,)
+    assert key.cache_map == old.replace(b'"cwd":"/"}', b'"cwd":"/","removeMountStubsRecursive":true}')

@@ -303,14 +303,20 @@ def _assign_bases(
 
 
 def name_from_dockerfile(
-    graph: CacheGraph, plan: BuildPlan, platform_plans: Mapping[str, BuildPlan] | None = None
+    graph: CacheGraph,
+    plan: BuildPlan,
+    platform_plans: Mapping[str, BuildPlan] | None = None,
+    base_configs: Mapping[str, BaseConfig] | None = None,
 ) -> CacheGraph:
     """A copy of ``graph`` with stage, step and base names taken from the Dockerfile ``plan``.
 
+    Steps whose recomputed BuildKit key is a record under the right parent are pinned first (basis
+    ``exact``, ``keys.py``); the alignment names the rest (``matched``) and never moves a pinned step.
     When bases carry platforms (resolved exactly) and there are several, labels are
     written per platform as BuildKit prints them (``[linux/arm64 build 2/4] …``),
     from ``platform_plans`` (the same Dockerfile planned for each platform).
     """
+    pins = _exact_pins(graph, plan, base_configs)
     aligner = _Aligner(graph, plan)
     mapping: dict[int, Group] = {}
     notes: list[str] = []
@@ -347,6 +353,11 @@ def name_from_dockerfile(
         )
         mapping.update(result.mapping)
         notes.extend(result.ambiguous)
+    pinned_steps = {(step.stage, step.number) for group in pins.values() for step in group}
+    for record, group in list(mapping.items()):  # an aligned guess that contradicts a pinned step yields
+        if record not in pins and any((s.stage, s.number) in pinned_steps for s in group):
+            del mapping[record]
+    mapping.update(pins)
     for merge, diff in aligner.link_diffs.items():
         if merge in mapping and diff not in mapping:
             mapping[diff] = mapping[merge]
@@ -372,8 +383,20 @@ def name_from_dockerfile(
             notes=tuple(dict.fromkeys((*graph.notes, *notes, warning))),
             warnings=(*graph.warnings, warning),
         )
-    named = _apply(graph, mapping, base_names, notes, aligner.link_diffs, platform_plans or {})
+    named = _apply(graph, mapping, base_names, notes, aligner.link_diffs, platform_plans or {}, set(pins))
     return _add_bare_stages(named, mapping, aligner)
+
+
+def _exact_pins(
+    graph: CacheGraph, plan: BuildPlan, base_configs: Mapping[str, BaseConfig] | None
+) -> dict[int, tuple[PlannedStep, ...]]:
+    """Records named by their recomputed key, on the bases' platform when one is known (else linux/amd64)."""
+    from inspector.cache.naming.keys import exact_records, step_keys
+
+    platforms = sorted({image.platform for image in graph.bases if image.platform})
+    platform = platforms[0] if len(platforms) == 1 else "linux/amd64"
+    keys = step_keys(plan, platform=platform, base_configs=base_configs)
+    return exact_records(graph.config.records, plan, keys)
 
 
 def _stage_platforms(graph: CacheGraph) -> dict[int, str | None]:
@@ -406,6 +429,7 @@ def _apply(
     notes: list[str],
     link_diffs: Mapping[int, int],
     platform_plans: Mapping[str, BuildPlan],
+    exact: set[int] | None = None,
 ) -> CacheGraph:
     link_copies = set(link_diffs.values())
     platforms = _stage_platforms(graph)
@@ -430,7 +454,7 @@ def _apply(
                     instruction=" | ".join(
                         dict.fromkeys(_label(p, platform, relabel, step.record in link_diffs) for p in group)
                     ),
-                    basis="matched",
+                    basis="exact" if step.record in (exact or set()) else "matched",
                     line=group[0].line,
                 )
             )
@@ -566,7 +590,7 @@ def label_report(
     if plan is not None and dockerfile is not None:
         platforms = {image.platform for image in graph.bases if image.platform}
         per_platform = {p: dockerfile.plan(p, base_configs) for p in platforms} if len(platforms) > 1 else {}
-        graph = name_from_dockerfile(graph, plan, per_platform)
+        graph = name_from_dockerfile(graph, plan, per_platform, base_configs)
     return replace(report, graph=replace(graph, notes=tuple(dict.fromkeys((*graph.notes, *notes)))))
 
 

@@ -38,15 +38,28 @@ class ResolvedBase:
 
 
 def _label_config(doc: object) -> BaseConfig:
-    """The config's ``Env`` (``K=V`` strings) and ``WorkingDir``, which Dockerfile labels expand."""
+    """The config's ``Env`` (``K=V`` strings, in order), ``WorkingDir``, ``User`` and ``Shell``: what labels expand
+    and what a RUN's cache key is built from."""
     inner = gojson.fields(
-        gojson.fields(doc, ("config",), "image config").get("config"), ("Env", "WorkingDir"), "config"
+        gojson.fields(doc, ("config",), "image config").get("config"),
+        ("Env", "WorkingDir", "User", "Shell"),
+        "config",
     )
     env: dict[str, str] = {}
     for item in gojson.as_list(inner.get("Env"), "image config.config.Env"):
         key, _, value = gojson.as_str(item, "image config.config.Env[]").partition("=")
+        env.pop(key, None)  # a repeated key takes its last place, as LLB's EnvList does
         env[key] = value
-    return BaseConfig(env, gojson.as_str(inner.get("WorkingDir"), "image config.config.WorkingDir"))
+    shell = tuple(
+        gojson.as_str(item, "image config.config.Shell[]")
+        for item in gojson.as_list(inner.get("Shell"), "image config.config.Shell")
+    )
+    return BaseConfig(
+        env,
+        gojson.as_str(inner.get("WorkingDir"), "image config.config.WorkingDir"),
+        gojson.as_str(inner.get("User"), "image config.config.User"),
+        shell,
+    )
 
 
 def _diff_ids(

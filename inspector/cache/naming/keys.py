@@ -15,15 +15,16 @@ The rules and the BuildKit versions they hold for are in docs/keys.md.
 from __future__ import annotations
 
 import posixpath
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from inspector.cache.config import CacheRecord
 from inspector.cache.naming.dockerfile import BaseConfig, BuildPlan, PlannedStep, expand
 from inspector.oci import gojson
 from inspector.oci.digest import Digest, sha256_digest
 
-__all__ = ["StepKey", "file_cache_map", "go_normalize_path", "root_key", "step_keys"]
+__all__ = ["StepKey", "exact_records", "file_cache_map", "go_normalize_path", "root_key", "step_keys"]
 
 FILE_CACHE_TYPE = "buildkit.file.v0"  # ops/file.go fileCacheType
 EXEC_CACHE_TYPE = "buildkit.exec.v0"  # ops/exec.go execCacheType
@@ -202,7 +203,10 @@ def _step_key(step: PlannedStep, context: _Context) -> StepKey:
             cache_map = _run(step, context)
     except _Unknown as exc:
         return StepKey(step, op, None, None, str(exc), content)
-    return StepKey(step, op, cache_map, _digest_of(cache_map), None, content)
+    variants: tuple[Digest, ...] = ()
+    if step.kind == "RUN":  # BuildKit < 0.11 wrote no removeMountStubsRecursive (docs/keys.md)
+        variants = (_digest_of(_run(step, context, mount_stubs=False)),)
+    return StepKey(step, op, cache_map, _digest_of(cache_map), None, content, variants)
 
 
 def _user(step: PlannedStep, config: BaseConfig | None) -> str:
@@ -375,7 +379,7 @@ _NETWORK = {"default": 0, "sandbox": 0, "host": 1, "none": 2}  # pb.NetMode
 _SECURITY = {"sandbox": 0, "insecure": 1}  # pb.SecurityMode
 
 
-def _run(step: PlannedStep, context: _Context) -> bytes:
+def _run(step: PlannedStep, context: _Context, *, mount_stubs: bool = True) -> bytes:
     """RUN: the ExecOp CacheMap (``ops/exec.go``): meta, mounts, network, security, then the platform.
 
     A plain RUN has one mount, the root filesystem; CacheMap drops it (kept compatible with versions that
@@ -406,7 +410,7 @@ def _run(step: PlannedStep, context: _Context) -> bytes:
             "env": _env(step, config),
             "cwd": _current_dir(step, config),
             "user": _user(step, config),
-            "removeMountStubsRecursive": True,
+            "removeMountStubsRecursive": mount_stubs,  # client/llb/exec.go since v0.11.0 (6b265b1b)
         }
     )
     execution = _omit_empty({"meta": meta, "network": network, "security": security})
@@ -432,3 +436,69 @@ def _env(step: PlannedStep, config: BaseConfig) -> list[str]:
         env.pop(key, None)
         env[key] = value
     return [f"{key}={value}" for key, value in env.items()]
+
+
+def exact_records(
+    records: Sequence[CacheRecord], plan: BuildPlan, keys: Sequence[StepKey]
+) -> dict[int, tuple[PlannedStep, ...]]:
+    """The records each planned step's key identifies exactly: record index -> its steps.
+
+    A record is the step's when its digest is the step's key and its first input links to the record of the
+    step before (for a stage's first step: a root record, the base image; ``FROM stage``: that stage's last
+    step). The digest says "this op"; the parent link says "in this chain", so an op shared by unrelated
+    builds (``WORKDIR /app``) is pinned only where its chain matches. After a step whose key is unknown (a RUN
+    without its base config) the chain is unknown too, and the digest alone decides; after a step whose key
+    is not in the cache, nothing below is pinned. Several steps share a record when they are the same op on
+    the same base (BuildKit builds it once: ``WORKDIR /app`` first in two stages ``FROM node:18-alpine``); a
+    record claimed by steps on different bases (which root is which base, the cache does not say) is left to
+    the alignment.
+    """
+    key_of = {(key.step.stage, key.step.number): key for key in keys}
+    by_digest: dict[str, list[int]] = {}
+    for index, record in enumerate(records):
+        by_digest.setdefault(record.digest, []).append(index)
+    claims: dict[int, list[PlannedStep]] = {}
+    stage_ends: dict[str, _Parents] = {}  # each stage's last step's records
+    for stage in plan.stages:
+        parents: _Parents
+        if stage.base_kind == "stage" and stage.base_stage is not None:
+            parents = stage_ends.get(stage.base_stage, _BROKEN)
+        else:
+            parents = _ROOT
+        for step in stage.steps:
+            key = key_of.get((step.stage, step.number))
+            if key is None or key.digest is None:
+                parents = _ANY if parents is not _BROKEN else _BROKEN
+                continue
+            found = {
+                index
+                for digest in (key.digest, *key.variants)
+                for index in by_digest.get(digest, ())
+                if _links_parent(records, index, parents)
+            }
+            for index in found:
+                claims.setdefault(index, []).append(step)
+            parents = frozenset(found) if found else _BROKEN
+        stage_ends[stage.name] = parents
+    return {
+        index: tuple(steps)
+        for index, steps in claims.items()
+        if len({(step.text, step.root_image) for step in steps}) == 1
+    }
+
+
+_ROOT = frozenset({-1})  # the stage's base: a root record (FROM image) or none (FROM scratch)
+_ANY = frozenset({-2})  # the step before had no key: any parent
+_BROKEN = frozenset({-3})  # the step before is not in the cache: nothing below is pinned
+_Parents = frozenset[int]
+
+
+def _links_parent(records: Sequence[CacheRecord], index: int, parents: _Parents) -> bool:
+    slot = records[index].inputs[0] if records[index].inputs else ()
+    if parents is _BROKEN:
+        return False
+    if parents is _ANY:
+        return True
+    if parents is _ROOT:  # FROM image: input 0 is the base's root record; FROM scratch: the copy's source
+        return not slot or any(records[link.link].is_root for link in slot)
+    return any(link.link in parents for link in slot)
