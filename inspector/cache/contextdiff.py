@@ -178,8 +178,10 @@ def layer_files(blob: bytes, media_type: str) -> dict[str, FileState] | None:
                 if budget < 0:
                     return None
                 handle = archive.extractfile(member)
-                digest = hashlib.sha256(handle.read() if handle is not None else b"").hexdigest()
-                out[name] = (digest, member.mode & 0o7777)
+                digest = hashlib.sha256()
+                while handle is not None and (chunk := handle.read(1 << 20)):
+                    digest.update(chunk)
+                out[name] = (digest.hexdigest(), member.mode & 0o7777)
     except (tarfile.TarError, OSError, EOFError):
         return None
     return out

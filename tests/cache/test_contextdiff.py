@@ -7,6 +7,9 @@ import io
 import tarfile
 from pathlib import Path
 
+import pytest
+
+from inspector.cache import contextdiff
 from inspector.cache.contextdiff import (
     context_files,
     copy_arguments,
@@ -95,3 +98,11 @@ def test_wildcards_and_heredocs_are_not_guessed() -> None:
     assert copy_arguments(two) == (["a", "b"], "/x/")
     # No WORKDIR: the base image's WorkingDir is where a relative destination lands.
     assert copy_destination(two, "sub/", "/srv") == "/srv/sub/"
+
+
+def test_a_layer_unpacking_past_the_cap_cannot_be_compared(monkeypatch: pytest.MonkeyPatch) -> None:
+    # A gzip bomb is read member by member against UNPACKED_LIMIT; past it the layer "cannot tell" (None).
+    layer = gzip.compress(tar({"app/big": b"x" * 64}))
+    assert layer_files(layer, "application/vnd.oci.image.layer.v1.tar+gzip") is not None
+    monkeypatch.setattr(contextdiff, "UNPACKED_LIMIT", 63)
+    assert layer_files(layer, "application/vnd.oci.image.layer.v1.tar+gzip") is None
