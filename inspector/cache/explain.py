@@ -48,6 +48,7 @@ __all__ = [
     "Status",
     "StepVerdict",
     "explain_build",
+    "explanation_markdown",
     "explanation_to_json",
 ]
 
@@ -434,3 +435,40 @@ def explanation_to_json(explanation: Explanation) -> dict[str, Any]:
         "steps": [_step_json(v, explanation.platform) for v in explanation.steps],
         "notes": list(explanation.notes),
     }
+
+
+_MARKDOWN_MARKS = {
+    "hit": "✓ hit",
+    "miss": "✗ miss",
+    "context": "~ depends on content",
+    "unknown": "? unknown",
+}
+
+
+def explanation_markdown(explanation: Explanation) -> str:
+    """The CI job summary: where the build turns cold, then one table row per step."""
+    from inspector._sanitize import markdown_text
+
+    cold = explanation.cold_from
+    if cold is not None:
+        headline = f"cacheinspect explain: this build will be cold from {markdown_text(cold.step.label())}"
+    elif explanation.all_cached:
+        headline = "cacheinspect explain: every step is cached"
+    else:
+        headline = "cacheinspect explain: no step is certain to miss; some cannot be shown to hit"
+    lines = [f"### {headline}", "", "| step | verdict | detail |", "|---|---|---|"]
+    for verdict in explanation.steps:
+        if verdict.status == "hit":
+            detail = f"from {verdict.hit_ref}"
+        elif verdict.status == "miss" and verdict.cause is not None:
+            detail = CAUSE_TEXT[verdict.cause]
+        else:
+            detail = verdict.detail
+        if verdict.changed_files:
+            detail += (
+                "; " + ", ".join(verdict.changed_files[:5]) + (" …" if len(verdict.changed_files) > 5 else "")
+            )
+        row = (markdown_text(verdict.step.label()), _MARKDOWN_MARKS[verdict.status], markdown_text(detail))
+        lines.append("| " + " | ".join(row) + " |")
+    lines += [""] + [f"- {markdown_text(note)}" for note in explanation.notes]
+    return "\n".join(lines) + "\n"

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from inspector.cache.config import parse_cache_config
-from inspector.cache.explain import ImportedCache, StepVerdict, explain_build
+from inspector.cache.explain import ImportedCache, StepVerdict, explain_build, explanation_markdown
 from inspector.cache.naming.dockerfile import BaseConfig, PlannedStep, plan_dockerfile
 from inspector.cache.naming.keys import step_keys
 from inspector.oci.digest import Digest
@@ -319,3 +319,14 @@ def test_copy_from_a_rebuilt_stage_still_depends_on_its_files() -> None:
     assert verdicts(RUN, source) == [("hit", None), ("hit", None)]
     assert verdicts(RUN_EDITED, source) == [("miss", "instruction"), ("context", None)]
     assert verdicts(RUN_EDITED, source[:1]) == [("miss", "instruction"), ("miss", "parent")]
+
+
+def test_the_job_summary_cannot_be_broken_by_a_hostile_label() -> None:
+    # A Dockerfile is input: a `|` in a RUN would end the table cell, `*` start emphasis, `<` HTML.
+    plan = plan_dockerfile("FROM alpine:3.20\nRUN echo '|*x*|' <b>\n")
+    result = explain_build(plan, [Key(plan.stages[0].steps[0], RUN_EDITED)], [cache()])
+    markdown = explanation_markdown(result)
+    row = next(line for line in markdown.splitlines() if line.startswith("| ") and "RUN echo" in line)
+    assert row.count("|") == 4  # the table's own four bars, none from the label
+    assert "*x*" not in row and "<b>" not in row
+    assert markdown.startswith("### cacheinspect explain: this build will be cold from &#91;2/2&#93; RUN echo")

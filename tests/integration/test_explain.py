@@ -321,6 +321,8 @@ def test_cli_in_a_subprocess_human_view_and_strict_exit(scenario: dict[str, str]
     edited = scenario["previous"].replace("RUN make\n", "RUN make all\n")
     path = tmp_path / "Dockerfile"
     path.write_text(edited)
+    summary = tmp_path / "summary.md"
+    summary.write_text("earlier step\n")
     result = run_cli(
         "explain",
         scenario["main"],
@@ -330,8 +332,16 @@ def test_cli_in_a_subprocess_human_view_and_strict_exit(scenario: dict[str, str]
         "--context",
         str(context_dir(tmp_path)),
         "--strict",
+        env={"GITHUB_STEP_SUMMARY": str(summary)},
     )
     assert result.returncode == 10, result.stderr
+    # The job summary is appended to $GITHUB_STEP_SUMMARY, as GitHub expects of every step; "[" is written
+    # as &#91; (markdown_text: no link can start in a label), which GitHub renders as "[".
+    label = "&#91;5/5&#93; RUN make all"
+    assert summary.read_text().startswith(
+        f"earlier step\n### cacheinspect explain: this build will be cold from {label}\n"
+    )
+    assert f"| {label} | ✗ miss | the instruction or its environment changed" in summary.read_text()
     lines = result.stdout.splitlines()
     assert any(
         line.startswith("✓ [2/5] WORKDIR /app") and f"hit from {scenario['main']}" in line for line in lines

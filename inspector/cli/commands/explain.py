@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from inspector.cli.app import JsonOut, Output, app, console, output_format
+from inspector.cli.app import JsonOut, Output, app, console, output_format, write_job_summary
 from inspector.cli.options import BuildArg, Connection, Target, connection_options, dockerfile_recipe
 from inspector.errors import ExitCode, UsageError
 
@@ -76,7 +76,7 @@ def explain(
 ) -> None:
     """Say, step by step, whether the next build will hit these caches, and why the first miss misses."""
     fmt = output_format(json_out, output, no_tsv="explain prints one verdict per step, not rows")
-    from inspector.cache.explain import explain_build, explanation_to_json
+    from inspector.cache.explain import explain_build, explanation_markdown, explanation_to_json
     from inspector.cache.naming.keys import step_keys
     from inspector.cache.source import parse_source
     from inspector.oci.reference import Reference
@@ -122,6 +122,10 @@ def explain(
         result = explain_build(
             plan, keys, caches, platform=platform, base_roots=base_roots, content_check=check, notes=notes
         )
+    try:
+        write_job_summary(explanation_markdown(result))
+    except OSError as exc:  # explain changed nothing: a summary CI asked for and cannot have is exit 2
+        raise UsageError(f"GITHUB_STEP_SUMMARY {exc.filename}: {exc.strerror}") from None
     if fmt == "json":
         print(json.dumps(explanation_to_json(result), indent=2))
     else:
