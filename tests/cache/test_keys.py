@@ -129,6 +129,7 @@ def test_workdir_app_is_the_record_of_exports_08_09_11(realworld: Path) -> None:
         "08-local-2025-cacheconfig.json",
         "09-local-2025-cacheconfig-dup-digests.json",
         "11-local-2026-cacheconfig.json",
+        "14-buildkit-pr4429-s3-config-with-annotations.json",  # a forked BuildKit of 2023 (v0.12/0.13)
     ):
         assert expected in record_digests(realworld / name), name
 
@@ -280,3 +281,84 @@ def test_run_before_buildkit_0_11_is_a_variant_without_mount_stubs(realworld: Pa
     )[0]
     assert key.variants == (expected,)
     assert key.cache_map == old.replace(b'"cwd":"/"}', b'"cwd":"/","removeMountStubsRecursive":true}')
+
+
+def action_of(key: StepKey, index: int = 0) -> bytes:
+    """The index-th action's JSON inside a FileOp CacheMap (base64 in the document)."""
+    assert key.cache_map is not None, key.unknown
+    return base64.b64decode(json.loads(key.cache_map)["Actions"][index])
+
+
+def test_copy_owner_and_mode_as_go_marshals_the_proto() -> None:
+    # --chown=1000:abc → llb.WithUser: "1000" parses as a uid (ByID), "abc" does not (ByName, input = the base
+    # input 0, omitted). The oneof wrapper structs carry no json tag: keys "User", "ByID", "ByName".
+    # --chmod=755 is octal → Mode 493 (and no -1). Fields in FileActionCopy order: src, dest, owner, mode, ….
+    plan = plan_dockerfile("FROM alpine\nCOPY --chown=1000:abc --chmod=755 a.sh /bin/\n")
+    assert action_of(step_keys(plan)[0]) == (
+        b'{"src":"a.sh","dest":"/bin/","owner":{"user":{"User":{"ByID":1000}},"group":{"User":{"ByName":'
+        b'{"name":"abc"}}}},"mode":493,"followSymlink":true,"dirCopyContents":true,"createDestPath":true,'
+        b'"allowWildcard":true,"allowEmptyWildcard":true,"timestamp":-1}'
+    )
+
+
+def test_chown_negative_uid_is_written_as_uint32() -> None:
+    # parseUID accepts "-5" (strconv.ParseInt, 32 bits); UserOpt.marshal writes uint32(-5) = 4294967291.
+    key = step_keys(plan_dockerfile("FROM alpine\nCOPY --chown=-5 a /b\n"))[0]
+    assert b'"owner":{"user":{"User":{"ByID":4294967291}}}' in action_of(key)
+
+
+def test_non_octal_digits_in_chmod_are_unknown_not_a_mode_string() -> None:
+    # dispatchCopy: ParseUint("9999", 8) fails and mode.Parse reports a NumError → the build fails.
+    key = step_keys(plan_dockerfile("FROM alpine\nCOPY --chmod=9999 a /b\n"))[0]
+    assert key.digest is None and key.unknown == "invalid --chmod '9999'"
+    symbolic = step_keys(plan_dockerfile("FROM alpine\nCOPY --chmod=u+x a /b\n"))[0]
+    assert b'"modeStr":"u+x"' in action_of(symbolic) and b'"mode"' not in action_of(symbolic)
+
+
+def test_copy_onto_scratch_and_link() -> None:
+    # FROM scratch: the first copy's base is empty, so the action's input is -1 and the context is input 0:
+    # indexes [[-1,0,0]] is not the default pattern and is written. COPY --link there is the same op
+    # (llb.Merge drops scratch inputs, leaving the copy). On an image, COPY --link is a MergeOp of two inputs,
+    # {"Type":"buildkit.merge.v0","Merge":{"inputs":[{},{"input":1}]}} (input 0 omitempty), plus that copy.
+    plain = step_keys(plan_dockerfile("FROM scratch\nCOPY a /\n"))[0]
+    link = step_keys(plan_dockerfile("FROM scratch\nCOPY --link a /\n"))[0]
+    assert plain.cache_map is not None and plain.cache_map.endswith(b',"indexes":[[-1,0,0]]}')
+    assert (link.op, link.digest) == ("file", plain.digest)
+    merged = step_keys(plan_dockerfile("FROM alpine\nCOPY --link a /\n"))[0]
+    merge_map = b'{"Type":"buildkit.merge.v0","Merge":{"inputs":[{},{"input":1}]}}'
+    assert (merged.op, merged.cache_map) == ("merge", merge_map)
+    assert merged.digest == sha256(sha256(merge_map) + "@0") and merged.copy_digest == plain.digest
+
+
+def test_several_sources_are_several_actions_with_indexes_from_three() -> None:
+    # Inputs: the stage (0), the context (1); action i > 0 takes action i-1's output, numbered 2 + (i-1).
+    # isDefaultIndexes wants input len(actions) + (i-1) for i > 0: true for two actions (2), false for three
+    # (3 ≠ 2), so three sources write indexes [[0,1,-1],[2,1,-1],[3,1,0]].
+    two, three = step_keys(plan_dockerfile("FROM alpine\nCOPY a b /d/\nCOPY a b c /d/\n"))
+    assert two.cache_map is not None and b"indexes" not in two.cache_map
+    assert three.cache_map is not None and three.cache_map.endswith(
+        b',"indexes":[[0,1,-1],[2,1,-1],[3,1,0]]}'
+    )
+    assert [json.loads(action_of(three, i))["src"] for i in range(3)] == ["a", "b", "c"]
+
+
+def test_run_env_order_args_and_replaced_keys() -> None:
+    # dispatch: the image's Env first (PATH added when it has none), then each ENV/ARG with a value through
+    # llb AddEnv; EnvList.ToArray keeps a key at its newest position, so ENV A again moves A to the end.
+    # A --build-arg value is literal ($HOME stays); BUILDKIT_SBOM_SCAN_STAGE never enters the env
+    # (nonEnvArgs); an ARG without value or default is not set.
+    text = (
+        "FROM alpine\nENV A=1 B=2\nARG C\nARG D=x$A\nARG BUILDKIT_SBOM_SCAN_STAGE=true\nARG E\nENV A=3\n"
+        "RUN true\n"
+    )
+    plan = plan_dockerfile(text, build_args={"C": "$HOME"})
+    key = step_keys(plan, base_configs={"alpine": BaseConfig({})})[0]
+    assert key.cache_map is not None
+    env = json.loads(key.cache_map)["Exec"]["meta"]["env"]
+    assert env == [
+        "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+        "B=2",
+        "C=$HOME",
+        "D=x1",
+        "A=3",
+    ]

@@ -58,6 +58,7 @@ class PlannedStep:
     user: str = ""  # the last USER since the root image ("" when none)
     shell: tuple[str, ...] = ()  # the last SHELL since the root image (() when none)
     root_image: str | None = None  # the image at the root of the stage chain (None: scratch)
+    on_scratch: bool = False  # the first op on an empty (scratch) state: its file op has no base input
 
     def label(self, platform: str | None = None) -> str:
         width = len(str(self.total))
@@ -87,6 +88,7 @@ class PlannedStage:
     shell: tuple[str, ...] = ()
     root_image: str | None = None
     dir_set: bool = False  # a WORKDIR ran (else the directory is the base config's WorkingDir)
+    empty: bool = False  # its state is scratch: no op ran since FROM scratch
 
 
 @dataclass(frozen=True, slots=True)
@@ -106,6 +108,10 @@ class BuildPlan:
 
     def stage(self, name: str) -> PlannedStage:
         return next(s for s in self.stages if s.name == name)
+
+
+# convert.go nonEnvArgs: ARGs that never enter a RUN's environment.
+_NON_ENV_ARGS = frozenset({"BUILDKIT_SBOM_SCAN_CONTEXT", "BUILDKIT_SBOM_SCAN_STAGE"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -326,10 +332,10 @@ def plan_dockerfile(
                 parent.shell,
                 parent.root_image,
             )
-            dir_set = parent.dir_set
+            dir_set, empty = parent.dir_set, parent.empty
         else:
             env_ops, user, shell, root_image = [], "", (), base_ref
-            dir_set = False
+            dir_set, empty = False, base_kind == "scratch"
             config = (base_configs or {}).get(base_ref or "")
             env = dict(config.env) if config is not None else {}
             workdir = normalize_workdir("/", config.workdir) if config is not None else "/"
@@ -343,7 +349,12 @@ def plan_dockerfile(
                         value = overrides.get(key, default)
                     if value is not None:
                         env[key] = expand(value, env, keep_unset=True)
-                        env_ops.append((key, value))
+                        if key in _NON_ENV_ARGS:
+                            pass
+                        elif command.cmd == "ARG" and key in overrides:  # a --build-arg is taken literally
+                            env_ops.append((key, overrides[key].replace("$", "\\$")))
+                        else:
+                            env_ops.append((key, value))
             elif command.cmd == "USER" and command.value:
                 user = expand(command.value[0], env, keep_unset=False)
             elif command.cmd == "SHELL" and command.value:
@@ -362,6 +373,7 @@ def plan_dockerfile(
                 pending.append((_STEP_KINDS[command.cmd], command, dict(env), state))
         total = len(pending) + no_op_workdirs + (1 if base_kind == "image" else 0)
         planned: list[PlannedStep] = []
+        first_on_scratch = empty and bool(pending)
         for position, (kind, command, scope, state) in enumerate(pending):
             first_line = command.original.split("\n", 1)[0] if command.heredocs else command.original
             shown = expand(first_line, scope, keep_unset=True)
@@ -407,6 +419,7 @@ def plan_dockerfile(
                     user=state.user,
                     shell=state.shell,
                     root_image=root_image,
+                    on_scratch=first_on_scratch and position == 0,
                 )
             )
         stages.append(
@@ -427,6 +440,7 @@ def plan_dockerfile(
                 shell,
                 root_image,
                 dir_set,
+                empty and not pending,
             )
         )
         names[name] = index

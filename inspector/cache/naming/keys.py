@@ -107,7 +107,7 @@ def _owner(chown: str, input_index: int = 0) -> dict[str, Any] | None:
         uid = 0 if text == "root" else _parse_int32(text)
         if uid is None:
             return {"User": {"ByName": _omit_empty({"name": text, "input": input_index})}}
-        return {"User": {"ByID": uid}}
+        return {"User": {"ByID": uid & 0xFFFFFFFF}}  # uint32(s.UID)
 
     user, sep, group = chown.partition(":")
     out = {"user": one(user)}
@@ -186,7 +186,9 @@ def _step_key(step: PlannedStep, context: _Context) -> StepKey:
     content = step.context_input or step.from_stage is not None or step.from_image is not None
     op = "exec" if step.kind == "RUN" else ("merge" if step.link else "file")
     content = content and step.kind in ("COPY", "ADD")
-    if step.link and step.kind in ("COPY", "ADD"):
+    if step.link and step.on_scratch:  # llb.Merge drops scratch inputs: the copy onto scratch alone
+        op = "file"
+    elif step.link and step.kind in ("COPY", "ADD"):
         try:
             copy_map = _copy(step, context)
         except _Unknown as exc:
@@ -220,6 +222,8 @@ def _workdir(step: PlannedStep, context: _Context) -> bytes:
     """WORKDIR: a FileOp with one mkdir action (``dispatchWorkdir``); the owner is the image's USER."""
     config = context.config(step)
     user = _user(step, config)
+    if step.on_scratch and user and any(_parse_int32(p) is None and p != "root" for p in user.split(":", 1)):
+        raise _Unknown("WORKDIR with a USER name on scratch: BuildKit has no /etc/passwd to read")
     mkdir = _omit_empty(
         {
             "path": go_normalize_path("/", step.workdir, False),
@@ -229,7 +233,7 @@ def _workdir(step: PlannedStep, context: _Context) -> bytes:
             "timestamp": -1,  # marshalTime(nil): no SOURCE_DATE_EPOCH
         }
     )
-    return file_cache_map([mkdir], [[0, -1, 0]])
+    return file_cache_map([mkdir], [[-1 if step.on_scratch else 0, -1, 0]])
 
 
 def _flags(step: PlannedStep) -> dict[str, list[str]]:
@@ -278,18 +282,20 @@ def _copy(step: PlannedStep, context: _Context) -> bytes:
     mode_str = ""
     if chmod:
         try:
-            parsed = int(chmod, 8)
-        except ValueError:
+            parsed = int(chmod, 8) if chmod.isascii() and chmod.isdigit() else None
+        except ValueError:  # digits, not octal: BuildKit fails the build ("invalid chmod parameter")
+            raise _Unknown(f"invalid --chmod {chmod!r}") from None
+        if parsed is None:
             mode, mode_str = None, chmod  # symbolic (u+x): ModeStr
         else:
             if not 0 <= parsed <= 0o7777:
                 raise _Unknown(f"invalid --chmod {chmod!r}")
             mode = parsed
-    link = step.link
+    onto_scratch = step.link or step.on_scratch  # the copy's base is an empty state: no base input
     chown = expand(flags.get("chown", [""])[-1], env, keep_unset=False)
-    if link and chown and any(_parse_int32(part) is None and part != "root" for part in chown.split(":", 1)):
-        raise _Unknown("COPY --link --chown by name: the owner's input on scratch is not encoded")
-    owner = _owner(chown, -1 if link else 0)
+    if onto_scratch and chown and any(_parse_int32(p) is None and p != "root" for p in chown.split(":", 1)):
+        raise _Unknown("COPY --chown by name onto scratch (or --link): BuildKit has no /etc/passwd to read")
+    owner = _owner(chown, 0)
     excludes = [expand(value, env, keep_unset=False) for value in flags.get("exclude", [])]
     parents = flags.get("parents", ["false"])[-1] in ("true", "1")
     unpack_flag = flags.get("unpack")
@@ -347,7 +353,7 @@ def _copy(step: PlannedStep, context: _Context) -> bytes:
         actions.append(_omit_empty(action))
     # Inputs: the destination state (none on scratch for --link), then the source; action i > 0 takes the
     # previous action's output, numbered after the inputs (fileop.go Marshal, getIndex).
-    base, inputs = (-1, 1) if link else (0, 2)
+    base, inputs = (-1, 1) if onto_scratch else (0, 2)
     secondary = inputs - 1
     last = len(actions) - 1
     indexes = [
@@ -390,6 +396,8 @@ def _run(step: PlannedStep, context: _Context, *, mount_stubs: bool = True) -> b
         raise _Unknown(f"base image config not available ({step.root_image}): RUN env unknown")
     if step.heredoc:
         raise _Unknown("RUN with a here-document is not encoded")
+    if not step.args:
+        raise _Unknown("RUN without a command")
     flags = _flags(step)
     if "mount" in flags:
         raise _Unknown("RUN --mount is not encoded")
