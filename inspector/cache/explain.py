@@ -124,6 +124,7 @@ class StepVerdict:
     refs: tuple[RefVerdict, ...]
     # with --context: the files that differ from every cached version
     changed_files: tuple[str, ...] | None = None
+    has_layer: bool = False  # a hit or context verdict whose result some cache can load (mode=min: often not)
 
 
 @dataclass(frozen=True, slots=True)
@@ -138,6 +139,24 @@ class Explanation:
     def cold_from(self) -> StepVerdict | None:
         """The first step, in build order, that will miss: from there on the build runs."""
         return next((v for v in self.steps if v.status == "miss"), None)
+
+    @property
+    def runs_from(self) -> StepVerdict | None:
+        """Where the build really starts running: BuildKit needs the layer of the step before the first miss,
+        and a cache written with mode=min holds keys without layers for intermediate steps, so each step
+        before the miss whose layer no cache holds runs too (back to the stage's first step)."""
+        cold = self.cold_from
+        if cold is None:
+            return None
+        start = cold
+        earlier = [
+            v for v in self.steps if v.step.stage == cold.step.stage and v.step.number < cold.step.number
+        ]
+        for verdict in reversed(earlier):
+            if verdict.status not in ("hit", "context") or verdict.has_layer:
+                break
+            start = verdict
+        return start
 
     @property
     def all_cached(self) -> bool:
@@ -244,9 +263,10 @@ class _CacheWalk:
             detail = (
                 f"hits only if the files taken from stage {step.from_stage} are unchanged (content checksum)"
             )
-            return RefVerdict(ref, "context", versions=tuple(by_checksum), detail=detail), frozenset(
-                by_checksum
-            )
+            layered = self._layered(by_checksum)
+            return RefVerdict(
+                ref, "context", versions=tuple(by_checksum), has_result=layered, detail=detail
+            ), frozenset(by_checksum)
         if not linked:
             if undecided:
                 return RefVerdict(ref, "unknown", detail="an earlier step's key is not known"), "unknown"
@@ -257,7 +277,10 @@ class _CacheWalk:
             versions = tuple(linked)
             plural = "s" if len(versions) != 1 else ""
             detail = f"hits only if the copied files equal one of {len(versions)} cached build-context version{plural}"
-            return RefVerdict(ref, "context", versions=versions, detail=detail), frozenset(linked)
+            verdict = RefVerdict(
+                ref, "context", versions=versions, has_result=self._layered(linked), detail=detail
+            )
+            return verdict, frozenset(linked)
         return self._hit(ref, tuple(linked)), frozenset(linked)
 
     def _checksum_alternative(
@@ -268,6 +291,10 @@ class _CacheWalk:
         if not on_scratch and not self.links_to(0, record, parent):
             return False
         return any(not item.selector and self.record(item.link).is_root for item in _slot(record, slot))
+
+    def _layered(self, records: list[int]) -> bool:
+        """Every one of these records carries a layer (whichever version matches, its result can be loaded)."""
+        return all(self.record(i).has_result for i in records)
 
     def _hit(self, ref: str, records: tuple[int, ...], detail: str = "") -> RefVerdict:
         results = [r for i in records for r in self.record(i).results]
@@ -312,12 +339,23 @@ def _combine(key: KeyedStep, per_ref: Sequence[RefVerdict], changed: tuple[str, 
             hits[0].ref,
             load.ref if load else None,
             tuple(per_ref),
+            has_layer=bool(with_results),
         )
     for status in ("context", "unknown"):
         found = [v for v in per_ref if v.status == status]
         if found:
+            layered = any(v.has_result for v in found)
             return StepVerdict(
-                key.step, key.digest, found[0].status, None, found[0].detail, None, None, tuple(per_ref)
+                key.step,
+                key.digest,
+                found[0].status,
+                None,
+                found[0].detail,
+                None,
+                None,
+                tuple(per_ref),
+                None,
+                layered,
             )
     misses = [v for v in per_ref if v.cause is not None]
     if not misses:  # no cache could be imported
@@ -372,7 +410,13 @@ def explain_build(
                         changed = files
                 if conditional[position] and verdict.status == "hit":
                     detail = "hits if the earlier build-context copy does"
-                    verdict = RefVerdict(verdict.ref, "context", versions=verdict.records, detail=detail)
+                    verdict = RefVerdict(
+                        verdict.ref,
+                        "context",
+                        versions=verdict.records,
+                        has_result=verdict.has_result,
+                        detail=detail,
+                    )
                 conditional[position] = conditional[position] or verdict.status == "context"
                 per_ref.append(verdict)
                 parents[position] = after
@@ -407,6 +451,7 @@ def _step_json(verdict: StepVerdict, platform: str) -> dict[str, Any]:
         "hitRef": verdict.hit_ref,
         "loadRef": verdict.load_ref,
         "changedFiles": list(verdict.changed_files) if verdict.changed_files is not None else None,
+        "hasLayer": verdict.has_layer,
         "refs": [
             {
                 "ref": v.ref,
@@ -424,7 +469,7 @@ def _step_json(verdict: StepVerdict, platform: str) -> dict[str, Any]:
 
 def explanation_to_json(explanation: Explanation) -> dict[str, Any]:
     """The ``explain --json`` document (``inspector/schemas/explain.schema.json``)."""
-    cold = explanation.cold_from
+    cold, runs = explanation.cold_from, explanation.runs_from
     return {
         "schemaVersion": 1,
         "refs": list(explanation.refs),
@@ -432,6 +477,7 @@ def explanation_to_json(explanation: Explanation) -> dict[str, Any]:
         "platform": explanation.platform,
         "allCached": explanation.all_cached,
         "coldFrom": _step_json(cold, explanation.platform) if cold is not None else None,
+        "runsFrom": _step_json(runs, explanation.platform) if runs is not None else None,
         "steps": [_step_json(v, explanation.platform) for v in explanation.steps],
         "notes": list(explanation.notes),
     }
@@ -456,7 +502,14 @@ def explanation_markdown(explanation: Explanation) -> str:
         headline = "cacheinspect explain: every step is cached"
     else:
         headline = "cacheinspect explain: no step is certain to miss; some cannot be shown to hit"
-    lines = [f"### {headline}", "", "| step | verdict | detail |", "|---|---|---|"]
+    lines = [f"### {headline}", ""]
+    runs = explanation.runs_from
+    if runs is not None and runs is not cold:
+        lines += [
+            f"No cache holds a layer for the steps before it (mode=min): it runs from {markdown_text(runs.step.label())}.",
+            "",
+        ]
+    lines += ["| step | verdict | detail |", "|---|---|---|"]
     for verdict in explanation.steps:
         if verdict.status == "hit":
             detail = f"from {verdict.hit_ref}"

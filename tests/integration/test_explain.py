@@ -14,7 +14,7 @@ from __future__ import annotations
 import json
 from dataclasses import replace
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import httpx
 import pytest
@@ -81,9 +81,14 @@ def put_manifest(host: str, repository: str, tag: str, body: bytes) -> None:
 
 
 def previous_cache(
-    dockerfile: str, base: BaseImage, *, build_args: dict[str, str] | None = None, started_at: str
+    dockerfile: str,
+    base: BaseImage,
+    *,
+    build_args: dict[str, str] | None = None,
+    started_at: str,
+    mode: Literal["min", "max"] = "max",
 ) -> CacheExport:
-    """The cache of building ``dockerfile`` on ``base`` (mode=max), its records keyed as BuildKit keys them."""
+    """The cache of building ``dockerfile`` on ``base``, its records keyed as BuildKit keys them."""
     plan = plan_dockerfile(dockerfile, build_args=build_args, platform="linux/amd64")
     base_ref = plan.stages[0].base_ref or ""
     keys = step_keys(plan, base_configs={base_ref: BaseConfig(PATH_ENV)})
@@ -99,7 +104,7 @@ def previous_cache(
             steps.append(copy(".", dest=".", files=files, overrides=pinned))
         else:
             steps.append(run_step(step.args[0], {f"out/{step.number}.txt": step.args[0]}, overrides=pinned))
-    return generate(Build((Stage("stage-0", base, tuple(steps)),), mode="max", started_at=started_at))
+    return generate(Build((Stage("stage-0", base, tuple(steps)),), mode=mode, started_at=started_at))
 
 
 def push_cache(host: str, repository: str, tag: str, export: CacheExport) -> None:
@@ -373,3 +378,30 @@ def test_real_export_fullcycle_node_workdir_and_copies(
     assert [s["status"] for s in doc["steps"]] == ["unknown"] * 5
     assert "base image config not available" in doc["steps"][0]["detail"]
     assert any("node:21.1.0-slim" in note for note in doc["notes"])
+
+
+def test_mode_min_cache_runs_from_the_first_step_without_a_layer(
+    scenario: dict[str, str], registry: LocalRegistry, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # The previous build exported with mode=min: every record is written, but only the target's last step
+    # ([5/5] RUN make) carries a layer. The edited `RUN make all` misses at [5/5]; BuildKit then needs the
+    # layer of [4/5], which no cache holds, nor of [3/5] or [2/5]: the build runs from [2/5] (its base image
+    # comes from its registry). The earlier steps still match by key (hit / context), only without layers.
+    base = f"{scenario['host']}/explain/base:1"
+    export = previous_cache(
+        scenario["previous"], replace(base_image(1), name=base), started_at="2026-01-01T10:00:00Z", mode="min"
+    )
+    push_cache(scenario["host"], "explain/app", "min", export)
+    edited = scenario["previous"].replace("RUN make\n", "RUN make all\n")
+    doc = explain(capsys, tmp_path, edited, f"{scenario['host']}/explain/app:min")
+    assert [(s["status"], s["hasLayer"]) for s in doc["steps"]] == [
+        ("hit", False),
+        ("context", False),
+        ("context", False),
+        ("miss", False),
+    ]
+    assert doc["coldFrom"]["label"] == "[5/5] RUN make all"
+    assert doc["runsFrom"]["label"] == LABELS[0]
+    # The same against the mode=max cache: [4/5]'s layer is there, so it runs from the miss itself.
+    full = explain(capsys, tmp_path, edited, scenario["main"])
+    assert full["runsFrom"]["label"] == "[5/5] RUN make all"

@@ -48,6 +48,12 @@ def render_explanation(explanation: Explanation) -> RenderableType:
     cold = explanation.cold_from
     if cold is not None:
         lines.append(Text(f"this build will be cold from {sanitize(cold.step.label())}", style="bold red"))
+        runs = explanation.runs_from
+        if runs is not None and runs is not cold:
+            text = (
+                f"no cache holds a layer for the steps before it (mode=min): it runs from {runs.step.label()}"
+            )
+            lines.append(Text(sanitize(text), style="red"))
     elif explanation.all_cached:
         lines.append(Text("every step is cached", style="bold green"))
     else:
