@@ -293,8 +293,9 @@ class _CacheWalk:
         return any(not item.selector and self.record(item.link).is_root for item in _slot(record, slot))
 
     def _layered(self, records: list[int]) -> bool:
-        """Every one of these records carries a layer (whichever version matches, its result can be loaded)."""
-        return all(self.record(i).has_result for i in records)
+        """Some version carries a layer: if that one matches, its result can be loaded (so the steps before
+        it need not run); none does: whichever matches, it cannot."""
+        return any(self.record(i).has_result for i in records)
 
     def _hit(self, ref: str, records: tuple[int, ...], detail: str = "") -> RefVerdict:
         results = [r for i in records for r in self.record(i).results]

@@ -47,7 +47,16 @@ def render_explanation(explanation: Explanation) -> RenderableType:
             lines.append(Text(f"      … and {len(changed) - _CHANGED_SHOWN} more", style="dim"))
     cold = explanation.cold_from
     if cold is not None:
-        lines.append(Text(f"this build will be cold from {sanitize(cold.step.label())}", style="bold red"))
+        before = explanation.steps[: explanation.steps.index(cold)]
+        unsure = sum(1 for v in before if v.status in ("context", "unknown"))
+        also = (
+            f" (or earlier: {unsure} step{'s' if unsure != 1 else ''} before it could not be checked)"
+            if unsure
+            else ""
+        )
+        lines.append(
+            Text(f"this build will be cold from {sanitize(cold.step.label())}{also}", style="bold red")
+        )
         runs = explanation.runs_from
         if runs is not None and runs is not cold:
             text = (
