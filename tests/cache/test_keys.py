@@ -362,3 +362,78 @@ def test_run_env_order_args_and_replaced_keys() -> None:
         "D=x1",
         "A=3",
     ]
+
+
+def exec_of(key: StepKey) -> object:
+    assert key.cache_map is not None, key.unknown
+    return json.loads(key.cache_map)["Exec"]
+
+
+def test_run_mount_cache_default_and_with_an_id() -> None:
+    # dispatchRunMounts: a cache mount without id gets CacheID = path.Clean(target) and the LLB ID
+    # cacheIDNamespace ("") + "/" + id = "//root/.m2", from scratch (input -1), no output (-1), type CACHE (3),
+    # sharing shared (0, omitted). The rootfs mount {"dest":"/"} (input 0, output 0 omitted) sorts first.
+    # CacheMap keeps that ID: checkShouldClearCacheOpts sees "<namespace>/<dest>" with sharing 0.
+    plan = plan_dockerfile("FROM alpine\nRUN --mount=type=cache,target=/root/.m2 mvn package\n")
+    key = step_keys(plan, base_configs={"alpine": BaseConfig({})})[0]
+    assert exec_of(key) == {
+        "meta": {
+            "args": ["/bin/sh", "-c", "mvn package"],
+            "env": ["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"],
+            "cwd": "/",
+            "removeMountStubsRecursive": True,
+        },
+        "mounts": [
+            {"dest": "/"},
+            {
+                "input": -1,
+                "dest": "/root/.m2",
+                "output": -1,
+                "mountType": 3,
+                "cacheOpt": {"ID": "//root/.m2"},
+            },
+        ],
+    }
+    # With id=m2,sharing=locked the ID and sharing are cleared since v0.13 (584ec400): "cacheOpt":{} (a set
+    # pointer to an empty struct); v0.11/v0.12 kept {"ID":"/m2","sharing":2}, tried as a variant.
+    text = "FROM alpine\nRUN --mount=type=cache,id=m2,sharing=locked,target=/root/.m2 mvn package\n"
+    named = step_keys(plan_dockerfile(text), base_configs={"alpine": BaseConfig({})})[0]
+    assert exec_of(named)["mounts"][1]["cacheOpt"] == {}  # type: ignore[index]
+    assert named.cache_map is not None
+    older = named.cache_map.replace(b'"cacheOpt":{}', b'"cacheOpt":{"ID":"/m2","sharing":2}')
+    assert sha256(sha256(older) + "@0") in named.variants
+
+
+def test_run_mount_bind_secret_tmpfs() -> None:
+    # bind (default type) from the context: read-only by default (roAuto), a new input 1, no output; its
+    # source selector is cleared in the CacheMap. tmpfs: scratch (-1), no output, TMPFS (4), TmpfsOpt {} (size
+    # 0). Sorted by target: "/", "/src", "/tmp". Secrets come after: input -1, SECRET (1), output 0 omitted,
+    # secretOpt ID "tok", mode 0400 = 256, optional (not required); target defaults to /run/secrets/<id>.
+    text = (
+        "FROM alpine\nWORKDIR /w\n"
+        "RUN --mount=type=secret,id=tok --mount=type=tmpfs,target=/tmp --mount=source=go.mod,target=/src make\n"
+    )
+    key = step_keys(plan_dockerfile(text), base_configs={"alpine": BaseConfig({})})[1]
+    assert exec_of(key)["mounts"] == [  # type: ignore[index]
+        {"dest": "/"},
+        {"input": 1, "dest": "/src", "output": -1, "readonly": True},
+        {"input": -1, "dest": "/tmp", "output": -1, "mountType": 4, "TmpfsOpt": {}},
+        {
+            "input": -1,
+            "dest": "/run/secrets/tok",
+            "mountType": 1,
+            "secretOpt": {"ID": "tok", "mode": 256, "optional": True},
+        },
+    ]
+
+
+def test_run_mounts_this_module_does_not_follow_are_unknown() -> None:
+    for flag in (
+        "--mount=type=ssh",
+        "--mount=type=bind,from=build,target=/x",
+        "--mount=type=secret,id=a,env=A",
+    ):
+        key = step_keys(
+            plan_dockerfile(f"FROM alpine\nRUN {flag} true\n"), base_configs={"alpine": BaseConfig({})}
+        )[0]
+        assert key.digest is None and key.unknown is not None, flag

@@ -205,10 +205,12 @@ def _step_key(step: PlannedStep, context: _Context) -> StepKey:
             cache_map = _run(step, context)
     except _Unknown as exc:
         return StepKey(step, op, None, None, str(exc), content)
+    digest = _digest_of(cache_map)
     variants: tuple[Digest, ...] = ()
-    if step.kind == "RUN":  # BuildKit < 0.11 wrote no removeMountStubsRecursive (docs/keys.md)
-        variants = (_digest_of(_run(step, context, mount_stubs=False)),)
-    return StepKey(step, op, cache_map, _digest_of(cache_map), None, content, variants)
+    if step.kind == "RUN":  # older BuildKit encodings (docs/keys.md)
+        older = (_digest_of(_run(step, context, encoding)) for encoding in _OLDER)
+        variants = tuple(d for d in dict.fromkeys(older) if d != digest)
+    return StepKey(step, op, cache_map, digest, None, content, variants)
 
 
 def _user(step: PlannedStep, config: BaseConfig | None) -> str:
@@ -385,7 +387,24 @@ _NETWORK = {"default": 0, "sandbox": 0, "host": 1, "none": 2}  # pb.NetMode
 _SECURITY = {"sandbox": 0, "insecure": 1}  # pb.SecurityMode
 
 
-def _run(step: PlannedStep, context: _Context, *, mount_stubs: bool = True) -> bytes:
+@dataclass(frozen=True, slots=True)
+class _ExecEncoding:
+    """How one BuildKit era writes an ExecOp's CacheMap (docs/keys.md, "What changed when")."""
+
+    mount_stubs: bool = True  # meta.removeMountStubsRecursive: set since v0.11.0 (6b265b1b)
+    clear_cache_ids: bool = True  # checkShouldClearCacheOpts: since v0.13.0 (584ec400)
+    mounts: bool = True  # mounts in the key: since v0.9.0 (61bb15a4); before, none at all
+
+
+_CURRENT = _ExecEncoding()
+_OLDER = (
+    _ExecEncoding(clear_cache_ids=False),  # v0.11, v0.12
+    _ExecEncoding(mount_stubs=False, clear_cache_ids=False),  # v0.9, v0.10
+    _ExecEncoding(mount_stubs=False, clear_cache_ids=False, mounts=False),  # before v0.9
+)
+
+
+def _run(step: PlannedStep, context: _Context, encoding: _ExecEncoding = _CURRENT) -> bytes:
     """RUN: the ExecOp CacheMap (``ops/exec.go``): meta, mounts, network, security, then the platform.
 
     A plain RUN has one mount, the root filesystem; CacheMap drops it (kept compatible with versions that
@@ -399,9 +418,7 @@ def _run(step: PlannedStep, context: _Context, *, mount_stubs: bool = True) -> b
     if not step.args:
         raise _Unknown("RUN without a command")
     flags = _flags(step)
-    if "mount" in flags:
-        raise _Unknown("RUN --mount is not encoded")
-    if set(flags) - {"network", "security"}:
+    if set(flags) - {"network", "security", "mount"}:
         raise _Unknown(f"RUN {' '.join(sorted(set(flags)))}: not encoded")
     network = _NETWORK.get(flags.get("network", ["default"])[-1])
     security = _SECURITY.get(flags.get("security", ["sandbox"])[-1])
@@ -418,16 +435,118 @@ def _run(step: PlannedStep, context: _Context, *, mount_stubs: bool = True) -> b
             "env": _env(step, config),
             "cwd": _current_dir(step, config),
             "user": _user(step, config),
-            "removeMountStubsRecursive": mount_stubs,  # client/llb/exec.go since v0.11.0 (6b265b1b)
+            "removeMountStubsRecursive": encoding.mount_stubs,
         }
     )
-    execution = _omit_empty({"meta": meta, "network": network, "security": security})
+    if step.on_scratch and "mount" in flags:
+        raise _Unknown("RUN --mount on scratch is not encoded")
+    env = _step_env(step, config)
+    mounts = _mounts(flags.get("mount", []), env, _current_dir(step, config), encoding)
+    execution = _omit_empty({"meta": meta, "mounts": mounts, "network": network, "security": security})
     os_name, _, rest = context.platform.partition("/")
     arch, _, variant = rest.partition("/")
     document: dict[str, Any] = {"Type": EXEC_CACHE_TYPE, "Exec": execution, "OS": os_name, "Arch": arch}
     if variant:
         document["Variant"] = variant
     return gojson.encode(document)
+
+
+_CACHE_SHARING = {"": 0, "shared": 0, "private": 1, "locked": 2}  # pb.CacheSharingOpt
+_MOUNT_TYPES = {"bind": 0, "secret": 1, "ssh": 2, "cache": 3, "tmpfs": 4}  # pb.MountType
+
+
+def _mounts(specs: list[str], env: Mapping[str, str], workdir: str, encoding: _ExecEncoding) -> list[Any]:
+    """The ExecOp's mounts as its CacheMap writes them (``convert_runmount.go``, ``client/llb/exec.go``).
+
+    The rootfs mount plus each ``--mount``, sorted by target; secrets after them. In the CacheMap every
+    selector is cleared and a cache mount's ID and sharing too, unless it is the Dockerfile default
+    (``checkShouldClearCacheOpts``). A lone rootfs mount is left out (ops/exec.go). Types and options that
+    add inputs this module does not follow (``from=``, bind sources other than the context, cache
+    ``uid``/``gid``/``mode``, ssh, secrets as env) are unknown.
+    """
+    if not specs or not encoding.mounts:
+        return []
+    sorted_mounts: list[tuple[str, dict[str, Any]]] = [("/", {"dest": "/"})]  # input 0, output 0
+    secrets: list[dict[str, Any]] = []
+    context_input: int | None = None
+    for spec in specs:
+        fields: dict[str, str] = {}
+        for field in spec.split(","):
+            key, eq, value = field.partition("=")
+            fields[key.strip().lower()] = expand(value, env, keep_unset=False) if eq else "true"
+        kind = fields.get("type", "bind").lower()
+        if kind not in _MOUNT_TYPES or kind == "ssh":
+            raise _Unknown(f"RUN --mount=type={kind} is not encoded")
+        if (
+            "from" in fields
+            or "env" in fields
+            or (fields.keys() & {"uid", "gid", "mode"} and kind != "secret")
+        ):
+            raise _Unknown("RUN --mount with from=, uid/gid/mode or env= is not encoded")
+        target = fields.get("target") or fields.get("dst") or fields.get("destination") or ""
+        if kind == "secret":
+            secret_id = fields.get("source") or fields.get("src") or fields.get("id") or _go_base(target)
+            required = fields.get("required", "false").lower() in ("true", "1")
+            try:
+                uid, gid = int(fields.get("uid", "0")), int(fields.get("gid", "0"))
+                mode = int(fields["mode"], 8) if "mode" in fields else 0o400
+            except ValueError:
+                raise _Unknown("RUN --mount=type=secret: uid/gid/mode not numbers") from None
+            option = _omit_empty(
+                {"ID": secret_id, "uid": uid, "gid": gid, "mode": mode, "optional": not required}
+            )
+            dest = target or "/run/secrets/" + _go_base(secret_id)
+            secrets.append({"input": -1, "dest": dest, "mountType": 1, "secretOpt": option})
+            continue
+        if not target:
+            raise _Unknown("RUN --mount without a target")
+        if not posixpath.isabs(_go_clean(target)):
+            target = _go_clean(posixpath.join("/", workdir or "/", target))
+        readonly = _readonly(fields, kind)
+        mount: dict[str, Any]
+        if kind == "cache":
+            cache_id = fields.get("id") or _go_clean(fields.get("target") or "")
+            cache_id = "/" + cache_id  # opt.cacheIDNamespace (empty) + "/" + id
+            sharing = _CACHE_SHARING.get(fields.get("sharing", "").lower())
+            if sharing is None:
+                raise _Unknown(f"RUN --mount sharing={fields.get('sharing')!r} not known")
+            option = _cache_option(cache_id, sharing, target, encoding)
+            mount = {"input": -1, "dest": target, "output": -1, "readonly": readonly, "mountType": 3}
+            mount["cacheOpt"] = option
+        elif kind == "tmpfs":
+            size = fields.get("size", "0")
+            if not size.isdigit():
+                raise _Unknown(f"RUN --mount=type=tmpfs,size={size} is not encoded")
+            mount = {"input": -1, "dest": target, "output": -1, "readonly": readonly, "mountType": 4}
+            mount["TmpfsOpt"] = _omit_empty({"size": int(size)})
+        else:  # bind from the build context: a read-only (or no-output) view of it, selector cleared
+            if context_input is None:
+                context_input = 1
+            mount = {"input": context_input, "dest": target, "output": -1, "readonly": readonly}
+        sorted_mounts.append(
+            (target, {key: value for key, value in mount.items() if value not in (0, False)})
+        )
+    sorted_mounts.sort(key=lambda item: item[0].encode())
+    return [mount for _, mount in sorted_mounts] + secrets
+
+
+def _readonly(fields: Mapping[str, str], kind: str) -> bool:
+    """``ro``/``rw`` as instructions/commands_runmount.go reads them; binds default read-only."""
+    for key in ("readonly", "ro"):
+        if key in fields:
+            return fields[key].lower() in ("true", "1")
+    for key in ("readwrite", "rw"):
+        if key in fields:
+            return fields[key].lower() not in ("true", "1")
+    return kind not in ("cache", "tmpfs")
+
+
+def _cache_option(cache_id: str, sharing: int, dest: str, encoding: _ExecEncoding) -> dict[str, Any]:
+    """A cache mount's ``cacheOpt`` in the key: cleared (``{}``) unless it is the Dockerfile default."""
+    default = sharing == 0 and (cache_id == dest or cache_id.partition("/")[2] == dest)
+    if encoding.clear_cache_ids and not default:
+        return {}
+    return _omit_empty({"ID": cache_id, "sharing": sharing})
 
 
 def _env(step: PlannedStep, config: BaseConfig) -> list[str]:
