@@ -222,16 +222,15 @@ def copy_destination(step: PlannedStep, dest: str, base_workdir: str = "/") -> s
 def compare_versions(
     local: Mapping[str, FileState],
     versions: Mapping[int, Digest | None],
-    fetch: Callable[[Digest], tuple[bytes, str] | None],
+    read: Callable[[Digest], dict[str, FileState] | None],
 ) -> tuple[tuple[str, ...] | None, tuple[int, ...]]:
     """(files that differ from the closest cached version, or None when some version cannot be read;
-    the versions whose files equal the local ones)."""
+    the versions whose files equal the local ones). ``read(blob)``: a layer's files, None when unreadable."""
     same: list[int] = []
     closest: tuple[str, ...] | None = None
     unreadable = False
     for record, blob in versions.items():
-        fetched = fetch(blob) if blob is not None else None
-        files = layer_files(*fetched) if fetched is not None else None
+        files = read(blob) if blob is not None else None
         if files is None:
             unreadable = True
             continue
@@ -257,7 +256,9 @@ def make_content_check(
 ) -> ContentCheck:
     """A :data:`~inspector.cache.explain.ContentCheck` over ``context``: ``fetchers[ref](blob)`` reads one
     cached layer (its bytes and media type; None when it cannot), ``base_workdirs`` the base images'
-    ``WorkingDir`` by ``FROM`` reference (default ``/``)."""
+    ``WorkingDir`` by ``FROM`` reference (default ``/``). Each layer blob is fetched and read at most once
+    (a blob digest names its bytes, so two caches holding it hold the same files)."""
+    read_layers: dict[Digest, dict[str, FileState] | None] = {}
 
     def check(
         step: PlannedStep, cache: ImportedCache, versions: tuple[int, ...]
@@ -269,6 +270,13 @@ def make_content_check(
         sources, dest = arguments
         base_workdir = (base_workdirs or {}).get(step.root_image or "", "/")
         local = context_files(context, sources, copy_destination(step, dest, base_workdir))
-        return compare_versions(local, version_layers(cache.config, versions), fetch)
+
+        def read(blob: Digest) -> dict[str, FileState] | None:
+            if blob not in read_layers:
+                fetched = fetch(blob)
+                read_layers[blob] = layer_files(*fetched) if fetched is not None else None
+            return read_layers[blob]
+
+        return compare_versions(local, version_layers(cache.config, versions), read)
 
     return check
