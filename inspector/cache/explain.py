@@ -90,11 +90,15 @@ class KeyedStep(Protocol):
 
 @dataclass(frozen=True, slots=True)
 class ImportedCache:
-    """One ``--cache-from`` ref as imported: its config, or why BuildKit could not import it."""
+    """One ``--cache-from`` ref as imported: its config, or why BuildKit could not import it.
+
+    ``unread``: BuildKit would import it but this module does not read that kind (an image's inline cache):
+    its steps are ``unknown`` there, not misses."""
 
     ref: str
     config: CacheConfig | None
     error: str | None = None
+    unread: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -220,6 +224,8 @@ class _CacheWalk:
     def step(self, key: KeyedStep, parent: _Parent) -> tuple[RefVerdict, _Parent]:
         """The step in this cache on top of ``parent``, and what the next step's parent is then."""
         ref = self.cache.ref
+        if self.config is None and self.cache.unread:
+            return RefVerdict(ref, "unknown", detail=f"not read: {self.cache.error}"), "unknown"
         if self.config is None:
             return RefVerdict(ref, "miss", detail=f"not imported: {self.cache.error}"), frozenset()
         if key.digest is None:

@@ -405,3 +405,24 @@ def test_mode_min_cache_runs_from_the_first_step_without_a_layer(
     # The same against the mode=max cache: [4/5]'s layer is there, so it runs from the miss itself.
     full = explain(capsys, tmp_path, edited, scenario["main"])
     assert full["runsFrom"]["label"] == "[5/5] RUN make all"
+
+
+def test_an_inline_cache_image_is_unread_not_a_miss(
+    scenario: dict[str, str],
+    registry: LocalRegistry,
+    seeded: dict[str, dict[str, str]],
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    # samples/not-a-cache: "inline-cache" is an image whose config carries moby.buildkit.cache.v0 (BuildKit
+    # imports it as a cache), "image" a plain image (BuildKit imports nothing from it). Against the plain
+    # image every step misses with its reason; with the inline one in the list nothing is said to miss:
+    # explain does not read inline caches, so those steps are unknown there.
+    repo = f"{registry.host}/samples/not-a-cache"
+    plain = explain(capsys, tmp_path, scenario["previous"], f"{repo}:image")
+    assert {(s["status"], s["cause"]) for s in plain["steps"]} == {("miss", None)}
+    assert "container image" in plain["steps"][0]["detail"]
+    both = explain(capsys, tmp_path, scenario["previous"], f"{repo}:image", f"{repo}:inline-cache")
+    assert {s["status"] for s in both["steps"]} == {"unknown"}
+    assert both["coldFrom"] is None
+    assert "inline cache" in both["steps"][0]["refs"][1]["detail"]

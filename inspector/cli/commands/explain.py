@@ -176,7 +176,7 @@ def _import(
     from inspector.cache.explain import ImportedCache
     from inspector.cache.fetch import load_cache
     from inspector.cache.source import LayoutSource, RegistrySource
-    from inspector.errors import InvalidContent, MissingContent, NotFound
+    from inspector.errors import InvalidContent, MissingContent, NotACache, NotFound
     from inspector.oci.reference import Reference
 
     source: CacheSource = (
@@ -184,6 +184,12 @@ def _import(
     )
     try:
         documents = load_cache(source)
+    except NotACache as exc:
+        # An image with inline cache metadata: BuildKit imports it (its own layers' keys), explain does not
+        # read that form, so the verdict there is unknown rather than a miss.
+        inline = "inline cache" in exc.message
+        reason = "an image with inline cache (explain reads registry caches only)" if inline else exc.message
+        return ImportedCache(ref, None, reason, unread=inline), None
     except (NotFound, MissingContent, InvalidContent) as exc:
         return ImportedCache(ref, None, exc.message), None
     if documents.config is None:
