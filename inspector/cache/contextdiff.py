@@ -27,6 +27,7 @@ import stat
 import tarfile
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
+from typing import Literal
 
 from inspector.cache.config import CacheConfig
 from inspector.cache.explain import ContentCheck, ImportedCache
@@ -38,6 +39,8 @@ __all__ = [
     "LAYER_LIMIT",
     "UNPACKED_LIMIT",
     "FileState",
+    "LayerFiles",
+    "compare_chain",
     "compare_versions",
     "context_files",
     "copy_arguments",
@@ -45,7 +48,7 @@ __all__ = [
     "diff_files",
     "layer_files",
     "make_content_check",
-    "version_layers",
+    "version_chains",
 ]
 
 #: Largest compressed layer fetched to compare; larger versions are "cannot tell".
@@ -54,15 +57,16 @@ LAYER_LIMIT = 256 * 1024 * 1024
 UNPACKED_LIMIT = 1024 * 1024 * 1024
 
 FileState = tuple[str, int]  # (content sha256 hex, permission bits)
+LayerFiles = dict[str, FileState | None]  # path -> state; None: whited out (``dir/``: an opaque directory)
 
 
 def copy_arguments(step: PlannedStep) -> tuple[list[str], str] | None:
-    """The sources and destination of a ``COPY``/``ADD``, or None when they are not plain paths
-    (wildcards, URLs, git sources, here-documents): their placement is not worked out here."""
+    """The sources and destination of a ``COPY``/``ADD``, or None when they are not paths in the context
+    (URLs, git sources, here-documents)."""
     args = list(step.args)
     if step.kind not in ("COPY", "ADD") or step.heredoc or len(args) < 2:
         return None
-    if any(ch in "".join(args) for ch in "*?[") or any("://" in a or a.startswith("git@") for a in args):
+    if any("://" in a or a.startswith("git@") for a in args):
         return None
     return args[:-1], args[-1]
 
@@ -124,18 +128,38 @@ def _walk(root: Path) -> Iterator[Path]:
             yield Path(dirpath) / name
 
 
-def context_files(context: Path, sources: list[str], dest: str) -> dict[str, FileState]:
-    """The regular files ``COPY sources dest`` takes from ``context``, keyed by their path in the layer.
+def _expand(root: Path, sources: list[str]) -> list[str] | None:
+    """Sources with wildcards (``allowWildcard``) replaced by what they match, when every match is a regular
+    file (a matched directory is copied as itself, not its contents: not worked out here, so None)."""
+    out: list[str] = []
+    for source in sources:
+        if not any(ch in source for ch in "*?["):
+            out.append(source)
+            continue
+        matches = sorted(root.glob(posixpath.normpath(source.lstrip("/"))))
+        if any(not m.is_file() or m.is_symlink() for m in matches):
+            return None
+        out.extend(m.relative_to(root).as_posix() for m in matches)
+    return out
+
+
+def context_files(context: Path, sources: list[str], dest: str) -> dict[str, FileState] | None:
+    """The regular files ``COPY sources dest`` takes from ``context``, keyed by their path in the layer, or
+    None when a wildcard matches a directory.
 
     ``dest`` is absolute, ending with ``/`` when it names a directory (``convert.go`` dispatchCopy: a
     destination ``.``, empty or ending with ``/``). A directory source copies its contents
     (``dirCopyContents``), a file source lands at ``dest/name`` when ``dest`` is a directory or there are
-    several sources, else at ``dest``. Paths leaving the context and symlinks are skipped."""
+    several sources or a wildcard, else at ``dest``. Paths leaving the context and symlinks are skipped."""
     root = context.resolve()
     rules = _dockerignore(root)
     budget = [UNPACKED_LIMIT]
     out: dict[str, FileState] = {}
-    for source in sources:
+    expanded = _expand(root, sources)
+    if expanded is None:
+        return None
+    several = len(sources) > 1 or any(ch in "".join(sources) for ch in "*?[")
+    for source in expanded:
         rel_source = posixpath.normpath(source.lstrip("/")) if source.strip("/") else "."
         base = (root / rel_source).resolve()
         if base != root and root not in base.parents:
@@ -149,28 +173,33 @@ def context_files(context: Path, sources: list[str], dest: str) -> dict[str, Fil
                     path, budget
                 )
         elif base.is_file() and not _ignored(rel_source, rules):
-            into_dir = dest.endswith("/") or len(sources) > 1
+            into_dir = dest.endswith("/") or several
             target = posixpath.join(dest, base.name) if into_dir else dest
             out[target.lstrip("/")] = _hash_file(base, budget)
     return out
 
 
-def layer_files(blob: bytes, media_type: str) -> dict[str, FileState] | None:
-    """The regular files of a layer tar (gzip or uncompressed), or None for a compression not read here."""
+def layer_files(blob: bytes, media_type: str) -> LayerFiles | None:
+    """The regular files of a layer tar (gzip or uncompressed), or None for a compression not read here.
+
+    A whiteout ``dir/.wh.name`` is ``dir/name: None`` (deleted below), an opaque directory
+    ``dir/.wh..wh..opq`` is ``dir/: None`` (everything below it hidden)."""
     if "zstd" in media_type:
         return None
     raw: io.IOBase = gzip.GzipFile(fileobj=io.BytesIO(blob)) if "gzip" in media_type else io.BytesIO(blob)
-    out: dict[str, FileState] = {}
+    out: LayerFiles = {}
     budget = UNPACKED_LIMIT
     try:
         with tarfile.open(fileobj=raw, mode="r|") as archive:
             for member in archive:
                 name = member.name.removeprefix("./").lstrip("/")
                 name = posixpath.normpath(name) if name else ""
-                base = posixpath.basename(name)
-                if base.startswith(
-                    ".wh."
-                ):  # a whiteout: the copy deleted nothing, so it is not a copied file
+                parent, base = posixpath.split(name)
+                if base == ".wh..wh..opq":
+                    out[f"{parent}/" if parent else "/"] = None
+                    continue
+                if base.startswith(".wh."):
+                    out[posixpath.join(parent, base[4:])] = None
                     continue
                 if not member.isfile():
                     continue
@@ -187,27 +216,98 @@ def layer_files(blob: bytes, media_type: str) -> dict[str, FileState] | None:
     return out
 
 
-def diff_files(local: Mapping[str, FileState], cached: Mapping[str, FileState]) -> tuple[str, ...]:
-    """Paths (in the layer) that differ: ``changed``, ``added`` (only local), ``removed`` (only cached)."""
+def _difference(path: str, local: FileState, cached: FileState) -> str | None:
+    if local[0] != cached[0]:
+        return f"changed {path}"
+    if local[1] != cached[1]:
+        return f"mode {path} {cached[1]:o} -> {local[1]:o}"
+    return None
+
+
+def diff_files(local: Mapping[str, FileState], cached: Mapping[str, FileState | None]) -> tuple[str, ...]:
+    """Paths that differ between the local files and one layer taken as the whole copy: ``changed``,
+    ``mode``, ``added`` (only local), ``removed`` (only cached)."""
     out: list[str] = []
-    for path in sorted(set(local) | set(cached)):
-        if path not in cached:
+    for path in sorted(set(local) | {p for p, state in cached.items() if state is not None}):
+        state = cached.get(path)
+        if state is None:
             out.append(f"added {path}")
         elif path not in local:
             out.append(f"removed {path}")
-        elif local[path][0] != cached[path][0]:
-            out.append(f"changed {path}")
-        elif local[path][1] != cached[path][1]:
-            out.append(f"mode {path} {cached[path][1]:o} -> {local[path][1]:o}")
+        elif (difference := _difference(path, local[path], state)) is not None:
+            out.append(difference)
     return tuple(out)
 
 
-def version_layers(config: CacheConfig, versions: tuple[int, ...]) -> dict[int, Digest | None]:
-    """Each version record's own layer blob (the top of its result's chain), or None without a result."""
-    out: dict[int, Digest | None] = {}
+def _lookup(files: LayerFiles, path: str) -> FileState | Literal["absent"] | None:
+    """``path`` in one layer: its state, ``absent`` (whited out, or under an opaque directory), or None
+    (the layer does not touch it: look further down)."""
+    if path in files:
+        return files[path] or "absent"
+    parts = path.split("/")
+    for depth in range(len(parts) - 1, 0, -1):
+        if (
+            files.get("/".join(parts[:depth]) + "/", ()) is None
+            or files.get("/".join(parts[:depth]), ()) is None
+        ):
+            return "absent"
+    return "absent" if files.get("/", ()) is None else None
+
+
+def compare_chain(
+    local: Mapping[str, FileState], chain: tuple[Digest, ...], read: Callable[[Digest], LayerFiles | None]
+) -> tuple[tuple[str, ...], bool] | None:
+    """One cached version against the local files: (certain differences, whether some path could not be
+    decided), or None when its own layer cannot be read. ``chain``: the version's layers, its own first.
+
+    BuildKit stores a step's *diff*: a copied file equal to the one already below is left out of the
+    layer. So a local file missing from the copy's layer is looked up in the layers below (topmost first):
+    equal there means equal; not there, nor anywhere below, means added; an unreadable layer on the way
+    leaves it undecided. Files in the copy's layer are what the copy wrote: any difference there is certain.
+    """
+    top = read(chain[0])
+    if top is None:
+        return None
+    differences: list[str] = []
+    for path, state in top.items():
+        if state is None or path.endswith("/"):
+            continue
+        if path not in local:
+            differences.append(f"removed {path}")
+        elif (difference := _difference(path, local[path], state)) is not None:
+            differences.append(difference)
+    differences.extend(f"added {path}" for path in local if path in top and top[path] is None)
+    pending = sorted(path for path in local if path not in top)
+    undecided = False
+    for blob in chain[1:]:
+        if not pending:
+            break
+        files = read(blob)
+        if files is None:
+            undecided = True
+            break
+        still: list[str] = []
+        for path in pending:
+            found = _lookup(files, path)
+            if found is None:
+                still.append(path)
+            elif found == "absent":
+                differences.append(f"added {path}")
+            elif (difference := _difference(path, local[path], found)) is not None:
+                differences.append(difference)
+        pending = still
+    if not undecided:
+        differences.extend(f"added {path}" for path in pending)
+    return tuple(sorted(differences, key=lambda d: d.split(" ", 1)[1])), undecided
+
+
+def version_chains(config: CacheConfig, versions: tuple[int, ...]) -> dict[int, tuple[Digest, ...] | None]:
+    """Each version record's layer chain, its own layer first, or None without a result."""
+    out: dict[int, tuple[Digest, ...] | None] = {}
     for record in versions:
         results = config.records[record].results
-        out[record] = config.layers[results[0].layer].blob if results else None
+        chain = config.chain(results[0].layer) if results else None
+        out[record] = tuple(config.layers[i].blob for i in reversed(chain)) if chain else None
     return out
 
 
@@ -221,27 +321,30 @@ def copy_destination(step: PlannedStep, dest: str, base_workdir: str = "/") -> s
 
 def compare_versions(
     local: Mapping[str, FileState],
-    versions: Mapping[int, Digest | None],
-    read: Callable[[Digest], dict[str, FileState] | None],
+    versions: Mapping[int, tuple[Digest, ...] | None],
+    read: Callable[[Digest], LayerFiles | None],
 ) -> tuple[tuple[str, ...] | None, tuple[int, ...]]:
-    """(files that differ from the closest cached version, or None when some version cannot be read;
-    the versions whose files equal the local ones). ``read(blob)``: a layer's files, None when unreadable."""
+    """(the certain differences from the closest version when every version has some, else None: it cannot
+    tell; the versions whose files equal the local ones). ``read(blob)``: a layer's files, None when it
+    cannot be read."""
     same: list[int] = []
     closest: tuple[str, ...] | None = None
-    unreadable = False
-    for record, blob in versions.items():
-        files = read(blob) if blob is not None else None
-        if files is None:
-            unreadable = True
+    undecided = False
+    for record, chain in versions.items():
+        compared = compare_chain(local, chain, read) if chain else None
+        if compared is None:
+            undecided = True
             continue
-        differences = diff_files(local, files)
-        if not differences:
+        differences, unsure = compared
+        if not differences and not unsure:
             same.append(record)
+        elif not differences:
+            undecided = True
         elif closest is None or len(differences) < len(closest):
             closest = differences
     if same:
         return (), tuple(same)
-    if unreadable:
+    if undecided:
         return None, ()
     return closest, ()
 
@@ -258,7 +361,7 @@ def make_content_check(
     cached layer (its bytes and media type; None when it cannot), ``base_workdirs`` the base images'
     ``WorkingDir`` by ``FROM`` reference (default ``/``). Each layer blob is fetched and read at most once
     (a blob digest names its bytes, so two caches holding it hold the same files)."""
-    read_layers: dict[Digest, dict[str, FileState] | None] = {}
+    read_layers: dict[Digest, LayerFiles | None] = {}
 
     def check(
         step: PlannedStep, cache: ImportedCache, versions: tuple[int, ...]
@@ -270,13 +373,15 @@ def make_content_check(
         sources, dest = arguments
         base_workdir = (base_workdirs or {}).get(step.root_image or "", "/")
         local = context_files(context, sources, copy_destination(step, dest, base_workdir))
+        if local is None:
+            return None, ()
 
-        def read(blob: Digest) -> dict[str, FileState] | None:
+        def read(blob: Digest) -> LayerFiles | None:
             if blob not in read_layers:
                 fetched = fetch(blob)
                 read_layers[blob] = layer_files(*fetched) if fetched is not None else None
             return read_layers[blob]
 
-        return compare_versions(local, version_layers(cache.config, versions), read)
+        return compare_versions(local, version_chains(cache.config, versions), read)
 
     return check
