@@ -79,9 +79,6 @@ class KeyedStep(Protocol):
     def unknown(self) -> str | None: ...
 
     @property
-    def content_input(self) -> bool: ...
-
-    @property
     def variants(self) -> tuple[Digest, ...]: ...
 
     @property
@@ -279,7 +276,7 @@ class _CacheWalk:
             where = "the source stage" if step.from_stage is not None else "the previous step or base image"
             detail = f"cached {len(candidates)}x, never on top of {where} of this build"
             return RefVerdict(ref, "miss", "parent", records=(), detail=detail), frozenset()
-        if (key.content_input and step.from_stage is None) or (step.kind == "RUN" and step.context_input):
+        if step.context_input:  # COPY/ADD from the build context, or RUN with the context bind-mounted
             versions = tuple(linked)
             plural = "s" if len(versions) != 1 else ""
             detail = f"hits only if the copied files equal one of {len(versions)} cached build-context version{plural}"
