@@ -201,6 +201,12 @@ def encode(value: Any) -> bytes:
 
 
 def _go_value(value: Any) -> Any:
+    if isinstance(value, str):
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:  # lone surrogates (undecodable bytes): Go writes U+FFFD for invalid UTF-8
+            return value.encode("utf-16", "surrogatepass").decode("utf-16", "replace")
+        return value
     if isinstance(value, bytes):
         return base64.b64encode(value).decode("ascii")
     if isinstance(value, dict):

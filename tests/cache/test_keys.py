@@ -15,7 +15,14 @@ from pathlib import Path
 import pytest
 
 from inspector.cache.naming.dockerfile import BaseConfig, plan_dockerfile
-from inspector.cache.naming.keys import StepKey, file_cache_map, go_normalize_path, root_key, step_keys
+from inspector.cache.naming.keys import (
+    StepKey,
+    file_cache_map,
+    go_normalize_path,
+    normalize_platform,
+    root_key,
+    step_keys,
+)
 from inspector.oci import gojson
 from inspector.oci.digest import Digest
 from tests.harness.paths import schema
@@ -437,3 +444,75 @@ def test_run_mounts_this_module_does_not_follow_are_unknown() -> None:
             plan_dockerfile(f"FROM alpine\nRUN {flag} true\n"), base_configs={"alpine": BaseConfig({})}
         )[0]
         assert key.digest is None and key.unknown is not None, flag
+
+
+def test_go_json_writes_invalid_utf8_as_the_replacement_character() -> None:
+    # "String values encode as JSON strings coerced to valid UTF-8, replacing invalid bytes with the Unicode
+    # replacement rune." A byte read with surrogateescape is a lone surrogate in Python.
+    text = b"a\xffb".decode("utf-8", "surrogateescape")
+    assert gojson.encode([text]) == '["a\ufffdb"]'.encode()
+
+
+def test_odd_instructions_give_a_key_or_a_reason_never_an_exception() -> None:
+    # Seeded random Dockerfiles from odd flag values (non-ASCII digits, bad modes, unknown sharing, URLs, git,
+    # variables): every step gets a digest or an unknown reason; nothing raises.
+    import random
+
+    from inspector.errors import CacheInspectError
+
+    rng = random.Random(7)
+    flags = ["--chown=", "--chmod=", "--link", "--from=", "--exclude=", "--parents", "--mount=", "--network="]
+    values = ["", "a", "1000", "root:x", "²", "-1", "u+x", "9", "type=cache", "type=tmpfs,size=²,target=/t"]
+    values += ["type=secret,mode=9", "type=secret,uid=²", "type=cache,sharing=x,target=a", "none", "$X"]
+    values += ["${X:-y}", "\ufffd", "https://x/y", "git@x:y.git", "/", "."]
+    checked = 0
+    for _ in range(400):
+        lines = ["FROM alpine"]
+        for _ in range(rng.randint(1, 4)):
+            word = rng.choice(["COPY", "ADD", "RUN", "WORKDIR", "ENV", "USER", "FROM scratch"])
+            words = [rng.choice(flags) + rng.choice(values) for _ in range(rng.randint(0, 2))]
+            lines.append(
+                " ".join([word, *words, *(rng.choice(values) or "x" for _ in range(rng.randint(0, 3)))])
+            )
+        try:
+            plan = plan_dockerfile("\n".join(lines) + "\n")
+        except CacheInspectError:
+            continue
+        for key in step_keys(plan, base_configs={"alpine": BaseConfig({})}):
+            assert (key.digest is None) == (key.unknown is not None)
+        checked += 1
+    assert checked > 200
+
+
+@pytest.mark.parametrize(
+    ("platform", "expected"),
+    [
+        # containerd platforms normalizeArch (vendored in BuildKit): the solver's platform is normalised.
+        ("linux/amd64", ("linux", "amd64", "")),
+        ("linux/arm64/v8", ("linux", "arm64", "")),
+        ("linux/aarch64", ("linux", "arm64", "")),
+        ("linux/arm", ("linux", "arm", "v7")),
+        ("linux/arm/6", ("linux", "arm", "v6")),
+        ("linux/x86_64", ("linux", "amd64", "")),
+    ],
+)
+def test_platform_as_the_solver_sees_it(platform: str, expected: tuple[str, str, str]) -> None:
+    assert normalize_platform(platform) == expected
+
+
+def test_run_key_carries_the_normalised_platform() -> None:
+    # ops/exec.go: OS and Arch always, Variant only when set (omitempty): arm64/v8 writes none, arm/v7 does.
+    plan = plan_dockerfile("FROM alpine\nRUN true\n")
+    arm64 = step_keys(plan, platform="linux/arm64/v8", base_configs={"alpine": BaseConfig({})})[0]
+    arm = step_keys(plan, platform="linux/arm/v7", base_configs={"alpine": BaseConfig({})})[0]
+    assert arm64.cache_map is not None and arm64.cache_map.endswith(b'"OS":"linux","Arch":"arm64"}')
+    assert arm.cache_map is not None and arm.cache_map.endswith(b'"OS":"linux","Arch":"arm","Variant":"v7"}')
+
+
+def test_file_op_before_indexes_is_a_variant() -> None:
+    # ops/file.go before v0.9.0 (8d707775) marshalled {Type, Actions} only: a copy onto scratch then had no
+    # "indexes" key; that encoding is tried as a variant.
+    key = step_keys(plan_dockerfile("FROM scratch\nCOPY a /\n"))[0]
+    assert key.cache_map is not None
+    old = key.cache_map.replace(b',"indexes":[[-1,0,0]]', b"")
+    assert key.variants == (sha256(sha256(old) + "@0"),)

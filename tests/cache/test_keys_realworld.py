@@ -249,3 +249,34 @@ if __name__ == "__main__":
     print("|---|---|---|---|---|---|")
     for row in table():
         print("| " + " | ".join(str(cell) for cell in row) + " |")
+
+
+def test_bases_named_exactly_tell_apart_one_op_on_two_bases() -> None:
+    # dto-pattern's config (read by hand): records 8 and 9 both have digest 807b3e87… (WORKDIR /app); 8 links
+    # roots 0 and 6, 9 links roots 3 and 7. Record 4 (COPY pom.xml, only in the build stage) links 8, and
+    # record 12 (COPY --from=build …) links 9: so roots {0, 6} are maven's (build), {3, 7} temurin's.
+    # Without that knowledge both WORKDIRs claim both records and neither is pinned; with the bases' roots
+    # (what --resolve-bases gives once it names them exactly) each is pinned to its own record, and the
+    # chain continues: 4 (COPY pom.xml), 13 (COPY src src, after a RUN without a key), 12 (COPY --from=build).
+    config = config_of("dto-pattern")
+    plan = plan_dockerfile(DTO_PATTERN)
+    keys = step_keys(plan)
+    digests = [record.digest for record in config.records]
+    assert (
+        digests[8] == digests[9] == "sha256:807b3e8722c68572736f54d83fd741a5b1d69ccbef218fae52b4149a56d232ce"
+    )
+    assert 8 not in exact_records(config.records, plan, keys) and 9 not in exact_records(
+        config.records, plan, keys
+    )
+    roots = {"maven:3.9-eclipse-temurin-24": {0, 6}, "eclipse-temurin:24-jre": {3, 7}}
+    pinned = {
+        index: [step.label() for step in steps]
+        for index, steps in exact_records(config.records, plan, keys, roots).items()
+    }
+    assert pinned == {
+        8: ["[build 2/6] WORKDIR /app"],
+        4: ["[build 3/6] COPY pom.xml ."],
+        13: ["[build 5/6] COPY src src"],
+        9: ["[stage-1 2/3] WORKDIR /app"],
+        12: ["[stage-1 3/3] COPY --from=build /app/target/DTO-Pattern-0.0.1-SNAPSHOT.jar app.jar"],
+    }

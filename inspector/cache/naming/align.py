@@ -390,13 +390,21 @@ def name_from_dockerfile(
 def _exact_pins(
     graph: CacheGraph, plan: BuildPlan, base_configs: Mapping[str, BaseConfig] | None
 ) -> dict[int, tuple[PlannedStep, ...]]:
-    """Records named by their recomputed key, on the bases' platform when one is known (else linux/amd64)."""
+    """Records named by their recomputed key, for each platform of the resolved bases (else linux/amd64).
+
+    A RUN's key holds its platform, so a multi-platform cache has one chain per platform.
+    """
     from inspector.cache.naming.keys import exact_records, step_keys
 
-    platforms = sorted({image.platform for image in graph.bases if image.platform})
-    platform = platforms[0] if len(platforms) == 1 else "linux/amd64"
-    keys = step_keys(plan, platform=platform, base_configs=base_configs)
-    return exact_records(graph.config.records, plan, keys)
+    base_roots: dict[str, set[int]] = {}
+    for image in graph.bases:  # bases named by their recomputed root keys say which roots are which FROM
+        if image.basis == "exact" and image.name is not None:
+            base_roots.setdefault(image.name, set()).update(image.roots)
+    pins: dict[int, tuple[PlannedStep, ...]] = {}
+    for platform in sorted({image.platform for image in graph.bases if image.platform}) or ["linux/amd64"]:
+        keys = step_keys(plan, platform=platform, base_configs=base_configs)
+        pins.update(exact_records(graph.config.records, plan, keys, base_roots))
+    return pins
 
 
 def _stage_platforms(graph: CacheGraph) -> dict[int, str | None]:

@@ -15,7 +15,7 @@ The rules and the BuildKit versions they hold for are in docs/keys.md.
 from __future__ import annotations
 
 import posixpath
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping, Sequence, Set
 from dataclasses import dataclass
 from typing import Any
 
@@ -24,7 +24,15 @@ from inspector.cache.naming.dockerfile import BaseConfig, BuildPlan, PlannedStep
 from inspector.oci import gojson
 from inspector.oci.digest import Digest, sha256_digest
 
-__all__ = ["StepKey", "exact_records", "file_cache_map", "go_normalize_path", "root_key", "step_keys"]
+__all__ = [
+    "StepKey",
+    "exact_records",
+    "file_cache_map",
+    "go_normalize_path",
+    "normalize_platform",
+    "root_key",
+    "step_keys",
+]
 
 FILE_CACHE_TYPE = "buildkit.file.v0"  # ops/file.go fileCacheType
 EXEC_CACHE_TYPE = "buildkit.exec.v0"  # ops/exec.go execCacheType
@@ -210,6 +218,8 @@ def _step_key(step: PlannedStep, context: _Context) -> StepKey:
     if step.kind == "RUN":  # older BuildKit encodings (docs/keys.md)
         older = (_digest_of(_run(step, context, encoding)) for encoding in _OLDER)
         variants = tuple(d for d in dict.fromkeys(older) if d != digest)
+    elif b',"indexes":' in cache_map:  # before v0.9 (8d707775) a file CacheMap had no indexes, its last key
+        variants = (_digest_of(cache_map.rsplit(b',"indexes":', 1)[0] + b"}"),)
     return StepKey(step, op, cache_map, digest, None, content, variants)
 
 
@@ -321,6 +331,7 @@ def _copy(step: PlannedStep, context: _Context) -> bytes:
                 "attemptUnpackDockerCompatibility": unpack,
                 "createDestPath": True,
                 "timestamp": -1,
+                "exclude_patterns": excludes,
                 "modeStr": mode_str,
             }
         else:
@@ -443,12 +454,34 @@ def _run(step: PlannedStep, context: _Context, encoding: _ExecEncoding = _CURREN
     env = _step_env(step, config)
     mounts = _mounts(flags.get("mount", []), env, _current_dir(step, config), encoding)
     execution = _omit_empty({"meta": meta, "mounts": mounts, "network": network, "security": security})
-    os_name, _, rest = context.platform.partition("/")
-    arch, _, variant = rest.partition("/")
+    os_name, arch, variant = normalize_platform(context.platform)
     document: dict[str, Any] = {"Type": EXEC_CACHE_TYPE, "Exec": execution, "OS": os_name, "Arch": arch}
     if variant:
         document["Variant"] = variant
     return gojson.encode(document)
+
+
+def normalize_platform(platform: str) -> tuple[str, str, str]:
+    """``os/arch[/variant]`` as containerd's ``platforms.Normalize`` gives it to the solver (``normalizeArch``).
+
+    ``linux/arm64/v8`` is ``arm64`` without a variant, ``linux/arm`` is ``arm`` ``v7``, ``x86_64`` is ``amd64``.
+    """
+    os_name, _, rest = platform.lower().partition("/")
+    arch, _, variant = rest.partition("/")
+    if arch == "i386":
+        arch, variant = "386", ""
+    elif arch in ("x86_64", "x86-64", "amd64"):
+        arch, variant = "amd64", "" if variant == "v1" else variant
+    elif arch in ("aarch64", "arm64"):
+        arch = "arm64"
+        variant = {"8": "", "v8": "", "v8.0": "", "9": "v9", "9.0": "v9", "v9.0": "v9"}.get(variant, variant)
+    elif arch == "armhf":
+        arch, variant = "arm", "v7"
+    elif arch == "armel":
+        arch, variant = "arm", "v6"
+    elif arch == "arm":
+        variant = {"": "v7", "7": "v7", "5": "v5", "6": "v6", "8": "v8"}.get(variant, variant)
+    return os_name, arch, variant
 
 
 _CACHE_SHARING = {"": 0, "shared": 0, "private": 1, "locked": 2}  # pb.CacheSharingOpt
@@ -515,7 +548,7 @@ def _mounts(specs: list[str], env: Mapping[str, str], workdir: str, encoding: _E
             mount["cacheOpt"] = option
         elif kind == "tmpfs":
             size = fields.get("size", "0")
-            if not size.isdigit():
+            if not (size.isascii() and size.isdigit()):
                 raise _Unknown(f"RUN --mount=type=tmpfs,size={size} is not encoded")
             mount = {"input": -1, "dest": target, "output": -1, "readonly": readonly, "mountType": 4}
             mount["TmpfsOpt"] = _omit_empty({"size": int(size)})
@@ -566,7 +599,10 @@ def _env(step: PlannedStep, config: BaseConfig) -> list[str]:
 
 
 def exact_records(
-    records: Sequence[CacheRecord], plan: BuildPlan, keys: Sequence[StepKey]
+    records: Sequence[CacheRecord],
+    plan: BuildPlan,
+    keys: Sequence[StepKey],
+    base_roots: Mapping[str, Set[int]] | None = None,
 ) -> dict[int, tuple[PlannedStep, ...]]:
     """The records each planned step's key identifies exactly: record index -> its steps.
 
@@ -578,7 +614,8 @@ def exact_records(
     is not in the cache, nothing below is pinned. Several steps share a record when they are the same op on
     the same base (BuildKit builds it once: ``WORKDIR /app`` first in two stages ``FROM node:18-alpine``); a
     record claimed by steps on different bases (which root is which base, the cache does not say) is left to
-    the alignment.
+    the alignment — unless ``base_roots`` (``FROM`` reference -> its root records, from bases named exactly)
+    says which roots are a stage's base.
     """
     key_of = {(key.step.stage, key.step.number): key for key in keys}
     by_digest: dict[str, list[int]] = {}
@@ -590,6 +627,8 @@ def exact_records(
         parents: _Parents
         if stage.base_kind == "stage" and stage.base_stage is not None:
             parents = stage_ends.get(stage.base_stage, _BROKEN)
+        elif base_roots and stage.base_ref is not None and stage.base_ref in base_roots:
+            parents = frozenset(base_roots[stage.base_ref])
         else:
             parents = _ROOT
         for step in stage.steps:
