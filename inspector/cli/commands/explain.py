@@ -106,13 +106,13 @@ def explain(
                 configs[ref] = base.config
             plan = recipe.plan(platform, configs)
         keys = step_keys(plan, platform=platform, base_configs=configs)
-        caches: list[ImportedCache] = []
-        fetchers: dict[str, LayerFetch] = {}
-        for ref, parsed in zip(refs, targets, strict=True):
-            cache, fetch = _import(ref, parsed, client)
-            caches.append(cache)
-            if fetch is not None:
-                fetchers[ref] = fetch
+        pairs = list(zip(refs, targets, strict=True))
+        if first_registry is not None:  # the caches are fetched side by side, like BuildKit's imports
+            imported = client().map_bounded(lambda pair: _import(pair[0], pair[1], client), pairs)
+        else:
+            imported = [_import(ref, parsed, client) for ref, parsed in pairs]
+        caches: list[ImportedCache] = [cache for cache, _ in imported]
+        fetchers: dict[str, LayerFetch] = {c.ref: f for c, f in imported if f is not None}
         check = None
         if context is not None:
             from inspector.cache.contextdiff import make_content_check
