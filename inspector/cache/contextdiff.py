@@ -32,7 +32,6 @@ from typing import Literal
 from inspector.cache.config import CacheConfig
 from inspector.cache.explain import ContentCheck, ImportedCache
 from inspector.cache.naming.dockerfile import PlannedStep, normalize_workdir
-from inspector.errors import UsageError
 from inspector.oci.digest import Digest
 
 __all__ = [
@@ -110,13 +109,17 @@ def _ignored(rel: str, rules: list[tuple[bool, re.Pattern[str]]]) -> bool:
     return ignored
 
 
+class _TooLarge(Exception):
+    """More than ``UNPACKED_LIMIT`` bytes of local files to hash: the comparison gives up (cannot tell)."""
+
+
 def _hash_file(path: Path, budget: list[int]) -> FileState:
     digest = hashlib.sha256()
     with path.open("rb") as handle:
         while chunk := handle.read(1 << 20):
             budget[0] -= len(chunk)
             if budget[0] < 0:
-                raise UsageError(f"--context: more than {UNPACKED_LIMIT} bytes to compare")
+                raise _TooLarge
             digest.update(chunk)
     return digest.hexdigest(), stat.S_IMODE(path.stat().st_mode)
 
@@ -145,7 +148,7 @@ def _expand(root: Path, sources: list[str]) -> list[str] | None:
 
 def context_files(context: Path, sources: list[str], dest: str) -> dict[str, FileState] | None:
     """The regular files ``COPY sources dest`` takes from ``context``, keyed by their path in the layer, or
-    None when a wildcard matches a directory.
+    None when a wildcard matches a directory or the files hold more than ``UNPACKED_LIMIT`` bytes.
 
     ``dest`` is absolute, ending with ``/`` when it names a directory (``convert.go`` dispatchCopy: a
     destination ``.``, empty or ending with ``/``). A directory source copies its contents
@@ -159,7 +162,23 @@ def context_files(context: Path, sources: list[str], dest: str) -> dict[str, Fil
     if expanded is None:
         return None
     several = len(sources) > 1 or any(ch in "".join(sources) for ch in "*?[")
-    for source in expanded:
+    try:
+        _collect(root, rules, expanded, dest, several, budget, out)
+    except _TooLarge:
+        return None
+    return out
+
+
+def _collect(
+    root: Path,
+    rules: list[tuple[bool, re.Pattern[str]]],
+    sources: list[str],
+    dest: str,
+    several: bool,
+    budget: list[int],
+    out: dict[str, FileState],
+) -> None:
+    for source in sources:
         rel_source = posixpath.normpath(source.lstrip("/")) if source.strip("/") else "."
         base = (root / rel_source).resolve()
         if base != root and root not in base.parents:
@@ -176,7 +195,6 @@ def context_files(context: Path, sources: list[str], dest: str) -> dict[str, Fil
             into_dir = dest.endswith("/") or several
             target = posixpath.join(dest, base.name) if into_dir else dest
             out[target.lstrip("/")] = _hash_file(base, budget)
-    return out
 
 
 def layer_files(blob: bytes, media_type: str) -> LayerFiles | None:

@@ -173,3 +173,11 @@ def test_a_wildcard_copies_the_matching_files_into_the_destination(tmp_path: Pat
     ]
     (tmp_path / "package.d").mkdir()
     assert context_files(tmp_path, ["package*"], "/app/") is None
+
+
+def test_a_context_past_the_cap_cannot_be_compared(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # A context too big to hash is "cannot tell" (None), not an error: the rest of the verdict still stands.
+    root = context(tmp_path)
+    assert context_files(root, ["."], "/app/") is not None
+    monkeypatch.setattr(contextdiff, "UNPACKED_LIMIT", 12)
+    assert context_files(root, ["."], "/app/") is None
