@@ -236,6 +236,8 @@ def test_changed_build_arg_misses_at_the_first_run_that_sees_it(
     # --build-arg GREETING=bye: WORKDIR and COPY do not carry ARGs in their ops (FileOp actions) and hit;
     # the first RUN's env holds GREETING (ARGs in scope are RUN env), so its digest is new: "instruction".
     # The second RUN carries the same env, so it misses too, whatever the cause reported for it.
+    # (No real document here pins how an ARG is written into a RUN's env; the verdict needs only that the
+    # value is part of the key, which BuildKit's ExecOp env makes it.)
     doc = explain(
         capsys,
         tmp_path,
