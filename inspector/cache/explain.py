@@ -412,7 +412,8 @@ def explain_build(
                     verdict, files, after = walk.resolve_context(key, verdict, content_check)
                     if files is not None and changed is None:
                         changed = files
-                if conditional[position] and verdict.status == "hit":
+                source_conditional = walk.stage_conditional.get(step.from_stage or "", False)
+                if (conditional[position] or source_conditional) and verdict.status == "hit":
                     detail = "hits if the earlier build-context copy does"
                     verdict = RefVerdict(
                         verdict.ref,

@@ -329,4 +329,27 @@ def test_the_job_summary_cannot_be_broken_by_a_hostile_label() -> None:
     row = next(line for line in markdown.splitlines() if line.startswith("| ") and "RUN echo" in line)
     assert row.count("|") == 4  # the table's own four bars, none from the label
     assert "*x*" not in row and "<b>" not in row
-    assert markdown.startswith("### cacheinspect explain: this build will be cold from &#91;2/2&#93; RUN echo")
+    assert markdown.startswith(
+        "### cacheinspect explain: this build will be cold from &#91;2/2&#93; RUN echo"
+    )
+
+
+def test_a_copy_from_a_stage_that_hangs_on_the_context_hangs_on_it_too() -> None:
+    # Stage "app" (WORKDIR, COPY . ., RUN make) as in config(); a second stage copies from it. Without
+    # --context app's COPY is "context", so is everything above it in app, and so is the COPY --from=app
+    # in the next stage, even though its record links to app's RUN: that RUN hits only if the copy does.
+    dockerfile = DOCKERFILE + "FROM alpine:3.20\nCOPY --from=app /out /out\n"
+    plan = plan_dockerfile(dockerfile)
+    workdir, copy, run = plan.stages[0].steps
+    final = plan.stages[1].steps[0]
+    document = json.loads(config())
+    document["records"].append(
+        {"digest": str(d("9")), "inputs": [[{"link": 0}], [{"selector": str(d("d")), "link": 6}]]}
+    )
+    imported = ImportedCache("c", parse_cache_config(json.dumps(document).encode()))
+    keys = [Key(workdir, WORKDIR), Key(copy, COPY, content_input=True), Key(run, RUN), Key(final, d("9"))]
+    result = explain_build(plan, keys, [imported])
+    assert statuses(result.steps) == [("hit", None), ("context", None), ("context", None), ("context", None)]
+    # With the context known to be the same, the whole chain hits.
+    same = explain_build(plan, keys, [imported], content_check=lambda s, c, v: ((), (4,)))
+    assert statuses(same.steps) == [("hit", None)] * 4
