@@ -360,7 +360,7 @@ def test_cli_in_a_subprocess_human_view_and_strict_exit(scenario: dict[str, str]
     assert missing.returncode == 10 and "not imported" in missing.stdout and "Traceback" not in missing.stderr
 
 
-def test_real_export_fullcycle_node_workdir_and_copies(
+def test_real_export_fullcycle_node_without_its_base_config_is_unknown_not_guessed(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     """committed-caches/fullcycle-node (= export 11) with mynode_app/Dockerfile (SOURCES.md); the base
