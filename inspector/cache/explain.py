@@ -143,15 +143,19 @@ class Explanation:
 
     @property
     def runs_from(self) -> StepVerdict | None:
-        """Where the build really starts running: BuildKit needs the layer of the step before the first miss,
-        and a cache written with mode=min holds keys without layers for intermediate steps, so each step
-        before the miss whose layer no cache holds runs too (back to the stage's first step)."""
-        cold = self.cold_from
-        if cold is None:
-            return None
-        start = cold
+        """Where the build really starts running, or None when it runs nothing. BuildKit needs the layer of
+        the step before the first miss (or of the target's last step when nothing misses), and a cache written
+        with mode=min holds keys without layers for intermediate steps, so each step there whose layer no cache
+        holds runs too (back to the stage's first step at most)."""
+        anchor = self.cold_from
+        if anchor is None:
+            target = [v for v in self.steps if v.step.stage == self.target]
+            if not target or target[-1].status != "hit" or target[-1].has_layer:
+                return None
+            anchor = target[-1]
+        start = anchor
         earlier = [
-            v for v in self.steps if v.step.stage == cold.step.stage and v.step.number < cold.step.number
+            v for v in self.steps if v.step.stage == anchor.step.stage and v.step.number < anchor.step.number
         ]
         for verdict in reversed(earlier):
             if verdict.status not in ("hit", "context") or verdict.has_layer:
@@ -161,7 +165,8 @@ class Explanation:
 
     @property
     def all_cached(self) -> bool:
-        return all(v.status == "hit" for v in self.steps)
+        """Every step hits and the build can load the target's result: it runs nothing."""
+        return all(v.status == "hit" for v in self.steps) and self.runs_from is None
 
 
 # What a step's parent resolves to in one cache: record indexes, "any root" (base not resolved), or unknown.
@@ -501,15 +506,17 @@ def explanation_markdown(explanation: Explanation) -> str:
     from inspector._sanitize import markdown_text
 
     cold = explanation.cold_from
+    runs = explanation.runs_from
     if cold is not None:
         headline = f"cacheinspect explain: this build will be cold from {markdown_text(cold.step.label())}"
+    elif runs is not None:
+        headline = f"cacheinspect explain: every key hits, but no cache holds the layers: it runs from {markdown_text(runs.step.label())}"
     elif explanation.all_cached:
         headline = "cacheinspect explain: every step is cached"
     else:
         headline = "cacheinspect explain: no step is certain to miss; some cannot be shown to hit"
     lines = [f"### {headline}", ""]
-    runs = explanation.runs_from
-    if runs is not None and runs is not cold:
+    if cold is not None and runs is not None and runs is not cold:
         lines += [
             f"No cache holds a layer for the steps before it (mode=min): it runs from {markdown_text(runs.step.label())}.",
             "",

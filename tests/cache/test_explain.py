@@ -353,3 +353,24 @@ def test_a_copy_from_a_stage_that_hangs_on_the_context_hangs_on_it_too() -> None
     # With the context known to be the same, the whole chain hits.
     same = explain_build(plan, keys, [imported], content_check=lambda s, c, v: ((), (4,)))
     assert statuses(same.steps) == [("hit", None)] * 4
+
+
+def test_every_key_hits_but_no_layer_to_load_runs_the_build() -> None:
+    # The config's records without their results: a mode=min cache exported by a build of another target
+    # (every key of the graph written, layers only for that target's last step). Every key here hits, but
+    # the target's last step (RUN make) has no layer, nor has any step below it: the build runs from WORKDIR.
+    document = json.loads(config())
+    for record in document["records"]:
+        record.pop("layers", None)
+    imported = ImportedCache("c", parse_cache_config(json.dumps(document).encode()))
+    check = lambda s, c, v: ((), (4,))  # noqa: E731
+    result = explain_build(plan_dockerfile(DOCKERFILE), keys(), [imported], content_check=check)
+    assert statuses(result.steps) == [("hit", None)] * 3
+    assert result.cold_from is None and not result.all_cached
+    assert result.runs_from is not None and result.runs_from.step.kind == "WORKDIR"
+    assert explanation_markdown(result).startswith(
+        "### cacheinspect explain: every key hits, but no cache holds the layers: it runs from &#91;2/4&#93; WORKDIR"
+    )
+    # With the layers (config() as written) it runs nothing.
+    full = explain_build(plan_dockerfile(DOCKERFILE), keys(), [cache()], content_check=check)
+    assert full.runs_from is None and full.all_cached

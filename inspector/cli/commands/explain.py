@@ -66,7 +66,8 @@ def explain(
     strict: Annotated[
         bool,
         typer.Option(
-            "--strict", help=f"Exit {int(ExitCode.UNHEALTHY)} when some step will miss every cache."
+            "--strict",
+            help=f"Exit {int(ExitCode.UNHEALTHY)} when the build will run some step (a miss, or no layer to load).",
         ),
     ] = False,
     json_out: JsonOut = False,
@@ -132,7 +133,7 @@ def explain(
         from inspector.cli.render.explain import render_explanation
 
         console().print(render_explanation(result))
-    if strict and result.cold_from is not None:
+    if strict and result.runs_from is not None:  # a miss, or hits whose layers no cache holds
         raise typer.Exit(int(ExitCode.UNHEALTHY))
 
 

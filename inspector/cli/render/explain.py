@@ -63,6 +63,9 @@ def render_explanation(explanation: Explanation) -> RenderableType:
                 f"no cache holds a layer for the steps before it (mode=min): it runs from {runs.step.label()}"
             )
             lines.append(Text(sanitize(text), style="red"))
+    elif explanation.runs_from is not None:
+        text = f"every key hits, but no cache holds the layers (mode=min): the build runs from {explanation.runs_from.step.label()}"
+        lines.append(Text(sanitize(text), style="bold red"))
     elif explanation.all_cached:
         lines.append(Text("every step is cached", style="bold green"))
     else:
