@@ -355,6 +355,11 @@ def test_cli_in_a_subprocess_human_view_and_strict_exit(scenario: dict[str, str]
     )
     assert any(line.startswith("✗ [5/5] RUN make all") and "miss: the instruction" in line for line in lines)
     assert "this build will be cold from [5/5] RUN make all" in lines
+    # A summary CI asked for and that cannot be written: explain changed nothing, so it is exit 2.
+    unwritable = run_cli(
+        "explain", scenario["main"], "-f", str(path), env={"GITHUB_STEP_SUMMARY": str(tmp_path)}
+    )
+    assert unwritable.returncode == 2 and "GITHUB_STEP_SUMMARY" in unwritable.stderr
     missing = run_cli("explain", f"{scenario['host']}/explain/app:nope", "-f", str(path), "--strict")
     # A cache BuildKit cannot import is a miss with its reason (the build goes on without it): exit 10.
     assert missing.returncode == 10 and "not imported" in missing.stdout and "Traceback" not in missing.stderr
