@@ -30,6 +30,7 @@ REGISTRY_COMMANDS = {
     "show": EXPECTED,
     "tags": WITHOUT_CONCURRENCY,
     "du": EXPECTED,
+    "explain": EXPECTED,
     "diff": EXPECTED,
     "gc": EXPECTED,
     "probe": WITHOUT_CONCURRENCY,
