@@ -26,6 +26,7 @@ from typing import Literal
 
 from inspector.cache.analysis import CacheGraph
 from inspector.errors import UsageError
+from inspector.oci.platform import normalize_platform, split_platform
 
 __all__ = [
     "CoverageState",
@@ -34,7 +35,6 @@ __all__ = [
     "StagePlatform",
     "coverage_to_json",
     "expected_status",
-    "normalize_platform",
     "parse_expected_platforms",
     "platform_coverage",
 ]
@@ -95,48 +95,13 @@ _KNOWN_ARCH = frozenset(
 _PART = re.compile(r"[a-z0-9_.-]+")
 
 
-def _normalize_arch(arch: str, variant: str) -> tuple[str, str]:
-    """containerd ``normalizeArch`` (platforms/database.go), case-folded."""
-    arch, variant = arch.lower(), variant.lower()
-    if arch == "i386":
-        return "386", ""
-    if arch in ("x86_64", "x86-64", "amd64"):
-        return "amd64", "" if variant == "v1" else variant
-    if arch in ("aarch64", "arm64"):
-        if variant in ("8", "v8", "v8.0"):
-            variant = ""
-        elif variant in ("9", "9.0", "v9.0"):
-            variant = "v9"
-        return "arm64", variant
-    if arch == "armhf":
-        return "arm", "v7"
-    if arch == "armel":
-        return "arm", "v6"
-    if arch == "arm":
-        if variant in ("", "7"):
-            return "arm", "v7"
-        if variant in ("5", "6", "8"):
-            return "arm", "v" + variant
-    return arch, variant
-
-
-def normalize_platform(text: str) -> str:
-    """``os/arch[/variant]`` normalised (``linux/aarch64`` -> ``linux/arm64``); no validation."""
-    parts = text.split("/")
-    os_name = parts[0].lower()
-    if os_name == "macos":
-        os_name = "darwin"
-    arch, variant = _normalize_arch(parts[1] if len(parts) > 1 else "", parts[2] if len(parts) > 2 else "")
-    return "/".join(p for p in (os_name, arch, variant) if p)
-
-
 def _parse_one(text: str) -> str:
     value = text.strip()
     parts = value.lower().split("/")
     if not value or len(parts) > 3 or not all(_PART.fullmatch(p) for p in parts):
         raise UsageError(f"--expect-platform {text!r}: expected os/arch[/variant], e.g. linux/arm64")
     if len(parts) == 1:
-        arch, _ = _normalize_arch(parts[0], "")
+        arch = split_platform("linux/" + parts[0])[1]
         if arch not in _KNOWN_ARCH:
             raise UsageError(
                 f"--expect-platform {text!r}: give os/arch (an OS alone names no architecture), e.g. linux/amd64"

@@ -19,12 +19,12 @@ from inspector.cache.naming.keys import (
     StepKey,
     file_cache_map,
     go_normalize_path,
-    normalize_platform,
     root_key,
     step_keys,
 )
 from inspector.oci import gojson
 from inspector.oci.digest import Digest
+from inspector.oci.platform import split_platform
 from tests.harness.paths import schema
 from tests.harness.support import run_cli, validate_json
 
@@ -497,7 +497,7 @@ def test_odd_instructions_give_a_key_or_a_reason_never_an_exception() -> None:
     ],
 )
 def test_platform_as_the_solver_sees_it(platform: str, expected: tuple[str, str, str]) -> None:
-    assert normalize_platform(platform) == expected
+    assert split_platform(platform) == expected
 
 
 def test_run_key_carries_the_normalised_platform() -> None:

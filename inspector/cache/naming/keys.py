@@ -23,13 +23,13 @@ from inspector.cache.config import CacheRecord
 from inspector.cache.naming.dockerfile import BaseConfig, BuildPlan, PlannedStep, expand
 from inspector.oci import gojson
 from inspector.oci.digest import Digest, sha256_digest
+from inspector.oci.platform import split_platform
 
 __all__ = [
     "StepKey",
     "exact_records",
     "file_cache_map",
     "go_normalize_path",
-    "normalize_platform",
     "root_key",
     "step_keys",
 ]
@@ -454,34 +454,11 @@ def _run(step: PlannedStep, context: _Context, encoding: _ExecEncoding = _CURREN
     env = _step_env(step, config)
     mounts = _mounts(flags.get("mount", []), env, _current_dir(step, config), encoding)
     execution = _omit_empty({"meta": meta, "mounts": mounts, "network": network, "security": security})
-    os_name, arch, variant = normalize_platform(context.platform)
+    os_name, arch, variant = split_platform(context.platform)
     document: dict[str, Any] = {"Type": EXEC_CACHE_TYPE, "Exec": execution, "OS": os_name, "Arch": arch}
     if variant:
         document["Variant"] = variant
     return gojson.encode(document)
-
-
-def normalize_platform(platform: str) -> tuple[str, str, str]:
-    """``os/arch[/variant]`` as containerd's ``platforms.Normalize`` gives it to the solver (``normalizeArch``).
-
-    ``linux/arm64/v8`` is ``arm64`` without a variant, ``linux/arm`` is ``arm`` ``v7``, ``x86_64`` is ``amd64``.
-    """
-    os_name, _, rest = platform.lower().partition("/")
-    arch, _, variant = rest.partition("/")
-    if arch == "i386":
-        arch, variant = "386", ""
-    elif arch in ("x86_64", "x86-64", "amd64"):
-        arch, variant = "amd64", "" if variant == "v1" else variant
-    elif arch in ("aarch64", "arm64"):
-        arch = "arm64"
-        variant = {"8": "", "v8": "", "v8.0": "", "9": "v9", "9.0": "v9", "v9.0": "v9"}.get(variant, variant)
-    elif arch == "armhf":
-        arch, variant = "arm", "v7"
-    elif arch == "armel":
-        arch, variant = "arm", "v6"
-    elif arch == "arm":
-        variant = {"": "v7", "7": "v7", "5": "v5", "6": "v6", "8": "v8"}.get(variant, variant)
-    return os_name, arch, variant
 
 
 _CACHE_SHARING = {"": 0, "shared": 0, "private": 1, "locked": 2}  # pb.CacheSharingOpt
