@@ -230,3 +230,11 @@ def test_copy_link_with_chmod_is_no_merge() -> None:
     )
     steps = plan_dockerfile(text).stages[0].steps
     assert [s.link for s in steps] == [True, False, True, False]
+
+
+def test_a_lone_surrogate_is_refused_before_the_parser_sees_it() -> None:
+    """The parser is Go behind a C binding: given a lone surrogate it kills the whole process (SIGSEGV,
+    seen by hand), so no traceback or error could ever be printed. A Dockerfile read from disk with
+    strict UTF-8 cannot hold one; a library caller's string can."""
+    with pytest.raises(UsageError, match="not UTF-8 text"):
+        plan_dockerfile("FROM alpine\nRUN echo \udcff\n", name="Dockerfile")

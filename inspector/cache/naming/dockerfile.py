@@ -283,6 +283,10 @@ def plan_dockerfile(
     """
     import dockerfile
 
+    try:  # the parser's Go binding crashes the process on a lone surrogate: refuse it here
+        text.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise UsageError(f"{name}: not UTF-8 text (character {exc.start})") from None
     try:
         commands = dockerfile.parse_string(text)
     except (dockerfile.GoParseError, ValueError) as exc:
