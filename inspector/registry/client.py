@@ -180,7 +180,7 @@ class RegistryClient:
         self.close()
 
     def close(self) -> None:
-        if self.concurrency.answers:
+        if self.concurrency.adaptive and self.concurrency.answers:  # -v: where the limit went
             log.info("%s", self.concurrency.summary())
         self._http.close()
 
