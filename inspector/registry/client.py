@@ -157,8 +157,9 @@ class RegistryClient:
             self._trust = DeferredTrust()  # the CA bundle is loaded at the first TLS handshake, if any
             verify = cast(ssl.SSLContext, self._trust)
         self.concurrency = Concurrency(self.options.concurrency, adaptive=self.options.adaptive)
-        # HTTP/1.1 needs a connection per request in flight; HTTP/2 multiplexes them on one per origin.
-        pool = max(self.options.concurrency, HTTP1_CEILING if self.options.adaptive else 1)
+        # HTTP/1.1 needs a connection per request in flight (copy: a blob's GET stream and its upload, two);
+        # HTTP/2 multiplexes them on one per origin.
+        pool = max(self.options.concurrency, 2 * HTTP1_CEILING if self.options.adaptive else 1)
         self._http = httpx.Client(
             auth=self._auth,
             verify=verify,
