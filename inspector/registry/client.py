@@ -3,12 +3,13 @@
 One ``httpx.Client`` (keep-alive, bounded pool; HTTP/2 where a TLS registry
 negotiates it, so one connection carries many streams) serves every request;
 fan-out uses a thread pool over it, and a gate (``Concurrency``) in front of
-every request holds the number in flight at a fixed or adaptive limit. Every answer is judged in one place
-(``_fail``); retries happen only for transient failures (connection errors,
-429 and 5xx) on idempotent requests (a 429 on any request: the registry did not
-act on it), with capped jittered backoff that honours ``Retry-After``. Bodies
-are capped and content is verified against the digest it was fetched by (a
-mismatch is fetched again, as boundedly, before it is refused).
+every request holds the number in flight at a fixed or adaptive limit. Every
+answer is judged in one place (``_fail``); retries happen only for transient
+failures (connection errors, 429 and 5xx) on idempotent requests (a 429 on any
+request: the registry did not act on it), with capped jittered backoff that
+honours ``Retry-After``. Bodies are capped and content is verified against the
+digest it was fetched by (a mismatch is fetched again, as boundedly, before it
+is refused).
 """
 
 from __future__ import annotations
