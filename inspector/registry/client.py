@@ -413,15 +413,20 @@ class RegistryClient:
         fn: Callable[[T], R],
         items: Sequence[T],
         on_done: Callable[[int, int], None] | None = None,
+        *,
+        at_most: int | None = None,
     ) -> list[R]:
         """Apply ``fn`` to every item, its requests held at the concurrency limit (fixed: at most ``concurrency``
         items at once; adaptive: threads up to the ceiling, the gate in front of each request decides);
-        results keep input order."""
+        results keep input order. ``at_most``: never more items at once than that, whatever the adaptive
+        limit (gc's checks count their round trips at a known number in flight)."""
         if not items:
             return []
         results: list[R] = []
         total = len(items)
-        workers = self.concurrency.workers
+        workers = (
+            self.concurrency.workers if at_most is None else max(1, min(at_most, self.concurrency.workers))
+        )
         if workers == 1 or total == 1:
             for done, item in enumerate(items, 1):
                 results.append(fn(item))
