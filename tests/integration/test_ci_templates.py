@@ -42,30 +42,12 @@ GITLAB_EXAMPLE = REPO_ROOT / "examples" / "gitlab" / ".gitlab-ci.yml"
 KUBERNETES = REPO_ROOT / "deploy" / "kubernetes"
 DOCKERFILE = REPO_ROOT / "Dockerfile"
 
-#: gc flags the examples use that other branches are adding (`--shard`: discover, `--time-budget`: budget).
-#: Until they are merged the examples' other options are checked and these two are not; then this goes.
-PENDING_GC_FLAGS = frozenset({"--shard", "--time-budget"})
-
 #: GitHub's bash for ``shell: bash`` (``bash --noprofile --norc -eo pipefail {0}``): a failing command ends the step.
 GITHUB_BASH = ["bash", "--noprofile", "--norc", "-eo", "pipefail"]
 
 
 def load_yaml(path: Path) -> Any:
     return yaml.safe_load(path.read_text(encoding="utf-8"))
-
-
-def check_args(args: list[str], where: str) -> None:
-    """``check_invocation`` of test_docs, minus the pending gc flags (and the value each takes)."""
-    kept: list[str] = []
-    skip_value = False
-    for arg in args:
-        if skip_value:
-            skip_value = False
-        elif arg.split("=", 1)[0] in PENDING_GC_FLAGS:
-            skip_value = "=" not in arg
-        else:
-            kept.append(arg)
-    check_invocation(kept, where)
 
 
 # -- the GitHub Action: declarations ------------------------------------------------------------------------
@@ -412,11 +394,15 @@ def test_action_gc_dry_run_splits_args_like_a_shell(
         f'[[repository]]\nname = "{registry.host}/demo/app-cache"\n',
         encoding="utf-8",
     )
-    by_policy, _ = run_command(tmp_path, installed, command="gc", policy="cache-gc.toml")
+    # and sharded as the nightly example runs it: one shard of one holds every repository
+    by_policy, _ = run_command(
+        tmp_path, installed, command="gc", policy="cache-gc.toml", args="--shard 0/1 --time-budget 25m"
+    )
     assert by_policy.failed is None, by_policy.log
     assert (by_policy.output("exit-code"), by_policy.output("verdict")) == ("0", "planned")
     planned = json.loads(Path(by_policy.output("report")).read_text(encoding="utf-8"))
     assert {t["tag"]: t["action"] for t in planned["repositories"][0]["tags"]} == tags
+    assert planned["discovery"]["shard"] == "0/1" and planned["discovery"]["planned"] == 1
 
 
 def test_action_errors_are_one_line_and_a_verdict(
@@ -475,11 +461,11 @@ def test_github_examples_use_the_action_as_declared(path: Path) -> None:
         if "policy" in given:
             args += ["--policy", given["policy"]]
         for words in cacheinspect_invocations("cacheinspect " + given.get("args", "")):
-            check_args(args + words, path.name)
+            check_invocation(args + words, path.name)
     for step in _steps(workflow):
         for line in str(step.get("run", "")).splitlines():
             for words in cacheinspect_invocations(line):
-                check_args(words, path.name)
+                check_invocation(words, path.name)
 
 
 def test_nightly_gc_matrix_covers_every_shard_once() -> None:
@@ -553,7 +539,7 @@ def test_gitlab_parallel_node_index_becomes_a_zero_based_shard(tmp_path: Path) -
         args = _gitlab_arguments(tmp_path, ".cacheinspect-gc", variables)
         shards.append(args[args.index("--shard") + 1])
         assert args[args.index("--time-budget") + 1] == "25m"  # the example's CACHEINSPECT_ARGS
-        check_args(args, "the GitLab example's gc job")
+        check_invocation(args, "the GitLab example's gc job")
     assert shards == ["0/4", "1/4", "2/4", "3/4"]
     alone = _gitlab_arguments(
         tmp_path, ".cacheinspect-gc", {}
@@ -566,7 +552,7 @@ def test_gitlab_probe_job_checks_the_cache_to_of_this_ref(tmp_path: Path) -> Non
     args = _gitlab_arguments(
         tmp_path, ".cacheinspect-probe", {"CACHEINSPECT_ARGS": "--buildkit-version 0.21"}
     )
-    check_args(args, "the GitLab template's probe job")
+    check_invocation(args, "the GitLab template's probe job")
     # CACHE_TO's default is expanded by GitLab from CI_REGISTRY_IMAGE and CI_COMMIT_REF_SLUG; sh does it here
     cache_to = "type=registry,ref=registry.gitlab.example.com/acme/app/cache:feature-a-buildcache,mode=max"
     assert args == [
@@ -645,7 +631,7 @@ def test_kubernetes_cronjob_is_an_indexed_job_of_shards() -> None:
         [expand_kubernetes(arg, {"JOB_COMPLETION_INDEX": str(k)}) for arg in args] for k in range(shards)
     ]
     assert [a[a.index("--shard") + 1] for a in expanded] == [f"{k}/{shards}" for k in range(shards)]
-    check_args(expanded[0], "deploy/kubernetes/cronjob.yaml")
+    check_invocation(expanded[0], "deploy/kubernetes/cronjob.yaml")
     rules = job["podFailurePolicy"]["rules"]
     assert all(r["onExitCodes"]["containerName"] == container["name"] for r in rules)
     assert 7 not in rules[0]["onExitCodes"]["values"]  # partly done: a retry continues
