@@ -6,10 +6,13 @@ A *source* is ``REGISTRY[/PREFIX]``; what lists its repositories depends on the 
   (``inspector.registry.catalog``), the names under ``PREFIX/``;
 * GHCR (``ghcr``): the container packages of the organisation or user ``PREFIX``'s first segment names
   (GitHub REST, ``GhcrClient.iter_container_packages``), each package ``NAME`` being ``ghcr.io/OWNER/NAME``;
-* ECR (``ecr``): ``DescribeRepositories`` (the optional boto3 extra), the names under ``PREFIX/``.
+* ECR (``ecr``): ``DescribeRepositories`` (the optional boto3 extra), the names under ``PREFIX/``;
+* Artifact Registry (``google``, ``LOCATION-docker.pkg.dev/PROJECT/REPOSITORY[/PREFIX]``): the packages
+  of that one repository (REST ``packages.list``, ``inspector.registry.google.iter_packages``), each
+  package ``P`` being ``LOCATION-docker.pkg.dev/PROJECT/REPOSITORY/P``, the names under ``PREFIX/``.
 
-Artifact Registry sources are refused (``UsageError``): listing a repository's packages needs the
-Artifact Registry REST API, which this tool does not call.
+GCR sources (``gcr.io/PROJECT``) are refused (``UsageError``): GCR has no listing of its own, and
+what lists its images now is the Artifact Registry repository ``gcr.io`` behind it, named as such.
 
 ``match`` is an ``fnmatch`` glob over the part of the name below ``PREFIX/`` (``*`` crosses ``/``); a
 name it does not match is skipped as ``excluded-by-glob``. Whether a matching repository is planned
@@ -25,6 +28,7 @@ every repository, and a repository added or removed moves no other one between s
 from __future__ import annotations
 
 import hashlib
+import os
 import re
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
@@ -39,6 +43,13 @@ from inspector.registry.catalog import iter_catalog
 from inspector.registry.client import RegistryClient
 from inspector.registry.ecr import EcrClient
 from inspector.registry.github_packages import GhcrClient
+from inspector.registry.google import (
+    API_URL_ENV,
+    ARTIFACT_REGISTRY_API,
+    LOCATION_ENV,
+    iter_packages,
+    location_of,
+)
 
 __all__ = [
     "SKIP_REASONS",
@@ -58,7 +69,7 @@ __all__ = [
     "source_kind",
 ]
 
-SourceKind = Literal["catalog", "ghcr", "ecr"]
+SourceKind = Literal["catalog", "ghcr", "ecr", "artifact-registry"]
 SkipReason = Literal["excluded-by-glob", "other-shard", "no-matching-tag", "error", "time-budget"]
 #: Why a repository a source listed is not planned: its name does not match the glob, it belongs to
 #: another shard, none of its tags matches a template, or reading it failed (the run's exit code says
@@ -145,10 +156,24 @@ def source_kind(source: DiscoverSource, backend: str | None) -> SourceKind:
     """What lists the source's repositories, from its backend (``auto``: by host)."""
     kind = backend_kind(Repository(source.registry, source.prefix or "x"), parse_backend(backend))
     if kind == "google":
-        raise UsageError(
-            f"discover {source.source}: listing Artifact Registry / GCR repositories is not supported; "
-            "name them in [[repository]] tables"
-        )
+        host = source.registry.split(":", 1)[0].lower()
+        if host == "gcr.io" or host.endswith(".gcr.io"):
+            raise UsageError(
+                f"discover {source.source}: GCR has no listing of its images; discover the Artifact "
+                "Registry repository that serves it (LOCATION-docker.pkg.dev/PROJECT/gcr.io) or name "
+                "the repositories in [[repository]] tables"
+            )
+        if len(source.prefix.split("/")) < 2:
+            raise UsageError(
+                f"discover {source.source}: Artifact Registry discovery lists one repository: "
+                "LOCATION-docker.pkg.dev/PROJECT/REPOSITORY[/PREFIX]"
+            )
+        if location_of(source.registry, os.environ) is None:
+            raise UsageError(
+                f"discover {source.source}: which Artifact Registry location? {source.registry} names none "
+                f"(LOCATION-docker.pkg.dev); set {LOCATION_ENV}"
+            )
+        return "artifact-registry"
     if kind == "ghcr" and not source.prefix:
         raise UsageError(
             f"discover {source.source}: GHCR discovery needs an owner (ghcr.io/ORG or ghcr.io/USER)"
@@ -163,11 +188,22 @@ def list_source(
     client: RegistryClient,
     github: GhcrClient | None = None,
     ecr: EcrClient | None = None,
+    google_token: str | None = None,
     page_size: int | None = None,
 ) -> Iterator[str]:
     """The repository paths the source lists (``settings``: its merged settings, for the backend); the
-    GitHub or ECR client is needed for those sources only."""
+    GitHub or ECR client is needed for those sources only, the Google access token (None: anonymous)
+    for Artifact Registry's."""
     kind = source_kind(source, settings.backend)
+    if kind == "artifact-registry":
+        project, repository = source.prefix.split("/")[:2]
+        location = location_of(source.registry, os.environ)
+        assert location is not None  # source_kind refused it otherwise
+        api_url = os.environ.get(API_URL_ENV, "").strip() or ARTIFACT_REGISTRY_API
+        packages = iter_packages(
+            client, api_url, project, location, repository, token=google_token, page_size=page_size
+        )
+        return (f"{project}/{repository}/{name}" for name in packages)
     if kind == "ghcr":
         assert github is not None
         owner = source.prefix.split("/")[0]

@@ -464,6 +464,10 @@ class RegistryAuth(httpx.Auth):
         creds = self._credentials_for(host)
         return None if creds is None else (creds.source or "the caller")
 
+    def credentials_for(self, host: str) -> Credentials | None:
+        """The credentials for ``host``, looked up once (a REST API that takes the registry's token)."""
+        return self._credentials_for(host)
+
     def _credentials_for(self, host: str) -> Credentials | None:
         if self._lookup is None:
             return None

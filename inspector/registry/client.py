@@ -251,6 +251,10 @@ class RegistryClient:
         finally:
             self._retry_listeners.remove(listener)
 
+    def credentials_for(self, host: str) -> Credentials | None:
+        """The credentials this client sends to ``host`` (the Artifact Registry API takes the registry's)."""
+        return self._auth.credentials_for(host)
+
     def granted_actions(self, repo: Repository) -> tuple[str, ...] | None:
         """Actions on ``repo`` the Bearer tokens held so far grant (``RegistryAuth.granted_actions``)."""
         return self._auth.granted_actions(repo.path)

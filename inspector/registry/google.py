@@ -17,29 +17,47 @@ Application Default Credentials through ``google-auth`` (optional: ``pip install
 imported only then) for an access token, sent as user ``oauth2accesstoken`` as ``gcloud auth
 configure-docker`` does (registries.md §4 [C13]). Without google-auth:
 ``gcloud auth print-access-token | cacheinspect … -u oauth2accesstoken --password-stdin``.
+
+Packages: ``iter_packages`` lists the images (packages) of one Artifact Registry repository through its
+REST API, ``GET {API}/v1/projects/{project}/locations/{location}/repositories/{repository}/packages``
+("Method: projects.locations.repositories.packages.list", at most 1,000 a page, ``nextPageToken`` to
+go on; a package ``name`` is ``projects/…/packages/{PACKAGE}``, a nested image path URL-encoded,
+``a%2Fb``), sent the same access token as a ``Bearer``. The API's address and a location for a host
+that does not name one are gcloud's own settings: ``CLOUDSDK_API_ENDPOINT_OVERRIDES_ARTIFACTREGISTRY``
+and ``CLOUDSDK_ARTIFACTS_LOCATION``. GCR (``gcr.io/PROJECT``) has no such listing of its own.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import hashlib
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
+from urllib.parse import quote, unquote, urlencode
 
 from inspector.errors import AuthError, InvalidContent
 from inspector.oci import gojson
 from inspector.oci.digest import Digest
 from inspector.oci.reference import Repository
-from inspector.registry.client import RegistryClient
+from inspector.registry.catalog import MAX_CATALOG_PAGES, MAX_REPOSITORIES
+from inspector.registry.client import TAG_PAGE_LIMIT, RegistryClient
 from inspector.registry.credentials import Credentials
 
 __all__ = [
     "ADC_SOURCE",
+    "API_URL_ENV",
+    "ARTIFACT_REGISTRY_API",
+    "LOCATION_ENV",
+    "PACKAGES_PAGE",
     "TOKEN_HINT",
     "GoogleManifest",
     "default_credentials",
     "is_google_host",
+    "iter_packages",
+    "location_of",
     "parse_manifest_map",
+    "parse_packages_page",
     "read_manifest_map",
 ]
 
@@ -48,6 +66,10 @@ TOKEN_HINT = (
     "gcloud auth print-access-token | cacheinspect … --username oauth2accesstoken --password-stdin, "
     "or pip install 'cacheinspect[gcp]' to use Application Default Credentials"
 )
+ARTIFACT_REGISTRY_API = "https://artifactregistry.googleapis.com"
+API_URL_ENV = "CLOUDSDK_API_ENDPOINT_OVERRIDES_ARTIFACTREGISTRY"  # gcloud's api_endpoint_overrides
+LOCATION_ENV = "CLOUDSDK_ARTIFACTS_LOCATION"  # gcloud's artifacts/location
+PACKAGES_PAGE = 1000  # the most packages.list returns a page (its pageSize reference)
 _SCOPES = ("https://www.googleapis.com/auth/cloud-platform",)
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -175,3 +197,70 @@ def default_credentials(host: str) -> Credentials | None:
     if not isinstance(token, str) or not token:
         raise AuthError(f"{ADC_SOURCE}: no access token for {host}", hint=TOKEN_HINT)
     return Credentials(username="oauth2accesstoken", password=token, source=ADC_SOURCE)
+
+
+def location_of(host: str, env: Mapping[str, str]) -> str | None:
+    """The Artifact Registry location a host names (``LOCATION-docker.pkg.dev``); for another host (a
+    test endpoint under ``backend = "google"``) gcloud's ``artifacts/location`` setting, if any."""
+    name = host.split(":", 1)[0].lower()
+    if name.endswith("-docker.pkg.dev"):
+        return name.removesuffix("-docker.pkg.dev")
+    return env.get(LOCATION_ENV, "").strip() or None
+
+
+def parse_packages_page(raw: bytes, parent: str, what: str) -> tuple[list[str], str]:
+    """The package (image) names of one ``packages.list`` body, URL-decoded, and its ``nextPageToken``."""
+    doc = gojson.load(raw, what)
+    f = gojson.fields(doc, ("packages", "nextPageToken"), what)
+    names = []
+    for entry in gojson.as_list(f.get("packages"), f"{what}.packages"):
+        full = gojson.as_str(gojson.fields(entry, ("name",), what).get("name"), f"{what}.packages.name")
+        package = full.removeprefix(f"{parent}/packages/")
+        if package == full or not package or "/" in package:
+            raise InvalidContent(f"{what}: package {full[:120]!r} is not under {parent}/packages/")
+        names.append(unquote(package, errors="strict"))
+    token = f.get("nextPageToken")
+    return names, gojson.as_str(token, f"{what}.nextPageToken") if token is not None else ""
+
+
+def iter_packages(
+    client: RegistryClient,
+    api_url: str,
+    project: str,
+    location: str,
+    repository: str,
+    *,
+    token: str | None,
+    page_size: int | None = None,
+) -> Iterator[str]:
+    """Every package (image path below ``PROJECT/REPOSITORY``) of an Artifact Registry repository, page by
+    page; a page token seen before, more than ``MAX_CATALOG_PAGES`` pages or ``MAX_REPOSITORIES`` names
+    is ``InvalidContent``, as for ``_catalog``; each body is capped at ``TAG_PAGE_LIMIT``."""
+    parent = f"projects/{project}/locations/{location}/repositories/{repository}"
+    base = f"{api_url.rstrip('/')}/v1/{quote(parent)}/packages"
+    what = f"list the packages of {parent} (Artifact Registry API)"
+    headers = {"Authorization": f"Bearer {token}"} if token else None
+    seen: set[bytes] = set()
+    count = 0
+    page_token = ""
+    while True:
+        query = {
+            "pageSize": str(page_size or PACKAGES_PAGE),
+            **({"pageToken": page_token} if page_token else {}),
+        }
+        _, raw = client.send(
+            "GET", f"{base}?{urlencode(query)}", what=what, headers=headers, limit=TAG_PAGE_LIMIT
+        )
+        names, page_token = parse_packages_page(raw, parent, what)
+        count += len(names)
+        if count > MAX_REPOSITORIES:
+            raise InvalidContent(f"{what}: the API lists more than {MAX_REPOSITORIES:,} packages")
+        yield from names
+        if not page_token:
+            return
+        key = hashlib.sha256(page_token.encode()).digest()
+        if key in seen:
+            raise InvalidContent(f"{what}: the API sent a page token it had sent before (the pages loop)")
+        if len(seen) >= MAX_CATALOG_PAGES:
+            raise InvalidContent(f"{what}: the API sent more than {MAX_CATALOG_PAGES:,} pages")
+        seen.add(key)

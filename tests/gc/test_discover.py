@@ -100,8 +100,29 @@ def test_what_lists_a_source_follows_its_backend() -> None:
     assert kind("127.0.0.1:5000/acme", "ghcr") == "ghcr"
     with pytest.raises(UsageError, match="needs an owner"):
         kind("ghcr.io")
-    with pytest.raises(UsageError, match="Artifact Registry"):
-        kind("us-docker.pkg.dev/project/repo")
+    assert kind("us-docker.pkg.dev/project/repo") == "artifact-registry"
+    assert kind("europe-west1-docker.pkg.dev/project/repo/team") == "artifact-registry"
+
+
+def test_what_artifact_registry_discovery_cannot_list_is_refused_in_one_line(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    def kind(text: str, backend: str | None = None) -> str:
+        return source_kind(parse_discover_source(text, "*", Settings(), "--discover"), backend)
+
+    monkeypatch.delenv("CLOUDSDK_ARTIFACTS_LOCATION", raising=False)
+    # GCR has no package listing; an AR source must name PROJECT/REPOSITORY (packages.list lists one
+    # repository); a host that names no location (a test endpoint) needs gcloud's artifacts/location.
+    with pytest.raises(UsageError, match="GCR has no listing"):
+        kind("gcr.io/project")
+    with pytest.raises(UsageError, match="GCR has no listing"):
+        kind("eu.gcr.io/project/app")
+    with pytest.raises(UsageError, match="LOCATION-docker.pkg.dev/PROJECT/REPOSITORY"):
+        kind("us-docker.pkg.dev/project")
+    with pytest.raises(UsageError, match="CLOUDSDK_ARTIFACTS_LOCATION"):
+        kind("127.0.0.1:5000/project/repo", "google")
+    monkeypatch.setenv("CLOUDSDK_ARTIFACTS_LOCATION", "us")
+    assert kind("127.0.0.1:5000/project/repo", "google") == "artifact-registry"
 
 
 def test_names_are_selected_by_prefix_glob_and_shard() -> None:

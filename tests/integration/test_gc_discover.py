@@ -512,10 +512,10 @@ def test_a_discovery_plan_file_is_applied_under_the_policy_that_discovers(
 def test_a_source_that_cannot_be_listed_is_refused_before_any_output(
     branches: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    code = run(["gc", "--discover", "us-docker.pkg.dev/project/repo", *rules(branches), "--json"])
+    code = run(["gc", "--discover", "gcr.io/project", *rules(branches), "--json"])
     out = capsys.readouterr().out
     assert code == 2
-    assert "Artifact Registry" in json.loads(out)["error"]["message"]  # one document: no plan was begun
+    assert "GCR has no listing" in json.loads(out)["error"]["message"]  # one document: no plan was begun
 
 
 def test_a_bad_shard_in_a_real_process_is_one_line_and_exit_2(branches: Path) -> None:

@@ -485,7 +485,7 @@ def gc(
 
 
 def _lister(client: RegistryClient, github: _GitHub, ecr: _Ecr, page_size: int | None) -> Lister:
-    """Each discover source's listing, with the GitHub or ECR client its backend needs."""
+    """Each discover source's listing, with the GitHub or ECR client or the Google token its backend needs."""
     from inspector.gc.discover import list_source, source_kind
 
     def names(source: DiscoverSource, settings: Settings) -> Iterable[str]:
@@ -496,10 +496,18 @@ def _lister(client: RegistryClient, github: _GitHub, ecr: _Ecr, page_size: int |
             client=client,
             github=github.client(settings.github_api_url) if kind == "ghcr" else None,
             ecr=ecr.client(source.registry) if kind == "ecr" else None,
+            google_token=_google_token(client, source.registry) if kind == "artifact-registry" else None,
             page_size=page_size,
         )
 
     return names
+
+
+def _google_token(client: RegistryClient, host: str) -> str | None:
+    """The access token the registry gets (user ``oauth2accesstoken``: ADC or ``--password-stdin``), for
+    the Artifact Registry API; None (anonymous) for other credentials."""
+    found = client.credentials_for(host)
+    return found.password if found is not None and found.username == "oauth2accesstoken" else None
 
 
 class _StreamRenderer:
