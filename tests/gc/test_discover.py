@@ -117,7 +117,7 @@ def test_what_artifact_registry_discovery_cannot_list_is_refused_in_one_line(
         kind("gcr.io/project")
     with pytest.raises(UsageError, match="GCR has no listing"):
         kind("eu.gcr.io/project/app")
-    with pytest.raises(UsageError, match="LOCATION-docker.pkg.dev/PROJECT/REPOSITORY"):
+    with pytest.raises(UsageError, match=r"LOCATION-docker\.pkg\.dev/PROJECT/REPOSITORY"):
         kind("us-docker.pkg.dev/project")
     with pytest.raises(UsageError, match="CLOUDSDK_ARTIFACTS_LOCATION"):
         kind("127.0.0.1:5000/project/repo", "google")

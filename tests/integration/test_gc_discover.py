@@ -40,14 +40,17 @@ from inspector.gc.plan import RepositoryPlan
 from inspector.gc.policy import RepositoryPolicy, Settings
 from inspector.gc.service import discover_sources, run_streamed
 from inspector.registry.catalog import iter_catalog
-from inspector.registry.client import ClientOptions, RegistryClient
+from inspector.registry.client import TAG_PAGE_LIMIT, ClientOptions, RegistryClient
 from inspector.registry.ecr import EcrClient
 from inspector.registry.github_packages import GhcrClient, GhcrOptions
+from inspector.registry.google import iter_packages
 from tests.harness.ecr_server import ACCOUNT as ECR_ACCOUNT
 from tests.harness.ecr_server import REGION as ECR_REGION
 from tests.harness.ecr_server import EcrMirror, EcrServer, ecr_server
 from tests.harness.evilserver import EvilServer, Reply, Request, Script, json_reply
 from tests.harness.faultproxy import FaultProxy, request_kind
+from tests.harness.gar_server import LOCATION as GAR_LOCATION
+from tests.harness.gar_server import ArtifactRegistryContract, artifact_registry
 from tests.harness.ghcr_server import GitHubEmulator, TokenInfo
 from tests.harness.paths import schema
 from tests.harness.registry import LocalRegistry, start_registry
@@ -691,3 +694,162 @@ def test_a_streamed_run_holds_one_repository_plan_at_a_time(org: LocalRegistry, 
     assert len(alive) == 6
     assert max(plans for plans, _ in alive) <= 2
     assert max(inventories for _, inventories in alive) == 0
+
+
+# Artifact Registry: the packages of one repository (REST packages.list) through tests.harness.gar_server,
+# in front of a real docker-registry. Each test seeds a project of its own (the upstream is shared):
+#
+# * PROJECT/caches/app-cache: main-buildcache (protected), feature-a-buildcache (live), gone-buildcache;
+# * PROJECT/caches/team/api-cache (a nested image: its package id is "team%2Fapi-cache"):
+#   main-buildcache, gone-api-buildcache;
+# * PROJECT/caches/tool-cache: an image tagged latest, no cache tag;
+# * PROJECT/caches/web: an image tagged latest;
+# * PROJECT/other/x-cache: main-buildcache and gone-buildcache, in another AR repository.
+#
+# Under ``rules`` with --match '*-cache': web is excluded by the glob, tool-cache has no tag
+# {branch}-buildcache reads (no-matching-tag), app-cache deletes gone-buildcache (branch gone; main
+# protected, feature/a live), team/api-cache deletes gone-api-buildcache (branch gone-api is no live
+# branch); x-cache is in another repository, which packages.list of PROJECT/caches never names. So 4
+# packages are looked at, 2 planned, 2 skipped.
+
+GAR_TOKEN = "ya29.test-access-token"
+
+
+@pytest.fixture(scope="module")
+def gar_upstream(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalRegistry]:
+    registry = start_registry(tmp_path_factory.mktemp("gar-discover-registry"))
+    yield registry
+    registry.stop()
+
+
+@pytest.fixture
+def gar(
+    gar_upstream: LocalRegistry, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[tuple[str, ArtifactRegistryContract, str]]:
+    """(the contract server's host, its state, a project seeded as above); the API and location env set."""
+    project = f"p{uuid.uuid4().hex[:8]}"
+    with artifact_registry(gar_upstream.host) as (proxy, contract):
+        monkeypatch.setenv("CLOUDSDK_API_ENDPOINT_OVERRIDES_ARTIFACTREGISTRY", f"http://{proxy.host}/")
+        monkeypatch.setenv("CLOUDSDK_ARTIFACTS_LOCATION", GAR_LOCATION)
+        caches = {
+            "caches/app-cache": ("main-buildcache", "feature-a-buildcache", "gone-buildcache"),
+            "caches/team/api-cache": ("main-buildcache", "gone-api-buildcache"),
+            "other/x-cache": ("main-buildcache", "gone-buildcache"),
+        }
+        for name, tags in caches.items():
+            seeder = Seeder(proxy.host, f"{project}/{name}")
+            for n, tag in enumerate(tags):
+                seeder.cache(tag, layers=[f"{project}/{name}/{tag}".encode()], age=timedelta(days=n + 1))
+            seeder.http.close()
+        for name in ("caches/tool-cache", "caches/web"):
+            seeder = Seeder(proxy.host, f"{project}/{name}")
+            seeder.image("latest", [f"{project}/{name}".encode()])
+            seeder.http.close()
+        yield proxy.host, contract, project
+
+
+def _gar_env(host: str) -> dict[str, str]:
+    return {
+        "CLOUDSDK_API_ENDPOINT_OVERRIDES_ARTIFACTREGISTRY": f"http://{host}",
+        "CLOUDSDK_ARTIFACTS_LOCATION": GAR_LOCATION,
+    }
+
+
+def test_artifact_registry_packages_are_listed_page_by_page_nested_names_decoded(
+    gar: tuple[str, ArtifactRegistryContract, str],
+) -> None:
+    host, contract, project = gar
+    with RegistryClient(ClientOptions(plain_http=True)) as client:
+        listed = list(
+            iter_packages(client, f"http://{host}", project, GAR_LOCATION, "caches", token=None, page_size=3)
+        )
+    # By hand: the 4 images of PROJECT/caches, sorted, 3 a page: the first page's token is "3", the
+    # second page (1 package) has none. team%2Fapi-cache decodes to team/api-cache.
+    assert listed == ["app-cache", "team/api-cache", "tool-cache", "web"]
+    assert contract.package_requests == ["", "3"]
+
+
+def test_artifact_registry_pages_that_loop_or_exceed_the_cap_are_refused(
+    gar: tuple[str, ArtifactRegistryContract, str],
+) -> None:
+    host, contract, project = gar
+    contract.loop_token = True  # every page names "1" next: the second page repeats the first's token
+    with RegistryClient(ClientOptions(plain_http=True)) as client:
+        with pytest.raises(InvalidContent, match="page token it had sent before"):
+            list(
+                iter_packages(
+                    client, f"http://{host}", project, GAR_LOCATION, "caches", token=None, page_size=1
+                )
+            )
+        assert contract.package_requests == ["", "1"]
+        contract.loop_token = False
+        contract.pad_page = TAG_PAGE_LIMIT + 1  # one byte over the cap on a page body
+        with pytest.raises(InvalidContent, match="over the 33554432 byte limit"):
+            list(iter_packages(client, f"http://{host}", project, GAR_LOCATION, "caches", token=None))
+
+
+def test_artifact_registry_discovery_plans_by_glob_and_prefix_and_skips_a_package_without_a_cache_tag(
+    gar: tuple[str, ArtifactRegistryContract, str], branches: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    host, contract, project = gar
+    source = f"{host}/{project}/caches"
+    args = ["gc", "--backend", "google", "--plain-http", "--match", "*-cache", *rules(branches), "--json"]
+    code = run([*args[:1], "--discover", source, *args[1:], "--page-size", "2"])
+    document = json.loads(capsys.readouterr().out)
+    assert code == 0, document
+    validate_json(document, SCHEMA)
+    assert planned(document) == {
+        f"{source}/app-cache": {"gone-buildcache"},
+        f"{source}/team/api-cache": {"gone-api-buildcache"},
+    }
+    discovery = document["discovery"]
+    assert (discovery["lookedAt"], discovery["planned"]) == (4, 2)
+    assert {s["repository"]: s["reason"] for s in discovery["skipped"]} == {
+        f"{source}/tool-cache": "no-matching-tag",
+        f"{source}/web": "excluded-by-glob",
+    }
+    assert contract.package_requests == ["", "2"]  # 4 packages at 2 a page: the second page was asked for
+
+    # PREFIX: only the images under PROJECT/caches/team are looked at.
+    code = run([*args[:1], "--discover", f"{source}/team", *args[1:]])
+    document = json.loads(capsys.readouterr().out)
+    assert code == 0
+    assert planned(document) == {f"{source}/team/api-cache": {"gone-api-buildcache"}}
+    assert (document["discovery"]["lookedAt"], document["discovery"]["planned"]) == (1, 1)
+
+
+def test_artifact_registry_discovery_in_a_real_process_sends_the_token_and_applies(
+    gar: tuple[str, ArtifactRegistryContract, str], gar_upstream: LocalRegistry, branches: Path
+) -> None:
+    host, contract, project = gar
+    contract.token = GAR_TOKEN  # the packages API answers 401 without this Bearer token
+    source = f"{host}/{project}/caches"
+    args = ["gc", "--discover", source, "--match", "*-cache", *rules(branches), "--backend", "google"]
+    login = ["--plain-http", "--username", "oauth2accesstoken", "--password-stdin"]
+    dry = run_cli(*args, *login, "--json", env=_gar_env(host), stdin=GAR_TOKEN + "\n")
+    assert dry.returncode == 0, dry.stderr
+    assert planned(json.loads(dry.stdout)) == {
+        f"{source}/app-cache": {"gone-buildcache"},
+        f"{source}/team/api-cache": {"gone-api-buildcache"},
+    }
+    assert tags_of(gar_upstream, f"{project}/caches/app-cache") == {
+        "main-buildcache",
+        "feature-a-buildcache",
+        "gone-buildcache",
+    }  # a dry run deletes nothing
+
+    applied = run_cli(*args, *login, "--apply", env=_gar_env(host), stdin=GAR_TOKEN + "\n")
+    assert applied.returncode == 0, applied.stderr
+    # By hand (above): exactly the two gone tags go; the skipped packages and the other AR repository
+    # are untouched.
+    assert tags_of(gar_upstream, f"{project}/caches/app-cache") == {"main-buildcache", "feature-a-buildcache"}
+    assert tags_of(gar_upstream, f"{project}/caches/team/api-cache") == {"main-buildcache"}
+    assert tags_of(gar_upstream, f"{project}/caches/tool-cache") == {"latest"}
+    assert tags_of(gar_upstream, f"{project}/caches/web") == {"latest"}
+    assert tags_of(gar_upstream, f"{project}/other/x-cache") == {"main-buildcache", "gone-buildcache"}
+
+    anonymous = run_cli(*args, "--plain-http", "--json", env=_gar_env(host))
+    # Without the token the API answers 401: the source's error, exit 4 (auth), nothing looked at.
+    assert anonymous.returncode == ExitCode.AUTH, anonymous.stderr
+    discovery = json.loads(anonymous.stdout)["discovery"]
+    assert "401" in discovery["sources"][0]["error"] and discovery["lookedAt"] == 0
