@@ -11,8 +11,9 @@ A *source* is ``REGISTRY[/PREFIX]``; what lists its repositories depends on the 
   of that one repository (REST ``packages.list``, ``inspector.registry.google.iter_packages``), each
   package ``P`` being ``LOCATION-docker.pkg.dev/PROJECT/REPOSITORY/P``, the names under ``PREFIX/``.
 
-GCR sources (``gcr.io/PROJECT``) are refused (``UsageError``): GCR has no listing of its own, and
-what lists its images now is the Artifact Registry repository ``gcr.io`` behind it, named as such.
+GCR sources (``gcr.io/PROJECT``) are refused (``UsageError``): GCR lists nested images only through
+``tags/list``'s ``child`` names, one request per level, which this tool does not walk; ``gcr.io`` is
+now served by an Artifact Registry repository named after it (registries.md [C3]), discovered as such.
 
 ``match`` is an ``fnmatch`` glob over the part of the name below ``PREFIX/`` (``*`` crosses ``/``); a
 name it does not match is skipped as ``excluded-by-glob``. Whether a matching repository is planned
@@ -159,7 +160,7 @@ def source_kind(source: DiscoverSource, backend: str | None) -> SourceKind:
         host = source.registry.split(":", 1)[0].lower()
         if host == "gcr.io" or host.endswith(".gcr.io"):
             raise UsageError(
-                f"discover {source.source}: GCR has no listing of its images; discover the Artifact "
+                f"discover {source.source}: GCR discovery is not supported; discover the Artifact "
                 "Registry repository that serves it (LOCATION-docker.pkg.dev/PROJECT/gcr.io) or name "
                 "the repositories in [[repository]] tables"
             )

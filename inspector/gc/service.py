@@ -202,7 +202,7 @@ def discover_sources(
 ) -> list[tuple[DiscoverSource, Settings]]:
     """The discover sources of a run, each with the ``[defaults]`` under it: the policy file's
     ``[[discover]]`` tables, then ``--discover``/``--match`` (whose rules are the flags themselves).
-    A source that cannot be listed (Artifact Registry, GHCR without an owner) is refused here, before
+    A source that cannot be listed (GCR, GHCR without an owner) is refused here, before
     any output or request."""
     sources: list[tuple[DiscoverSource, Settings]] = []
     defaults = Settings()

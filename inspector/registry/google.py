@@ -24,7 +24,7 @@ REST API, ``GET {API}/v1/projects/{project}/locations/{location}/repositories/{r
 go on; a package ``name`` is ``projects/…/packages/{PACKAGE}``, a nested image path URL-encoded,
 ``a%2Fb``), sent the same access token as a ``Bearer``. The API's address and a location for a host
 that does not name one are gcloud's own settings: ``CLOUDSDK_API_ENDPOINT_OVERRIDES_ARTIFACTREGISTRY``
-and ``CLOUDSDK_ARTIFACTS_LOCATION``. GCR (``gcr.io/PROJECT``) has no such listing of its own.
+and ``CLOUDSDK_ARTIFACTS_LOCATION``.
 """
 
 from __future__ import annotations

@@ -111,11 +111,11 @@ def test_what_artifact_registry_discovery_cannot_list_is_refused_in_one_line(
         return source_kind(parse_discover_source(text, "*", Settings(), "--discover"), backend)
 
     monkeypatch.delenv("CLOUDSDK_ARTIFACTS_LOCATION", raising=False)
-    # GCR has no package listing; an AR source must name PROJECT/REPOSITORY (packages.list lists one
+    # GCR is not walked (tags/list child names); an AR source must name PROJECT/REPOSITORY (packages.list lists one
     # repository); a host that names no location (a test endpoint) needs gcloud's artifacts/location.
-    with pytest.raises(UsageError, match="GCR has no listing"):
+    with pytest.raises(UsageError, match="GCR discovery is not supported"):
         kind("gcr.io/project")
-    with pytest.raises(UsageError, match="GCR has no listing"):
+    with pytest.raises(UsageError, match="GCR discovery is not supported"):
         kind("eu.gcr.io/project/app")
     with pytest.raises(UsageError, match=r"LOCATION-docker\.pkg\.dev/PROJECT/REPOSITORY"):
         kind("us-docker.pkg.dev/project")

@@ -518,7 +518,9 @@ def test_a_source_that_cannot_be_listed_is_refused_before_any_output(
     code = run(["gc", "--discover", "gcr.io/project", *rules(branches), "--json"])
     out = capsys.readouterr().out
     assert code == 2
-    assert "GCR has no listing" in json.loads(out)["error"]["message"]  # one document: no plan was begun
+    assert (
+        "GCR discovery is not supported" in json.loads(out)["error"]["message"]
+    )  # one document: no plan was begun
 
 
 def test_a_bad_shard_in_a_real_process_is_one_line_and_exit_2(branches: Path) -> None:

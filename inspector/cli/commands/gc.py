@@ -296,7 +296,10 @@ def gc(
         str | None,
         typer.Option(
             "--discover",
-            help="Find the repositories: GHCR org/user packages, ECR DescribeRepositories, else /v2/_catalog.",
+            help=(
+                "Find the repositories: GHCR org/user packages, ECR DescribeRepositories, "
+                "an Artifact Registry repository's packages, else /v2/_catalog."
+            ),
             metavar="REGISTRY[/PREFIX]",
         ),
     ] = None,
