@@ -41,6 +41,10 @@ class TimeBudget:
     def reached(self) -> bool:
         return self.clock() - self.started >= self.seconds
 
+    def spend(self) -> None:
+        """Count the budget as spent from now on: the next deletion cannot start within what is left."""
+        self.started = min(self.started, self.clock() - self.seconds)
+
     @property
     def reason(self) -> str:
         """Why the rest was not attempted: ``time budget of 25m reached``."""

@@ -234,7 +234,11 @@ class RepositoryReport:
 
 
 class _Stop(Exception):
-    """Raised inside the run to stop it (rate limited); carries the reason."""
+    """Raised inside the run to stop it (rate limited); carries the reason and the wait asked for."""
+
+    def __init__(self, reason: str, wait: float | None) -> None:
+        super().__init__(reason)
+        self.wait = wait
 
 
 def deletions_needed(group: ManifestPlan) -> int:
@@ -594,13 +598,23 @@ class _Execution:
             except _Stop as stop:
                 with self.turns:
                     if self.stopped is None:
-                        self.stopped, self.stopped_by = str(stop), "rate-limit"
+                        self._stop_for(stop)
             except DeleteDenied as denied:
                 self.denied = self.denied or denied
                 self.stopped = self.stopped or denied.message
         if self.stopped is not None:
             self._not_attempted(group)
         progress.step()
+
+    def _stop_for(self, stop: _Stop) -> None:
+        """A wait (GitHub's pace or rate limit) longer than what is left of the time budget: no deletion
+        can start within it, so the budget is what stopped the run (spent now, so no later repository
+        is begun); any other wait too long to sleep is the rate limit's."""
+        if self.budget is not None and stop.wait is not None and stop.wait > self.budget.remaining():
+            self.budget.spend()
+            self.stopped, self.stopped_by = self.budget.reason, "time-budget"
+        else:
+            self.stopped, self.stopped_by = str(stop), "rate-limit"
 
     def _in_chunks(
         self, batch: Sequence[ManifestPlan], backend: BatchDeleteBackend, progress: _Counter
@@ -615,7 +629,7 @@ class _Execution:
                 try:
                     self._chunk(chunk, backend)
                 except _Stop as stop:
-                    self.stopped, self.stopped_by = str(stop), "rate-limit"
+                    self._stop_for(stop)
                 except DeleteDenied as denied:
                     self.denied = self.denied or denied
                     self.stopped = self.stopped or denied.message
@@ -634,7 +648,7 @@ class _Execution:
             current = dict(zip(tags, self.reader.resolve(tags), strict=True))
             on_digest = {g.digest: self._classify(g, [current[t] for t in g.delete_tags]) for g in chunk}
         except RateLimited as exc:
-            raise _Stop(exc.message) from None
+            raise _Stop(exc.message, exc.retry_after) from None
         held: dict[Digest, str] = {}
         results: dict[Digest, bool | CacheInspectError] = {}
         try:
@@ -647,7 +661,7 @@ class _Execution:
                 if doomed:
                     results = backend.delete_manifests(doomed)
         except RateLimited as exc:
-            raise _Stop(exc.message) from None
+            raise _Stop(exc.message, exc.retry_after) from None
         except CacheInspectError as exc:  # the request failed as a whole: each of its manifests failed
             results = {g.digest: exc for g in chunk if g.digest not in held}
         kept = []
@@ -676,7 +690,7 @@ class _Execution:
             for tag in on_digest:
                 self._untag(tag, group.digest)
         except RateLimited as exc:
-            raise _Stop(exc.message) from None
+            raise _Stop(exc.message, exc.retry_after) from None
         except CacheInspectError as exc:
             self._fail(group, exc.message)
 
@@ -719,7 +733,7 @@ class _Execution:
             except _Held as held:
                 self._manifest(group, "kept", held.detail)
         except RateLimited as exc:
-            raise _Stop(exc.message) from None
+            raise _Stop(exc.message, exc.retry_after) from None
         except DeleteDenied:
             raise
         except CacheInspectError as exc:

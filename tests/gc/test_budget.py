@@ -33,6 +33,18 @@ def test_the_budget_is_reached_at_its_end_not_before() -> None:
     assert budget.reached() and budget.remaining() == 0.0
 
 
+def test_a_budget_spent_early_stays_spent() -> None:
+    # 0.5 s left but the next deletion must wait 1 s (GitHub's pace): the run spends the budget.
+    now = [100.0]
+    budget = TimeBudget(30.0, "30s", clock=lambda: now[0])
+    now[0] = 129.5
+    budget.spend()
+    assert budget.reached() and budget.remaining() == 0.0
+    now[0] = 200.0
+    budget.spend()  # spending again changes nothing
+    assert budget.reached() and budget.started == 99.5
+
+
 def test_the_backlog_line_of_the_issue() -> None:
     # 35 deletions in 60 s is 35/min; 312 left at that rate: 312 / 35 min = 8.9 min -> "about 9 min".
     assert (
