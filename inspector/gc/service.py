@@ -129,6 +129,11 @@ class GcRun:
     def deletions(self) -> int:
         return sum(r.deletions for r in self.reports.values())
 
+    @property
+    def not_begun(self) -> int:
+        """Repositories the budget kept from being read: none here, every plan was made first."""
+        return 0
+
     def backlog(self) -> Backlog:
         """Deletions left over every repository, at the rate observed over all of them."""
         reports = self.reports.values()
@@ -540,6 +545,11 @@ class StreamedRun:
     @property
     def deletions(self) -> int:
         return sum(o.deleted for o in self.outcomes)
+
+    @property
+    def not_begun(self) -> int:
+        """Repositories the budget kept from being read, so from being planned: their deletions are unknown."""
+        return self.discovery.count("time-budget")
 
     def backlog(self) -> Backlog:
         """Deletions left in the repositories begun (those not begun were not planned: not counted)."""

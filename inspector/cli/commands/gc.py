@@ -698,7 +698,11 @@ def _render(run: GcRun, fmt: str) -> None:
 def _budget_line(run: GcRun | StreamedRun) -> str:
     """``time budget of 25m reached: 312 deletions left: about 9 min at the observed 35/min; rerun to continue``."""
     assert run.budget is not None
-    return f"{run.budget.reason}: {run.backlog().describe()}; rerun to continue"
+    left = run.backlog().describe()
+    if run.not_begun:
+        noun = "repository" if run.not_begun == 1 else "repositories"
+        left += f", and {run.not_begun} {noun} not begun (not read yet)"
+    return f"{run.budget.reason}: {left}; rerun to continue"
 
 
 def _budget_json(run: GcRun | StreamedRun) -> dict[str, Any]:
@@ -711,9 +715,10 @@ def _budget_json(run: GcRun | StreamedRun) -> dict[str, Any]:
         "reached": run.budget_reached,
         "deletions": run.deletions,
         "deletionsLeft": backlog.left,
+        "repositoriesNotBegun": run.not_begun,
         "perMinute": round(backlog.per_minute, 2) if backlog.per_minute is not None else None,
         "backlogSeconds": round(backlog.seconds, 1) if backlog.seconds is not None else None,
-        "hint": "rerun to continue" if backlog.left else None,
+        "hint": "rerun to continue" if backlog.left or run.not_begun else None,
     }
 
 
