@@ -350,10 +350,10 @@ def rest_deletions(plan: RepositoryPlan) -> int:
 def pacing_note(plan: RepositoryPlan, pace: Pace) -> str | None:
     """How long the plan's deletions take at GitHub's pace (None when it deletes nothing)."""
     count = rest_deletions(plan)
-    if not count:
+    if count < 2:  # one deletion waits for nothing
         return None
     return (
-        f"GitHub pacing: {count} package-version deletion{'' if count == 1 else 's'} take at least "
+        f"GitHub pacing: {count} package-version deletions take at least "
         f"{format_seconds(backlog_seconds(count, pace))} at GitHub's documented limits "
         f"({pace.min_interval:g} s apart, at most {pace.per_minute} a minute and {pace.per_hour} an hour)"
     )
