@@ -22,6 +22,7 @@ import httpx
 import pytest
 
 from bench.h2proxy import H2LatencyProxy
+from bench.h2workloads import h2_floor
 from bench.tls import TlsFiles, make_tls, start_tls_registry
 from tests.harness.registry import LocalRegistry
 from tests.harness.support import require_registry_binary
@@ -197,3 +198,15 @@ def test_tls_files_are_a_ca_and_a_loopback_certificate(tmp_path: Path) -> None:
     tls = make_tls(tmp_path)
     assert (tls.cert_dir() / "ca.crt").read_bytes() == tls.ca.read_bytes()
     assert b"BEGIN CERTIFICATE" in tls.cert.read_bytes()
+
+
+def test_h2_floor_is_dependent_round_trips_then_waves() -> None:
+    # show of 1,000 layers with token auth: 401 challenge, token, manifest, config one after another (4),
+    # then 1,000 blob HEADs at 100 streams = 10 waves: 14 round trips of 20 ms = 280 ms.
+    assert h2_floor(4, 1000, 100, 0.020) == pytest.approx(0.280)
+    # At Go's default of 250 streams: ⌈1000 ÷ 250⌉ = 4 waves, 8 round trips = 160 ms.
+    assert h2_floor(4, 1000, 250, 0.020) == pytest.approx(0.160)
+    # du of 2,000 tags: challenge, token, tag list (3), then 2,000 manifest GETs in ⌈2000 ÷ 100⌉ = 20 waves.
+    assert h2_floor(3, 2000, 100, 0.020) == pytest.approx(0.460)
+    # 101 requests need a second wave.
+    assert h2_floor(0, 101, 100, 1.0) == pytest.approx(2.0)
