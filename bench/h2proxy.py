@@ -12,8 +12,9 @@ connection carries many concurrent streams; this proxy lets a client do that:
   ``latency`` before its answer, independently of the others;
 * answers are sent within the client's flow-control windows (a 365 KB config does not fit the
   initial 65,535-byte window: the rest waits for the client's ``WINDOW_UPDATE``);
-* requests go on to the TLS registry through one ``httpx.AsyncClient`` (HTTP/1.1 keep-alive
-  pool by default, or HTTP/2 with ``upstream_http2``);
+* requests go on to the TLS registry over a keep-alive pool of HTTP/1.1 connections, written
+  here on asyncio streams: httpx's async pool, tried first, spent more CPU than everything else
+  in the proxy once 100 requests queued on it (``_assign_requests_to_connections``);
 * token emulation and counters are ``ProxyCore``'s, as in the HTTP/1.1 proxy, plus the number
   of connections per protocol.
 
@@ -24,6 +25,7 @@ so this proxy's CPU is part of what a run costs (the suite reports it).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import http
 import ssl
 import threading
@@ -35,7 +37,6 @@ import h2.connection
 import h2.events
 import h2.exceptions
 import h2.settings
-import httpx
 
 from .proxy import HOP_BY_HOP, Answer, ProxyCore
 from .tls import TlsFiles
@@ -63,8 +64,7 @@ class H2LatencyProxy(ProxyCore):
         latency: float = 0.020,
         auth: bool = True,
         max_streams: int = DEFAULT_STREAMS,
-        upstream_http2: bool = False,
-        upstream_connections: int = 32,
+        upstream_connections: int = DEFAULT_STREAMS,
         connect_latency: float = 0.0,
     ) -> None:
         super().__init__(latency=latency, auth=auth, connect_latency=connect_latency, scheme="https")
@@ -73,16 +73,8 @@ class H2LatencyProxy(ProxyCore):
         self._server_context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
         self._server_context.load_cert_chain(str(tls.cert), str(tls.key))
         self._server_context.set_alpn_protocols(["h2", "http/1.1"])
-        limits = httpx.Limits(
-            max_connections=upstream_connections, max_keepalive_connections=upstream_connections
-        )
-        self._client_args = {
-            "verify": tls.client_context(),
-            "http2": upstream_http2,
-            "limits": limits,
-            "timeout": 60.0,
-            "trust_env": False,
-        }
+        self._upstream_context = tls.client_context()
+        self._upstream_connections = upstream_connections
         self._loop = asyncio.new_event_loop()
         self._started = threading.Event()
         self._failure: BaseException | None = None
@@ -110,23 +102,27 @@ class H2LatencyProxy(ProxyCore):
         self._loop.close()
 
     async def _start(self) -> None:
-        self._client = httpx.AsyncClient(**self._client_args)  # type: ignore[arg-type]
-        for name in ("accept", "accept-encoding", "user-agent", "connection"):  # pass the client's own only
-            del self._client.headers[name]
+        self._upstream = _Upstream(self.upstream, self._upstream_context, self._upstream_connections)
         self._server = await asyncio.start_server(
             self._serve, "127.0.0.1", 0, ssl=self._server_context, backlog=256
         )
         self.host = f"127.0.0.1:{self._server.sockets[0].getsockname()[1]}"
 
     async def _stop(self) -> None:
+        """Stop listening, end every task, and close every connection (TLS close_notify included)."""
         self._server.close()
-        for writer in list(self._writers):
-            writer.close()
         current = asyncio.current_task()
-        for task in asyncio.all_tasks():
-            if task is not current:
-                task.cancel()
-        await self._client.aclose()
+        tasks = [task for task in asyncio.all_tasks() if task is not current]
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        writers = [*self._writers, *self._upstream.close()]
+        for writer in writers:
+            writer.close()
+        closing = asyncio.gather(*(w.wait_closed() for w in writers), return_exceptions=True)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(closing, timeout=5)
+        await self._server.wait_closed()
 
     def close(self) -> None:
         if self._loop.is_running():
@@ -180,20 +176,13 @@ class H2LatencyProxy(ProxyCore):
     async def _forward(self, method: str, path: str, headers: list[tuple[str, str]], body: bytes) -> Answer:
         sent = [(k, v) for k, v in headers if k.lower() not in HOP_BY_HOP and not k.startswith(":")]
         sent.append(("Host", self.host))  # the registry builds Location/Link URLs from it
-        request = self._client.build_request(
-            method, f"https://{self.upstream}{path}", headers=sent, content=body or None
-        )
-        response = await self._client.send(request, stream=True)
-        try:
-            payload = b"".join([chunk async for chunk in response.aiter_raw()])
-        finally:
-            await response.aclose()
-        out = [(k, v) for k, v in response.headers.multi_items() if k.lower() not in HOP_BY_HOP]
-        length = response.headers.get("content-length")
+        status, answer, payload = await self._upstream.request(method, path, sent, body)
+        out = [(k, v) for k, v in answer if k.lower() not in HOP_BY_HOP]
+        length = next((v for k, v in answer if k.lower() == "content-length"), None)
         out.append(
             ("content-length", length if method == "HEAD" and length is not None else str(len(payload)))
         )
-        return response.status_code, out, payload
+        return status, out, payload
 
     # -- HTTP/1.1 (ALPN fallback): keep-alive, one request at a time per connection
 
@@ -240,6 +229,81 @@ async def _read_chunked(reader: asyncio.StreamReader) -> bytes:
             return b"".join(chunks)
         chunks.append(await reader.readexactly(size))
         await reader.readline()
+
+
+class _Upstream:
+    """A keep-alive pool of HTTP/1.1 connections over TLS to the registry, at most ``limit`` in use."""
+
+    def __init__(self, host: str, context: ssl.SSLContext, limit: int) -> None:
+        name, _, port = host.rpartition(":")
+        self.address = (name, int(port))
+        self.context = context
+        self.idle: list[tuple[asyncio.StreamReader, asyncio.StreamWriter]] = []
+        self.open: set[asyncio.StreamWriter] = set()
+        self.slots = asyncio.Semaphore(limit)
+
+    def close(self) -> list[asyncio.StreamWriter]:
+        """Forget every connection, idle or not; the caller closes the writers returned."""
+        writers = list(self.open)
+        self.idle.clear()
+        self.open.clear()
+        return writers
+
+    def _drop(self, writer: asyncio.StreamWriter) -> None:
+        self.open.discard(writer)
+        writer.close()
+
+    async def request(self, method: str, path: str, headers: list[tuple[str, str]], body: bytes) -> Answer:
+        async with self.slots:
+            while True:
+                reused = bool(self.idle)
+                if reused:
+                    connection = self.idle.pop()
+                else:
+                    connection = await asyncio.open_connection(*self.address, ssl=self.context)
+                    self.open.add(connection[1])
+                try:
+                    answer, keep = await _exchange(connection, method, path, headers, body)
+                except (OSError, asyncio.IncompleteReadError):
+                    self._drop(connection[1])
+                    if reused:  # the registry closed an idle connection: once more on a fresh one
+                        continue
+                    raise
+                if keep:
+                    self.idle.append(connection)
+                else:
+                    self._drop(connection[1])
+                return answer
+
+
+async def _exchange(
+    connection: tuple[asyncio.StreamReader, asyncio.StreamWriter],
+    method: str,
+    path: str,
+    headers: list[tuple[str, str]],
+    body: bytes,
+) -> tuple[Answer, bool]:
+    """One HTTP/1.1 request and its answer; and whether the connection may be used again."""
+    reader, writer = connection
+    lines = [f"{method} {path} HTTP/1.1", *(f"{k}: {v}" for k, v in headers)]
+    if body or method in ("PUT", "POST", "PATCH"):
+        lines.append(f"Content-Length: {len(body)}")
+    writer.write(("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + body)
+    await writer.drain()
+    status_line, *header_lines = (await reader.readuntil(b"\r\n\r\n")).decode("latin-1").split("\r\n")
+    status = int(status_line.split(" ", 2)[1])
+    answer = [(n.strip(), v.strip()) for n, _, v in (line.partition(":") for line in header_lines if line)]
+    fields = {k.lower(): v for k, v in answer}
+    keep = fields.get("connection", "").lower() != "close"
+    if method == "HEAD" or status in (204, 304) or status < 200:
+        payload = b""
+    elif fields.get("transfer-encoding", "").lower() == "chunked":
+        payload = await _read_chunked(reader)
+    elif "content-length" in fields:
+        payload = await reader.readexactly(int(fields["content-length"]))
+    else:  # delimited by the end of the connection
+        payload, keep = await reader.read(), False
+    return (status, answer, payload), keep
 
 
 class _H2Session:
@@ -347,8 +411,8 @@ class _H2Session:
         headers = [(k, v) for k, v in stream.headers if not k.startswith(":")]
         try:
             status, out, payload = await self.proxy.answer(method, path, headers, bytes(stream.body))
-        except httpx.HTTPError:
-            status, out, payload = 502, [("content-length", "0")], b""
+        except (OSError, asyncio.IncompleteReadError, asyncio.LimitOverrunError, ValueError):
+            status, out, payload = 502, [("content-length", "0")], b""  # the registry did not answer
         sent = [(":status", str(status))] + [(k.lower(), v) for k, v in out if k.lower() not in _H2_FORBIDDEN]
         try:
             body = b"" if method == "HEAD" else payload
