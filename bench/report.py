@@ -209,6 +209,10 @@ def _h2_targets(sections: Sequence[Section]) -> list[Target]:
         text = f"{_ratio(ratio)} ({_seconds(ref.measured.median)} vs {_seconds(ref.floor)}; {ref.note})"
         if control is not None and control.measured is not None:
             text += f"; the bare-httpx HTTP/2 control: {_ratio(control.measured.median / ref.floor)}"
+        http1 = next((r for r in show.rows if r.tool.startswith("floor (HTTP/1.1")), None) if show else None
+        stats = ref.measured.stats
+        if http1 is not None and http1.floor and stats is not None and set(stats.protocols) == {"http/1.1"}:
+            text += f"; on HTTP/1.1 it is {_ratio(ref.measured.median / http1.floor)} of the c={http1.concurrency} floor"
         out.append(
             Target(
                 "6: `show` over HTTP/2 within 1.5× of the HTTP/2 floor", text + _cpu_bound(ref), ratio <= 1.5
