@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import json
 import socket
 import time
 from collections.abc import Iterator
@@ -33,6 +34,23 @@ REPO = "bench/h2"
 BIG = bytes(range(256)) * 800  # 204,800 bytes
 BIG_DIGEST = "sha256:" + hashlib.sha256(BIG).hexdigest()
 MISSING = "sha256:" + "0" * 64
+# 40 tags of 100 characters: a tag list of ~4.2 KB, which Go's net/http sends chunked (a handler's output
+# beyond its 2,048-byte buffer, without a Content-Length), so the proxy's upstream reads a chunked body.
+TAGS = sorted(f"t{i:02d}-" + "x" * 96 for i in range(40))
+MANIFEST = json.dumps(
+    {
+        "schemaVersion": 2,
+        "mediaType": "application/vnd.oci.image.manifest.v1+json",
+        "config": {
+            "mediaType": "application/vnd.oci.image.config.v1+json",
+            "digest": BIG_DIGEST,
+            "size": len(BIG),
+        },
+        "layers": [
+            {"mediaType": "application/vnd.oci.image.layer.v1.tar", "digest": BIG_DIGEST, "size": len(BIG)}
+        ],
+    }
+).encode()
 LATENCY = 0.5
 
 
@@ -56,6 +74,13 @@ def setup(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Setup]:
             location = httpx.URL(f"https://{registry.host}").join(started.headers["Location"])
             put = client.put(location.copy_add_param("digest", BIG_DIGEST), content=BIG)
             assert put.status_code == 201, put.text
+            for tag in TAGS:
+                response = client.put(
+                    f"https://{registry.host}/v2/{REPO}/manifests/{tag}",
+                    content=MANIFEST,
+                    headers={"Content-Type": "application/vnd.oci.image.manifest.v1+json"},
+                )
+                assert response.status_code == 201, response.text
         yield Setup(tls, registry)
     finally:
         registry.stop()
@@ -148,6 +173,21 @@ def test_body_larger_than_the_window_waits_for_window_updates(setup: Setup) -> N
     assert status == "200"
     assert stalled_at == 65_535
     assert bytes(received) == BIG
+
+
+def test_chunked_answer_of_the_registry_is_forwarded_whole(setup: Setup) -> None:
+    with _client(setup, http2=False) as client:
+        direct = client.get(f"https://{setup.registry.host}/v2/{REPO}/tags/list")
+    assert direct.headers.get("transfer-encoding") == "chunked"  # the case under test really happens
+    with (
+        H2LatencyProxy(setup.registry.host, setup.tls, latency=0.0, auth=False) as proxy,
+        _client(setup, http2=True) as client,
+    ):
+        listed = client.get(f"https://{proxy.host}/v2/{REPO}/tags/list")
+    assert listed.status_code == 200 and listed.http_version == "HTTP/2"
+    assert listed.content == direct.content  # byte for byte (distribution lists tags in no fixed order)
+    assert listed.json()["name"] == REPO and sorted(listed.json()["tags"]) == TAGS
+    assert listed.headers["content-length"] == str(len(direct.content))
 
 
 def test_latency_is_per_stream(setup: Setup) -> None:
