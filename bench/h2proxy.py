@@ -95,6 +95,7 @@ class H2LatencyProxy(ProxyCore):
             self._loop.run_until_complete(self._start())
         except BaseException as exc:
             self._failure = exc
+            self._loop.close()
             self._started.set()
             return
         self._started.set()
@@ -111,12 +112,13 @@ class H2LatencyProxy(ProxyCore):
     async def _stop(self) -> None:
         """Stop listening, end every task, and close every connection (TLS close_notify included)."""
         self._server.close()
+        clients = list(self._writers)  # a cancelled connection task closes its writer without waiting
         current = asyncio.current_task()
         tasks = [task for task in asyncio.all_tasks() if task is not current]
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
-        writers = [*self._writers, *self._upstream.close()]
+        writers = [*clients, *self._upstream.close()]
         for writer in writers:
             writer.close()
         closing = asyncio.gather(*(w.wait_closed() for w in writers), return_exceptions=True)
@@ -166,7 +168,10 @@ class H2LatencyProxy(ProxyCore):
         try:
             authorization = next((v for k, v in headers if k.lower() == "authorization"), "")
             local = self.local_answer(method, path, authorization)
-            result = local if local is not None else await self._forward(method, path, headers, body)
+            try:
+                result = local if local is not None else await self._forward(method, path, headers, body)
+            except (OSError, asyncio.IncompleteReadError, asyncio.LimitOverrunError, ValueError):
+                result = (502, [("content-length", "0")], b"")  # the registry did not answer (sensibly)
             await asyncio.sleep(self.latency)
             status = result[0]
             return result
@@ -210,7 +215,7 @@ class H2LatencyProxy(ProxyCore):
             else:
                 body = await reader.readexactly(int(fields.get("content-length") or 0))
             status, out, payload = await self.answer(method, path, headers, body)
-            reason = http.HTTPStatus(status).phrase if status in http.HTTPStatus._value2member_map_ else ""
+            reason = _reason(status)
             lines_out = [f"HTTP/1.1 {status} {reason}"] + [f"{k}: {v}" for k, v in out]
             writer.write(("\r\n".join(lines_out) + "\r\n\r\n").encode("latin-1"))
             if method != "HEAD" and payload:
@@ -218,6 +223,13 @@ class H2LatencyProxy(ProxyCore):
             await writer.drain()
             if version == "HTTP/1.0" or fields.get("connection", "").lower() == "close":
                 return
+
+
+def _reason(status: int) -> str:
+    try:
+        return http.HTTPStatus(status).phrase
+    except ValueError:
+        return ""
 
 
 async def _read_chunked(reader: asyncio.StreamReader) -> bytes:
@@ -388,9 +400,9 @@ class _H2Session:
             task.add_done_callback(lambda _: self.tasks.pop(sid, None))
 
     def _on_window(self, event: h2.events.Event) -> None:
+        """A window grew: wake the streams waiting on it (all of them for the connection's, or new SETTINGS)."""
         stream_id = getattr(event, "stream_id", 0) or 0
-        waiters = list(self.window_waiters.items()) if stream_id == 0 else [(stream_id, None)]
-        for sid, _ in waiters:
+        for sid in list(self.window_waiters) if stream_id == 0 else [stream_id]:
             waiter = self.window_waiters.pop(sid, None)
             if waiter is not None:
                 waiter.set()
@@ -409,10 +421,7 @@ class _H2Session:
         pseudo = {k: v for k, v in stream.headers if k.startswith(":")}
         method, path = pseudo.get(":method", "GET"), pseudo.get(":path", "/")
         headers = [(k, v) for k, v in stream.headers if not k.startswith(":")]
-        try:
-            status, out, payload = await self.proxy.answer(method, path, headers, bytes(stream.body))
-        except (OSError, asyncio.IncompleteReadError, asyncio.LimitOverrunError, ValueError):
-            status, out, payload = 502, [("content-length", "0")], b""  # the registry did not answer
+        status, out, payload = await self.proxy.answer(method, path, headers, bytes(stream.body))
         sent = [(":status", str(status))] + [(k.lower(), v) for k, v in out if k.lower() not in _H2_FORBIDDEN]
         try:
             body = b"" if method == "HEAD" else payload
