@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import sys
+import types
 from collections.abc import Sequence
 
 __all__ = ["main", "run"]
@@ -25,11 +26,12 @@ def run(argv: Sequence[str] | None = None) -> int:
         print(f"cacheinspect {__version__}")
         return 0
 
+    _without_httpx_cli()
     from typer import _click as click
     from typer.exceptions import Abort
 
     from inspector.cli.app import STATE, report_error
-    from inspector.cli.commands import app
+    from inspector.cli.commands import load_commands
     from inspector.cli.conventions import COMPLETE_VAR
     from inspector.errors import CacheInspectError, ExitCode
 
@@ -37,6 +39,9 @@ def run(argv: Sequence[str] | None = None) -> int:
         from typer._completion_classes import completion_init
 
         completion_init()  # typer's bash/zsh/fish answer formats, which its completion scripts expect
+        app = load_commands()
+    else:
+        app = load_commands(_command_name(args))
     state = STATE
     state.reset()
     try:
@@ -74,6 +79,32 @@ def run(argv: Sequence[str] | None = None) -> int:
         )
         return int(ExitCode.BUG)
     return result if isinstance(result, int) else 0
+
+
+def _without_httpx_cli() -> None:
+    """Keep httpx from importing its own command line, which this process never runs.
+
+    ``import httpx`` imports ``httpx._main`` (its ``httpx`` command: click, rich, pygments; ~50 ms) whenever
+    click is installed, as it is beside the test tools; an empty module in its place makes httpx define
+    its stub ``main`` instead, as it does where click is missing. Nothing else in httpx uses that module.
+    """
+    if "httpx" not in sys.modules:
+        sys.modules.setdefault("httpx._main", types.ModuleType("httpx._main"))
+
+
+def _command_name(args: list[str]) -> str | None:
+    """The subcommand ``args`` names: the first word that is neither an option nor a global option's value."""
+    from inspector.cli.conventions import GLOBAL_OPTIONS
+
+    words = iter(args)
+    for word in words:
+        if word == "--":
+            return None
+        if word in GLOBAL_OPTIONS:  # "--deadline 20"; "--deadline=20" is one word
+            next(words, None)
+        elif not word.startswith("-"):
+            return word
+    return None
 
 
 def _report_usage_error(message: str, command_path: str) -> int:

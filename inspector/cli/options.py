@@ -50,7 +50,22 @@ PasswordStdin = Annotated[
     bool, typer.Option("--password-stdin", help="Read the password or token from stdin.")
 ]
 Concurrency = Annotated[
-    int, typer.Option("--concurrency", "-j", min=1, max=64, help="Requests in flight per registry.")
+    int | None,
+    typer.Option(
+        "--concurrency",
+        "-j",
+        min=1,
+        max=64,
+        help="Requests in flight, fixed (default: adaptive, from 8 up to 64 on HTTP/2, 16 on HTTP/1.1).",
+    ),
+]
+Http1 = Annotated[
+    bool,
+    typer.Option(
+        "--http1",
+        envvar="CACHEINSPECT_HTTP1",
+        help="Speak HTTP/1.1 only (default: HTTP/2 where a TLS registry offers it).",
+    ),
 ]
 Timeout = Annotated[float, typer.Option("--timeout", min=1.0, help="Seconds to wait for each response.")]
 PageSize = Annotated[
@@ -82,8 +97,9 @@ class Connection:
     ca_file: str | None = _option(CaFile, None)
     username: str | None = _option(Username, None)
     password_stdin: bool = _option(PasswordStdin, False)
-    concurrency: int = _option(Concurrency, 8)
+    concurrency: int | None = _option(Concurrency, None)  # None: adaptive
     timeout: float = _option(Timeout, 30.0)
+    http1: bool = _option(Http1, False)
 
     def client(
         self, registry: str | None, fallback: Callable[[str], Credentials | None] | None = None
@@ -93,6 +109,7 @@ class Connection:
         ``fallback(host)``: credentials for a host no configured source has (gc: ECR's API); then, for a
         Google host, Application Default Credentials when google-auth is installed."""
         from inspector.registry.client import ClientOptions, RegistryClient
+        from inspector.registry.concurrency import DEFAULT_CONCURRENCY
         from inspector.registry.credentials import resolve_credentials, same_registry
         from inspector.registry.google import default_credentials
 
@@ -125,7 +142,9 @@ class Connection:
             insecure=self.insecure,
             ca_file=self.ca_file,
             timeout=self.timeout,
-            concurrency=self.concurrency,
+            concurrency=self.concurrency or DEFAULT_CONCURRENCY,
+            adaptive=self.concurrency is None,
+            http1=self.http1,
         )
         if STATE.deadline is not None:
             options = dataclasses.replace(options, deadline=STATE.deadline)

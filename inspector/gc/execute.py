@@ -145,7 +145,9 @@ class RegistryTagReader:
             except NotFound:
                 return None
 
-        return self.client.map_bounded(head, tags)
+        # Never more HEADs in flight than ``concurrency`` says, even under an adaptive limit: a check's
+        # round trips, counted from it, set how many deletions the check covers.
+        return self.client.map_bounded(head, tags, at_most=self.concurrency)
 
     def document(self, digest: Digest) -> ManifestDocument | None:
         try:

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import email.utils
 import random
+import ssl
+import threading
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -53,6 +55,33 @@ class RetryPolicy:
         """The wait before retry ``attempt`` when the server named none (no retry limit applied)."""
         ceiling = min(self.cap, self.base * (2**attempt))
         return random.uniform(ceiling / 2, ceiling) if self.jitter else ceiling
+
+
+class DeferredTrust:
+    """httpx's default TLS context (``verify=True``: ``$SSL_CERT_FILE``, ``$SSL_CERT_DIR`` or certifi's bundle),
+    built at the first TLS handshake instead of with the client.
+
+    Loading the CA bundle costs 20-50 ms, which a run that only talks plain HTTP to a loopback registry
+    (``tags``) need not pay. Verification is exactly httpx's: every attribute the connection uses
+    (``set_alpn_protocols``, ``wrap_socket``, ``wrap_bio``) is the real context's.
+    """
+
+    def __init__(self) -> None:
+        self._context: ssl.SSLContext | None = None
+        self._lock = threading.Lock()
+
+    @property
+    def built(self) -> bool:
+        return self._context is not None
+
+    def context(self) -> ssl.SSLContext:
+        with self._lock:
+            if self._context is None:
+                self._context = httpx.create_ssl_context()
+            return self._context
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self.context(), name)
 
 
 def send_following_redirects(

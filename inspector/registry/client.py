@@ -1,12 +1,15 @@
 """A small, strict client for the OCI distribution API.
 
-One ``httpx.Client`` (keep-alive, bounded pool) serves every request; fan-out
-uses a bounded thread pool over it. Every answer is judged in one place
-(``_fail``); retries happen only for transient failures (connection errors,
-429 and 5xx) on idempotent requests (a 429 on any request: the registry did not
-act on it), with capped jittered backoff that honours ``Retry-After``. Bodies
-are capped and content is verified against the digest it was fetched by (a
-mismatch is fetched again, as boundedly, before it is refused).
+One ``httpx.Client`` (keep-alive, bounded pool; HTTP/2 where a TLS registry
+negotiates it, so one connection carries many streams) serves every request;
+fan-out uses a thread pool over it, and a gate (``Concurrency``) in front of
+every request holds the number in flight at a fixed or adaptive limit. Every
+answer is judged in one place (``_fail``); retries happen only for transient
+failures (connection errors, 429 and 5xx) on idempotent requests (a 429 on any
+request: the registry did not act on it), with capped jittered backoff that
+honours ``Retry-After``. Bodies are capped and content is verified against the
+digest it was fetched by (a mismatch is fetched again, as boundedly, before it
+is refused).
 """
 
 from __future__ import annotations
@@ -20,7 +23,7 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import TypeVar
+from typing import TypeVar, cast
 from urllib.parse import parse_qsl, urlencode, urljoin, urlsplit, urlunsplit
 
 import httpx
@@ -41,6 +44,7 @@ from inspector.oci.models import Descriptor, ManifestDocument, parse_manifest
 from inspector.oci.reference import DOCKER_HUB, DOCKER_HUB_API, Reference, Repository, is_loopback_host
 from inspector.registry._http import (
     IDEMPOTENT,
+    DeferredTrust,
     RetryPolicy,
     connection_refused,
     describe_transport_error,
@@ -54,6 +58,7 @@ from inspector.registry._http import (
     send_following_redirects,
 )
 from inspector.registry.auth import RegistryAuth
+from inspector.registry.concurrency import HTTP1_CEILING, Concurrency
 from inspector.registry.credentials import Credentials
 
 __all__ = [
@@ -95,7 +100,11 @@ class ClientOptions:
     #: Seconds one request may take with all its retries: a registry that accepts connections and never
     #: answers fails within a minute, not after retries x timeout (2 m 33 s with the defaults).
     deadline: float = DEFAULT_DEADLINE
-    concurrency: int = 8
+    concurrency: int = 8  # requests in flight: fixed, or where the adaptive limit starts
+    #: Let the limit move between 1 and a ceiling (``inspector.registry.concurrency``); else fixed (``-j N``).
+    adaptive: bool = False
+    #: HTTP/1.1 only; by default HTTP/2 where a TLS registry offers it (ALPN), never over plain HTTP (no h2c).
+    http1: bool = False
     retries: int = 4
     backoff_base: float = 0.25
     backoff_cap: float = 8.0
@@ -136,7 +145,8 @@ class RegistryClient:
             max_retry_after=self.options.max_retry_after,
         )
         self._auth = RegistryAuth(credentials or (lambda host: None), send=self._send_without_auth)
-        verify: ssl.SSLContext | bool = True
+        self._trust: DeferredTrust | None = None
+        verify: ssl.SSLContext | bool
         if self.options.insecure:
             verify = False
         elif self.options.ca_file:
@@ -144,10 +154,17 @@ class RegistryClient:
                 verify = ssl.create_default_context(cafile=self.options.ca_file)
             except (OSError, ssl.SSLError) as exc:
                 raise UsageError(f"cannot load CA file {self.options.ca_file}: {exc}") from None
-        pool = max(self.options.concurrency, 1)
+        else:
+            self._trust = DeferredTrust()  # the CA bundle is loaded at the first TLS handshake, if any
+            verify = cast(ssl.SSLContext, self._trust)
+        self.concurrency = Concurrency(self.options.concurrency, adaptive=self.options.adaptive)
+        # HTTP/1.1 needs a connection per request in flight (copy: a blob's GET stream and its upload, two);
+        # HTTP/2 multiplexes them on one per origin.
+        pool = max(self.options.concurrency, 2 * HTTP1_CEILING if self.options.adaptive else 1)
         self._http = httpx.Client(
             auth=self._auth,
             verify=verify,
+            http2=not self.options.http1,
             timeout=httpx.Timeout(self.options.timeout, connect=min(self.options.timeout, 10.0)),
             limits=httpx.Limits(max_connections=pool + 2, max_keepalive_connections=pool + 2),
             follow_redirects=False,  # send_following_redirects applies the one redirect policy
@@ -165,7 +182,14 @@ class RegistryClient:
         self.close()
 
     def close(self) -> None:
+        if self.concurrency.adaptive and self.concurrency.answers:  # -v: where the limit went
+            log.info("%s", self.concurrency.summary())
         self._http.close()
+
+    @property
+    def tls_context_loaded(self) -> bool:
+        """Whether the default CA bundle was loaded (only a TLS handshake loads it)."""
+        return self._trust is None or self._trust.built
 
     # -- plumbing ---------------------------------------------------------------------------------
 
@@ -280,32 +304,36 @@ class RegistryClient:
             request = self._http.build_request(
                 method, url, headers=headers, content=content, timeout=clock.timeout(self.options.timeout)
             )
-            started = time.monotonic()
             try:
-                response = send_following_redirects(self._http, request)
-                # httpx's read timeout is per read: a body trickling in a byte at a time would never hit it.
-                deadline = time.monotonic() + min(self.options.timeout, clock.remaining())
-                try:
-                    if response.status_code in ok_statuses:
-                        if limit:
-                            body = read_capped(response, limit, what, deadline=deadline)
-                        else:
-                            # Drain the (empty or tiny) body: a stream closed unread loses its keep-alive
-                            # connection, which turned every blob HEAD into a new TCP (and TLS) handshake.
-                            read_capped(response, 64 * 1024, what, truncate=True, deadline=deadline)
-                            body = b""
-                        log.debug(
-                            "%s %s -> %s in %.0f ms",
-                            method,
-                            loggable(url),
-                            response.status_code,
-                            (time.monotonic() - started) * 1000,
-                        )
-                        return response, body
-                    error_body = read_capped(response, 64 * 1024, what, truncate=True, deadline=deadline)
-                finally:
-                    response.close()
+                with self.concurrency.slot():  # released before any wait for a retry
+                    started = time.monotonic()
+                    response = self._answered(request, started)
+                    # httpx's read timeout is per read: a body trickling in a byte at a time would never hit it.
+                    deadline = time.monotonic() + min(self.options.timeout, clock.remaining())
+                    try:
+                        if response.status_code in ok_statuses:
+                            if limit:
+                                body = read_capped(response, limit, what, deadline=deadline)
+                            else:
+                                # Drain the (empty or tiny) body: a stream closed unread loses its keep-alive
+                                # connection, which turned every blob HEAD into a new TCP (and TLS) handshake.
+                                read_capped(response, 64 * 1024, what, truncate=True, deadline=deadline)
+                                body = b""
+                            log.debug(
+                                "%s %s -> %s in %.0f ms (%s)",
+                                method,
+                                loggable(url),
+                                response.status_code,
+                                (time.monotonic() - started) * 1000,
+                                response.http_version,
+                            )
+                            return response, body
+                        error_body = read_capped(response, 64 * 1024, what, truncate=True, deadline=deadline)
+                    finally:
+                        response.close()
             except httpx.TransportError as exc:
+                if isinstance(exc, httpx.TimeoutException):
+                    self.concurrency.timed_out()
                 refused = connection_refused(exc)
                 said = f"{method} {loggable(url)} failed ({type(exc).__name__})"
                 delay = self._retry_delay(clock, attempt, None, retryable and not refused, said)
@@ -326,6 +354,14 @@ class RegistryClient:
                     attempt += 1
                     continue
             raise self._fail(response, error_body, method, url, what)
+
+    def _answered(self, request: httpx.Request, started: float) -> httpx.Response:
+        """``send_following_redirects``, telling the concurrency controller how long the answer took (its
+        headers: time in a queue, the server's or a stream's, shows there) and over which protocol."""
+        response = send_following_redirects(self._http, request)
+        self.concurrency.learn(request.url.netloc.decode("ascii", "replace"), response.http_version)
+        self.concurrency.answered(time.monotonic() - started, response.status_code)
+        return response
 
     def _login_hint(self, url: str) -> str:
         """For a 401: whose credentials were refused, or that none were found (two different fixes)."""
@@ -377,19 +413,27 @@ class RegistryClient:
         fn: Callable[[T], R],
         items: Sequence[T],
         on_done: Callable[[int, int], None] | None = None,
+        *,
+        at_most: int | None = None,
     ) -> list[R]:
-        """Apply ``fn`` to every item with at most ``concurrency`` in flight; results keep input order."""
+        """Apply ``fn`` to every item, its requests held at the concurrency limit (fixed: at most ``concurrency``
+        items at once; adaptive: threads up to the ceiling, the gate in front of each request decides);
+        results keep input order. ``at_most``: never more items at once than that, whatever the adaptive
+        limit (gc's checks count their round trips at a known number in flight)."""
         if not items:
             return []
         results: list[R] = []
         total = len(items)
-        if self.options.concurrency == 1 or total == 1:
+        workers = (
+            self.concurrency.workers if at_most is None else max(1, min(at_most, self.concurrency.workers))
+        )
+        if workers == 1 or total == 1:
             for done, item in enumerate(items, 1):
                 results.append(fn(item))
                 if on_done:
                     on_done(done, total)
             return results
-        with ThreadPoolExecutor(max_workers=min(self.options.concurrency, total)) as pool:
+        with ThreadPoolExecutor(max_workers=min(workers, total)) as pool:
             futures = [pool.submit(fn, item) for item in items]
             try:
                 for done, future in enumerate(futures, 1):
@@ -696,8 +740,11 @@ class RegistryClient:
             clock.attempts += 1
             request = self._http.build_request("GET", url, timeout=clock.timeout(self.options.timeout))
             try:
-                response = send_following_redirects(self._http, request)
+                with self.concurrency.slot():  # held until the answer's headers: the body is the caller's
+                    response = self._answered(request, time.monotonic())
             except httpx.TransportError as exc:
+                if isinstance(exc, httpx.TimeoutException):
+                    self.concurrency.timed_out()
                 refused = connection_refused(exc)
                 delay = self._retry_delay(clock, attempt, None, not refused, f"GET {loggable(url)} failed")
                 if delay is None:

@@ -13,7 +13,7 @@ from typer.testing import CliRunner
 from inspector.cli.commands import app
 from inspector.cli.options import Connection, connection_options
 
-# What the seven options looked like when each command still declared them itself (the --help of 0.1.0):
+# What the options looked like when each command still declared them itself (the --help of 0.1.0):
 # (flags, help, default). -j/--concurrency is absent from tags (one page after another) and probe (its
 # checks run one request at a time); both pass one request in flight.
 EXPECTED = [
@@ -22,8 +22,14 @@ EXPECTED = [
     (("--ca-file",), "PEM file of CA certificates to trust (also means TLS for localhost).", None),
     (("--username", "-u"), "Registry user (password from --password-stdin).", None),
     (("--password-stdin",), "Read the password or token from stdin.", False),
-    (("--concurrency", "-j"), "Requests in flight per registry.", 8),
+    # 0.2: no -j means adaptive (the default is None, not 8), and --http1 joined last.
+    (
+        ("--concurrency", "-j"),
+        "Requests in flight, fixed (default: adaptive, from 8 up to 64 on HTTP/2, 16 on HTTP/1.1).",
+        None,
+    ),
     (("--timeout",), "Seconds to wait for each response.", 30.0),
+    (("--http1",), "Speak HTTP/1.1 only (default: HTTP/2 where a TLS registry offers it).", False),
 ]
 WITHOUT_CONCURRENCY = [option for option in EXPECTED if option[0][0] != "--concurrency"]
 REGISTRY_COMMANDS = {
