@@ -18,6 +18,8 @@ from pathlib import Path
 
 from inspector.registry.client import ClientOptions
 
+from .h2proxy import DEFAULT_STREAMS
+from .h2workloads import run_h2
 from .org import run_gc_org
 from .report import render, update_readme
 from .workloads import (
@@ -35,7 +37,7 @@ from .workloads import (
     run_tags,
 )
 
-WORKLOADS = ("show", "tags", "du", "startup", "gc-apply", "gc-org")
+WORKLOADS = ("show", "tags", "du", "startup", "gc-apply", "gc-org", "h2")
 
 
 def _log(message: str) -> None:
@@ -67,6 +69,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help="delay per new TCP connection, for handshake round trips (default 0: per-request delay only)",
     )
     parser.add_argument("--no-auth", action="store_true", help="no token-auth emulation in the proxy")
+    parser.add_argument(
+        "--h2-streams",
+        type=int,
+        default=DEFAULT_STREAMS,
+        help=f"SETTINGS_MAX_CONCURRENT_STREAMS of the HTTP/2 proxy (default {DEFAULT_STREAMS})",
+    )
     parser.add_argument("--repeat", type=int, default=None, help="runs per measurement (default 3; quick 1)")
     parser.add_argument(
         "--only", default=",".join(WORKLOADS), help=f"comma-separated subset of {', '.join(WORKLOADS)}"
@@ -79,6 +87,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         parser.error(f"--only: unknown workload(s) {', '.join(sorted(unknown))}")
     if args.latency_ms < 0 or args.connect_latency_ms < 0 or (args.repeat is not None and args.repeat < 1):
         parser.error("--latency-ms and --connect-latency-ms must be >= 0 and --repeat >= 1")
+    if args.h2_streams < 1:
+        parser.error("--h2-streams must be >= 1")
     return args
 
 
@@ -98,6 +108,7 @@ def main(argv: list[str] | None = None) -> int:
         extra_concurrency=(16,) if args.quick else (12, 16),
         gc_keep_last=50 if args.quick else 500,
         connect_latency=args.connect_latency_ms / 1000,
+        h2_streams=args.h2_streams,
     )
     only = set(args.only.split(","))
     notes = [
@@ -118,10 +129,10 @@ def main(argv: list[str] | None = None) -> int:
     ]
     with tempfile.TemporaryDirectory(prefix="cacheinspect-bench-home-") as home:
         skopeo: str | None = None
-        if only & {"show", "tags"}:
+        if only & {"show", "tags", "h2"}:
             skopeo, skopeo_note = ensure_skopeo(_log)
             notes.append(skopeo_note + ".")
-            if skopeo:
+            if skopeo and only & {"show", "tags"}:
                 notes.append(
                     "skopeo is asked with `--tls-verify=false`, so it first tries HTTPS on the plain-HTTP proxy "
                     "and falls back to HTTP (what it does against any plain-HTTP registry); it also pings "
@@ -159,6 +170,17 @@ def main(argv: list[str] | None = None) -> int:
         if "startup" in only:
             _log("workload 4: start-up")
             sections.append(run_startup(config, tools, _log))
+        if "h2" in only:
+            _log("workloads 7-9: HTTP/2 over TLS")
+            sections += run_h2(config, tools, _log)
+            notes.append(
+                "HTTP/2 rows (7–9): the same registry serves the same storage over TLS (a test CA made by "
+                "`trustme` for the run) behind `bench/h2proxy.py`, an asyncio proxy on the `h2` package that "
+                "speaks HTTP/2 (or HTTP/1.1, by ALPN) over TLS and charges the latency per stream; it forwards "
+                "over a keep-alive HTTP/1.1 pool to the registry. Its CPU is the *proxy* column: `h2` is pure "
+                "Python. skopeo trusts the CA with `--cert-dir`, cacheinspect with `--ca-file`, oras-py "
+                "through `REQUESTS_CA_BUNDLE`. Which protocol each tool negotiated is in its row."
+            )
         elapsed = time.monotonic() - started
         _log(f"done in {elapsed:.0f} s")
         notes.append(

@@ -14,7 +14,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .proxy import LatencyProxy, ProxyStats
+from .proxy import ProxyCore, ProxyStats
 
 __all__ = ["Measured", "Run", "floor_seconds", "measure", "process_cpu", "run_once"]
 
@@ -48,7 +48,7 @@ def run_once(
     argv: Sequence[str],
     *,
     env: Mapping[str, str],
-    proxy: LatencyProxy | None = None,
+    proxy: ProxyCore | None = None,
     server_cpu: Callable[[], tuple[float, float]] | None = None,
     timeout: float = 300.0,
 ) -> Run:
@@ -152,7 +152,7 @@ def measure(
     *,
     env: Mapping[str, str],
     repeat: int,
-    proxy: LatencyProxy | None = None,
+    proxy: ProxyCore | None = None,
     server_cpu: Callable[[], tuple[float, float]] | None = None,
     check: Callable[[Run], str | None] | None = None,
     timeout: float = 300.0,

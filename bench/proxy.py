@@ -34,10 +34,10 @@ from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qsl, urlsplit
 
-__all__ = ["LatencyProxy", "ProxyStats", "request_kind"]
+__all__ = ["HOP_BY_HOP", "Answer", "LatencyProxy", "ProxyCore", "ProxyStats", "request_kind"]
 
 SERVICE = "bench-registry"
-_HOP_BY_HOP = frozenset(
+HOP_BY_HOP = frozenset(
     {
         "connection",
         "keep-alive",
@@ -54,6 +54,9 @@ _HOP_BY_HOP = frozenset(
 )
 _REPO_PATH = re.compile(r"^/v2/(?P<name>.+)/(?P<what>manifests|blobs|tags)(?:/|$)")
 _ACTIONS = {"GET": "pull", "HEAD": "pull", "PUT": "push", "POST": "push", "PATCH": "push", "DELETE": "delete"}
+
+#: status, headers, body of an answer
+Answer = tuple[int, list[tuple[str, str]], bytes]
 
 
 def request_kind(method: str, path: str) -> str:
@@ -80,6 +83,7 @@ class ProxyStats:
     statuses: dict[int, int] = field(default_factory=dict)
     unparsed: int = 0  # connections that sent something other than HTTP (not counted as requests)
     connections: int = 0  # TCP connections accepted (keep-alive reuses one for many requests)
+    protocols: dict[str, int] = field(default_factory=dict)  # connections per ALPN protocol (TLS proxy only)
 
     @property
     def challenges(self) -> int:
@@ -95,6 +99,8 @@ class ProxyStats:
         if self.challenges:
             parts.append(f"{self.challenges}× 401")
         parts.append(f"over {self.connections} TCP connection(s)")
+        if self.protocols:
+            parts.append(" + ".join(f"{n} {p}" for p, n in sorted(self.protocols.items())))
         if self.unparsed:
             parts.append(f"{self.unparsed} non-HTTP attempt(s) (TLS), answered 400")
         return ", ".join(parts)
@@ -136,24 +142,156 @@ class _Handler(BaseHTTPRequestHandler):
     do_DELETE = do_GET
 
 
-class LatencyProxy:
-    """An HTTP/1.1 proxy on 127.0.0.1 in front of ``upstream`` (``host:port``), adding ``latency`` s."""
+class ProxyCore:
+    """What both latency proxies share: the counters and the token-server emulation.
+
+    ``scheme`` is the one clients reach the proxy with: the token realm must use it (a client
+    refuses a plain-HTTP realm from an HTTPS registry). A subclass sets ``host`` once it listens.
+    """
+
+    host: str
 
     def __init__(
-        self, upstream: str, *, latency: float = 0.020, auth: bool = True, connect_latency: float = 0.0
+        self, *, latency: float, auth: bool, connect_latency: float = 0.0, scheme: str = "http"
     ) -> None:
-        self.upstream = upstream
         self.latency = latency
         self.connect_latency = connect_latency
         self.auth = auth
+        self.scheme = scheme
         self._lock = threading.Lock()
         self._in_flight = 0
         self._peak = 0
         self._kinds: Counter[str] = Counter()
         self._statuses: Counter[int] = Counter()
+        self._protocols: Counter[str] = Counter()
         self._unparsed = 0
         self._connections = 0
         self._tokens: dict[str, frozenset[tuple[str, str]]] = {}
+
+    # -- counters
+
+    def reset(self) -> None:
+        with self._lock:
+            self._peak = self._in_flight
+            self._kinds.clear()
+            self._statuses.clear()
+            self._protocols.clear()
+            self._unparsed = 0
+            self._connections = 0
+
+    def count_connection(self, protocol: str | None = None) -> None:
+        with self._lock:
+            self._connections += 1
+            if protocol is not None:
+                self._protocols[protocol] += 1
+
+    def count_unparsed(self) -> None:
+        with self._lock:
+            self._unparsed += 1
+
+    def stats(self) -> ProxyStats:
+        with self._lock:
+            return ProxyStats(
+                requests=sum(self._kinds.values()),
+                peak_in_flight=self._peak,
+                kinds=dict(self._kinds),
+                statuses=dict(self._statuses),
+                unparsed=self._unparsed,
+                connections=self._connections,
+                protocols=dict(self._protocols),
+            )
+
+    def begin(self, method: str, path: str) -> None:
+        """A request arrived: count it and its kind, and it is in flight until ``end``."""
+        with self._lock:
+            self._in_flight += 1
+            self._peak = max(self._peak, self._in_flight)
+            self._kinds[request_kind(method, path)] += 1
+
+    def end(self, status: int) -> None:
+        """Out of flight, called before the answer is written: once the client has it, it may send its
+        next request, and that one must not be counted as overlapping this one (0: no answer)."""
+        with self._lock:
+            self._in_flight -= 1
+            self._statuses[status] += 1
+
+    # -- token auth, as distribution's token authenticator behaves
+
+    def local_answer(self, method: str, path: str, authorization: str) -> Answer | None:
+        """The answer of the emulated token server (a token, or a 401 challenge); None: forward it."""
+        if not self.auth:
+            return None
+        if path.startswith("/token"):
+            return self._issue_token(path)
+        needed = self._needed_scope(method, path)
+        if not self._authorized(authorization, needed):
+            return self._challenge(needed)
+        return None
+
+    @staticmethod
+    def _needed_scope(method: str, path: str) -> tuple[str, str] | None:
+        match = _REPO_PATH.match(path.split("?", 1)[0])
+        if match is None:
+            return None
+        return match.group("name"), _ACTIONS.get(method, "pull")
+
+    def _authorized(self, header: str, needed: tuple[str, str] | None) -> bool:
+        scheme, _, token = header.partition(" ")
+        if scheme.lower() != "bearer":
+            return False
+        with self._lock:
+            granted = self._tokens.get(token.strip())
+        if granted is None:
+            return False
+        return needed is None or needed in granted
+
+    def _challenge(self, needed: tuple[str, str] | None) -> Answer:
+        challenge = f'Bearer realm="{self.scheme}://{self.host}/token",service="{SERVICE}"'
+        if needed is not None:
+            challenge += f',scope="repository:{needed[0]}:{needed[1]}"'
+        payload = json.dumps(
+            {"errors": [{"code": "UNAUTHORIZED", "message": "authentication required", "detail": None}]}
+        ).encode()
+        headers = [
+            ("WWW-Authenticate", challenge),
+            ("Content-Type", "application/json; charset=utf-8"),
+            ("Content-Length", str(len(payload))),
+            ("Docker-Distribution-Api-Version", "registry/2.0"),
+        ]
+        return 401, headers, payload
+
+    def _issue_token(self, path: str) -> Answer:
+        granted: set[tuple[str, str]] = set()
+        for key, value in parse_qsl(urlsplit(path).query):
+            if key != "scope":
+                continue
+            for scope in value.split():
+                kind, _, rest = scope.partition(":")
+                name, _, actions = rest.rpartition(":")
+                if kind == "repository" and name:
+                    granted.update((name, action) for action in actions.split(",") if action)
+        token = secrets.token_hex(16)
+        with self._lock:
+            self._tokens[token] = frozenset(granted)
+        payload = json.dumps(
+            {
+                "token": token,
+                "access_token": token,
+                "expires_in": 300,
+                "issued_at": datetime.now(UTC).isoformat(timespec="seconds").replace("+00:00", "Z"),
+            }
+        ).encode()
+        return 200, [("Content-Type", "application/json"), ("Content-Length", str(len(payload)))], payload
+
+
+class LatencyProxy(ProxyCore):
+    """An HTTP/1.1 proxy on 127.0.0.1 in front of ``upstream`` (``host:port``), adding ``latency`` s."""
+
+    def __init__(
+        self, upstream: str, *, latency: float = 0.020, auth: bool = True, connect_latency: float = 0.0
+    ) -> None:
+        super().__init__(latency=latency, auth=auth, connect_latency=connect_latency)
+        self.upstream = upstream
         self._local = threading.local()
         self._server = _Server(("127.0.0.1", 0), _Handler)
         self._server.proxy = self
@@ -172,57 +310,21 @@ class LatencyProxy:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    # -- counters
-
-    def reset(self) -> None:
-        with self._lock:
-            self._peak = self._in_flight
-            self._kinds.clear()
-            self._statuses.clear()
-            self._unparsed = 0
-            self._connections = 0
-
-    def count_connection(self) -> None:
-        with self._lock:
-            self._connections += 1
-
-    def count_unparsed(self) -> None:
-        with self._lock:
-            self._unparsed += 1
-
-    def stats(self) -> ProxyStats:
-        with self._lock:
-            return ProxyStats(
-                requests=sum(self._kinds.values()),
-                peak_in_flight=self._peak,
-                kinds=dict(self._kinds),
-                statuses=dict(self._statuses),
-                unparsed=self._unparsed,
-                connections=self._connections,
-            )
-
     # -- requests
 
     def handle(self, handler: _Handler) -> None:
-        with self._lock:
-            self._in_flight += 1
-            self._peak = max(self._peak, self._in_flight)
-            self._kinds[request_kind(handler.command, handler.path)] += 1
+        self.begin(handler.command, handler.path)
         done = False
 
         def finish(status: int) -> None:
             nonlocal done
-            with self._lock:
-                self._in_flight -= 1
-                self._statuses[status] += 1
+            self.end(status)
             done = True
 
         try:
             body = self._read_body(handler)
             status, headers, payload = self._answer(handler, body)
             time.sleep(self.latency)
-            # Out of flight before the answer is written: once the client has it, it may send its next
-            # request, and that one must not be counted as overlapping this one.
             finish(status)
             handler.send_response(status)
             for name, value in headers:
@@ -252,72 +354,9 @@ class LatencyProxy:
             return b"".join(chunks)
         return handler.rfile.read(int(length)) if length else b""
 
-    def _answer(self, handler: _Handler, body: bytes) -> tuple[int, list[tuple[str, str]], bytes]:
-        path = handler.path
-        if self.auth and path.startswith("/token"):
-            return self._issue_token(path)
-        if self.auth:
-            needed = self._needed_scope(handler.command, path)
-            if not self._authorized(handler.headers.get("Authorization", ""), needed):
-                return self._challenge(needed)
-        return self._forward(handler, body)
-
-    # -- token auth, as distribution's token authenticator behaves
-
-    @staticmethod
-    def _needed_scope(method: str, path: str) -> tuple[str, str] | None:
-        match = _REPO_PATH.match(path.split("?", 1)[0])
-        if match is None:
-            return None
-        return match.group("name"), _ACTIONS.get(method, "pull")
-
-    def _authorized(self, header: str, needed: tuple[str, str] | None) -> bool:
-        scheme, _, token = header.partition(" ")
-        if scheme.lower() != "bearer":
-            return False
-        with self._lock:
-            granted = self._tokens.get(token.strip())
-        if granted is None:
-            return False
-        return needed is None or needed in granted
-
-    def _challenge(self, needed: tuple[str, str] | None) -> tuple[int, list[tuple[str, str]], bytes]:
-        challenge = f'Bearer realm="http://{self.host}/token",service="{SERVICE}"'
-        if needed is not None:
-            challenge += f',scope="repository:{needed[0]}:{needed[1]}"'
-        payload = json.dumps(
-            {"errors": [{"code": "UNAUTHORIZED", "message": "authentication required", "detail": None}]}
-        ).encode()
-        headers = [
-            ("WWW-Authenticate", challenge),
-            ("Content-Type", "application/json; charset=utf-8"),
-            ("Content-Length", str(len(payload))),
-            ("Docker-Distribution-Api-Version", "registry/2.0"),
-        ]
-        return 401, headers, payload
-
-    def _issue_token(self, path: str) -> tuple[int, list[tuple[str, str]], bytes]:
-        granted: set[tuple[str, str]] = set()
-        for key, value in parse_qsl(urlsplit(path).query):
-            if key != "scope":
-                continue
-            for scope in value.split():
-                kind, _, rest = scope.partition(":")
-                name, _, actions = rest.rpartition(":")
-                if kind == "repository" and name:
-                    granted.update((name, action) for action in actions.split(",") if action)
-        token = secrets.token_hex(16)
-        with self._lock:
-            self._tokens[token] = frozenset(granted)
-        payload = json.dumps(
-            {
-                "token": token,
-                "access_token": token,
-                "expires_in": 300,
-                "issued_at": datetime.now(UTC).isoformat(timespec="seconds").replace("+00:00", "Z"),
-            }
-        ).encode()
-        return 200, [("Content-Type", "application/json"), ("Content-Length", str(len(payload)))], payload
+    def _answer(self, handler: _Handler, body: bytes) -> Answer:
+        local = self.local_answer(handler.command, handler.path, handler.headers.get("Authorization", ""))
+        return local if local is not None else self._forward(handler, body)
 
     # -- forwarding
 
@@ -331,9 +370,9 @@ class LatencyProxy:
             self._local.connection = connection
         return connection
 
-    def _forward(self, handler: _Handler, body: bytes) -> tuple[int, list[tuple[str, str]], bytes]:
+    def _forward(self, handler: _Handler, body: bytes) -> Answer:
         # A list, not a dict: clients send some headers several times (skopeo: one Accept per media type).
-        headers = [(k, v) for k, v in handler.headers.items() if k.lower() not in _HOP_BY_HOP]
+        headers = [(k, v) for k, v in handler.headers.items() if k.lower() not in HOP_BY_HOP]
         headers.append(("Host", self.host))  # the registry builds Location/Link URLs from it
         if body or handler.command in ("PUT", "POST", "PATCH"):
             headers.append(("Content-Length", str(len(body))))
@@ -354,7 +393,7 @@ class LatencyProxy:
                 self._local.connection = None
                 if attempt:
                     raise
-        out = [(k, v) for k, v in response.getheaders() if k.lower() not in _HOP_BY_HOP]
+        out = [(k, v) for k, v in response.getheaders() if k.lower() not in HOP_BY_HOP]
         length = response.getheader("Content-Length")
         if handler.command == "HEAD" and length is not None:
             out.append(("Content-Length", length))

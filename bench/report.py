@@ -199,6 +199,40 @@ def _cpu_bound(row: Row) -> str:
     return f"; CPU alone (tool + registry + proxy ÷ {cores} cores) needs ≥ {_seconds(total / cores)}"
 
 
+def _h2_targets(sections: Sequence[Section]) -> list[Target]:
+    """Issue 17's targets on the HTTP/2 rows (sections 6 and 7)."""
+    out: list[Target] = []
+    show = _find(sections, "7.")
+    ref, oras, control = _row(show, "cacheinspect show"), _row(show, "oras-py"), _row(show, "control")
+    if ref is not None and ref.measured is not None and ref.floor:
+        ratio = ref.measured.median / ref.floor
+        text = f"{_ratio(ratio)} ({_seconds(ref.measured.median)} vs {_seconds(ref.floor)}; {ref.note})"
+        if control is not None and control.measured is not None:
+            text += f"; the bare-httpx HTTP/2 control: {_ratio(control.measured.median / ref.floor)}"
+        http1 = next((r for r in show.rows if r.tool.startswith("floor (HTTP/1.1")), None) if show else None
+        stats = ref.measured.stats
+        if http1 is not None and http1.floor and stats is not None and set(stats.protocols) == {"http/1.1"}:
+            text += f"; on HTTP/1.1 it is {_ratio(ref.measured.median / http1.floor)} of the c={http1.concurrency} floor"
+        out.append(
+            Target(
+                "7: `show` over HTTP/2 within 1.5× of the HTTP/2 floor", text + _cpu_bound(ref), ratio <= 1.5
+            )
+        )
+        if oras is not None and oras.measured is not None:
+            speedup = oras.measured.median / ref.measured.median
+            text = f"{_ratio(speedup)} ({_seconds(ref.measured.median)} vs {_seconds(oras.measured.median)})"
+            if oras.floor:
+                text += f"; the floors alone allow {_ratio(oras.floor / ref.floor)}"
+            out.append(Target("7: `show` over HTTP/2 at least 25× faster than oras-py", text, speedup >= 25))
+    tags = _find(sections, "8.")
+    mine, skopeo = _row(tags, "cacheinspect tags"), _row(tags, "skopeo")
+    if mine is not None and mine.measured is not None and skopeo is not None and skopeo.measured is not None:
+        ratio = mine.measured.median / skopeo.measured.median
+        text = f"{_ratio(ratio)} ({_seconds(mine.measured.median)} vs {_seconds(skopeo.measured.median)})"
+        out.append(Target("8: `tags` over TLS within 1.5× of `skopeo list-tags`", text, ratio <= 1.5))
+    return out
+
+
 def targets(sections: Sequence[Section], config: Config) -> list[Target]:
     out: list[Target] = []
     show = _find(sections, "1.")
@@ -286,6 +320,7 @@ def targets(sections: Sequence[Section], config: Config) -> list[Target]:
                 row.measured.median < limit,
             )
         )
+    out += _h2_targets(sections)
     exact: list[str] = []
     extra: list[str] = []
     for section in sections:

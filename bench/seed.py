@@ -53,7 +53,9 @@ __all__ = [
     "du_dataset",
     "fresh_copy",
     "open_dataset",
+    "registry_config",
     "show_dataset",
+    "storage_of",
     "tags_dataset",
 ]
 
@@ -280,7 +282,8 @@ class Seeded:
         shutil.rmtree(self.workdir, ignore_errors=True)
 
 
-def _start(storage: Path, workdir: Path) -> LocalRegistry:
+def registry_config(storage: Path) -> dict[str, Any]:
+    """The ``storage`` and ``log`` sections of every bench registry's configuration."""
     storage_config = {
         "filesystem": {"rootdirectory": str(storage)},
         "delete": {"enabled": True},
@@ -290,7 +293,16 @@ def _start(storage: Path, workdir: Path) -> LocalRegistry:
     # Error-level logging: at info, distribution formats and writes a line for every request, which
     # costs the registry more CPU than answering a blob HEAD does (measured: ~2 ms per request).
     log = {"level": "error", "accesslog": {"disabled": True}}
-    return start_registry(workdir, extra_config={"storage": storage_config, "log": log})
+    return {"storage": storage_config, "log": log}
+
+
+def storage_of(dataset: DataSet) -> Path:
+    """Where ``open_dataset`` keeps ``dataset``'s seeded registry storage."""
+    return CACHE_ROOT / f"{dataset.name}-v{SEED_VERSION}" / "data"
+
+
+def _start(storage: Path, workdir: Path) -> LocalRegistry:
+    return start_registry(workdir, extra_config=registry_config(storage))
 
 
 def open_dataset(dataset: DataSet, *, log: Callable[[str], None]) -> Seeded:

@@ -15,7 +15,7 @@ from functools import partial
 from pathlib import Path
 
 from .measure import Measured, Run, floor_seconds, measure, process_cpu, run_once
-from .proxy import LatencyProxy
+from .proxy import LatencyProxy, ProxyCore
 from .seed import DataSet, Seeded, du_dataset, fresh_copy, open_dataset, show_dataset, tags_dataset
 
 __all__ = [
@@ -27,12 +27,15 @@ __all__ = [
     "Tools",
     "cacheinspect_command",
     "child_env",
+    "du_checks",
     "ensure_skopeo",
     "run_du",
     "run_gc_apply",
     "run_show",
     "run_startup",
     "run_tags",
+    "show_checks",
+    "tags_checks",
 ]
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -53,6 +56,7 @@ class Config:
     extra_concurrency: tuple[int, ...]
     gc_keep_last: int
     connect_latency: float = 0.0
+    h2_streams: int = 100  # SETTINGS_MAX_CONCURRENT_STREAMS of the HTTP/2 proxy
 
 
 @dataclass(frozen=True)
@@ -133,7 +137,7 @@ class _Bench:
     """Measures rows of one workload against one proxy."""
 
     tools: Tools
-    proxy: LatencyProxy
+    proxy: ProxyCore
     latency: float
     log: Log
     seeded: Seeded
@@ -183,16 +187,10 @@ class _Bench:
 # -- 1. show
 
 
-def run_show(config: Config, tools: Tools, log: Log) -> Section:
-    dataset = show_dataset(config.layers)
-    n = dataset.facts["layers"]
-    seeded, proxy = _with_dataset(dataset, config, log)
-    auth = _auth_requests(config)
-    needed = n + 2 + auth  # manifest GET, config GET, one HEAD per layer blob
-    ref = f"{proxy.host}/{dataset.repository}:cache"
-    c = config.concurrency
-    lat = config.latency
-    manifest_digest = dataset.manifests[0].digest
+def show_checks(
+    n: int, manifest_digest: str
+) -> tuple[Callable[[object], str | None], Callable[[object], str | None], Callable[[Run], str | None]]:
+    """The checks of the show workload: cacheinspect's JSON, a peer's JSON line, skopeo's raw manifest."""
 
     def show_ok(document: object) -> str | None:
         if not isinstance(document, dict):
@@ -213,6 +211,22 @@ def run_show(config: Config, tools: Tools, log: Log) -> Section:
     def raw_ok(run: Run) -> str | None:
         digest = "sha256:" + hashlib.sha256(run.stdout).hexdigest()
         return None if digest == manifest_digest else f"skopeo printed {digest}, expected {manifest_digest}"
+
+    return show_ok, peer_ok, raw_ok
+
+
+def run_show(config: Config, tools: Tools, log: Log) -> Section:
+    dataset = show_dataset(config.layers)
+    n = dataset.facts["layers"]
+    seeded, proxy = _with_dataset(dataset, config, log)
+    auth = _auth_requests(config)
+    needed = n + 2 + auth  # manifest GET, config GET, one HEAD per layer blob
+    ref = f"{proxy.host}/{dataset.repository}:cache"
+    c = config.concurrency
+    lat = config.latency
+    manifest_digest = dataset.manifests[0].digest
+
+    show_ok, peer_ok, raw_ok = show_checks(n, manifest_digest)
 
     bench = _Bench(tools, proxy, lat, log, seeded)
     rows = [Row(f"**floor** (c={c})", c, needed, floor_seconds(needed, c, lat))]
@@ -361,14 +375,14 @@ def _show_with_handshakes(
 # -- 2. tags
 
 
-def run_tags(config: Config, tools: Tools, log: Log) -> Section:
-    dataset = tags_dataset(config.tags)
-    t = config.tags
-    seeded, proxy = _with_dataset(dataset, config, log)
-    auth = _auth_requests(config)
-    needed = 1 + auth
-    repo = f"{proxy.host}/{dataset.repository}"
-    lat = config.latency
+def tags_checks(
+    t: int,
+) -> tuple[
+    Callable[[Run], str | None],
+    Callable[[str], Callable[[object], str | None]],
+    Callable[[object], str | None],
+]:
+    """The checks of the tags workload: one line per tag, a JSON list under a key, a peer's count."""
 
     def lines_ok(run: Run) -> str | None:
         count = len(run.stdout.splitlines())
@@ -383,6 +397,20 @@ def run_tags(config: Config, tools: Tools, log: Log) -> Section:
 
     def peer_ok(document: object) -> str | None:
         return None if isinstance(document, dict) and document.get("tags") == t else f"peer saw {document}"
+
+    return lines_ok, json_tags, peer_ok
+
+
+def run_tags(config: Config, tools: Tools, log: Log) -> Section:
+    dataset = tags_dataset(config.tags)
+    t = config.tags
+    seeded, proxy = _with_dataset(dataset, config, log)
+    auth = _auth_requests(config)
+    needed = 1 + auth
+    repo = f"{proxy.host}/{dataset.repository}"
+    lat = config.latency
+
+    lines_ok, json_tags, peer_ok = tags_checks(t)
 
     bench = _Bench(tools, proxy, lat, log, seeded)
     rows = [Row("**floor**", 1, needed, floor_seconds(needed, 1, lat))]
@@ -447,6 +475,26 @@ def run_tags(config: Config, tools: Tools, log: Log) -> Section:
 # -- 3. du / gc planning
 
 
+def du_checks(m: int, keep: int) -> tuple[Callable[[object], str | None], Callable[[object], str | None]]:
+    """The checks of the du workload: ``m`` cache manifests; a gc plan keeping ``keep`` of ``m`` tags."""
+
+    def du_ok(document: object) -> str | None:
+        if not isinstance(document, dict):
+            return "not an object"
+        count = len(document.get("manifests", []))
+        return None if count == m else f"{count} cache manifests, expected {m}"
+
+    def gc_ok(document: object) -> str | None:
+        if not isinstance(document, dict) or not document.get("repositories"):
+            return "no repositories in the plan"
+        summary = document["repositories"][0]["summary"]
+        expected = {"tags": m, "delete": m - keep, "keep": keep}
+        got = {k: summary.get(k) for k in expected}
+        return None if got == expected else f"plan summary {got}, expected {expected}"
+
+    return du_ok, gc_ok
+
+
 def run_du(config: Config, tools: Tools, log: Log, *, with_gc: bool) -> Section:
     dataset = du_dataset(config.manifests)
     m = config.manifests
@@ -458,21 +506,8 @@ def run_du(config: Config, tools: Tools, log: Log, *, with_gc: bool) -> Section:
     lat = config.latency
     repo = f"{proxy.host}/{dataset.repository}"
 
-    def du_ok(document: object) -> str | None:
-        if not isinstance(document, dict):
-            return "not an object"
-        count = len(document.get("manifests", []))
-        return None if count == m else f"{count} cache manifests, expected {m}"
-
     keep = min(config.gc_keep_last, m)
-
-    def gc_ok(document: object) -> str | None:
-        if not isinstance(document, dict) or not document.get("repositories"):
-            return "no repositories in the plan"
-        summary = document["repositories"][0]["summary"]
-        expected = {"tags": m, "delete": m - keep, "keep": keep}
-        got = {k: summary.get(k) for k in expected}
-        return None if got == expected else f"plan summary {got}, expected {expected}"
+    du_ok, gc_ok = du_checks(m, keep)
 
     bench = _Bench(tools, proxy, lat, log, seeded)
     rows = [
