@@ -136,7 +136,7 @@ def _show(config: Config, tools: Tools, tls: TlsFiles, log: Log) -> Section:
         Row(f"floor (HTTP/1.1, c={c})", c, needed, floor_seconds(needed, c, lat)),
     ]
     with _tls_setup(dataset, config, tls, log) as (seeded, proxy):
-        log(f"workload 6: show over TLS ({dataset.name})")
+        log(f"workload 7: show over TLS ({dataset.name})")
         bench = _Bench(tools, proxy, lat, log, seeded)
         ref = f"{proxy.host}/{dataset.repository}:cache"
         measured = [
@@ -270,7 +270,7 @@ def _du(config: Config, tools: Tools, tls: TlsFiles, log: Log) -> Section:
         Row(f"floor (HTTP/1.1, c={c})", c, needed, floor_seconds(needed, c, lat)),
     ]
     with _tls_setup(dataset, config, tls, log) as (seeded, proxy):
-        log(f"workload 8: du / gc planning over TLS ({dataset.name})")
+        log(f"workload 9: du / gc planning over TLS ({dataset.name})")
         bench = _Bench(tools, proxy, lat, log, seeded)
         repo = f"{proxy.host}/{dataset.repository}"
         ca = ["--ca-file", str(tls.ca)]
