@@ -1,4 +1,4 @@
-"""The embedded default: a throwaway registry seeded with the sample caches, each one shown.
+"""The embedded default: a throwaway registry seeded with the sample caches, each one shown, one explained.
 
 Run through ``scripts/demo.sh`` (which prepares .venv and docker-registry first).
 ``--keep`` leaves the registry running and holds the terminal (Ctrl-C stops the registry and deletes its data);
@@ -85,9 +85,9 @@ printf 'main\\nfeature/a\\nrefs/pull/8/head\\n' > branches.txt        # docs/gc.
 cacheinspect gc $REGISTRY/{GC_DEMO_REPOSITORY} -t '{{branch}}-buildcache' -t 'pr-{{number}}-buildcache' \\
     --branches-file branches.txt --protect main                        # dry run: the plan
 cacheinspect probe --cache-to "type=registry,ref=$REGISTRY/demo/app-cache:main-buildcache,mode=max"
+# docs/explain.md: will a build of the edited Dockerfile hit the cache? cold from [4/5], --strict: exit 10
 cacheinspect explain $REGISTRY/samples/explain-demo:latest -f testdata/dockerfiles/explain-demo-edited.Dockerfile \\
     --build-arg REGISTRY=$REGISTRY --resolve-bases --context testdata/contexts/explain-demo --strict
-                                                                       # docs/explain.md: cold from [4/5], exit 10
 """
 
 
@@ -132,7 +132,8 @@ def main() -> int:
             run(["tags", f"{registry.host}/samples/multistage-max"])
             for argv, shows in explain_runs(registry.host):
                 argv += ["--json"] if args.json else []
-                print(f"\n$ cacheinspect {' '.join(argv)}")
+                ref_and_file, options = argv[:4], argv[4:]  # two lines, as docs/explain.md writes it
+                print(f"\n$ cacheinspect {' '.join(ref_and_file)} \\\n    {' '.join(options)}")
                 print(f"# {shows}")
                 print(f"# exit code {run(argv)}")
             if args.keep:
