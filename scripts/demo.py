@@ -57,7 +57,7 @@ def explain_runs(host: str) -> list[tuple[list[str], str]]:
     ref = f"{host}/samples/{EXPLAIN_SAMPLE}:latest"
     return [
         (
-            ["explain", ref, "-f", str(Path("testdata") / files["dockerfile"]), *common],
+            ["explain", ref, "-f", str(Path("testdata") / sample["dockerfile"]), *common],
             "the Dockerfile that wrote this cache, same base, same context: every step hits",
         ),
         (

@@ -1021,8 +1021,8 @@ def _write_explain_demo(out: Path) -> GeneratedSample:
         extra={
             "image_tags": ["base"],
             "push": {"base": EXPLAIN_DEMO_BASE},
+            "dockerfile": "dockerfiles/explain-demo.Dockerfile",
             "explain": {
-                "dockerfile": "dockerfiles/explain-demo.Dockerfile",
                 "edited": "dockerfiles/explain-demo-edited.Dockerfile",
                 "context": "contexts/explain-demo",
             },
