@@ -1,4 +1,4 @@
-"""The embedded default: a throwaway registry seeded with the sample caches, each one shown.
+"""The embedded default: a throwaway registry seeded with the sample caches, each one shown, one explained.
 
 Run through ``scripts/demo.sh`` (which prepares .venv and docker-registry first).
 ``--keep`` leaves the registry running and holds the terminal (Ctrl-C stops the registry and deletes its data);
@@ -39,6 +39,35 @@ def _naming_args(sample: dict[str, object], host: str) -> list[str]:
     return argv
 
 
+EXPLAIN_SAMPLE = "explain-demo"
+
+
+def explain_runs(host: str) -> list[tuple[list[str], str]]:
+    """The demo's two ``explain`` runs on samples/explain-demo (argv, what it shows): the Dockerfile that wrote
+    the cache, then its variant with an edited RUN."""
+    sample = next(s for s in load_samples() if s["name"] == EXPLAIN_SAMPLE)
+    files = sample["explain"]
+    common = [
+        "--build-arg",
+        f"REGISTRY={host}",
+        "--resolve-bases",
+        "--context",
+        str(Path("testdata") / files["context"]),
+    ]
+    ref = f"{host}/samples/{EXPLAIN_SAMPLE}:latest"
+    return [
+        (
+            ["explain", ref, "-f", str(Path("testdata") / sample["dockerfile"]), *common],
+            "the Dockerfile that wrote this cache, same base, same context: every step hits",
+        ),
+        (
+            ["explain", ref, "-f", str(Path("testdata") / files["edited"]), *common, "--strict"],
+            "its first RUN edited: that step misses for its instruction, the step above it for its parent "
+            "(--strict: exit 10)",
+        ),
+    ]
+
+
 def _try_these(host: str) -> str:
     """What --keep prints: that the terminal is held, and the commands to try from another one."""
     cli = Path(".venv/bin/cacheinspect").resolve()
@@ -56,6 +85,9 @@ printf 'main\\nfeature/a\\nrefs/pull/8/head\\n' > branches.txt        # docs/gc.
 cacheinspect gc $REGISTRY/{GC_DEMO_REPOSITORY} -t '{{branch}}-buildcache' -t 'pr-{{number}}-buildcache' \\
     --branches-file branches.txt --protect main                        # dry run: the plan
 cacheinspect probe --cache-to "type=registry,ref=$REGISTRY/demo/app-cache:main-buildcache,mode=max"
+# docs/explain.md: will a build of the edited Dockerfile hit the cache? cold from [4/5], --strict: exit 10
+cacheinspect explain $REGISTRY/samples/explain-demo:latest -f testdata/dockerfiles/explain-demo-edited.Dockerfile \\
+    --build-arg REGISTRY=$REGISTRY --resolve-bases --context testdata/contexts/explain-demo --strict
 """
 
 
@@ -64,7 +96,9 @@ def main() -> int:
     parser.add_argument(
         "--keep", action="store_true", help="keep the registry running, holding this terminal until Ctrl-C"
     )
-    parser.add_argument("--json", action="store_true", help="print show --json instead of the human view")
+    parser.add_argument(
+        "--json", action="store_true", help="print show --json and explain --json instead of the human views"
+    )
     args = parser.parse_args()
 
     with tempfile.TemporaryDirectory(prefix="cacheinspect-demo-") as workdir:
@@ -96,6 +130,12 @@ def main() -> int:
                     worst = max(worst, 0 if code in (0, 8) else code)
             print(f"$ cacheinspect tags {registry.host}/samples/multistage-max")
             run(["tags", f"{registry.host}/samples/multistage-max"])
+            for argv, shows in explain_runs(registry.host):
+                argv += ["--json"] if args.json else []
+                ref_and_file, options = argv[:4], argv[4:]  # two lines, as docs/explain.md writes it
+                print(f"\n$ cacheinspect {' '.join(ref_and_file)} \\\n    {' '.join(options)}")
+                print(f"# {shows}")
+                print(f"# exit code {run(argv)}")
             if args.keep:
                 # a kill (not only Ctrl-C) also stops the registry and deletes its data, through the finally below
                 signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))

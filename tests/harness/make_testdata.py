@@ -21,6 +21,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from tests.harness.dockerfilegen import DockerfileBuild, StepFiles, base_documents, from_dockerfile
+from tests.harness.explaingen import CONTEXT_FILES, base_image, previous_cache
 from tests.harness.fixturegen import (
     FORMS,
     BaseImage,
@@ -53,6 +54,8 @@ __all__ = [
     "ALPINE",
     "ALPINE_320",
     "DOCKERFILES",
+    "EXPLAIN_DEMO",
+    "EXPLAIN_DEMO_EDITED",
     "GOLANG",
     "GOLANG_123",
     "SPEC_ALPINE",
@@ -64,7 +67,7 @@ __all__ = [
     "spec_example",
 ]
 
-GENERATED = ("spec", "layouts", "dockerfiles", "samples.json")  # paths under testdata/ this script owns
+GENERATED = ("spec", "layouts", "dockerfiles", "contexts", "samples.json")  # paths under testdata/ it owns
 
 
 def _noise(label: str, size: int) -> bytes:
@@ -964,11 +967,75 @@ def _write_dockerfile_samples(out: Path) -> list[GeneratedSample]:
     ]
 
 
+# --------------------------------------------------------------------------------------------------
+# The explain demo (scripts/demo.py): a cache whose records carry BuildKit's keys of its Dockerfile
+
+EXPLAIN_DEMO_BASE = "library/demo-base:1"
+"""Where ``seed_sample`` pushes the demo's base image (its config's Env is fixturegen's ``PATH_ENV``)."""
+EXPLAIN_DEMO = """\
+# The build that wrote samples/explain-demo:latest: `cacheinspect explain` finds every step in that cache.
+ARG REGISTRY=docker.io
+FROM ${REGISTRY}/library/demo-base:1
+WORKDIR /app
+COPY . .
+RUN make
+RUN make check
+"""
+EXPLAIN_DEMO_EDITED = EXPLAIN_DEMO.replace(
+    "# The build that wrote samples/explain-demo:latest: `cacheinspect explain` finds every step in that cache.",
+    "# explain-demo.Dockerfile with its first RUN edited: the next build runs from that step.",
+).replace("RUN make\n", "RUN make CFLAGS=-O2\n")
+
+
+def _write_explain_demo(out: Path) -> GeneratedSample:
+    """``EXPLAIN_DEMO`` built on ``base_image(1)``, mode=max, plus that base image (tag ``base``), the edited
+    Dockerfile and the build context (``contexts/explain-demo``)."""
+    base = base_image(1)
+    export = previous_cache(EXPLAIN_DEMO, base, started_at="2025-06-03T09:00:00Z")
+    image = base.image(Platform())
+    entries = [export.layout_entry("latest", "image-manifest"), image.layout_entry("base")]
+    write_layout(out / "layouts" / "explain-demo", entries, {**export.layout_blobs(), **image.layout_blobs()})
+    dockerfiles = out / "dockerfiles"
+    dockerfiles.mkdir(parents=True, exist_ok=True)
+    (dockerfiles / "explain-demo.Dockerfile").write_text(EXPLAIN_DEMO, encoding="utf-8")
+    (dockerfiles / "explain-demo-edited.Dockerfile").write_text(EXPLAIN_DEMO_EDITED, encoding="utf-8")
+    context = out / "contexts" / "explain-demo"
+    context.mkdir(parents=True)
+    for name, data in CONTEXT_FILES.items():
+        (context / name).write_bytes(data)
+    return GeneratedSample(
+        name="explain-demo",
+        directory="explain-demo",
+        tags=["latest"],
+        forms={"latest": "image-manifest", "base": "image"},
+        stages=1,
+        mode="max",
+        expected_problems=[],
+        notes="Records keyed with BuildKit's keys of dockerfiles/explain-demo.Dockerfile (WORKDIR, COPY . ., "
+        "two RUNs) on the base image 'base' (pushed to library/demo-base:1): explain with --build-arg "
+        "REGISTRY=<registry> --resolve-bases --context contexts/explain-demo hits every step; "
+        "explain-demo-edited.Dockerfile misses from its edited RUN.",
+        layers=len({layer.blob for layer in export.config.layers}),
+        layer_entries=len(export.config.layers),
+        records=len(export.config.records),
+        extra={
+            "image_tags": ["base"],
+            "push": {"base": EXPLAIN_DEMO_BASE},
+            "dockerfile": "dockerfiles/explain-demo.Dockerfile",
+            "explain": {
+                "edited": "dockerfiles/explain-demo-edited.Dockerfile",
+                "context": "contexts/explain-demo",
+            },
+        },
+    )
+
+
 def generate_all(out: Path) -> None:
     """Write the generated part of testdata into ``out`` (which must not contain it yet)."""
     _write_spec(out)
     samples = _write_layouts(out)
     samples.extend(_write_dockerfile_samples(out))
+    samples.append(_write_explain_demo(out))
     text = json.dumps([s.to_json() for s in samples], indent=2) + "\n"
     (out / "samples.json").write_text(text, encoding="utf-8")
 

@@ -612,6 +612,7 @@ def test_samples_json_describes_the_layouts() -> None:
         "named-build-min",
         "scratch-and-link",
         "multi-platform",
+        "explain-demo",
     }
     for name, entry in samples.items():
         assert set(entry) >= {"name", "layout", "tags", "forms", "removed_blobs", "stages", "mode"}

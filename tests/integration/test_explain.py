@@ -14,39 +14,21 @@ from __future__ import annotations
 import json
 from dataclasses import replace
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import httpx
 import pytest
 
-from inspector.cache.naming.dockerfile import BaseConfig, plan_dockerfile
-from inspector.cache.naming.keys import step_keys
 from inspector.cli import run
-from tests.harness.fixturegen import (
-    BaseImage,
-    Build,
-    CacheExport,
-    File,
-    LayerSpec,
-    Overrides,
-    Platform,
-    Stage,
-    Step,
-    copy,
-    generate,
-    workdir,
-)
-from tests.harness.fixturegen import (
-    run as run_step,
-)
+from tests.harness.explaingen import CONTEXT_FILES, base_image, previous_cache
+from tests.harness.fixturegen import BaseImage, CacheExport, Platform
 from tests.harness.paths import REALWORLD, schema
 from tests.harness.registry import LocalRegistry
 from tests.harness.support import run_cli, validate_json
 from tests.integration.test_repo import push_blob
 
-PATH_ENV = {"PATH": "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"}  # fixturegen's image Env
-MAIN_C = b"int main(void) { return 0; }\n"
-MAKEFILE = b"all:\n\tcc main.c\n"
+MAIN_C = CONTEXT_FILES["main.c"]
+MAKEFILE = CONTEXT_FILES["Makefile"]
 
 # The previous build. [1/5] is the FROM; WORKDIR, COPY, two RUNs are steps 2..5 (convert.go numbering).
 PREVIOUS = """\
@@ -57,11 +39,6 @@ COPY . .
 RUN echo "$GREETING" > /greeting
 RUN make
 """
-
-
-def base_image(version: int) -> BaseImage:
-    layer = LayerSpec(files=(File("etc/base-release", f"base {version}\n".encode()),))
-    return BaseImage(f"explain/base:{version}", (layer,))
 
 
 def push_image(host: str, repository: str, tag: str, image: BaseImage) -> None:
@@ -78,33 +55,6 @@ def put_manifest(host: str, repository: str, tag: str, body: bytes) -> None:
         headers={"Content-Type": "application/vnd.oci.image.manifest.v1+json"},
     )
     assert response.status_code == 201, response.text
-
-
-def previous_cache(
-    dockerfile: str,
-    base: BaseImage,
-    *,
-    build_args: dict[str, str] | None = None,
-    started_at: str,
-    mode: Literal["min", "max"] = "max",
-) -> CacheExport:
-    """The cache of building ``dockerfile`` on ``base``, its records keyed as BuildKit keys them."""
-    plan = plan_dockerfile(dockerfile, build_args=build_args, platform="linux/amd64")
-    base_ref = plan.stages[0].base_ref or ""
-    keys = step_keys(plan, base_configs={base_ref: BaseConfig(PATH_ENV)})
-    steps: list[Step] = []
-    for key in keys:
-        assert key.digest is not None, key.unknown
-        pinned = Overrides(record_digest=key.digest)
-        step = key.step
-        if step.kind == "WORKDIR":
-            steps.append(workdir(step.args[0], overrides=pinned))
-        elif step.kind == "COPY":
-            files = {"app/main.c": MAIN_C, "app/Makefile": MAKEFILE}
-            steps.append(copy(".", dest=".", files=files, overrides=pinned))
-        else:
-            steps.append(run_step(step.args[0], {f"out/{step.number}.txt": step.args[0]}, overrides=pinned))
-    return generate(Build((Stage("stage-0", base, tuple(steps)),), mode=mode, started_at=started_at))
 
 
 def push_cache(host: str, repository: str, tag: str, export: CacheExport) -> None:
