@@ -188,7 +188,9 @@ def main(argv: list[str] | None = None) -> int:
             f"{os.getloadavg()[0]:.2f} at its end (on {os.cpu_count()} CPUs: other work on the machine "
             "competes for the same cores)."
         )
-    markdown = render(sections, config, notes, datetime.now(UTC))
+    markdown = render(
+        sections, config, notes, datetime.now(UTC), " ".join(["python -m bench", *sys.argv[1:]])
+    )
     print(markdown)
     if args.output is not None:
         args.output.write_text(markdown)

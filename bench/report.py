@@ -378,7 +378,13 @@ def machine() -> str:
     return "; ".join(parts)
 
 
-def render(sections: Sequence[Section], config: Config, notes: Sequence[str], when: datetime) -> str:
+def render(
+    sections: Sequence[Section],
+    config: Config,
+    notes: Sequence[str],
+    when: datetime,
+    command: str = "python -m bench",
+) -> str:
     auth = "token auth emulated (401 challenge + anonymous Bearer token)" if config.auth else "no auth"
     connect = (
         f"{config.connect_latency * 1000:.0f} ms per new TCP connection"
@@ -386,9 +392,9 @@ def render(sections: Sequence[Section], config: Config, notes: Sequence[str], wh
         else "no delay per new TCP connection"
     )
     out = [
-        f"Latest run: {when.astimezone(UTC):%Y-%m-%d %H:%M} UTC, `python -m bench` — latency "
+        f"Latest run: {when.astimezone(UTC):%Y-%m-%d %H:%M} UTC, `{command}` — latency "
         f"{config.latency * 1000:.0f} ms per request, {connect}, {auth}, cacheinspect's default concurrency "
-        f"{config.concurrency}.",
+        f"adaptive from {config.concurrency}.",
         "",
         f"Machine: {machine()}.",
         "",
