@@ -20,6 +20,7 @@ import http.client
 import json
 import re
 import socket
+import sys
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -459,6 +460,14 @@ class _State:
     hidden: set[tuple[str, str]] = field(default_factory=set)
 
 
+class _QuietServer(ThreadingHTTPServer):
+    """A client that hangs up mid-answer (a body cap doing its job) is not an error worth a traceback."""
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        if not isinstance(sys.exc_info()[1], ConnectionError):
+            super().handle_error(request, client_address)
+
+
 class VendorProxy:
     """The proxy server; use ``vendor_proxy(upstream, profile)`` as a context manager."""
 
@@ -486,7 +495,7 @@ class VendorProxy:
 
             do_GET = do_HEAD = do_POST = do_PUT = do_PATCH = do_DELETE = _handle
 
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._server = _QuietServer(("127.0.0.1", 0), Handler)
         self._server.daemon_threads = True
         self._thread = threading.Thread(
             target=self._server.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True
