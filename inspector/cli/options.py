@@ -72,6 +72,37 @@ BuildArg = Annotated[
     list[str] | None,
     typer.Option("--build-arg", help="K=V, as given to the build (for ARGs in FROM lines).", metavar="K=V"),
 ]
+# Vendor-API options shared by gc and history.
+GitHubPackage = Annotated[
+    str | None,
+    typer.Option(
+        "--package",
+        help="GitHub package of the repository (ghcr backend; default: the repository's path).",
+        metavar="OWNER/NAME",
+    ),
+]
+GitHubApiUrl = Annotated[
+    str | None,
+    typer.Option(
+        "--github-api-url",
+        help="GitHub REST API for the ghcr backend (default https://api.github.com).",
+        metavar="URL",
+    ),
+]
+AwsRegion = Annotated[
+    str | None,
+    typer.Option(
+        "--aws-region", help="AWS region of the ECR API (default: the ECR host's).", metavar="REGION"
+    ),
+]
+EcrRegistryId = Annotated[
+    str | None,
+    typer.Option(
+        "--ecr-registry-id",
+        help="AWS account id of the ECR registry (default: the ECR host's; lets --backend ecr serve another host).",
+        metavar="ACCOUNT",
+    ),
+]
 
 
 def _option(annotation: Any, default: Any) -> Any:

@@ -24,7 +24,11 @@ from inspector.cli.app import (
     write_tsv,
 )
 from inspector.cli.options import (
+    AwsRegion,
     Connection,
+    EcrRegistryId,
+    GitHubApiUrl,
+    GitHubPackage,
     PageSize,
     connection_options,
     progress,
@@ -215,22 +219,8 @@ def gc(
             help="Also delete untagged caches (GHCR: untagged package versions whose manifest is a cache).",
         ),
     ] = None,
-    package: Annotated[
-        str | None,
-        typer.Option(
-            "--package",
-            help="GitHub package of the repository (ghcr backend; default: the repository's path).",
-            metavar="OWNER/NAME",
-        ),
-    ] = None,
-    github_api_url: Annotated[
-        str | None,
-        typer.Option(
-            "--github-api-url",
-            help="GitHub REST API for the ghcr backend (default https://api.github.com).",
-            metavar="URL",
-        ),
-    ] = None,
+    package: GitHubPackage = None,
+    github_api_url: GitHubApiUrl = None,
     unpulled_for: Annotated[
         str | None,
         typer.Option(
@@ -239,20 +229,8 @@ def gc(
             metavar="AGE",
         ),
     ] = None,
-    aws_region: Annotated[
-        str | None,
-        typer.Option(
-            "--aws-region", help="AWS region of the ECR API (default: the ECR host's).", metavar="REGION"
-        ),
-    ] = None,
-    ecr_registry_id: Annotated[
-        str | None,
-        typer.Option(
-            "--ecr-registry-id",
-            help="AWS account id of the ECR registry (default: the ECR host's; lets --backend ecr serve another host).",
-            metavar="ACCOUNT",
-        ),
-    ] = None,
+    aws_region: AwsRegion = None,
+    ecr_registry_id: EcrRegistryId = None,
     emit_ecr_lifecycle: Annotated[
         bool,
         typer.Option(

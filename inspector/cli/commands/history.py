@@ -10,7 +10,14 @@ import typer
 
 from inspector._sanitize import sanitize
 from inspector.cli.app import JsonOut, app, console, output_format
-from inspector.cli.options import Connection, connection_options
+from inspector.cli.options import (
+    AwsRegion,
+    Connection,
+    EcrRegistryId,
+    GitHubApiUrl,
+    GitHubPackage,
+    connection_options,
+)
 from inspector.errors import CacheInspectError, UsageError
 
 __all__ = ["history"]
@@ -34,32 +41,10 @@ def history(
             "ecr, google.",
         ),
     ] = "auto",
-    package: Annotated[
-        str | None,
-        typer.Option(
-            "--package", metavar="OWNER/NAME", help="GitHub package of the repository (default: its path)."
-        ),
-    ] = None,
-    github_api_url: Annotated[
-        str | None,
-        typer.Option(
-            "--github-api-url", metavar="URL", help="GitHub REST API (default https://api.github.com)."
-        ),
-    ] = None,
-    aws_region: Annotated[
-        str | None,
-        typer.Option(
-            "--aws-region", metavar="REGION", help="AWS region of the ECR API (default: the ECR host's)."
-        ),
-    ] = None,
-    ecr_registry_id: Annotated[
-        str | None,
-        typer.Option(
-            "--ecr-registry-id",
-            metavar="ACCOUNT",
-            help="ECR registry id (12-digit account) when the host does not name it.",
-        ),
-    ] = None,
+    package: GitHubPackage = None,
+    github_api_url: GitHubApiUrl = None,
+    aws_region: AwsRegion = None,
+    ecr_registry_id: EcrRegistryId = None,
     base: Annotated[
         list[str] | None,
         typer.Option(
