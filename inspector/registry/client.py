@@ -624,24 +624,28 @@ class RegistryClient:
         ``InvalidContent``, each body is capped at ``TAG_PAGE_LIMIT``."""
         query = {"n": str(page_size)} if page_size else None
         url = self.url(repo.registry, f"/v2/{repo.path}/tags/list", query)
+        return self.iter_linked_bodies(url, what=f"list tags of {repo}", max_pages=_MAX_PAGES)
+
+    def iter_linked_bodies(self, url: str, *, what: str, max_pages: int) -> Iterator[bytes]:
+        """GET ``url`` and each page its ``Link: <…>; rel="next"`` names, yielding each body (capped at
+        ``TAG_PAGE_LIMIT``) as sent: the distribution API's pagination (``tags/list``, ``_catalog``). A
+        ``Link`` to another host, a loop or more than ``max_pages`` pages is ``InvalidContent``."""
+        home = urlsplit(url).netloc
         seen: set[bytes] = set()  # hashes of the page URLs: a loop is found without holding long URLs
         while url:
             key = hashlib.sha256(url.encode()).digest()
             if key in seen:
-                raise InvalidContent(
-                    f"list tags of {repo}: the registry's Link pagination loops back to {loggable(url)}"
-                )
-            if len(seen) >= _MAX_PAGES:
-                raise InvalidContent(f"list tags of {repo}: the registry sent more than {_MAX_PAGES:,} pages")
+                raise InvalidContent(f"{what}: the registry's Link pagination loops back to {loggable(url)}")
+            if len(seen) >= max_pages:
+                raise InvalidContent(f"{what}: the registry sent more than {max_pages:,} pages")
             seen.add(key)
-            raw, next_url = self.tag_page_body(repo, url=url)
+            response, raw = self.send("GET", url, what=what, limit=TAG_PAGE_LIMIT)
+            following = next_link(response.headers.get_list("Link"))
             yield raw
             del raw
-            url = next_url or ""
-            if url and urlsplit(url).netloc != urlsplit(self.url(repo.registry, "/")).netloc:
-                raise InvalidContent(
-                    f"list tags of {repo}: pagination Link points to another host ({loggable(url)})"
-                )
+            url = urljoin(url, following) if following else ""
+            if url and urlsplit(url).netloc != home:
+                raise InvalidContent(f"{what}: pagination Link points to another host ({loggable(url)})")
 
     # -- writes (gc) -------------------------------------------------------------------------------
 
