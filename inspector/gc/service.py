@@ -538,9 +538,7 @@ class StreamedRun:
     @property
     def budget_reached(self) -> bool:
         """The time budget stopped a repository or kept one from starting: a rerun continues."""
-        return any(o.stopped_by == "time-budget" for o in self.outcomes) or bool(
-            self.discovery.count("time-budget")
-        )
+        return any(o.stopped_by == "time-budget" for o in self.outcomes) or bool(self.not_begun)
 
     @property
     def deletions(self) -> int:
@@ -561,9 +559,7 @@ class StreamedRun:
     def exit_code(self) -> int:
         """The worst outcome, as ``GcRun.exit_code``: an error's code, else PARTIAL when a report is not ok
         or the time budget kept a repository from starting."""
-        partial = any(o.report_ok is False for o in self.outcomes) or bool(
-            self.discovery.count("time-budget")
-        )
+        partial = any(o.report_ok is False for o in self.outcomes) or bool(self.not_begun)
         return _worst_exit(self.errors.values(), partial)
 
 
