@@ -62,7 +62,7 @@ def explain_runs(host: str) -> list[tuple[list[str], str]]:
         ),
         (
             ["explain", ref, "-f", str(Path("testdata") / files["edited"]), *common, "--strict"],
-            "its first RUN edited: that step misses for its instruction, the step above it for its parent "
+            "its first RUN edited: that step misses for its instruction, the step after it for its parent "
             "(--strict: exit 10)",
         ),
     ]
