@@ -56,7 +56,15 @@ Concurrency = Annotated[
         "-j",
         min=1,
         max=64,
-        help="Requests in flight, fixed (default: adaptive, from 8 up to 16 connections).",
+        help="Requests in flight, fixed (default: adaptive, from 8 up to 64 on HTTP/2, 16 on HTTP/1.1).",
+    ),
+]
+Http1 = Annotated[
+    bool,
+    typer.Option(
+        "--http1",
+        envvar="CACHEINSPECT_HTTP1",
+        help="Speak HTTP/1.1 only (default: HTTP/2 where a TLS registry offers it).",
     ),
 ]
 Timeout = Annotated[float, typer.Option("--timeout", min=1.0, help="Seconds to wait for each response.")]
@@ -122,6 +130,7 @@ class Connection:
     password_stdin: bool = _option(PasswordStdin, False)
     concurrency: int | None = _option(Concurrency, None)  # None: adaptive
     timeout: float = _option(Timeout, 30.0)
+    http1: bool = _option(Http1, False)
 
     def client(
         self, registry: str | None, fallback: Callable[[str], Credentials | None] | None = None
@@ -166,6 +175,7 @@ class Connection:
             timeout=self.timeout,
             concurrency=self.concurrency or DEFAULT_CONCURRENCY,
             adaptive=self.concurrency is None,
+            http1=self.http1,
         )
         if STATE.deadline is not None:
             options = dataclasses.replace(options, deadline=STATE.deadline)

@@ -1,6 +1,7 @@
 """A small, strict client for the OCI distribution API.
 
-One ``httpx.Client`` (keep-alive, bounded pool, HTTP/1.1: see ``_HTTP2``) serves every request;
+One ``httpx.Client`` (keep-alive, bounded pool; HTTP/2 where a TLS registry
+negotiates it, so one connection carries many streams: see ``_h2``) serves every request;
 fan-out uses a thread pool over it, and a gate (``Concurrency``) in front of
 every request holds the number in flight at a fixed or adaptive limit. Every
 answer is judged in one place (``_fail``); retries happen only for transient
@@ -87,14 +88,6 @@ T = TypeVar("T")
 R = TypeVar("R")
 
 
-#: No HTTP/2: httpcore's sync HTTP/2 connection is not safe to share between threads (stream ids are taken,
-#: and HPACK-encoded HEADERS sent, outside its locks: pydantic/httpx2#1153, "Serialize h2 state machine
-#: access for thread-safe HTTP/2 connections", open), and this client fans out over threads. Measured here
-#: through an HTTP/2 proxy at 20 ms: HEADERS frames with a duplicate ``:path`` (the server's GOAWAY, then
-#: retries) and a ``KeyError`` inside httpcore (exit 70). Over HTTP/1.1 each request has its own connection.
-_HTTP2 = False
-
-
 @dataclass(frozen=True, slots=True)
 class ClientOptions:
     """Transport settings. Plain HTTP is used for loopback hosts (unless ``ca_file`` asks for TLS), or everywhere
@@ -110,6 +103,8 @@ class ClientOptions:
     concurrency: int = 8  # requests in flight: fixed, or where the adaptive limit starts
     #: Let the limit move between 1 and a ceiling (``inspector.registry.concurrency``); else fixed (``-j N``).
     adaptive: bool = False
+    #: HTTP/1.1 only; by default HTTP/2 where a TLS registry offers it (ALPN), never over plain HTTP (no h2c).
+    http1: bool = False
     retries: int = 4
     backoff_base: float = 0.25
     backoff_cap: float = 8.0
@@ -166,15 +161,28 @@ class RegistryClient:
         # HTTP/1.1 needs a connection per request in flight (copy: a blob's GET stream and its upload, two);
         # HTTP/2 multiplexes them on one per origin.
         pool = max(self.options.concurrency, 2 * HTTP1_CEILING if self.options.adaptive else 1)
+        timeout = httpx.Timeout(self.options.timeout, connect=min(self.options.timeout, 10.0))
+        limits = httpx.Limits(max_connections=pool + 2, max_keepalive_connections=pool + 2)
+        mounts: dict[str, httpx.BaseTransport] = {}
+        if transport is None and not self.options.http1:
+            # HTTPS goes through an event loop, where HTTP/2 is safe to share between threads (see _h2).
+            from inspector.registry._h2 import LoopTransport
+
+            trust = self._trust
+            mounts["https://"] = LoopTransport(
+                verify=(lambda: trust.context()) if trust is not None else (lambda: verify),
+                limits=limits,
+                timeout=timeout,
+            )
         self._http = httpx.Client(
             auth=self._auth,
             verify=verify,
-            http2=_HTTP2,
-            timeout=httpx.Timeout(self.options.timeout, connect=min(self.options.timeout, 10.0)),
-            limits=httpx.Limits(max_connections=pool + 2, max_keepalive_connections=pool + 2),
+            timeout=timeout,
+            limits=limits,
             follow_redirects=False,  # send_following_redirects applies the one redirect policy
             headers={"User-Agent": self.options.user_agent},
             transport=transport,
+            mounts=mounts,
             event_hooks={"request": [self._check_scheme, self._count]},
         )
         self._counter_lock = threading.Lock()

@@ -22,13 +22,14 @@ EXPECTED = [
     (("--ca-file",), "PEM file of CA certificates to trust (also means TLS for localhost).", None),
     (("--username", "-u"), "Registry user (password from --password-stdin).", None),
     (("--password-stdin",), "Read the password or token from stdin.", False),
-    # 0.2: no -j means adaptive (the default is None, not 8).
+    # 0.2: no -j means adaptive (the default is None, not 8), and --http1 joined last.
     (
         ("--concurrency", "-j"),
-        "Requests in flight, fixed (default: adaptive, from 8 up to 16 connections).",
+        "Requests in flight, fixed (default: adaptive, from 8 up to 64 on HTTP/2, 16 on HTTP/1.1).",
         None,
     ),
     (("--timeout",), "Seconds to wait for each response.", 30.0),
+    (("--http1",), "Speak HTTP/1.1 only (default: HTTP/2 where a TLS registry offers it).", False),
 ]
 WITHOUT_CONCURRENCY = [option for option in EXPECTED if option[0][0] != "--concurrency"]
 REGISTRY_COMMANDS = {

@@ -1,0 +1,164 @@
+"""HTTP/2 for a client that fans out over threads: the connections live on one event loop, the threads wait.
+
+httpcore's synchronous HTTP/2 cannot be shared by threads, for two reasons measured here:
+
+* its ``HTTP2Connection`` changes the ``h2`` state machine outside its locks, so two threads can take one
+  stream id or interleave their HPACK-encoded HEADERS (pydantic/httpx2#1153, open). Through the bench's HTTP/2
+  proxy: HEADERS blocks with a duplicate ``:path`` and a ``KeyError`` inside httpcore (exit 70);
+* with that serialised (tried: a subclass that locks every ``h2`` call), one thread still blocks in
+  ``SSL_read`` while another calls ``SSL_write`` on the same TLS connection. OpenSSL forbids that for one
+  ``SSL`` object (openssl/openssl#20446) and CPython's ``ssl`` releases the GIL around both: the connection was
+  reset ("Server disconnected") in about half the runs of 1,000 HEADs at 64 threads.
+
+On an asyncio event loop both go away: one thread drives every connection, and asyncio's TLS (a memory BIO)
+reads and writes from that thread only. That is httpx's ``AsyncClient``, the path httpcore's HTTP/2 is built
+and tested for. ``LoopTransport`` puts it under the synchronous ``httpx.Client``: auth, redirects, event hooks,
+retries and body caps stay where they are; each request is handed to the loop, and its answer's body comes
+back chunk by chunk as the caller reads it. The loop thread and its client start at the first request (and
+asyncio is imported then: a run that never makes an HTTPS request does not pay for it).
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import AsyncIterator, Callable, Coroutine, Iterator
+from typing import TYPE_CHECKING, Any, TypeVar
+
+import httpx
+
+if TYPE_CHECKING:
+    import asyncio
+
+__all__ = ["LoopTransport"]
+
+T = TypeVar("T")
+
+
+class LoopTransport(httpx.BaseTransport):
+    """Send requests through an ``httpx.AsyncClient`` (HTTP/2 by ALPN, else HTTP/1.1) on a loop thread.
+
+    ``verify`` is called once, at the first request, for the TLS context (so the CA bundle is loaded only by a
+    run that makes a TLS connection). Proxies come from the environment, as for ``httpx.Client``.
+    """
+
+    def __init__(self, *, verify: Callable[[], Any], limits: httpx.Limits, timeout: httpx.Timeout) -> None:
+        self._verify = verify
+        self._limits = limits
+        self._timeout = timeout
+        self._start_lock = threading.Lock()
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._thread: threading.Thread | None = None
+        self._client: httpx.AsyncClient | None = None
+
+    def _started(self) -> tuple[asyncio.AbstractEventLoop, httpx.AsyncClient]:
+        import asyncio
+
+        with self._start_lock:
+            if self._loop is None or self._client is None:
+                loop = asyncio.new_event_loop()
+                thread = threading.Thread(target=loop.run_forever, name="cacheinspect-http", daemon=True)
+                thread.start()
+                self._client = httpx.AsyncClient(
+                    http1=True,
+                    http2=True,
+                    verify=self._verify(),
+                    limits=self._limits,
+                    timeout=self._timeout,
+                    follow_redirects=False,  # the synchronous client above applies the redirect policy
+                )
+                self._loop, self._thread = loop, thread
+            return self._loop, self._client
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        loop, client = self._started()
+        stream = request.stream
+        if not isinstance(
+            stream, httpx.AsyncByteStream
+        ):  # an upload fed by an iterator: read it off the loop
+            assert isinstance(stream, httpx.SyncByteStream)
+            stream = _AsyncBody(iter(stream), loop)
+        sent = httpx.Request(
+            request.method, request.url, headers=request.headers, stream=stream, extensions=request.extensions
+        )
+        answer, empty = _run(loop, _exchange(client, sent))
+        return httpx.Response(
+            answer.status_code,
+            headers=answer.headers,
+            stream=httpx.ByteStream(b"") if empty else _SyncBody(answer, loop),
+            extensions=answer.extensions,
+        )
+
+    def close(self) -> None:
+        with self._start_lock:
+            loop, client, thread = self._loop, self._client, self._thread
+            self._loop = self._client = self._thread = None
+        if loop is None or client is None or thread is None:
+            return
+        try:
+            _run(loop, client.aclose())
+        finally:
+            loop.call_soon_threadsafe(loop.stop)
+            thread.join(timeout=10)
+            if not thread.is_alive():
+                loop.close()
+
+
+class _SyncBody(httpx.SyncByteStream):
+    """An answer's body read on the loop, handed to the calling thread chunk by chunk."""
+
+    def __init__(self, answer: httpx.Response, loop: asyncio.AbstractEventLoop) -> None:
+        self._answer = answer
+        self._loop = loop
+
+    def __iter__(self) -> Iterator[bytes]:
+        chunks = self._answer.aiter_raw()
+        while True:
+            try:
+                yield _run(self._loop, _next(chunks))
+            except StopAsyncIteration:
+                return
+
+    def close(self) -> None:
+        if self._loop.is_running():  # else the transport closed first, and its connections with it
+            _run(self._loop, self._answer.aclose())
+
+
+class _AsyncBody(httpx.AsyncByteStream):
+    """A request body from a synchronous iterator, each chunk read in a worker thread (it may block: copy's
+    upload reads a download, whose chunks come from this same loop)."""
+
+    def __init__(self, chunks: Iterator[bytes], loop: asyncio.AbstractEventLoop) -> None:
+        self._chunks = chunks
+        self._loop = loop
+
+    async def __aiter__(self) -> AsyncIterator[bytes]:
+        done = object()
+        while True:
+            chunk = await self._loop.run_in_executor(None, next, self._chunks, done)
+            if chunk is done:
+                return
+            assert isinstance(chunk, bytes)
+            yield chunk
+
+
+async def _exchange(client: httpx.AsyncClient, request: httpx.Request) -> tuple[httpx.Response, bool]:
+    """Send ``request``; an answer that has no body (HEAD, or ``Content-Length: 0``) is closed here at once,
+    which spares the caller two more trips to the loop (blob checks are HEADs: most requests of ``show``)."""
+    answer = await client.send(
+        request, stream=True
+    )  # routed as httpx routes: the environment's proxy, or none
+    if request.method == "HEAD" or answer.headers.get("content-length") == "0":
+        await answer.aclose()
+        return answer, True
+    return answer, False
+
+
+def _run(loop: asyncio.AbstractEventLoop, coroutine: Coroutine[Any, Any, T]) -> T:
+    """Run ``coroutine`` on ``loop`` (another thread's) and wait for its result."""
+    import asyncio
+
+    return asyncio.run_coroutine_threadsafe(coroutine, loop).result()
+
+
+async def _next(chunks: AsyncIterator[bytes]) -> bytes:
+    return await chunks.__anext__()
