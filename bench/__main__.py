@@ -171,10 +171,10 @@ def main(argv: list[str] | None = None) -> int:
             _log("workload 4: start-up")
             sections.append(run_startup(config, tools, _log))
         if "h2" in only:
-            _log("workloads 7-9: HTTP/2 over TLS")
+            _log("workloads 7-10: HTTP/2 over TLS")
             sections += run_h2(config, tools, _log)
             notes.append(
-                "HTTP/2 rows (7–9): the same registry serves the same storage over TLS (a test CA made by "
+                "HTTP/2 rows (7–10): the same registry serves the same storage over TLS (a test CA made by "
                 "`trustme` for the run) behind `bench/h2proxy.py`, an asyncio proxy on the `h2` package that "
                 "speaks HTTP/2 (or HTTP/1.1, by ALPN) over TLS and charges the latency per stream; it forwards "
                 "over a keep-alive HTTP/1.1 pool to the registry. Its CPU is the *proxy* column: `h2` is pure "

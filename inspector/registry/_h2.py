@@ -72,11 +72,9 @@ class LoopTransport(httpx.BaseTransport):
     def handle_request(self, request: httpx.Request) -> httpx.Response:
         loop, client = self._started()
         stream = request.stream
-        if not isinstance(
-            stream, httpx.AsyncByteStream
-        ):  # an upload fed by an iterator: read it off the loop
+        if not isinstance(stream, httpx.AsyncByteStream):
             assert isinstance(stream, httpx.SyncByteStream)
-            stream = _AsyncBody(iter(stream), loop)
+            stream = _AsyncBody(iter(stream), loop)  # an upload fed by an iterator: read it off the loop
         sent = httpx.Request(
             request.method, request.url, headers=request.headers, stream=stream, extensions=request.extensions
         )
@@ -104,22 +102,24 @@ class LoopTransport(httpx.BaseTransport):
 
 
 class _SyncBody(httpx.SyncByteStream):
-    """An answer's body read on the loop, handed to the calling thread chunk by chunk."""
+    """An answer's body read on the loop, handed to the calling thread chunk by chunk; closed on the loop as
+    soon as it ends (one trip to the loop per chunk, plus one for the end)."""
 
     def __init__(self, answer: httpx.Response, loop: asyncio.AbstractEventLoop) -> None:
         self._answer = answer
         self._loop = loop
+        self._closed = False
 
     def __iter__(self) -> Iterator[bytes]:
         chunks = self._answer.aiter_raw()
-        while True:
-            try:
-                yield _run(self._loop, _next(chunks))
-            except StopAsyncIteration:
-                return
+        while (chunk := _run(self._loop, _next(self._answer, chunks))) is not None:
+            yield chunk
+        self._closed = True
 
     def close(self) -> None:
-        if self._loop.is_running():  # else the transport closed first, and its connections with it
+        # Not ended (a body cap, an error): close it on the loop, unless the transport closed first.
+        if not self._closed and self._loop.is_running():
+            self._closed = True
             _run(self._loop, self._answer.aclose())
 
 
@@ -160,5 +160,10 @@ def _run(loop: asyncio.AbstractEventLoop, coroutine: Coroutine[Any, Any, T]) -> 
     return asyncio.run_coroutine_threadsafe(coroutine, loop).result()
 
 
-async def _next(chunks: AsyncIterator[bytes]) -> bytes:
-    return await chunks.__anext__()
+async def _next(answer: httpx.Response, chunks: AsyncIterator[bytes]) -> bytes | None:
+    """The next chunk of ``answer``'s body, or None once it ended (and then ``answer`` is closed)."""
+    try:
+        return await chunks.__anext__()
+    except StopAsyncIteration:
+        await answer.aclose()
+        return None
