@@ -37,8 +37,8 @@ def _one_line(stderr: str) -> str:
     return lines[0]
 
 
-def _challenge(server_host: str) -> Reply:
-    return Reply(401, {"WWW-Authenticate": f'Bearer realm="http://{server_host}/token",service="evil"'})
+def _challenge(server_host: str, scheme: str = "http") -> Reply:
+    return Reply(401, {"WWW-Authenticate": f'Bearer realm="{scheme}://{server_host}/token",service="evil"'})
 
 
 @pytest.fixture
@@ -141,7 +141,23 @@ def test_probe_upload_post_redirected_creates_nothing_on_another_registry(regist
 # --------------------------------------------------------------------------- point 5: the token body
 
 
-def test_token_body_over_the_cap_is_refused_without_reading_it_all() -> None:
+def _over(transport: str, tmp_path: Path) -> tuple[ssl.SSLContext | None, list[str]]:
+    """The server's TLS context and the client's flags for ``transport``: "http" (the synchronous client) or
+    "https" (HTTPS runs on the client's event loop, ``inspector/registry/_h2.py``: the caps and the timeout must
+    hold there too)."""
+    if transport == "http":
+        return None, []
+    ca = trustme.CA()
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ca.issue_cert("127.0.0.1").configure_cert(context)
+    ca_file = tmp_path / "ca.pem"
+    ca.cert_pem.write_to_path(str(ca_file))
+    return context, ["--ca-file", str(ca_file)]
+
+
+@pytest.mark.parametrize("transport", ["http", "https"])
+def test_token_body_over_the_cap_is_refused_without_reading_it_all(transport: str, tmp_path: Path) -> None:
+    tls, flags = _over(transport, tmp_path)
     sent = 0
 
     def endless() -> Iterator[bytes]:
@@ -154,17 +170,20 @@ def test_token_body_over_the_cap_is_refused_without_reading_it_all() -> None:
     def script(request: Request) -> Reply | None:
         if request.path == "/token":
             return Reply(200, {"Content-Type": "application/json"}, endless())
-        return _challenge(realm_host)
+        return _challenge(realm_host, "https" if tls else "http")
 
-    with EvilServer(script) as realm:
+    with EvilServer(script, tls=tls) as realm:
         realm_host = realm.host
-        result = run_cli("tags", f"{realm.host}/app", timeout=60)
+        result = run_cli("tags", f"{realm.host}/app", *flags, timeout=60)
     assert result.returncode == 4, result.stderr
     assert "1048576 byte limit" in _one_line(result.stderr)
     assert sent < 16 * 1024 * 1024  # the client hung up near the cap (socket buffers hold the rest)
 
 
-def test_token_body_trickled_a_byte_at_a_time_obeys_the_timeout() -> None:
+@pytest.mark.parametrize("transport", ["http", "https"])
+def test_token_body_trickled_a_byte_at_a_time_obeys_the_timeout(transport: str, tmp_path: Path) -> None:
+    tls, flags = _over(transport, tmp_path)
+
     def trickle() -> Iterator[bytes]:
         for byte in b'{"token": "t"}' + b" " * 40:  # 54 bytes at 0.2 s: 10.8 s in all, each read quick
             time.sleep(0.2)
@@ -173,12 +192,12 @@ def test_token_body_trickled_a_byte_at_a_time_obeys_the_timeout() -> None:
     def script(request: Request) -> Reply | None:
         if request.path == "/token":
             return Reply(200, {"Content-Type": "application/json"}, trickle())
-        return _challenge(realm_host)
+        return _challenge(realm_host, "https" if tls else "http")
 
-    with EvilServer(script) as realm:
+    with EvilServer(script, tls=tls) as realm:
         realm_host = realm.host
         started = time.monotonic()
-        result = run_cli("tags", f"{realm.host}/app", "--timeout", "2", timeout=60)
+        result = run_cli("tags", f"{realm.host}/app", "--timeout", "2", *flags, timeout=60)
         elapsed = time.monotonic() - started
     assert result.returncode == 6, result.stderr
     assert "token request" in _one_line(result.stderr)
