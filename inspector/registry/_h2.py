@@ -93,7 +93,7 @@ class LoopTransport(httpx.BaseTransport):
         if loop is None or client is None or thread is None:
             return
         try:
-            _run(loop, client.aclose())
+            _run(loop, client.aclose())  # a request still in flight fails at once (tested)
         finally:
             loop.call_soon_threadsafe(loop.stop)
             thread.join(timeout=10)
@@ -143,10 +143,9 @@ class _AsyncBody(httpx.AsyncByteStream):
 
 async def _exchange(client: httpx.AsyncClient, request: httpx.Request) -> tuple[httpx.Response, bool]:
     """Send ``request``; an answer that has no body (HEAD, or ``Content-Length: 0``) is closed here at once,
-    which spares the caller two more trips to the loop (blob checks are HEADs: most requests of ``show``)."""
-    answer = await client.send(
-        request, stream=True
-    )  # routed as httpx routes: the environment's proxy, or none
+    which spares the caller a second trip to the loop (blob checks are HEADs: most requests of ``show``)."""
+    # Routed as httpx routes: the environment's proxy (HTTPS_PROXY, NO_PROXY), or none.
+    answer = await client.send(request, stream=True)
     if request.method == "HEAD" or answer.headers.get("content-length") == "0":
         await answer.aclose()
         return answer, True
@@ -154,10 +153,18 @@ async def _exchange(client: httpx.AsyncClient, request: httpx.Request) -> tuple[
 
 
 def _run(loop: asyncio.AbstractEventLoop, coroutine: Coroutine[Any, Any, T]) -> T:
-    """Run ``coroutine`` on ``loop`` (another thread's) and wait for its result."""
+    """Run ``coroutine`` on ``loop`` (another thread's) and wait for its result; a loop that stops meanwhile
+    (the client closed) is an error here, never a thread that waits for ever."""
     import asyncio
 
-    return asyncio.run_coroutine_threadsafe(coroutine, loop).result()
+    future = asyncio.run_coroutine_threadsafe(coroutine, loop)
+    while True:
+        try:
+            return future.result(timeout=1.0)
+        except TimeoutError:
+            if not loop.is_running():
+                future.cancel()
+                raise RuntimeError("the HTTP client was closed while a request was in flight") from None
 
 
 async def _next(answer: httpx.Response, chunks: AsyncIterator[bytes]) -> bytes | None:

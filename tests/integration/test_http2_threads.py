@@ -14,19 +14,23 @@ from one repository to another, the upload fed by the download, over one HTTP/2 
 from __future__ import annotations
 
 import hashlib
+import ssl
 import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import h2.connection
 import httpx
 import pytest
+import trustme
 
 from bench.h2proxy import H2LatencyProxy
 from bench.tls import TlsFiles, make_tls, start_tls_registry
 from inspector.registry.client import ClientOptions, RegistryClient
+from tests.harness.evilserver import EvilServer, Reply, Request, json_reply
 from tests.harness.registry import LocalRegistry
 from tests.harness.support import require_registry_binary
 
@@ -168,3 +172,40 @@ def test_copy_streams_a_blob_larger_than_the_window_over_one_http2_connection(se
         response, body = client.send("GET", base, what="copied blob", limit=len(big))
     assert stat.exists and stat.size == len(big)
     assert response.http_version == "HTTP/2" and body == big
+
+
+def test_closing_the_client_ends_a_request_still_in_flight(tmp_path: Path) -> None:
+    """A command that fails while other threads still wait for answers closes its client: those threads must
+    get an error at once, not wait on an event loop that no longer runs (a process that never exits)."""
+    ca = trustme.CA()
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ca.issue_cert("127.0.0.1").configure_cert(context)
+    ca_file = tmp_path / "ca.pem"
+    ca.cert_pem.write_to_path(str(ca_file))
+
+    def slow(request: Request) -> Reply | None:
+        time.sleep(5)  # the answer's headers come after the client is closed
+        return json_reply(200, "{}")
+
+    outcome: list[BaseException | int] = []
+    with EvilServer(slow, tls=context) as evil:
+        client = RegistryClient(ClientOptions(ca_file=str(ca_file), retries=0))
+
+        def ping() -> None:
+            try:
+                outcome.append(client.send("GET", f"https://{evil.host}/v2/", what="ping")[0].status_code)
+            except BaseException as exc:  # the outcome is the observation
+                outcome.append(exc)
+
+        waiting = threading.Thread(target=ping)
+        waiting.start()
+        deadline = time.monotonic() + 10
+        while not evil.seen and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert evil.seen, "the request never reached the server: the test proves nothing"
+        started = time.monotonic()
+        client.close()
+        waiting.join(3)
+        ended = time.monotonic() - started
+    assert not waiting.is_alive() and ended < 3, ended
+    assert len(outcome) == 1 and isinstance(outcome[0], BaseException), outcome
