@@ -26,10 +26,14 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import httpx
 
+from inspector.registry._http import header_int
+
 if TYPE_CHECKING:
     import asyncio
 
-__all__ = ["LoopTransport"]
+__all__ = ["PREFETCH", "LoopTransport"]
+
+PREFETCH = 64 * 1024  # bytes: a declared body up to this size is read on the loop in one trip
 
 T = TypeVar("T")
 
@@ -78,11 +82,11 @@ class LoopTransport(httpx.BaseTransport):
         sent = httpx.Request(
             request.method, request.url, headers=request.headers, stream=stream, extensions=request.extensions
         )
-        answer, empty = _run(loop, _exchange(client, sent))
+        answer, body = _run(loop, _exchange(client, sent))
         return httpx.Response(
             answer.status_code,
             headers=answer.headers,
-            stream=httpx.ByteStream(b"") if empty else _SyncBody(answer, loop),
+            stream=_SyncBody(answer, loop) if body is None else httpx.ByteStream(body),
             extensions=answer.extensions,
         )
 
@@ -141,15 +145,29 @@ class _AsyncBody(httpx.AsyncByteStream):
             yield chunk
 
 
-async def _exchange(client: httpx.AsyncClient, request: httpx.Request) -> tuple[httpx.Response, bool]:
-    """Send ``request``; an answer that has no body (HEAD, or ``Content-Length: 0``) is closed here at once,
-    which spares the caller a second trip to the loop (blob checks are HEADs: most requests of ``show``)."""
+async def _exchange(client: httpx.AsyncClient, request: httpx.Request) -> tuple[httpx.Response, bytes | None]:
+    """Send ``request``. A body known to be small (``Content-Length`` at most ``PREFETCH``: manifests, configs,
+    token and error answers) is read here whole, as it comes (raw: the caller decodes), and the answer closed:
+    one trip to the loop instead of three. It must arrive within the read timeout, as the caller would require
+    of a body (``read_capped``'s deadline). Otherwise ``None``: the caller reads the body chunk by chunk."""
+    import asyncio
+
     # Routed as httpx routes: the environment's proxy (HTTPS_PROXY, NO_PROXY), or none.
     answer = await client.send(request, stream=True)
-    if request.method == "HEAD" or answer.headers.get("content-length") == "0":
+    length = header_int(answer.headers.get("content-length"))
+    if request.method == "HEAD" or length == 0:
         await answer.aclose()
-        return answer, True
-    return answer, False
+        return answer, b""
+    if length is None or length > PREFETCH:
+        return answer, None
+    try:
+        async with asyncio.timeout(request.extensions.get("timeout", {}).get("read")):
+            body = b"".join([chunk async for chunk in answer.aiter_raw()])
+    except TimeoutError:
+        raise httpx.ReadTimeout("the body did not arrive within the timeout", request=request) from None
+    finally:
+        await answer.aclose()
+    return answer, body
 
 
 def _run(loop: asyncio.AbstractEventLoop, coroutine: Coroutine[Any, Any, T]) -> T:

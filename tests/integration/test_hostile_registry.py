@@ -180,9 +180,18 @@ def test_token_body_over_the_cap_is_refused_without_reading_it_all(transport: st
     assert sent < 16 * 1024 * 1024  # the client hung up near the cap (socket buffers hold the rest)
 
 
-@pytest.mark.parametrize("transport", ["http", "https"])
-def test_token_body_trickled_a_byte_at_a_time_obeys_the_timeout(transport: str, tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    ("transport", "declared"),
+    [("http", False), ("https", False), ("https", True)],
+    ids=["http", "https", "https-declared"],
+)
+def test_token_body_trickled_a_byte_at_a_time_obeys_the_timeout(
+    transport: str, declared: bool, tmp_path: Path
+) -> None:
+    """``declared``: the answer says its 54 bytes in ``Content-Length``, so the HTTPS event loop reads it whole
+    before handing it over (``_h2.PREFETCH``): that read must keep the same deadline."""
     tls, flags = _over(transport, tmp_path)
+    length = {"Content-Length": "54"} if declared else {}
 
     def trickle() -> Iterator[bytes]:
         for byte in b'{"token": "t"}' + b" " * 40:  # 54 bytes at 0.2 s: 10.8 s in all, each read quick
@@ -191,7 +200,7 @@ def test_token_body_trickled_a_byte_at_a_time_obeys_the_timeout(transport: str, 
 
     def script(request: Request) -> Reply | None:
         if request.path == "/token":
-            return Reply(200, {"Content-Type": "application/json"}, trickle())
+            return Reply(200, {"Content-Type": "application/json", **length}, trickle())
         return _challenge(realm_host, "https" if tls else "http")
 
     with EvilServer(script, tls=tls) as realm:
