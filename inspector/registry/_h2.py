@@ -13,9 +13,10 @@ httpcore's synchronous HTTP/2 cannot be shared by threads, for two reasons measu
 On an asyncio event loop both go away: one thread drives every connection, and asyncio's TLS (a memory BIO)
 reads and writes from that thread only. That is httpx's ``AsyncClient``, the path httpcore's HTTP/2 is built
 and tested for. ``LoopTransport`` puts it under the synchronous ``httpx.Client``: auth, redirects, event hooks,
-retries and body caps stay where they are; each request is handed to the loop, and its answer's body comes
-back chunk by chunk as the caller reads it. The loop thread and its client start at the first request (and
-asyncio is imported then: a run that never makes an HTTPS request does not pay for it).
+retries and body caps stay where they are; each request is handed to the loop, and its answer comes back
+with its body when that is small and declared (``PREFETCH``), else with a body read chunk by chunk as the
+caller reads it. The loop thread and its client start at the first request (and asyncio is imported then: a
+run that never makes an HTTPS request does not pay for it).
 """
 
 from __future__ import annotations
