@@ -106,7 +106,7 @@ def run_h2(config: Config, tools: Tools, log: Log) -> list[Section]:
             _show(config, tls_tools, tls, log),
             _tags(config, tls_tools, tls, log),
             _du(config, tls_tools, tls, log),
-            _show_far(config, tls_tools, tls, log),
+            _show(config, tls_tools, tls, log, far=True),
         ]
 
 
@@ -117,7 +117,16 @@ def _intro(config: Config) -> str:
     )
 
 
-def _show(config: Config, tools: Tools, tls: TlsFiles, log: Log) -> Section:
+FAR = 0.100  # seconds: a registry on another continent (section 10)
+
+
+def _show(config: Config, tools: Tools, tls: TlsFiles, log: Log, *, far: bool = False) -> Section:
+    """Section 7: ``show`` over TLS beside its peers. ``far``: section 10, the same at ``FAR`` (100 ms),
+    HTTP/2 beside HTTP/1.1 only, where the round trips, not this machine's CPU, bound the time (at 20 ms, with
+    the registry and the proxy on the same two cores, they do not)."""
+    near = config.latency
+    if far:
+        config = replace(config, latency=FAR)
     dataset = show_dataset(config.layers)
     n = dataset.facts["layers"]
     auth = _auth_requests(config)
@@ -126,6 +135,7 @@ def _show(config: Config, tools: Tools, tls: TlsFiles, log: Log) -> Section:
     floor = h2_floor(auth + 2, n, s, lat)  # challenge, token, manifest, config; then the blob HEADs
     show_ok, peer_ok, raw_ok = show_checks(n, dataset.manifests[0].digest)
     ca = ["--ca-file", str(tls.ca)]
+    http1 = 16 if far else c  # far: the adaptive limit's ceiling on HTTP/1.1, which it reaches there
     rows = [
         Row(
             f"**floor** (HTTP/2, {s} streams)",
@@ -134,10 +144,10 @@ def _show(config: Config, tools: Tools, tls: TlsFiles, log: Log) -> Section:
             floor,
             note=f"{auth + 2} dependent + ⌈{n:,} ÷ {s}⌉ waves",
         ),
-        Row(f"floor (HTTP/1.1, c={c})", c, needed, floor_seconds(needed, c, lat)),
+        Row(f"floor (HTTP/1.1, c={http1})", http1, needed, floor_seconds(needed, http1, lat)),
     ]
     with _tls_setup(dataset, config, tls, log) as (seeded, proxy):
-        log(f"workload 7: show over TLS ({dataset.name})")
+        log(f"workload {10 if far else 7}: show over TLS at {lat * 1000:.0f} ms ({dataset.name})")
         bench = _Bench(tools, proxy, lat, log, seeded)
         ref = f"{proxy.host}/{dataset.repository}:cache"
         measured = [
@@ -160,15 +170,6 @@ def _show(config: Config, tools: Tools, tls: TlsFiles, log: Log) -> Section:
                 note="HTTP/1.1 asked for: a TCP connection per request in flight",
             ),
             bench.row(
-                "oras-py (manifest, config, HEADs)",
-                tools.peer("oras-show", proxy.host, dataset.repository, "cache"),
-                repeat=config.slow_repeat,
-                concurrency=1,
-                min_requests=needed,
-                check=_json_check(peer_ok),
-                note="sequential: oras-py has no concurrency",
-            ),
-            bench.row(
                 "control: bare httpx, HTTP/2, one connection",
                 tools.peer("h2-show", proxy.host, dataset.repository, "cache"),
                 repeat=config.repeat,
@@ -177,106 +178,52 @@ def _show(config: Config, tools: Tools, tls: TlsFiles, log: Log) -> Section:
                 check=_json_check(peer_ok),
                 note="asyncio, every HEAD at once; no parsing, no analysis",
             ),
-            bench.row(
-                "skopeo inspect --raw (manifest only)",
-                [tools.skopeo, "inspect", "--raw", "--cert-dir", str(tls.cert_dir()), f"docker://{ref}"]
-                if tools.skopeo
-                else None,
-                repeat=config.repeat,
-                concurrency=1,
-                min_requests=1 + auth,
-                check=raw_ok,
-                note="does 1 of the workload's requests: no config, no blob checks",
-                unavailable="" if tools.skopeo else "skopeo not available",
-            ),
         ]
+        if not far:
+            measured[2:2] = [
+                bench.row(
+                    "oras-py (manifest, config, HEADs)",
+                    tools.peer("oras-show", proxy.host, dataset.repository, "cache"),
+                    repeat=config.slow_repeat,
+                    concurrency=1,
+                    min_requests=needed,
+                    check=_json_check(peer_ok),
+                    note="sequential: oras-py has no concurrency",
+                )
+            ]
+            measured.append(
+                bench.row(
+                    "skopeo inspect --raw (manifest only)",
+                    [tools.skopeo, "inspect", "--raw", "--cert-dir", str(tls.cert_dir()), f"docker://{ref}"]
+                    if tools.skopeo
+                    else None,
+                    repeat=config.repeat,
+                    concurrency=1,
+                    min_requests=1 + auth,
+                    check=raw_ok,
+                    note="does 1 of the workload's requests: no config, no blob checks",
+                    unavailable="" if tools.skopeo else "skopeo not available",
+                )
+            )
     for row in measured:
         if row.tool.startswith(("cacheinspect", "control")):
             row.floor = floor  # the HTTP/2 floor is the aim whatever the tool negotiated
         _protocols_note(row)
+    waves = f"⌈{n:,} ÷ {s}⌉ = {_waves(n, s)} of blob HEADs = {_ms(floor)}"
+    if far:
+        return Section(
+            f"10. HTTP/2 against HTTP/1.1 at {lat * 1000:.0f} ms: `show`, {n:,} layers, over TLS",
+            _intro(config) + f"The data set of section 7, {lat * 1000:.0f} ms per request instead of "
+            f"{near * 1000:.0f}: a registry far away, where round trips bound the time more than this machine's "
+            f"CPU. Floor: {auth + 2} dependent round trips, then {waves}.",
+            rows + measured,
+        )
     facts = dataset.facts
     return Section(
         f"7. HTTP/2: `show` with blob checks, {n:,} layers, over TLS",
         _intro(config) + f"The data set of section 1 (manifest {facts['manifest_bytes']:,} B, config "
-        f"{facts['config_bytes']:,} B). Floor: {auth + 2} dependent round trips, then ⌈{n:,} ÷ {s}⌉ = "
-        f"{_waves(n, s)} of blob HEADs = {_ms(floor)}; oras-py and skopeo keep their own floor.",
-        rows + measured,
-    )
-
-
-FAR = 0.100  # seconds: a registry on another continent (section 10)
-
-
-def _show_far(config: Config, tools: Tools, tls: TlsFiles, log: Log) -> Section:
-    """``show`` again at 100 ms, HTTP/2 beside HTTP/1.1: where the round trips, not this machine's CPU, bound
-    the time (at 20 ms, with the registry and the proxy on the same two cores, they do not)."""
-    far = replace(config, latency=FAR)
-    dataset = show_dataset(config.layers)
-    n = dataset.facts["layers"]
-    auth = _auth_requests(config)
-    needed = n + 2 + auth
-    s = config.h2_streams
-    floor = h2_floor(auth + 2, n, s, FAR)
-    show_ok, peer_ok, _ = show_checks(n, dataset.manifests[0].digest)
-    ca = ["--ca-file", str(tls.ca)]
-    rows = [
-        Row(
-            f"**floor** (HTTP/2, {s} streams)",
-            s,
-            needed,
-            floor,
-            note=f"{auth + 2} dependent + ⌈{n:,} ÷ {s}⌉ waves",
-        ),
-        Row(
-            "floor (HTTP/1.1, c=16)",
-            16,
-            needed,
-            floor_seconds(needed, 16, FAR),
-            note="adaptive's ceiling there",
-        ),
-    ]
-    with _tls_setup(dataset, far, tls, log) as (seeded, proxy):
-        log(f"workload 10: show over TLS at {FAR * 1000:.0f} ms ({dataset.name})")
-        bench = _Bench(tools, proxy, FAR, log, seeded)
-        ref = f"{proxy.host}/{dataset.repository}:cache"
-        measured = [
-            bench.row(
-                "cacheinspect show --json --ca-file",
-                [*tools.cacheinspect, "show", ref, "--json", *ca],
-                repeat=config.repeat,
-                concurrency=config.concurrency,
-                min_requests=needed,
-                check=_json_check(show_ok),
-                reference=True,
-            ),
-            bench.row(
-                "cacheinspect show --json --ca-file --http1",
-                [*tools.cacheinspect, "show", ref, "--json", *ca, "--http1"],
-                repeat=config.repeat,
-                concurrency=config.concurrency,
-                min_requests=needed,
-                check=_json_check(show_ok),
-                note="HTTP/1.1 asked for",
-            ),
-            bench.row(
-                "control: bare httpx, HTTP/2, one connection",
-                tools.peer("h2-show", proxy.host, dataset.repository, "cache"),
-                repeat=config.repeat,
-                concurrency=s,
-                min_requests=needed,
-                check=_json_check(peer_ok),
-                note="asyncio, every HEAD at once; no parsing, no analysis",
-            ),
-        ]
-    for row in measured:
-        row.floor = floor
-        _protocols_note(row)
-    return Section(
-        f"10. HTTP/2 against HTTP/1.1 at {FAR * 1000:.0f} ms: `show`, {n:,} layers, over TLS",
-        _intro(far) + f"The data set of section 7, {FAR * 1000:.0f} ms per request instead of "
-        f"{config.latency * 1000:.0f}: a registry far away, where round trips bound the time more than this "
-        f"machine's CPU. Floor: {auth + 2} dependent round trips, then ⌈{n:,} ÷ {s}⌉ = {_waves(n, s)} = "
-        f"{_ms(floor)}.",
+        f"{facts['config_bytes']:,} B). Floor: {auth + 2} dependent round trips, then {waves}; oras-py and "
+        "skopeo keep their own floor.",
         rows + measured,
     )
 

@@ -13,7 +13,6 @@ import json
 import socket
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import h2.config
@@ -24,9 +23,8 @@ import pytest
 
 from bench.h2proxy import H2LatencyProxy
 from bench.h2workloads import h2_floor
-from bench.tls import TlsFiles, make_tls, start_tls_registry
-from tests.harness.registry import LocalRegistry
-from tests.harness.support import require_registry_binary
+from bench.tls import make_tls
+from tests.harness.tlsregistry import TlsRegistry, put_blob, tls_registry
 
 REPO = "bench/h2"
 # Larger than HTTP/2's initial flow-control window (65,535 bytes, RFC 9113 §6.9.2) three times over,
@@ -54,43 +52,26 @@ MANIFEST = json.dumps(
 LATENCY = 0.5
 
 
-@dataclass(frozen=True)
-class Setup:
-    tls: TlsFiles
-    registry: LocalRegistry
-
-
 @pytest.fixture(scope="module")
-def setup(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Setup]:
-    require_registry_binary()
-    workdir = tmp_path_factory.mktemp("bench-h2")
-    tls = make_tls(workdir / "tls")
-    registry = start_tls_registry(workdir / "data", workdir, tls)
-    try:
-        with httpx.Client(verify=tls.client_context(), trust_env=False, timeout=30) as client:
-            base = f"https://{registry.host}/v2/{REPO}/blobs"
-            started = client.post(f"{base}/uploads/")
-            assert started.status_code == 202, started.text
-            location = httpx.URL(f"https://{registry.host}").join(started.headers["Location"])
-            put = client.put(location.copy_add_param("digest", BIG_DIGEST), content=BIG)
-            assert put.status_code == 201, put.text
-            for tag in TAGS:
-                response = client.put(
-                    f"https://{registry.host}/v2/{REPO}/manifests/{tag}",
-                    content=MANIFEST,
-                    headers={"Content-Type": "application/vnd.oci.image.manifest.v1+json"},
-                )
-                assert response.status_code == 201, response.text
-        yield Setup(tls, registry)
-    finally:
-        registry.stop()
+def setup(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TlsRegistry]:
+    with tls_registry(tmp_path_factory.mktemp("bench-h2")) as served, served.client() as client:
+        host = served.registry.host
+        assert put_blob(client, host, REPO, BIG) == BIG_DIGEST
+        for tag in TAGS:
+            response = client.put(
+                f"https://{host}/v2/{REPO}/manifests/{tag}",
+                content=MANIFEST,
+                headers={"Content-Type": "application/vnd.oci.image.manifest.v1+json"},
+            )
+            assert response.status_code == 201, response.text
+        yield served
 
 
-def _client(setup: Setup, *, http2: bool) -> httpx.Client:
-    return httpx.Client(http2=http2, verify=setup.tls.client_context(), trust_env=False, timeout=30)
+def _client(setup: TlsRegistry, *, http2: bool) -> httpx.Client:
+    return setup.client(http2=http2)
 
 
-def test_negotiates_h2_and_forwards_get_and_head(setup: Setup) -> None:
+def test_negotiates_h2_and_forwards_get_and_head(setup: TlsRegistry) -> None:
     with H2LatencyProxy(setup.registry.host, setup.tls, latency=0.0, auth=False) as proxy:
         proxy.reset()
         with _client(setup, http2=True) as client:
@@ -114,7 +95,7 @@ def test_negotiates_h2_and_forwards_get_and_head(setup: Setup) -> None:
     assert stats.kinds == {"GET blob": 1, "HEAD blob": 2}
 
 
-def test_body_larger_than_the_window_waits_for_window_updates(setup: Setup) -> None:
+def test_body_larger_than_the_window_waits_for_window_updates(setup: TlsRegistry) -> None:
     """A raw h2 client that grants no more than the initial window until it has read it all.
 
     RFC 9113 §6.9.2: both the connection's and each stream's window start at 65,535 bytes. So the proxy may
@@ -175,7 +156,7 @@ def test_body_larger_than_the_window_waits_for_window_updates(setup: Setup) -> N
     assert bytes(received) == BIG
 
 
-def test_chunked_answer_of_the_registry_is_forwarded_whole(setup: Setup) -> None:
+def test_chunked_answer_of_the_registry_is_forwarded_whole(setup: TlsRegistry) -> None:
     with _client(setup, http2=False) as client:
         direct = client.get(f"https://{setup.registry.host}/v2/{REPO}/tags/list")
     assert direct.headers.get("transfer-encoding") == "chunked"  # the case under test really happens
@@ -190,7 +171,7 @@ def test_chunked_answer_of_the_registry_is_forwarded_whole(setup: Setup) -> None
     assert listed.headers["content-length"] == str(len(direct.content))
 
 
-def test_latency_is_per_stream(setup: Setup) -> None:
+def test_latency_is_per_stream(setup: TlsRegistry) -> None:
     """Two requests in flight on one connection take one latency, not two."""
 
     async def two_at_once(host: str) -> tuple[float, list[httpx.Response]]:
@@ -217,7 +198,7 @@ def test_latency_is_per_stream(setup: Setup) -> None:
     assert LATENCY <= elapsed < 1.7 * LATENCY, elapsed
 
 
-def test_http1_fallback_and_token_realm(setup: Setup) -> None:
+def test_http1_fallback_and_token_realm(setup: TlsRegistry) -> None:
     """A client without HTTP/2 gets HTTP/1.1 over the same TLS port; the emulated token realm is HTTPS."""
     with H2LatencyProxy(setup.registry.host, setup.tls, latency=0.0, auth=True) as proxy:
         proxy.reset()

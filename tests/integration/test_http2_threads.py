@@ -18,7 +18,6 @@ import ssl
 import threading
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -28,41 +27,21 @@ import pytest
 import trustme
 
 from bench.h2proxy import H2LatencyProxy
-from bench.tls import TlsFiles, make_tls, start_tls_registry
 from inspector.registry.client import ClientOptions, RegistryClient
 from tests.harness.evilserver import EvilServer, Reply, Request, json_reply
-from tests.harness.registry import LocalRegistry
-from tests.harness.support import require_registry_binary
+from tests.harness.tlsregistry import TlsRegistry, put_blob, tls_registry
 
 REPO = "h2/threads"
 BLOBS = [f"blob {i}\n".encode() for i in range(10)]
 DIGESTS = ["sha256:" + hashlib.sha256(blob).hexdigest() for blob in BLOBS]
 
 
-@dataclass(frozen=True)
-class Setup:
-    tls: TlsFiles
-    registry: LocalRegistry
-
-
 @pytest.fixture(scope="module")
-def setup(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Setup]:
-    require_registry_binary()
-    workdir = tmp_path_factory.mktemp("h2-threads")
-    tls = make_tls(workdir / "tls")
-    registry = start_tls_registry(workdir / "data", workdir, tls)
-    try:
-        with httpx.Client(verify=tls.client_context(), trust_env=False, timeout=30) as client:
-            for blob, digest in zip(BLOBS, DIGESTS, strict=True):
-                base = f"https://{registry.host}/v2/{REPO}/blobs"
-                started = client.post(f"{base}/uploads/")
-                assert started.status_code == 202, started.text
-                location = httpx.URL(f"https://{registry.host}").join(started.headers["Location"])
-                put = client.put(location.copy_add_param("digest", digest), content=blob)
-                assert put.status_code == 201, put.text
-        yield Setup(tls, registry)
-    finally:
-        registry.stop()
+def setup(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TlsRegistry]:
+    with tls_registry(tmp_path_factory.mktemp("h2-threads")) as served, served.client() as client:
+        for blob in BLOBS:
+            put_blob(client, served.registry.host, REPO, blob)
+        yield served
 
 
 def _overlapping_heads(
@@ -99,7 +78,7 @@ def _overlapping_heads(
 
 
 def test_httpcores_sync_connection_gives_two_threads_one_stream_id(
-    setup: Setup, monkeypatch: pytest.MonkeyPatch
+    setup: TlsRegistry, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The control: httpx's synchronous HTTP/2, shared by threads, breaks requests (so the next can fail)."""
     url = f"https://{setup.registry.host}/v2/{REPO}/blobs/"
@@ -116,7 +95,7 @@ def test_httpcores_sync_connection_gives_two_threads_one_stream_id(
 
 
 def test_cacheinspects_client_gives_each_thread_its_own_stream(
-    setup: Setup, monkeypatch: pytest.MonkeyPatch
+    setup: TlsRegistry, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     url = f"https://{setup.registry.host}/v2/{REPO}/blobs/"
     with RegistryClient(ClientOptions(ca_file=str(setup.tls.ca), concurrency=8)) as client:
@@ -129,7 +108,7 @@ def test_cacheinspects_client_gives_each_thread_its_own_stream(
     assert results == [(200, "HTTP/2")] * 8
 
 
-def test_a_thousand_concurrent_requests_share_one_connection_cleanly(setup: Setup) -> None:
+def test_a_thousand_concurrent_requests_share_one_connection_cleanly(setup: TlsRegistry) -> None:
     """64 threads (``-j 64``), 1,000 blob HEADs, one HTTP/2 connection through a proxy that holds every stream
     10 ms. The proxy's ``h2`` validates each HEADERS block; a duplicate pseudo-header or a reused stream id is
     a connection error there (GOAWAY), which the client would meet as a retry (more than 1,000 HEADs) or a
@@ -149,7 +128,7 @@ def test_a_thousand_concurrent_requests_share_one_connection_cleanly(setup: Setu
     assert stats.peak_in_flight >= 16  # the streams really overlapped (30-60 seen; the CPU bounds it here)
 
 
-def test_copy_streams_a_blob_larger_than_the_window_over_one_http2_connection(setup: Setup) -> None:
+def test_copy_streams_a_blob_larger_than_the_window_over_one_http2_connection(setup: TlsRegistry) -> None:
     """``open_blob`` feeds ``upload_blob_stream`` (what ``copy`` does): the upload's body is read, chunk by
     chunk, from a download on the same event loop. 300,000 bytes: more than four times the initial 65,535-byte
     window each way, so both directions wait for WINDOW_UPDATEs."""
