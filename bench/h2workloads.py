@@ -42,6 +42,7 @@ from .workloads import (
     _Bench,
     _json_check,
     du_checks,
+    oras_show_row,
     show_checks,
     tags_checks,
 )
@@ -180,17 +181,7 @@ def _show(config: Config, tools: Tools, tls: TlsFiles, log: Log, *, far: bool = 
             ),
         ]
         if not far:
-            measured[2:2] = [
-                bench.row(
-                    "oras-py (manifest, config, HEADs)",
-                    tools.peer("oras-show", proxy.host, dataset.repository, "cache"),
-                    repeat=config.slow_repeat,
-                    concurrency=1,
-                    min_requests=needed,
-                    check=_json_check(peer_ok),
-                    note="sequential: oras-py has no concurrency",
-                )
-            ]
+            measured.insert(2, oras_show_row(bench, tools, proxy.host, dataset, config, needed, peer_ok))
             measured.append(
                 bench.row(
                     "skopeo inspect --raw (manifest only)",

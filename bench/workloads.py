@@ -29,6 +29,7 @@ __all__ = [
     "child_env",
     "du_checks",
     "ensure_skopeo",
+    "oras_show_row",
     "run_du",
     "run_gc_apply",
     "run_show",
@@ -215,6 +216,27 @@ def show_checks(
     return show_ok, peer_ok, raw_ok
 
 
+def oras_show_row(
+    bench: _Bench,
+    tools: Tools,
+    host: str,
+    dataset: DataSet,
+    config: Config,
+    needed: int,
+    peer_ok: Callable[[object], str | None],
+) -> Row:
+    """oras-py doing ``show``'s requests (manifest, config, a HEAD per blob) one after another, as it must."""
+    return bench.row(
+        "oras-py (manifest, config, HEADs)",
+        tools.peer("oras-show", host, dataset.repository, "cache"),
+        repeat=config.slow_repeat,
+        concurrency=1,
+        min_requests=needed,
+        check=_json_check(peer_ok),
+        note="sequential: oras-py has no concurrency",
+    )
+
+
 def run_show(config: Config, tools: Tools, log: Log) -> Section:
     dataset = show_dataset(config.layers)
     n = dataset.facts["layers"]
@@ -264,17 +286,7 @@ def run_show(config: Config, tools: Tools, log: Log) -> Section:
                     check=_json_check(show_ok),
                 )
             )
-        rows.append(
-            bench.row(
-                "oras-py (manifest, config, HEADs)",
-                tools.peer("oras-show", proxy.host, dataset.repository, "cache"),
-                repeat=config.slow_repeat,
-                concurrency=1,
-                min_requests=needed,
-                check=_json_check(peer_ok),
-                note="sequential: oras-py has no concurrency",
-            )
-        )
+        rows.append(oras_show_row(bench, tools, proxy.host, dataset, config, needed, peer_ok))
         rows.append(
             bench.row(
                 "naive sequential httpx loop",

@@ -67,14 +67,10 @@ def setup(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TlsRegistry]:
         yield served
 
 
-def _client(setup: TlsRegistry, *, http2: bool) -> httpx.Client:
-    return setup.client(http2=http2)
-
-
 def test_negotiates_h2_and_forwards_get_and_head(setup: TlsRegistry) -> None:
     with H2LatencyProxy(setup.registry.host, setup.tls, latency=0.0, auth=False) as proxy:
         proxy.reset()
-        with _client(setup, http2=True) as client:
+        with setup.client(http2=True) as client:
             base = f"https://{proxy.host}/v2/{REPO}/blobs"
             got = client.get(f"{base}/{BIG_DIGEST}")
             head = client.head(f"{base}/{BIG_DIGEST}")
@@ -157,12 +153,12 @@ def test_body_larger_than_the_window_waits_for_window_updates(setup: TlsRegistry
 
 
 def test_chunked_answer_of_the_registry_is_forwarded_whole(setup: TlsRegistry) -> None:
-    with _client(setup, http2=False) as client:
+    with setup.client(http2=False) as client:
         direct = client.get(f"https://{setup.registry.host}/v2/{REPO}/tags/list")
     assert direct.headers.get("transfer-encoding") == "chunked"  # the case under test really happens
     with (
         H2LatencyProxy(setup.registry.host, setup.tls, latency=0.0, auth=False) as proxy,
-        _client(setup, http2=True) as client,
+        setup.client(http2=True) as client,
     ):
         listed = client.get(f"https://{proxy.host}/v2/{REPO}/tags/list")
     assert listed.status_code == 200 and listed.http_version == "HTTP/2"
@@ -202,7 +198,7 @@ def test_http1_fallback_and_token_realm(setup: TlsRegistry) -> None:
     """A client without HTTP/2 gets HTTP/1.1 over the same TLS port; the emulated token realm is HTTPS."""
     with H2LatencyProxy(setup.registry.host, setup.tls, latency=0.0, auth=True) as proxy:
         proxy.reset()
-        with _client(setup, http2=False) as client:
+        with setup.client(http2=False) as client:
             url = f"https://{proxy.host}/v2/{REPO}/blobs/{BIG_DIGEST}"
             challenge = client.get(url)
             token = client.get(f"https://{proxy.host}/token", params={"scope": f"repository:{REPO}:pull"})
